@@ -1,0 +1,147 @@
+// The operating system behind one narrow interface: files, directories, rename, fsync,
+// fallocate, read-only mappings with madvise, and the clock.
+//
+// Everything that touches the model volume or the clock goes through an Env that the caller
+// passes in (never a global), so tests can inject the failures blob storage produces: EIO on the
+// Nth read, short files, rename done as copy + delete (blobfuse), fallocate refused, a fake clock.
+// EnvWrapper forwards every call; a test Env overrides only what it needs.
+//
+// Errors: every method returns a Status/Result whose message names the path and the syscall
+// ("open /models/ranker/manifest.json: No such file or directory"). errno becomes a Code in one
+// place (env_posix.cc, PosixError).
+//
+// Thread safety: PosixEnv is stateless and safe to share. Test Envs document their own rules.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace modelswap {
+
+// A read-only view of a whole file, valid until the object is destroyed. Backed by
+// Boost.Interprocess file_mapping + mapped_region in PosixEnv.
+class MappedFile {
+ public:
+  virtual ~MappedFile() = default;
+  virtual std::span<const std::byte> bytes() const = 0;
+  virtual const std::string& path() const = 0;
+};
+
+struct FileInfo {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  uint64_t inode = 0;
+  bool is_dir = false;
+};
+
+enum class OpenMode {
+  kRead,          // O_RDONLY
+  kCreateNew,     // O_WRONLY|O_CREAT|O_EXCL: fails with kAlreadyExists if present
+  kReadWriteNew,  // O_RDWR|O_CREAT|O_EXCL
+  kTruncate,      // O_WRONLY|O_CREAT|O_TRUNC
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+
+  // File descriptors are plain ints so callers can pass them to other APIs (mmap, fadvise).
+  virtual Result<int> Open(const std::string& path, OpenMode mode) = 0;
+  virtual void Close(int fd) = 0;
+  // Reads up to out.size() bytes at offset; returns how many were read (0 at end of file).
+  virtual Result<size_t> PRead(int fd, std::span<std::byte> out, uint64_t offset) = 0;
+  // Writes all of data at offset, retrying short writes.
+  virtual Status PWrite(int fd, std::span<const std::byte> data, uint64_t offset) = 0;
+  virtual Status Fsync(int fd) = 0;
+  // Reserves space. kNotSupported when the filesystem refuses (blobfuse, some FUSE, tmpfs on old
+  // kernels): callers then simply write without reserving.
+  virtual Status Fallocate(int fd, uint64_t offset, uint64_t length) = 0;
+  virtual Status Truncate(int fd, uint64_t length) = 0;
+
+  // Atomic replace of `to` (POSIX rename). On blobfuse this is really copy + delete.
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  // Like Rename but fails with kAlreadyExists if `to` exists. Uses RENAME_NOREPLACE where the
+  // filesystem supports it, else an existence check then rename (racy only against another
+  // writer of the same name, which the operator never runs).
+  virtual Status RenameNoReplace(const std::string& from, const std::string& to) = 0;
+  virtual Status Remove(const std::string& path) = 0;
+  virtual Status FsyncDir(const std::string& dir) = 0;
+  virtual Status CreateDirs(const std::string& dir) = 0;
+  virtual Result<FileInfo> Stat(const std::string& path) = 0;
+  // Names (not paths) of the entries of dir, without "." and "..".
+  virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
+
+  // Maps the whole file read-only. kCorruption for an empty file (nothing to map).
+  virtual Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path) = 0;
+
+  // Monotonic and wall clocks, and sleeping, so tests can run time forward.
+  virtual int64_t NowMonotonicNanos() = 0;
+  virtual int64_t NowUnixNanos() = 0;
+  virtual void SleepForNanos(int64_t nanos) = 0;
+};
+
+// The real OS. Stateless; one shared instance.
+Env* DefaultEnv();
+
+// Forwards every call to a target Env; subclass and override what a test needs to change.
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env* target) : target_(target) {}
+  Env* target() const { return target_; }
+
+  Result<int> Open(const std::string& p, OpenMode m) override { return target_->Open(p, m); }
+  void Close(int fd) override { target_->Close(fd); }
+  Result<size_t> PRead(int fd, std::span<std::byte> out, uint64_t off) override {
+    return target_->PRead(fd, out, off);
+  }
+  Status PWrite(int fd, std::span<const std::byte> data, uint64_t off) override {
+    return target_->PWrite(fd, data, off);
+  }
+  Status Fsync(int fd) override { return target_->Fsync(fd); }
+  Status Fallocate(int fd, uint64_t off, uint64_t len) override {
+    return target_->Fallocate(fd, off, len);
+  }
+  Status Truncate(int fd, uint64_t len) override { return target_->Truncate(fd, len); }
+  Status Rename(const std::string& f, const std::string& t) override {
+    return target_->Rename(f, t);
+  }
+  Status RenameNoReplace(const std::string& f, const std::string& t) override {
+    return target_->RenameNoReplace(f, t);
+  }
+  Status Remove(const std::string& p) override { return target_->Remove(p); }
+  Status FsyncDir(const std::string& d) override { return target_->FsyncDir(d); }
+  Status CreateDirs(const std::string& d) override { return target_->CreateDirs(d); }
+  Result<FileInfo> Stat(const std::string& p) override { return target_->Stat(p); }
+  Result<std::vector<std::string>> ListDir(const std::string& d) override {
+    return target_->ListDir(d);
+  }
+  Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& p) override {
+    return target_->MapReadOnly(p);
+  }
+  int64_t NowMonotonicNanos() override { return target_->NowMonotonicNanos(); }
+  int64_t NowUnixNanos() override { return target_->NowUnixNanos(); }
+  void SleepForNanos(int64_t n) override { target_->SleepForNanos(n); }
+
+ private:
+  Env* target_;
+};
+
+// Helpers built only on the interface above.
+
+// Reads a whole (small) file: manifests, termination logs. Fails on files over max_bytes.
+Result<std::string> ReadFileToString(Env* env, const std::string& path,
+                                     uint64_t max_bytes = 16 << 20);
+// Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir.
+Status WriteFileAtomic(Env* env, const std::string& path, std::string_view data);
+
+// Joins path parts with '/'.
+std::string JoinPath(std::string_view a, std::string_view b);
+std::string DirName(std::string_view path);
+
+}  // namespace modelswap

@@ -1,0 +1,307 @@
+// PosixEnv: the real operating system behind the Env interface (Linux).
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <boost/interprocess/file_mapping.hpp>
+#include <boost/interprocess/mapped_region.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "common/env.h"
+
+namespace modelswap {
+namespace {
+
+Code CodeForErrno(int err) {
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return Code::kNotFound;
+    case EEXIST:
+    case ENOTEMPTY:
+      return Code::kAlreadyExists;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return Code::kPermissionDenied;
+    case EOPNOTSUPP:
+    case ENOSYS:
+      return Code::kNotSupported;
+    case EINVAL:
+      return Code::kInvalidArgument;
+    default:
+      return Code::kIOError;
+  }
+}
+
+// The one place errno becomes an Error; the message names the call and the path.
+Error PosixError(std::string_view call, std::string_view path, int err) {
+  return Error(CodeForErrno(err),
+               std::string(call) + " " + std::string(path) + ": " + std::strerror(err));
+}
+
+class BoostMappedFile final : public MappedFile {
+ public:
+  BoostMappedFile(std::string path, boost::interprocess::mapped_region region)
+      : path_(std::move(path)), region_(std::move(region)) {}
+  std::span<const std::byte> bytes() const override {
+    return {static_cast<const std::byte*>(region_.get_address()), region_.get_size()};
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  boost::interprocess::mapped_region region_;
+};
+
+class PosixEnv final : public Env {
+ public:
+  Result<int> Open(const std::string& path, OpenMode mode) override {
+    int flags = O_CLOEXEC;
+    switch (mode) {
+      case OpenMode::kRead:
+        flags |= O_RDONLY;
+        break;
+      case OpenMode::kCreateNew:
+        flags |= O_WRONLY | O_CREAT | O_EXCL;
+        break;
+      case OpenMode::kReadWriteNew:
+        flags |= O_RDWR | O_CREAT | O_EXCL;
+        break;
+      case OpenMode::kTruncate:
+        flags |= O_WRONLY | O_CREAT | O_TRUNC;
+        break;
+    }
+    int fd = ::open(path.c_str(), flags, 0644);
+    if (fd < 0) return Fail(PosixError("open", path, errno));
+    return fd;
+  }
+
+  void Close(int fd) override { ::close(fd); }
+
+  Result<size_t> PRead(int fd, std::span<std::byte> out, uint64_t offset) override {
+    for (;;) {
+      ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(offset));
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return Fail(PosixError("pread", "fd " + std::to_string(fd), errno));
+    }
+  }
+
+  Status PWrite(int fd, std::span<const std::byte> data, uint64_t offset) override {
+    while (!data.empty()) {
+      ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Fail(PosixError("pwrite", "fd " + std::to_string(fd), errno));
+      }
+      data = data.subspan(static_cast<size_t>(n));
+      offset += static_cast<uint64_t>(n);
+    }
+    return Ok();
+  }
+
+  Status Fsync(int fd) override {
+    if (::fsync(fd) != 0) return Fail(PosixError("fsync", "fd " + std::to_string(fd), errno));
+    return Ok();
+  }
+
+  Status Fallocate(int fd, uint64_t offset, uint64_t length) override {
+    // fallocate(2), not glibc's posix_fallocate: where the filesystem lacks fallocate, glibc
+    // emulates it by writing a byte into every block, which on blobfuse means uploading zeros.
+    // We want the refusal instead, and then write without reserving.
+    if (::fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0) {
+      return Ok();
+    }
+    int err = errno;
+    if (err == EOPNOTSUPP || err == ENOSYS || err == EINVAL) {
+      return Fail(Code::kNotSupported,
+                  "fallocate refused by the filesystem: " + std::string(std::strerror(err)));
+    }
+    return Fail(PosixError("fallocate", "fd " + std::to_string(fd), err));
+  }
+
+  Status Truncate(int fd, uint64_t length) override {
+    if (::ftruncate(fd, static_cast<off_t>(length)) != 0) {
+      return Fail(PosixError("ftruncate", "fd " + std::to_string(fd), errno));
+    }
+    return Ok();
+  }
+
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return Fail(PosixError("rename", from + " -> " + to, errno));
+    }
+    return Ok();
+  }
+
+  Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    if (::syscall(SYS_renameat2, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) ==
+        0) {
+      return Ok();
+    }
+    int err = errno;
+    if (err == EEXIST) return Fail(Code::kAlreadyExists, to + " already exists");
+    if (err != EINVAL && err != ENOSYS && err != EOPNOTSUPP) {
+      return Fail(PosixError("renameat2", from + " -> " + to, err));
+    }
+    // The filesystem lacks RENAME_NOREPLACE (FUSE without it): check, then rename.
+    struct stat st;
+    if (::stat(to.c_str(), &st) == 0) return Fail(Code::kAlreadyExists, to + " already exists");
+    return Rename(from, to);
+  }
+
+  Status Remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return Fail(PosixError("unlink", path, errno));
+    return Ok();
+  }
+
+  Status FsyncDir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Fail(PosixError("open dir", dir, errno));
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    // Some FUSE filesystems reject fsync on directories; the rename is then as durable as the
+    // filesystem can make it.
+    if (rc != 0 && err != EINVAL && err != ENOSYS && err != EOPNOTSUPP) {
+      return Fail(PosixError("fsync dir", dir, err));
+    }
+    return Ok();
+  }
+
+  Status CreateDirs(const std::string& dir) override {
+    std::string partial;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+      pos = dir.find('/', pos + 1);
+      partial = dir.substr(0, pos);
+      if (partial.empty()) continue;
+      if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) {
+        return Fail(PosixError("mkdir", partial, errno));
+      }
+    }
+    return Ok();
+  }
+
+  Result<FileInfo> Stat(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return Fail(PosixError("stat", path, errno));
+    FileInfo info;
+    info.size = static_cast<uint64_t>(st.st_size);
+    info.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+    info.inode = st.st_ino;
+    info.is_dir = S_ISDIR(st.st_mode);
+    return info;
+  }
+
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return Fail(PosixError("opendir", dir, errno));
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string_view name = e->d_name;
+      if (name != "." && name != "..") names.emplace_back(name);
+    }
+    ::closedir(d);
+    return names;
+  }
+
+  Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path) override {
+    namespace bip = boost::interprocess;
+    auto info = Stat(path);
+    if (!info) return Fail(info.error());
+    if (info->size == 0) return Fail(Code::kCorruption, path + ": file is empty");
+    try {
+      bip::file_mapping mapping(path.c_str(), bip::read_only);
+      bip::mapped_region region(mapping, bip::read_only);
+      return std::unique_ptr<MappedFile>(new BoostMappedFile(path, std::move(region)));
+    } catch (const bip::interprocess_exception& e) {
+      return Fail(Code::kIOError, "map " + path + ": " + e.what());
+    }
+  }
+
+  int64_t NowMonotonicNanos() override {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  int64_t NowUnixNanos() override {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+  void SleepForNanos(int64_t nanos) override {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(nanos));
+  }
+};
+
+}  // namespace
+
+Env* DefaultEnv() {
+  static PosixEnv env;
+  return &env;
+}
+
+std::string JoinPath(std::string_view a, std::string_view b) {
+  if (a.empty()) return std::string(b);
+  std::string out(a);
+  if (out.back() != '/') out.push_back('/');
+  out.append(b);
+  return out;
+}
+
+std::string DirName(std::string_view path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string_view::npos) return ".";
+  if (slash == 0) return "/";
+  return std::string(path.substr(0, slash));
+}
+
+Result<std::string> ReadFileToString(Env* env, const std::string& path, uint64_t max_bytes) {
+  MS_ASSIGN_OR_RETURN(int fd, env->Open(path, OpenMode::kRead));
+  std::string out;
+  uint64_t offset = 0;
+  std::byte buf[64 * 1024];
+  for (;;) {
+    auto n = env->PRead(fd, buf, offset);
+    if (!n) {
+      env->Close(fd);
+      return Fail(n.error().Context(path));
+    }
+    if (*n == 0) break;
+    out.append(reinterpret_cast<const char*>(buf), *n);
+    offset += *n;
+    if (offset > max_bytes) {
+      env->Close(fd);
+      return Fail(Code::kInvalidArgument,
+                  path + ": larger than " + std::to_string(max_bytes) + " bytes");
+    }
+  }
+  env->Close(fd);
+  return out;
+}
+
+Status WriteFileAtomic(Env* env, const std::string& path, std::string_view data) {
+  std::string dir = DirName(path);
+  std::string tmp =
+      JoinPath(dir, ".tmp-" + path.substr(dir.size() + 1) + "-" +
+                        std::to_string(env->NowUnixNanos()) + "-" + std::to_string(::getpid()));
+  MS_ASSIGN_OR_RETURN(int fd, env->Open(tmp, OpenMode::kCreateNew));
+  Status st = env->PWrite(fd, std::as_bytes(std::span(data)), 0);
+  if (st) st = env->Fsync(fd);
+  env->Close(fd);
+  if (st) st = env->Rename(tmp, path);
+  if (!st) {
+    (void)env->Remove(tmp);
+    return st;
+  }
+  return env->FsyncDir(dir);
+}
+
+}  // namespace modelswap

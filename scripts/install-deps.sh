@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package modelswap needs to build, test, benchmark and run its demo.
+# Idempotent: skips apt entirely when everything is already there (fast re-runs, offline CI).
+set -euo pipefail
+PACKAGES=(
+  build-essential cmake pkg-config git python3 clang clang-format
+  libcpprest-dev libboost-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
+  libcli11-dev prometheus-cpp-dev libxxhash-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  vmtouch bindfs fuse3 procps
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} Debian packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,230 @@
+// The channel protocol: the writer's publish, the readers' seqlock reads and loss accounting, and
+// the recovery a writer runs when it attaches to a channel a previous writer left behind. File
+// creation, attach and header checks are in channel_open.cc.
+//
+// Why the payload is copied with relaxed 8-byte atomic accesses rather than memcpy: a seqlock
+// reader copies bytes the writer may be changing at that moment. With memcpy that is a data race,
+// undefined behaviour in the C++ memory model, even though the copy is thrown away (the Linux
+// kernel and some libraries accept this and rely on the compiler not noticing). Making every
+// shared word a relaxed std::atomic_ref access removes the race entirely (this is the fix Hans
+// Boehm describes in "Can seqlocks get along with programming language memory models?", 2012),
+// and on x86-64 and arm64 a relaxed aligned 8-byte load or store is an ordinary mov / ldr / str,
+// so the only cost is that the compiler does not vectorise the copy. The slot payload is 8-byte
+// aligned and padded to a multiple of 8 (channel_layout.h), so whole words never leave the slot.
+//
+// Memory orders, all in one place (the comments at each access name their partner):
+//   writer: version=2s-1 relaxed -> release fence -> length/payload relaxed
+//           -> version=2s release -> published_seq=s release
+//   reader: version acquire (v1) -> length/payload relaxed -> acquire fence -> version relaxed (v2)
+// If v1 == 2s the reader synchronises with the writer's release store of 2s, so it sees all of
+// message s. If any copied word came from a later write (message s+kN), that word was stored
+// after the writer's release fence, so the reader's acquire fence synchronises with it and v2
+// is at least that write's odd version: v2 != v1 and the copy is discarded.
+#include "sidecar/client/channel.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace modelswap {
+namespace {
+
+static_assert(std::atomic_ref<uint64_t>::is_always_lock_free,
+              "channel words must be lock-free: shared between processes, no locks possible");
+static_assert(std::atomic_ref<uint32_t>::is_always_lock_free, "slot length must be lock-free");
+static_assert(std::atomic_ref<uint64_t>::required_alignment <= 8, "8-byte alignment suffices");
+static_assert(MS_CHANNEL_SLOT_HEADER_BYTES % 8 == 0, "payload must be 8-byte aligned");
+
+// Lock-free atomics are address-free, so atomic_ref works on memory that other processes map at
+// other addresses. Readers map the file PROT_READ; they only ever load through these refs.
+inline std::atomic_ref<uint64_t> Word(std::byte* p) {
+  return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(p));
+}
+inline std::atomic_ref<uint64_t> Word(uint64_t& field) {
+  return std::atomic_ref<uint64_t>(field);
+}
+inline std::atomic_ref<uint32_t> Word32(std::byte* p) {
+  return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(p));
+}
+
+inline std::byte* SlotAt(std::byte* base, uint64_t index, uint32_t stride) {
+  return base + MS_CHANNEL_HEADER_BYTES + index * stride;
+}
+
+// Payload in: relaxed word stores (ordering comes from the fence before and the release after).
+void StoreWords(std::byte* dst, const std::byte* src, size_t len) {
+  const size_t full = len / 8;
+  for (size_t i = 0; i < full; ++i) {
+    uint64_t w;
+    std::memcpy(&w, src + i * 8, 8);
+    Word(dst + i * 8).store(w, std::memory_order_relaxed);
+  }
+  if (const size_t tail = len % 8; tail != 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, src + full * 8, tail);
+    Word(dst + full * 8).store(w, std::memory_order_relaxed);
+  }
+}
+
+// Payload out: relaxed word loads (validated afterwards by the acquire fence + version recheck).
+void LoadWords(std::byte* dst, std::byte* src, size_t len) {
+  const size_t full = len / 8;
+  for (size_t i = 0; i < full; ++i) {
+    const uint64_t w = Word(src + i * 8).load(std::memory_order_relaxed);
+    std::memcpy(dst + i * 8, &w, 8);
+  }
+  if (const size_t tail = len % 8; tail != 0) {
+    const uint64_t w = Word(src + full * 8).load(std::memory_order_relaxed);
+    std::memcpy(dst + full * 8, &w, tail);
+  }
+}
+
+}  // namespace
+
+uint64_t ChannelWriter::Publish(std::span<const std::byte> msg) {
+  if (msg.size() > message_bytes_) return 0;
+  const uint64_t seq = next_seq_;
+  std::byte* slot = SlotAt(map_.base(), seq & mask_, stride_);
+  auto version = Word(slot);
+  // Relaxed is enough: the release fence below orders this store before every payload store, for
+  // any reader whose acquire fence follows a load of one of those payload words.
+  version.store(2 * seq - 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  // Relaxed: protected by the seqlock; published by the release store of the even version.
+  Word32(slot + offsetof(ms_channel_slot_header, length))
+      .store(static_cast<uint32_t>(msg.size()), std::memory_order_relaxed);
+  StoreWords(slot + MS_CHANNEL_SLOT_HEADER_BYTES, msg.data(), msg.size());
+  // Release: pairs with the reader's acquire load of v1; makes the payload above visible with it.
+  version.store(2 * seq, std::memory_order_release);
+  // Release: pairs with the acquire loads in ReadLatest and the lapped path of ReadNext, which
+  // then find the slot already at version >= 2*seq.
+  Word(map_.header()->published_seq).store(seq, std::memory_order_release);
+  next_seq_ = seq + 1;
+  return seq;
+}
+
+// Runs once at attach, while this process holds the writer flock, so no other writer is active.
+// A previous writer may have died: after the even store but before published_seq (then the slot
+// is newer than published_seq), or mid-write (an odd version). Sequence ids must continue above
+// everything any reader may have seen, and versions in a slot must never go down.
+void ChannelWriter::Recover() {
+  ms_channel_header* header = map_.header();
+  // Acquire: pairs with the previous writer's release store (it may have run on another core).
+  uint64_t published = Word(header->published_seq).load(std::memory_order_acquire);
+  uint64_t next = published + 1;
+  abandoned_slots_ = 0;
+  for (uint64_t i = 0; i <= mask_; ++i) {
+    // Acquire for the same reason as above; no other writer can change it now.
+    const uint64_t v = Word(SlotAt(map_.base(), i, stride_)).load(std::memory_order_acquire);
+    if (v % 2 == 1) {
+      ++abandoned_slots_;
+      // Message (v+1)/2 was never completed; the next publish reuses its id and rewrites the
+      // slot (same slot, since ids are congruent), which is the repair.
+      next = std::max(next, (v + 1) / 2);
+    } else if (v != 0) {
+      next = std::max(next, v / 2 + 1);
+    }
+  }
+  // Release: pairs with readers' acquire loads; the slots it vouches for are already complete.
+  Word(header->published_seq).store(next - 1, std::memory_order_release);
+  Word(header->writer_epoch)
+      .store(Word(header->writer_epoch).load(std::memory_order_relaxed) + 1,
+             std::memory_order_relaxed);  // diagnostics only; no ordering needed
+  next_seq_ = next;
+}
+
+bool ChannelReader::TryCopy(uint64_t seq, uint64_t v1, std::span<std::byte> out, uint32_t* length) {
+  std::byte* slot = SlotAt(map_.base(), seq & mask_, stride_);
+  // Relaxed: validated by the version recheck below; clamped so a torn value cannot overrun.
+  const uint32_t len = std::min(
+      Word32(slot + offsetof(ms_channel_slot_header, length)).load(std::memory_order_relaxed),
+      message_bytes_);
+  LoadWords(out.data(), slot + MS_CHANNEL_SLOT_HEADER_BYTES, len);
+  // Acquire fence: pairs with the writer's release fence after its odd store (see file comment).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  // Relaxed: the fence above already orders it after the payload loads.
+  const uint64_t v2 = Word(slot).load(std::memory_order_relaxed);
+  if (v2 != v1) {
+    ++torn_retries_;
+    return false;
+  }
+  *length = len;
+  return true;
+}
+
+ReadResult ChannelReader::ReadNext(std::span<std::byte> out) {
+  if (out.size() < message_bytes_) return {.status = ReadStatus::kBufferTooSmall};
+  for (;;) {
+    const uint64_t want = next_seq_;
+    std::byte* slot = SlotAt(map_.base(), want & mask_, stride_);
+    // Acquire: pairs with the writer's release store of the even version (payload visible).
+    const uint64_t v1 = Word(slot).load(std::memory_order_acquire);
+    if (v1 < 2 * want) return {.status = ReadStatus::kEmpty};  // not written yet (or mid-write)
+    if (v1 == 2 * want) {
+      uint32_t len = 0;
+      if (!TryCopy(want, v1, out, &len)) continue;  // overwritten meanwhile: re-evaluate
+      const uint64_t missed = pending_missed_;
+      total_missed_ += missed;
+      pending_missed_ = 0;
+      next_seq_ = want + 1;
+      return {.status = ReadStatus::kMessage, .length = len, .seq = want, .missed = missed};
+    }
+    // Lapped: the slot holds (or is being given) message t >= want + N, so every id <= t - N has
+    // been overwritten. published_seq may prove more ids gone; acquire pairs with its release.
+    const uint64_t t = (v1 + 1) / 2;
+    const uint64_t p = Word(map_.header()->published_seq).load(std::memory_order_acquire);
+    const uint64_t first_alive = std::max(t, p) - mask_;  // = newest - N + 1
+    pending_missed_ += first_alive - want;
+    next_seq_ = first_alive;
+  }
+}
+
+ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
+  if (out.size() < message_bytes_) return {.status = ReadStatus::kBufferTooSmall};
+  for (;;) {
+    // Acquire: pairs with Publish's release store, so the slot is at version >= 2p.
+    const uint64_t p = Word(map_.header()->published_seq).load(std::memory_order_acquire);
+    if (p == 0) return {.status = ReadStatus::kEmpty};
+    std::byte* slot = SlotAt(map_.base(), p & mask_, stride_);
+    // Acquire: pairs with the writer's release store of the even version.
+    const uint64_t v1 = Word(slot).load(std::memory_order_acquire);
+    uint32_t len = 0;
+    if (v1 != 2 * p || !TryCopy(p, v1, out, &len)) continue;  // lapped: a newer p exists
+    uint64_t missed = 0;
+    if (p >= next_seq_) {
+      missed = pending_missed_ + (p - next_seq_);
+      total_missed_ += missed;
+      pending_missed_ = 0;
+      next_seq_ = p + 1;
+    }
+    return {.status = ReadStatus::kMessage, .length = len, .seq = p, .missed = missed};
+  }
+}
+
+uint64_t ChannelReader::published_seq() const {
+  // Acquire: pairs with Publish's release store (callers may go on to read the slot).
+  return Word(map_.header()->published_seq).load(std::memory_order_acquire);
+}
+
+uint64_t ChannelReader::writer_epoch() const {
+  // Relaxed: a diagnostic counter that orders nothing.
+  return Word(map_.header()->writer_epoch).load(std::memory_order_relaxed);
+}
+
+Result<bool> ChannelReader::Replaced() const {
+  struct stat mapped {};
+  struct stat named {};
+  if (::fstat(map_.fd(), &mapped) != 0) {
+    return Fail(Code::kIOError, "fstat " + map_.path() + ": " + std::strerror(errno));
+  }
+  if (::stat(map_.path().c_str(), &named) != 0) {
+    if (errno == ENOENT) return true;
+    return Fail(Code::kIOError, "stat " + map_.path() + ": " + std::strerror(errno));
+  }
+  return named.st_ino != mapped.st_ino || named.st_dev != mapped.st_dev;
+}
+
+}  // namespace modelswap

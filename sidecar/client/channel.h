@@ -1,0 +1,175 @@
+// Shared-memory channels: one writer, any number of readers, `<shm-dir>/channels/<name>.chan`.
+//
+// A channel is a ring of N slots (N a power of two) plus a latest-value mailbox, each slot guarded
+// by its own seqlock; the byte layout and both protocols are in channel_layout.h. Properties:
+//   - the writer never waits and never takes a lock on the hot path (Publish is wait-free);
+//   - readers never write shared state (they map the file read-only) and never return a
+//     half-written message; ReadNext tells exactly how many messages were skipped;
+//   - sequence ids start at 1 and stay monotonic across writer restarts (kept in the file);
+//   - a writer killed at any instruction leaves a file the next writer and every reader can use.
+//
+// Threading: a ChannelWriter or ChannelReader object is used by one thread at a time (it keeps a
+// private cursor); open one reader per reading thread. Any number of processes may read.
+// Errors: Open() returns an Error naming the failed check; the hot-path calls return a ReadStatus.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "sidecar/client/channel_layout.h"
+
+namespace modelswap {
+
+struct ChannelOptions {
+  // Ring size N: a power of two in [1, MS_CHANNEL_MAX_SLOTS]. A reader can fall up to N - 1
+  // messages behind before it starts losing messages.
+  uint32_t slot_count = 16;
+  // Largest message, in [1, MS_CHANNEL_MAX_MESSAGE_BYTES]. Fixed at creation.
+  uint32_t message_bytes = 0;
+};
+
+// Where a new reader's ReadNext cursor starts.
+enum class StartAt {
+  kNextPublished,    // only messages published after Open
+  kOldestAvailable,  // the oldest message still in the ring
+};
+
+enum class ReadStatus : int {
+  kMessage = 0,         // out holds a complete message
+  kEmpty = 1,           // nothing (new) to read
+  kBufferTooSmall = 2,  // out.size() < message_bytes(); nothing consumed
+};
+
+struct ReadResult {
+  ReadStatus status = ReadStatus::kEmpty;
+  uint32_t length = 0;  // payload bytes written to out
+  uint64_t seq = 0;     // sequence id of the message
+  // Messages between the previous one this reader returned and this one that it never returned
+  // (overwritten before it got to them, or jumped over by ReadLatest). Exact.
+  uint64_t missed = 0;
+};
+
+// Checks a channel name: [A-Za-z0-9][A-Za-z0-9._-]{0,62}, so it cannot escape the directory.
+Status ValidateChannelName(std::string_view name);
+// `<shm_dir>/channels/<name>.chan` (name must be valid).
+std::string ChannelPath(std::string_view shm_dir, std::string_view name);
+// $MODELSWAP_SHM_DIR, else /dev/shm/modelswap.
+std::string DefaultShmDir();
+
+// A mapped channel file; move-only. Shared by writer and reader.
+class ChannelMapping {
+ public:
+  ChannelMapping() = default;
+  ChannelMapping(int fd, std::byte* base, size_t size, std::string path)
+      : fd_(fd), base_(base), size_(size), path_(std::move(path)) {}
+  ChannelMapping(ChannelMapping&& other) noexcept { *this = std::move(other); }
+  ChannelMapping& operator=(ChannelMapping&& other) noexcept;
+  ChannelMapping(const ChannelMapping&) = delete;
+  ChannelMapping& operator=(const ChannelMapping&) = delete;
+  ~ChannelMapping();
+
+  int fd() const { return fd_; }
+  std::byte* base() const { return base_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  ms_channel_header* header() const { return reinterpret_cast<ms_channel_header*>(base_); }
+
+ private:
+  int fd_ = -1;
+  std::byte* base_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+class ChannelWriter {
+ public:
+  // Creates the channel, or attaches to an existing one whose slot_count and message_bytes equal
+  // options (else kFailedPrecondition naming both values) and continues its sequence. Fails with
+  // kFailedPrecondition while another live writer holds the channel.
+  [[nodiscard]] static Result<ChannelWriter> Open(std::string_view shm_dir, std::string_view name,
+                                                  const ChannelOptions& options);
+
+  ChannelWriter(ChannelWriter&&) noexcept = default;
+  ChannelWriter& operator=(ChannelWriter&&) noexcept = default;
+
+  // Publishes msg and returns its sequence id, or 0 (and publishes nothing) if msg is longer than
+  // message_bytes(). Wait-free: a fixed number of stores plus the copy.
+  [[nodiscard]] uint64_t Publish(std::span<const std::byte> msg);
+
+  uint64_t last_published() const { return next_seq_ - 1; }
+  uint32_t message_bytes() const { return message_bytes_; }
+  uint32_t slot_count() const { return mask_ + 1; }
+  // Slots a previous writer left mid-write (odd version) when this one attached.
+  uint32_t abandoned_slots() const { return abandoned_slots_; }
+  const std::string& path() const { return map_.path(); }
+
+ private:
+  ChannelWriter(ChannelMapping map) : map_(std::move(map)) {}
+  void Recover();
+
+  ChannelMapping map_;
+  uint64_t next_seq_ = 1;  // writer-private; published_seq in the file trails it by one
+  uint32_t mask_ = 0;
+  uint32_t message_bytes_ = 0;
+  uint32_t stride_ = 0;
+  uint32_t abandoned_slots_ = 0;
+};
+
+class ChannelReader {
+ public:
+  // Attaches read-only. expected_message_bytes: 0 accepts any size, else it must equal the
+  // channel's (kFailedPrecondition otherwise). kNotFound if the channel does not exist yet.
+  [[nodiscard]] static Result<ChannelReader> Open(std::string_view shm_dir, std::string_view name,
+                                                  uint32_t expected_message_bytes,
+                                                  StartAt start = StartAt::kNextPublished);
+
+  ChannelReader(ChannelReader&&) noexcept = default;
+  ChannelReader& operator=(ChannelReader&&) noexcept = default;
+
+  // The message at the cursor (skipping, and counting, any that were overwritten), or kEmpty if
+  // it is not published yet. out.size() must be >= message_bytes(). Lock-free: retries only when
+  // the writer overwrote the slot during the copy.
+  [[nodiscard]] ReadResult ReadNext(std::span<std::byte> out);
+  // The newest complete message (again, if nothing newer arrived); moves the cursor past it and
+  // reports the messages it jumped over as missed. kEmpty only before the first publish.
+  [[nodiscard]] ReadResult ReadLatest(std::span<std::byte> out);
+
+  // Newest published sequence id: an estimate, it may advance right after the call.
+  uint64_t published_seq() const;
+  uint64_t writer_epoch() const;
+  uint64_t next_seq() const { return next_seq_; }
+  uint64_t total_missed() const { return total_missed_; }
+  // Copies discarded because the writer changed the slot meanwhile (contention diagnostic).
+  uint64_t torn_retries() const { return torn_retries_; }
+  uint32_t message_bytes() const { return message_bytes_; }
+  uint32_t slot_count() const { return mask_ + 1; }
+  const std::string& path() const { return map_.path(); }
+  // True when the path no longer names the mapped file (removed or replaced): re-open to follow.
+  [[nodiscard]] Result<bool> Replaced() const;
+
+ private:
+  ChannelReader(ChannelMapping map) : map_(std::move(map)) {}
+  // Copies message `seq` if its slot holds it; returns false if the slot changed meanwhile.
+  bool TryCopy(uint64_t seq, uint64_t version, std::span<std::byte> out, uint32_t* length);
+
+  ChannelMapping map_;
+  uint64_t next_seq_ = 1;
+  uint64_t pending_missed_ = 0;  // skipped since the last returned message
+  uint64_t total_missed_ = 0;
+  uint64_t torn_retries_ = 0;
+  uint32_t mask_ = 0;
+  uint32_t message_bytes_ = 0;
+  uint32_t stride_ = 0;
+};
+
+// Checks a mapped header against the file size and the caller's expectations (0 = any). Each
+// failed check has its own message. Exposed for tests.
+[[nodiscard]] Status ValidateChannelHeader(const ms_channel_header& header, uint64_t file_size,
+                                           uint32_t expected_slot_count,
+                                           uint32_t expected_message_bytes);
+
+}  // namespace modelswap

@@ -1,0 +1,308 @@
+// Creating, attaching to and checking channel files (the protocol itself is in channel.cc).
+//
+// A channel file only ever appears complete: the creator builds it unnamed (O_TMPFILE, or a
+// dot-named temp file where the filesystem lacks it), fills the header, and links it into place
+// with a no-replace link, so a reader or a second creator never sees a half-initialised header
+// and a creator killed midway leaves nothing behind (O_TMPFILE) or only an ignored dot file.
+// Writers hold an exclusive flock on the file for their lifetime; the kernel releases it when the
+// process dies however it dies, so a restarted writer never finds a stale lock.
+//
+// The channel uses POSIX calls directly rather than the project's Env: it lives in the pod's
+// memory emptyDir (tmpfs), needs a read-write shared mapping, flock and linkat, none of which Env
+// has, and the failures that matter here (processes dying) are tested with real processes.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/fmt/fmt.h>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+#include "sidecar/client/channel.h"
+
+namespace modelswap {
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "channel files are little-endian");
+
+Error Errno(std::string_view call, std::string_view path) {
+  const int err = errno;
+  Code code = Code::kIOError;
+  if (err == ENOENT) code = Code::kNotFound;
+  if (err == EEXIST) code = Code::kAlreadyExists;
+  if (err == EACCES || err == EPERM || err == EROFS) code = Code::kPermissionDenied;
+  return Error(code, fmt::format("{} {}: {}", call, path, std::strerror(err)));
+}
+
+Status MakeDirs(const std::string& dir) {
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    const std::string prefix = dir.substr(0, pos);
+    // 0770: app containers and the agent may run as different users sharing the pod's fsGroup.
+    if (::mkdir(prefix.c_str(), 0770) != 0 && errno != EEXIST) return Fail(Errno("mkdir", prefix));
+  }
+  return Ok();
+}
+
+Result<ChannelMapping> MapFd(int fd, size_t size, bool writable, std::string path) {
+  const int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* base = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
+  if (base == MAP_FAILED) {
+    Error error = Errno("mmap", path);
+    ::close(fd);
+    return Fail(error);
+  }
+  return ChannelMapping(fd, static_cast<std::byte*>(base), size, std::move(path));
+}
+
+// Opens an existing channel file; the writer also takes the flock. Closes fd on every failure.
+Result<ChannelMapping> OpenExisting(const std::string& path, bool writer, uint32_t expected_slots,
+                                    uint32_t expected_message_bytes) {
+  const int fd = ::open(path.c_str(), (writer ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return Fail(Errno("open", path));
+  auto fail = [fd](Error e) {
+    ::close(fd);
+    return Fail(std::move(e));
+  };
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return fail(Errno("fstat", path));
+  if (!S_ISREG(st.st_mode)) return fail(Error(Code::kCorruption, path + ": not a regular file"));
+  if (writer && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return fail(Errno("flock", path));
+    return fail(Error(Code::kFailedPrecondition,
+                      "channel " + path + " already has a live writer (flock held)"));
+  }
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size < MS_CHANNEL_HEADER_BYTES) {
+    return fail(Error(Code::kCorruption,
+                      fmt::format("channel {}: file is {} bytes, smaller than the {}-byte header",
+                                  path, size, MS_CHANNEL_HEADER_BYTES)));
+  }
+  MS_ASSIGN_OR_RETURN(ChannelMapping map, MapFd(fd, size, writer, path));
+  if (Status s = ValidateChannelHeader(*map.header(), size, expected_slots, expected_message_bytes);
+      !s) {
+    return Fail(s.error().Context("channel " + path));
+  }
+  return map;
+}
+
+void FillHeader(ms_channel_header* h, const ChannelOptions& options) {
+  std::memset(h, 0, sizeof(*h));
+  h->magic = MS_CHANNEL_MAGIC;
+  h->layout_version = MS_CHANNEL_LAYOUT_VERSION;
+  h->header_bytes = MS_CHANNEL_HEADER_BYTES;
+  h->slot_count = options.slot_count;
+  h->message_bytes = options.message_bytes;
+  h->slot_stride = ms_channel_slot_stride(options.message_bytes);
+  h->slot_header_bytes = MS_CHANNEL_SLOT_HEADER_BYTES;
+  h->file_bytes = ms_channel_file_bytes(options.slot_count, options.message_bytes);
+  h->created_unix_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  // The writer_epoch and published_seq start at 0; Recover() makes the creator epoch 1.
+}
+
+// Builds a complete, flocked file with no name; returns its fd and, on the fallback path, the temp
+// name to link from. The caller links it in place.
+Result<int> CreateUnnamed(const std::string& dir, const std::string& name, std::string* temp) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0660);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    *temp = fmt::format("{}/.{}.chan.tmp-{}", dir, name, ::getpid());
+    ::unlink(temp->c_str());  // a leftover of a dead process with our pid
+    fd = ::open(temp->c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
+  }
+  if (fd < 0) return Fail(Errno("create", dir));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // a fresh inode: only fails on real errors
+    Error error = Errno("flock", dir);
+    ::close(fd);
+    return Fail(error);
+  }
+  return fd;
+}
+
+Result<ChannelMapping> CreateNew(const std::string& dir, std::string_view name,
+                                 const std::string& path, const ChannelOptions& options) {
+  std::string temp;
+  MS_ASSIGN_OR_RETURN(const int fd, CreateUnnamed(dir, std::string(name), &temp));
+  const uint64_t size = ms_channel_file_bytes(options.slot_count, options.message_bytes);
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {  // tmpfs zero-fills: versions start at 0
+    Error error = Errno("ftruncate", path);
+    ::close(fd);
+    if (!temp.empty()) ::unlink(temp.c_str());
+    return Fail(error);
+  }
+  MS_ASSIGN_OR_RETURN(ChannelMapping map, MapFd(fd, size, true, path));
+  FillHeader(map.header(), options);
+  // link() never replaces: if another creator won the race we get EEXIST and attach to theirs.
+  int rc = 0;
+  if (temp.empty()) {
+    const std::string proc = fmt::format("/proc/self/fd/{}", fd);
+    rc = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
+  } else {
+    rc = ::link(temp.c_str(), path.c_str());
+  }
+  Error link_error = Errno("link", path);
+  if (!temp.empty()) ::unlink(temp.c_str());
+  if (rc != 0) return Fail(std::move(link_error));
+  return map;
+}
+
+Status CheckOptions(const ChannelOptions& o) {
+  if (o.slot_count == 0 || o.slot_count > MS_CHANNEL_MAX_SLOTS ||
+      !std::has_single_bit(o.slot_count)) {
+    return Fail(Code::kInvalidArgument,
+                fmt::format("slot_count {} is not a power of two in [1, {}]", o.slot_count,
+                            MS_CHANNEL_MAX_SLOTS));
+  }
+  if (o.message_bytes == 0 || o.message_bytes > MS_CHANNEL_MAX_MESSAGE_BYTES) {
+    return Fail(Code::kInvalidArgument, fmt::format("message_bytes {} is not in [1, {}]",
+                                                    o.message_bytes, MS_CHANNEL_MAX_MESSAGE_BYTES));
+  }
+  return Ok();
+}
+
+}  // namespace
+
+ChannelMapping& ChannelMapping::operator=(ChannelMapping&& other) noexcept {
+  if (this != &other) {
+    this->~ChannelMapping();
+    fd_ = std::exchange(other.fd_, -1);
+    base_ = std::exchange(other.base_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+ChannelMapping::~ChannelMapping() {
+  if (base_ != nullptr) ::munmap(base_, size_);
+  if (fd_ >= 0) ::close(fd_);  // also drops a writer's flock
+  base_ = nullptr;
+  fd_ = -1;
+}
+
+Status ValidateChannelName(std::string_view name) {
+  auto ok = [](char c, bool first) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return !first && (c == '.' || c == '_' || c == '-');
+  };
+  bool valid = !name.empty() && name.size() <= MS_CHANNEL_MAX_NAME_BYTES;
+  for (size_t i = 0; valid && i < name.size(); ++i)
+    valid = ok(name[i], i == 0);
+  if (!valid) {
+    return Fail(
+        Code::kInvalidArgument,
+        fmt::format("channel name \"{}\" must match [A-Za-z0-9][A-Za-z0-9._-]{{0,62}}", name));
+  }
+  return Ok();
+}
+
+std::string ChannelPath(std::string_view shm_dir, std::string_view name) {
+  return fmt::format("{}/channels/{}.chan", shm_dir, name);
+}
+
+std::string DefaultShmDir() {
+  const char* dir = std::getenv("MODELSWAP_SHM_DIR");
+  return dir != nullptr && dir[0] != '\0' ? dir : "/dev/shm/modelswap";
+}
+
+Status ValidateChannelHeader(const ms_channel_header& h, uint64_t file_size,
+                             uint32_t expected_slots, uint32_t expected_message_bytes) {
+  if (h.magic != MS_CHANNEL_MAGIC) {
+    return Fail(Code::kCorruption,
+                fmt::format("bad magic {:#018x}: not a modelswap channel file", h.magic));
+  }
+  if (h.layout_version != MS_CHANNEL_LAYOUT_VERSION) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("layout version {}, this library reads version {}", h.layout_version,
+                            MS_CHANNEL_LAYOUT_VERSION));
+  }
+  if (h.header_bytes != MS_CHANNEL_HEADER_BYTES ||
+      h.slot_header_bytes != MS_CHANNEL_SLOT_HEADER_BYTES) {
+    return Fail(
+        Code::kCorruption,
+        fmt::format("header_bytes {} / slot_header_bytes {}, expected {} / {}", h.header_bytes,
+                    h.slot_header_bytes, MS_CHANNEL_HEADER_BYTES, MS_CHANNEL_SLOT_HEADER_BYTES));
+  }
+  if (Status s = CheckOptions({h.slot_count, h.message_bytes}); !s) {
+    return Fail(Code::kCorruption, "header: " + s.error().message());
+  }
+  if (h.slot_stride != ms_channel_slot_stride(h.message_bytes)) {
+    return Fail(Code::kCorruption, fmt::format("slot_stride {} does not match message_bytes {}",
+                                               h.slot_stride, h.message_bytes));
+  }
+  const uint64_t want = ms_channel_file_bytes(h.slot_count, h.message_bytes);
+  if (h.file_bytes != want) {
+    return Fail(Code::kCorruption,
+                fmt::format("header file_bytes {}, layout needs {}", h.file_bytes, want));
+  }
+  if (file_size != want) {
+    return Fail(
+        Code::kCorruption,
+        fmt::format("file is {} bytes, header says {} (truncated or extended)", file_size, want));
+  }
+  if (expected_message_bytes != 0 && h.message_bytes != expected_message_bytes) {
+    return Fail(
+        Code::kFailedPrecondition,
+        fmt::format("message size mismatch: channel carries {}-byte messages, caller expects {}",
+                    h.message_bytes, expected_message_bytes));
+  }
+  if (expected_slots != 0 && h.slot_count != expected_slots) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("slot count mismatch: channel has {} slots, caller asked for {}",
+                            h.slot_count, expected_slots));
+  }
+  return Ok();
+}
+
+Result<ChannelWriter> ChannelWriter::Open(std::string_view shm_dir, std::string_view name,
+                                          const ChannelOptions& options) {
+  MS_RETURN_IF_ERROR(ValidateChannelName(name));
+  MS_RETURN_IF_ERROR(CheckOptions(options));
+  const std::string dir = fmt::format("{}/channels", shm_dir);
+  const std::string path = ChannelPath(shm_dir, name);
+  MS_RETURN_IF_ERROR(MakeDirs(dir));
+  // Open, else create; a lost creation race (EEXIST) goes round once more to attach.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Result<ChannelMapping> map =
+        OpenExisting(path, /*writer=*/true, options.slot_count, options.message_bytes);
+    if (!map && map.error().code() == Code::kNotFound) {
+      map = CreateNew(dir, name, path, options);
+      if (!map && map.error().code() == Code::kAlreadyExists) continue;
+    }
+    if (!map) return Fail(map.error());
+    ChannelWriter writer(std::move(*map));
+    writer.mask_ = options.slot_count - 1;
+    writer.message_bytes_ = options.message_bytes;
+    writer.stride_ = ms_channel_slot_stride(options.message_bytes);
+    writer.Recover();
+    return writer;
+  }
+  return Fail(Code::kAborted, "channel " + path + ": created and removed concurrently; retry");
+}
+
+Result<ChannelReader> ChannelReader::Open(std::string_view shm_dir, std::string_view name,
+                                          uint32_t expected_message_bytes, StartAt start) {
+  MS_RETURN_IF_ERROR(ValidateChannelName(name));
+  MS_ASSIGN_OR_RETURN(ChannelMapping map, OpenExisting(ChannelPath(shm_dir, name), /*writer=*/false,
+                                                       0, expected_message_bytes));
+  ChannelReader reader(std::move(map));
+  // Copy the checked immutable fields: the hot path never trusts the shared header again.
+  const ms_channel_header* h = reader.map_.header();
+  reader.mask_ = h->slot_count - 1;
+  reader.message_bytes_ = h->message_bytes;
+  reader.stride_ = h->slot_stride;
+  const uint64_t p = reader.published_seq();
+  reader.next_seq_ = p + 1;
+  if (start == StartAt::kOldestAvailable)
+    reader.next_seq_ = p > reader.mask_ ? p - reader.mask_ : 1;
+  return reader;
+}
+
+}  // namespace modelswap

@@ -1,0 +1,139 @@
+// Manifest encoding, checked decoding, reading and publishing.
+#include "sidecar/manifest.h"
+
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "common/checksum.h"
+#include "common/names.h"
+#include "sidecar/version_file.h"
+
+namespace modelswap {
+namespace {
+
+using nlohmann::json;
+
+std::unexpected<Error> Corrupt(std::string what) {
+  return Fail(Code::kCorruption, "manifest: " + std::move(what));
+}
+
+json ToJsonWithoutChecksum(const Manifest& m) {
+  return json{{"model", m.model},
+              {"version", m.version},
+              {"file", m.file},
+              {"bytes", m.bytes},
+              {"checksum", m.checksum},
+              {"generation", m.generation},
+              {"published_at", m.published_at}};
+}
+
+Result<Manifest> FromJson(const json& j) {
+  Manifest m;
+  for (const char* key : {"model", "version", "file", "checksum", "published_at"}) {
+    if (!j.contains(key) || !j[key].is_string())
+      return Corrupt(std::string(key) + " missing or not a string");
+  }
+  for (const char* key : {"bytes", "generation"}) {
+    if (!j.contains(key) || !j[key].is_number_unsigned()) {
+      return Corrupt(std::string(key) + " missing or not an unsigned integer");
+    }
+  }
+  m.model = j["model"].get<std::string>();
+  m.version = j["version"].get<std::string>();
+  m.file = j["file"].get<std::string>();
+  m.checksum = j["checksum"].get<std::string>();
+  m.published_at = j["published_at"].get<std::string>();
+  m.bytes = j["bytes"].get<uint64_t>();
+  m.generation = j["generation"].get<uint64_t>();
+  if (auto st = ValidateModelName(m.model); !st) return Corrupt(st.error().message());
+  if (auto st = ValidateVersionName(m.version); !st) return Corrupt(st.error().message());
+  if (m.file != "versions/" + VersionFileName(m.version)) {
+    return Corrupt("file \"" + m.file + "\" is not versions/<version>.msf");
+  }
+  uint64_t unused;
+  if (!ParseChecksum(m.checksum, &unused)) return Corrupt("checksum is not xxh3:<16 hex digits>");
+  if (m.generation == 0) return Corrupt("generation must be at least 1");
+  return m;
+}
+
+}  // namespace
+
+std::string FormatRfc3339(int64_t unix_nanos) {
+  std::time_t secs = static_cast<std::time_t>(unix_nanos / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string EncodeManifest(const Manifest& m) {
+  json j = ToJsonWithoutChecksum(m);
+  j["manifest_checksum"] = FormatChecksum(Xxh3(j.dump()));
+  return j.dump(2) + "\n";
+}
+
+Result<Manifest> DecodeManifest(std::string_view text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Corrupt("not valid JSON (torn or partly copied?)");
+  if (!j.is_object()) return Corrupt("not a JSON object");
+  if (!j.contains("manifest_checksum") || !j["manifest_checksum"].is_string()) {
+    return Corrupt("manifest_checksum missing");
+  }
+  std::string claimed = j["manifest_checksum"].get<std::string>();
+  j.erase("manifest_checksum");
+  if (FormatChecksum(Xxh3(j.dump())) != claimed) return Corrupt("manifest_checksum mismatch");
+  return FromJson(j);
+}
+
+Result<Manifest> ReadManifest(Env* env, std::string_view root, std::string_view model,
+                              uint64_t held_generation) {
+  MS_RETURN_IF_ERROR(ValidateModelName(model));
+  std::string path = ManifestPath(root, model);
+  MS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(env, path, 1 << 20));
+  auto manifest = DecodeManifest(text);
+  if (!manifest) return Fail(manifest.error().Context(path));
+  if (manifest->model != model) {
+    return Fail(Code::kCorruption, path + ": names model \"" + manifest->model + "\"");
+  }
+  if (manifest->generation < held_generation) {
+    return Fail(Code::kFailedPrecondition,
+                path + ": generation " + std::to_string(manifest->generation) +
+                    " is older than the held generation " + std::to_string(held_generation));
+  }
+  return manifest;
+}
+
+Result<Manifest> PublishVersion(Env* env, std::string_view root, std::string_view model,
+                                std::string_view version) {
+  MS_RETURN_IF_ERROR(ValidateModelName(model));
+  MS_RETURN_IF_ERROR(ValidateVersionName(version));
+  MS_ASSIGN_OR_RETURN(VersionFileInfo info, VerifyVersionFile(env, root, model, version));
+  Manifest m;
+  m.model = std::string(model);
+  m.version = std::string(version);
+  m.file = "versions/" + VersionFileName(version);
+  m.bytes = info.bytes;
+  m.checksum = info.checksum;
+  m.published_at = FormatRfc3339(env->NowUnixNanos());
+  auto current = ReadManifest(env, root, model);
+  if (current) {
+    m.generation = current->generation + 1;
+  } else if (current.error().code() == Code::kNotFound) {
+    m.generation = 1;
+  } else if (current.error().code() == Code::kCorruption) {
+    m.generation =
+        std::max<uint64_t>(1, static_cast<uint64_t>(env->NowUnixNanos() / 1'000'000'000));
+    spdlog::warn("publish model={} current manifest unreadable ({}); using generation={}", model,
+                 current.error().message(), m.generation);
+  } else {
+    return Fail(current.error().Context("publish: reading the current manifest"));
+  }
+  MS_RETURN_IF_ERROR(WriteFileAtomic(env, ManifestPath(root, model), EncodeManifest(m)));
+  spdlog::info("publish model={} version={} generation={}", model, version, m.generation);
+  return m;
+}
+
+}  // namespace modelswap

@@ -1,0 +1,120 @@
+// The .msf model file format, version 1: constants and the full layout.
+//
+// An .msf holds one immutable version of a model: a frozen hash map from byte-string keys to
+// byte-string values, designed to be mmap'ed read-only and looked up in O(1) with at most about
+// two cache misses (one index slot, one entry). Writers: msf/builder.h. Readers: msf/reader.h.
+//
+// File (all integers little-endian; offsets from the start of the file):
+//
+//   +------------------------------+ 0
+//   | header                       | 4096 bytes, one page
+//   +------------------------------+ 4096
+//   | DATA section                 | entries back to back, then zero padding to 4 KiB
+//   +------------------------------+ multiple of 4096
+//   | INDEX section                | capacity x u64 slots, then zero padding to 4 KiB
+//   +------------------------------+ file_size (multiple of 4096)
+//
+// Header:
+//   off   size  field
+//   0     8     magic "\x89MSF\r\n\x1a\n" (PNG's trick: the high byte catches 7-bit transfers,
+//               CR LF catches newline conversion, ^Z stops DOS `type`)
+//   8     4     format_version = 1
+//   12    4     header_size = 4096
+//   16    8     file_size: must equal the file's real size (catches truncation and appends)
+//   24    8     created_unix_ns (signed)
+//   32    8     entry_count
+//   40    8     hash_seed: key hash = XXH3_64bits_withSeed(key, hash_seed)
+//   48    4     section_count (1..kMaxSections)
+//   52    4     flags: must be 0 (no optional features in version 1)
+//   56    8     reserved: must be 0
+//   64    64    model: UTF-8, NUL-padded, at most 63 bytes (so at least one NUL)
+//   128   64    version: same
+//   192   256   section table: kMaxSections entries of 32 bytes; unused entries all zero
+//                 +0  4  kind (kSectionData = 1, kSectionIndex = 2)
+//                 +4  4  reserved: must be 0
+//                 +8  8  offset: multiple of 4096, >= 4096
+//                 +16 8  length: bytes of content (padding after it is not counted)
+//                 +24 8  checksum: XXH3_64bits (seed 0) of the content bytes
+//   448   3640  reserved: must be 0
+//   4088  8     header_checksum: XXH3_64bits of bytes [0, 4088)
+//
+// Sections must be sorted by offset, must not overlap, and must each fit in the file. Exactly one
+// DATA and one INDEX section.
+//
+// DATA entry: u32 key_length, u32 value_length, key bytes, value bytes. No alignment.
+//
+// INDEX: length / 8 u64 slots; the slot count ("capacity") is a power of two greater than
+// entry_count, so at least one slot is empty and a probe always ends. A slot is 0 when empty,
+// else (fingerprint << 48) | entry_offset, where entry_offset is the entry's offset within the
+// DATA content and fingerprint is bits 63..48 of the key hash, forced non-zero (0 -> 1).
+// Lookup: h = hash(key); i = h & (capacity - 1); probe i, i+1, ... (mod capacity) until an empty
+// slot; a slot whose fingerprint matches is compared by key. Slots are 8 bytes, so a probe run
+// usually stays within one cache line: one miss for the slot, one for the entry.
+//
+// The file's identity ("checksum" in manifests and status) is "xxh3:" + 16 hex digits of the
+// header_checksum. The header holds every section checksum, so it commits to the whole file.
+//
+// Reader checks, in order (each failure names its check; see reader.cc):
+//   size >= 4096, magic, format_version, header_size, header_checksum, file_size == real size,
+//   flags, reserved, names, section_count, each section entry (kind, reserved, alignment,
+//   bounds), order/overlap, required sections, index shape; then with full verification: each
+//   section checksum, and a structural walk (every entry in bounds, entry count, every index slot
+//   pointing at an entry start).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace modelswap::msf {
+
+inline constexpr unsigned char kMagic[8] = {0x89, 'M', 'S', 'F', '\r', '\n', 0x1a, '\n'};
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint64_t kAlignment = 4096;
+inline constexpr uint32_t kHeaderSize = 4096;
+inline constexpr uint32_t kMaxSections = 8;
+inline constexpr size_t kNameField = 64;  // model and version fields, NUL-padded
+
+inline constexpr size_t kOffMagic = 0;
+inline constexpr size_t kOffFormatVersion = 8;
+inline constexpr size_t kOffHeaderSize = 12;
+inline constexpr size_t kOffFileSize = 16;
+inline constexpr size_t kOffCreated = 24;
+inline constexpr size_t kOffEntryCount = 32;
+inline constexpr size_t kOffHashSeed = 40;
+inline constexpr size_t kOffSectionCount = 48;
+inline constexpr size_t kOffFlags = 52;
+inline constexpr size_t kOffReserved = 56;
+inline constexpr size_t kOffModel = 64;
+inline constexpr size_t kOffVersion = 128;
+inline constexpr size_t kOffSections = 192;
+inline constexpr size_t kSectionEntrySize = 32;
+inline constexpr size_t kOffReservedTail = kOffSections + kMaxSections * kSectionEntrySize;
+inline constexpr size_t kOffHeaderChecksum = 4088;
+static_assert(kOffReservedTail == 448);
+
+inline constexpr uint32_t kSectionData = 1;
+inline constexpr uint32_t kSectionIndex = 2;
+
+inline constexpr size_t kEntryHeaderSize = 8;  // u32 key_length + u32 value_length
+inline constexpr int kFingerprintShift = 48;
+inline constexpr uint64_t kOffsetMask = (uint64_t{1} << kFingerprintShift) - 1;
+// The builder sizes the index so that at most this fraction of slots is used.
+inline constexpr double kMaxLoadFactor = 0.7;
+
+inline constexpr uint64_t AlignUp(uint64_t n) {
+  return (n + kAlignment - 1) & ~(kAlignment - 1);
+}
+
+inline std::string_view SectionKindName(uint32_t kind) {
+  switch (kind) {
+    case kSectionData:
+      return "data";
+    case kSectionIndex:
+      return "index";
+    default:
+      return "unknown";
+  }
+}
+
+}  // namespace modelswap::msf

@@ -1,0 +1,96 @@
+// Reading and validating .msf files (layout in msf/format.h).
+//
+// Reader is a view over bytes the caller keeps alive (usually a read-only mapping). Opening checks
+// the header in O(1); VerifyLevel::kFull also checks every section checksum and walks the
+// structure, so that no later lookup can find an out-of-bounds entry. Lookups are bounds-checked
+// anyway, so even an unverified or maliciously crafted file cannot make a Reader read outside
+// its span: the worst it can do is answer "not found".
+//
+// Every rejection is a kCorruption Error whose message starts with "msf: " and names the failed
+// check, e.g. "msf: header checksum mismatch".
+//
+// Thread safety: a Reader is immutable after Open; any number of threads may look up at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "sidecar/msf/format.h"
+
+namespace modelswap::msf {
+
+struct SectionInfo {
+  uint32_t kind = 0;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t checksum = 0;
+};
+
+struct Header {
+  uint32_t format_version = 0;
+  uint64_t file_size = 0;
+  int64_t created_unix_ns = 0;
+  uint64_t entry_count = 0;
+  uint64_t hash_seed = 0;
+  std::string model;
+  std::string version;
+  std::vector<SectionInfo> sections;
+  uint64_t header_checksum = 0;
+};
+
+enum class VerifyLevel {
+  kHeader,  // O(1): header fields, checksum and section table
+  kFull,    // also every section checksum and a structural walk: reads the whole file
+};
+
+// Parses and checks the header and section table against file.size().
+[[nodiscard]] Result<Header> ParseHeader(std::span<const std::byte> file);
+
+// Checks every section checksum and walks DATA and INDEX. `file` must be what ParseHeader saw.
+// on_progress, if set, is called with bytes verified so far (for long verifies).
+[[nodiscard]] Status VerifyContents(std::span<const std::byte> file, const Header& header,
+                                    const std::function<void(uint64_t)>& on_progress = {});
+
+class Reader {
+ public:
+  [[nodiscard]] static Result<Reader> Open(std::span<const std::byte> file, VerifyLevel level);
+
+  const Header& header() const { return header_; }
+  uint64_t size() const { return header_.entry_count; }
+  uint64_t capacity() const { return slots_.size(); }
+  // The file's identity: FormatChecksum(header_checksum).
+  std::string checksum() const;
+
+  // The value stored for key, pointing into the file's bytes; nullopt if absent.
+  std::optional<std::span<const std::byte>> Find(std::span<const std::byte> key) const;
+  std::optional<std::string_view> Find(std::string_view key) const;
+
+  // Calls fn(key, value) for every entry in DATA order; stops early if fn returns false.
+  // kCorruption if DATA is malformed (possible only on files not opened with kFull).
+  Status ForEach(
+      const std::function<bool(std::span<const std::byte>, std::span<const std::byte>)>& fn) const;
+
+ private:
+  Reader(Header header, std::span<const std::byte> data, std::span<const std::byte> slots);
+  uint64_t Slot(uint64_t i) const;
+
+  Header header_;
+  std::span<const std::byte> data_;   // DATA section content
+  std::span<const std::byte> slots_;  // INDEX content, capacity * 8 bytes
+  uint64_t mask_ = 0;
+};
+
+// Key hash and the slot fields derived from it (shared with the builder).
+uint64_t HashKey(std::span<const std::byte> key, uint64_t seed);
+inline uint64_t Fingerprint(uint64_t hash) {
+  uint64_t fp = hash >> kFingerprintShift;
+  return fp == 0 ? 1 : fp;
+}
+
+}  // namespace modelswap::msf

@@ -1,0 +1,56 @@
+// Verifying a version file against its name.
+#include "sidecar/version_file.h"
+
+#include "common/names.h"
+
+namespace modelswap {
+
+Result<OpenedModelFile> OpenModelFile(Env* env, const std::string& path, msf::VerifyLevel level) {
+  MS_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapping, env->MapReadOnly(path));
+  auto reader = msf::Reader::Open(mapping->bytes(), level);
+  if (!reader) return Fail(reader.error().Context(path));
+  return OpenedModelFile{std::move(mapping), std::move(*reader)};
+}
+
+Result<VersionFileInfo> VerifyVersionFile(Env* env, std::string_view root, std::string_view model,
+                                          std::string_view version) {
+  MS_RETURN_IF_ERROR(ValidateModelName(model));
+  MS_RETURN_IF_ERROR(ValidateVersionName(version));
+  std::string path = VersionPath(root, model, version);
+  MS_ASSIGN_OR_RETURN(OpenedModelFile file, OpenModelFile(env, path, msf::VerifyLevel::kFull));
+  const msf::Header& h = file.reader.header();
+  if (h.model != model || h.version != version) {
+    return Fail(Code::kCorruption, path + ": header names model \"" + h.model + "\" version \"" +
+                                       h.version + "\", not its file name");
+  }
+  return VersionFileInfo{path, h.file_size, file.reader.checksum(), h.entry_count};
+}
+
+}  // namespace modelswap
+
+#include "sidecar/manifest.h"
+
+namespace modelswap {
+
+Result<bool> RemoveVersionFile(Env* env, std::string_view root, std::string_view model,
+                               std::string_view version) {
+  MS_RETURN_IF_ERROR(ValidateModelName(model));
+  MS_RETURN_IF_ERROR(ValidateVersionName(version));
+  auto manifest = ReadManifest(env, root, model);
+  if (manifest && manifest->version == version) {
+    return Fail(Code::kFailedPrecondition,
+                "version " + std::string(version) + " is the active version in the manifest");
+  }
+  if (!manifest && manifest.error().code() != Code::kNotFound) {
+    return Fail(Code::kFailedPrecondition,
+                "manifest unreadable, refusing to remove: " + manifest.error().message());
+  }
+  std::string path = VersionPath(root, model, version);
+  auto removed = env->Remove(path);
+  if (!removed && removed.error().code() == Code::kNotFound) return false;
+  if (!removed) return Fail(removed.error());
+  MS_RETURN_IF_ERROR(env->FsyncDir(VersionsDir(root, model)));
+  return true;
+}
+
+}  // namespace modelswap

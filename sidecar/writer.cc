@@ -1,0 +1,176 @@
+// The writer: temp file, reserve, stream entries from the source, finish, fsync, rename.
+#include "sidecar/writer.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/names.h"
+#include "sidecar/msf/builder.h"
+#include "sidecar/progress.h"
+#include "sidecar/synthetic_data.h"
+#include "sidecar/tsv.h"
+#include "sidecar/version_file.h"
+
+namespace modelswap {
+namespace {
+
+Status FeedGenerated(const GenerateSource& src, const WriteRequest& req, msf::Builder& builder,
+                     Progress& progress) {
+  std::string value;
+  for (uint64_t k = 0; builder.data_bytes() < src.bytes || k == 0; ++k) {
+    SyntheticValue(req.model, req.version, k, src.seed, src.value_bytes, &value);
+    MS_RETURN_IF_ERROR(builder.Add(std::to_string(k), value));
+    if ((k & 1023) == 0) progress.Update(builder.data_bytes());
+  }
+  return Ok();
+}
+
+// Splits the file into lines block by block; a line may span blocks.
+Status FeedTsv(Env* env, const TsvSource& src, msf::Builder& builder, Progress& progress,
+               std::vector<uint64_t>* line_of_entry) {
+  MS_ASSIGN_OR_RETURN(int fd, env->Open(src.path, OpenMode::kRead));
+  std::vector<std::byte> block(4 << 20);
+  std::string pending, key, value;
+  uint64_t offset = 0, line_number = 0;
+  auto take_line = [&](std::string_view line) -> Status {
+    bool has_entry = false;
+    MS_RETURN_IF_ERROR(ParseTsvLine(line, ++line_number, &key, &value, &has_entry));
+    if (!has_entry) return Ok();
+    line_of_entry->push_back(line_number);
+    return builder.Add(key, value);
+  };
+  Status st = Ok();
+  for (;;) {
+    auto n = env->PRead(fd, block, offset);
+    if (!n) {
+      st = Fail(n.error().Context(src.path));
+      break;
+    }
+    if (*n == 0) break;
+    offset += *n;
+    pending.append(reinterpret_cast<const char*>(block.data()), *n);
+    size_t start = 0;
+    for (size_t nl; st && (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      st = take_line(std::string_view(pending).substr(start, nl - start));
+    }
+    if (!st) break;
+    pending.erase(0, start);
+    progress.Update(offset);
+  }
+  env->Close(fd);
+  if (st && !pending.empty()) st = take_line(pending);
+  if (!st) return Fail(st.error().Context(src.path));
+  return Ok();
+}
+
+Status FeedMsf(Env* env, const MsfSource& src, msf::Builder& builder, Progress& progress) {
+  MS_ASSIGN_OR_RETURN(OpenedModelFile file, OpenModelFile(env, src.path, msf::VerifyLevel::kFull));
+  Status added = Ok();
+  MS_RETURN_IF_ERROR(file.reader.ForEach([&](auto key, auto value) {
+    added = builder.Add(key, value);
+    progress.Update(builder.data_bytes());
+    return static_cast<bool>(added);
+  }));
+  return added;
+}
+
+uint64_t EstimateBytes(Env* env, const WriteSource& source) {
+  if (auto* g = std::get_if<GenerateSource>(&source)) return g->bytes + g->bytes / 8;
+  const std::string& path = std::holds_alternative<TsvSource>(source)
+                                ? std::get<TsvSource>(source).path
+                                : std::get<MsfSource>(source).path;
+  auto info = env->Stat(path);
+  return info ? info->size + info->size / 4 : 0;
+}
+
+// Removes scratch files a crashed earlier attempt at this same version left behind.
+void RemoveStaleTemps(Env* env, const std::string& dir, const std::string& version) {
+  auto names = env->ListDir(dir);
+  if (!names) return;
+  for (const std::string& name : *names) {
+    if (name.starts_with(VersionTempPrefix(version))) {
+      spdlog::info("write removing stale scratch file={}", name);
+      (void)env->Remove(JoinPath(dir, name));
+    }
+  }
+}
+
+Result<msf::BuildResult> BuildInto(Env* env, const WriteRequest& req, int fd,
+                                   std::vector<uint64_t>* line_of_entry) {
+  uint64_t estimate = EstimateBytes(env, req.source);
+  if (estimate > 0) {
+    if (auto st = env->Fallocate(fd, 0, estimate); !st) {
+      if (st.error().code() != Code::kNotSupported) return Fail(st.error());
+      spdlog::info("write fallocate not supported; writing without reserving ({})",
+                   st.error().message());
+    }
+  }
+  msf::BuildOptions options;
+  options.model = req.model;
+  options.version = req.version;
+  options.created_unix_ns = env->NowUnixNanos();
+  if (std::holds_alternative<TsvSource>(req.source)) {
+    options.describe_entry = [line_of_entry](uint64_t e) {
+      return "line " + std::to_string((*line_of_entry)[e]);
+    };
+  }
+  msf::Builder builder(env, fd, options);
+  Progress progress(env, "write " + req.model + "/" + req.version, estimate, req.progress);
+  Status fed = std::visit(
+      [&](const auto& src) -> Status {
+        using T = std::decay_t<decltype(src)>;
+        if constexpr (std::is_same_v<T, GenerateSource>)
+          return FeedGenerated(src, req, builder, progress);
+        if constexpr (std::is_same_v<T, TsvSource>)
+          return FeedTsv(env, src, builder, progress, line_of_entry);
+        if constexpr (std::is_same_v<T, MsfSource>) return FeedMsf(env, src, builder, progress);
+      },
+      req.source);
+  MS_RETURN_IF_ERROR(fed);
+  auto result = builder.Finish();
+  progress.Done(builder.data_bytes());
+  return result;
+}
+
+}  // namespace
+
+Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
+  MS_RETURN_IF_ERROR(ValidateModelName(req.model));
+  MS_RETURN_IF_ERROR(ValidateVersionName(req.version));
+  const int64_t start = env->NowMonotonicNanos();
+  const std::string dir = VersionsDir(req.root, req.model);
+  const std::string final_path = VersionPath(req.root, req.model, req.version);
+  MS_RETURN_IF_ERROR(env->CreateDirs(dir));
+  if (env->Stat(final_path)) {
+    return Fail(Code::kAlreadyExists,
+                final_path + " already exists; published versions are never overwritten");
+  }
+  RemoveStaleTemps(env, dir, req.version);
+  const std::string tmp =
+      JoinPath(dir, VersionTempPrefix(req.version) + std::to_string(::getpid()) + "-" +
+                        std::to_string(env->NowUnixNanos()));
+  MS_ASSIGN_OR_RETURN(int fd, env->Open(tmp, OpenMode::kReadWriteNew));
+  std::vector<uint64_t> line_of_entry;
+  auto built = BuildInto(env, req, fd, &line_of_entry);
+  Status st = built ? env->Fsync(fd) : Fail(built.error());
+  env->Close(fd);
+  if (st) st = env->RenameNoReplace(tmp, final_path);
+  if (!st) {
+    (void)env->Remove(tmp);
+    return Fail(st.error());
+  }
+  MS_RETURN_IF_ERROR(env->FsyncDir(dir));
+  WriteResult result;
+  result.path = final_path;
+  result.bytes = built->file_size;
+  result.entry_count = built->entry_count;
+  result.checksum = FormatChecksum(built->header_checksum);
+  result.seconds = static_cast<double>(env->NowMonotonicNanos() - start) / 1e9;
+  spdlog::info("write model={} version={} bytes={} entries={} seconds={:.3f}", req.model,
+               req.version, result.bytes, result.entry_count, result.seconds);
+  return result;
+}
+
+}  // namespace modelswap

@@ -1,0 +1,51 @@
+// Writing one version of a model to the shared volume (`modelswap-sidecar write`).
+//
+// The file is built in <root>/<model>/versions/.tmp-<version>.msf-<pid>-<ns>, reserved with
+// fallocate (skipped where the filesystem refuses, as blobfuse does), written in 2 MiB-aligned
+// chunks, fsynced, renamed to <version>.msf without replacing anything, and the directory
+// fsynced. A crash at any point leaves at most a .tmp- file, which agents never read and the next
+// write of the same version removes. An existing version is never overwritten (kAlreadyExists).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "common/env.h"
+#include "common/status.h"
+
+namespace modelswap {
+
+struct GenerateSource {
+  uint64_t bytes = 0;  // about this many bytes of DATA
+  uint64_t seed = 0;
+  uint32_t value_bytes = 1024;
+};
+struct TsvSource {
+  std::string path;
+};
+struct MsfSource {
+  std::string path;
+};
+using WriteSource = std::variant<GenerateSource, TsvSource, MsfSource>;
+
+struct WriteRequest {
+  std::string root;
+  std::string model;
+  std::string version;
+  WriteSource source;
+  bool progress = false;  // progress lines on stderr
+};
+
+struct WriteResult {
+  std::string path;
+  uint64_t bytes = 0;
+  uint64_t entry_count = 0;
+  std::string checksum;
+  double seconds = 0;
+};
+
+[[nodiscard]] Result<WriteResult> WriteVersion(Env* env, const WriteRequest& request);
+
+}  // namespace modelswap

@@ -23,5 +23,7 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitAlreadyExists = 3;
 
 void AddFileCommands(CLI::App& app, CommandContext& ctx);
+// Defined in agent_commands.cc when the agent is built (MODELSWAP_HAVE_AGENT).
+void AddAgentCommands(CLI::App& app, CommandContext& ctx);
 
 }  // namespace modelswap

@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", ctx.log_level, "trace|debug|info|warn|error (default: warn)")
       ->envname("MODELSWAP_LOG_LEVEL");
   modelswap::AddFileCommands(app, ctx);
+#ifdef MODELSWAP_HAVE_AGENT
+  modelswap::AddAgentCommands(app, ctx);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

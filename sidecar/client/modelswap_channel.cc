@@ -48,7 +48,9 @@ std::string ShmDir(const char* shm_dir) {
 ms_channel_status FromRead(const modelswap::ReadResult& r, ms_channel_read_info* info) {
   if (r.status == modelswap::ReadStatus::kBufferTooSmall) return MS_CHANNEL_BUFFER_TOO_SMALL;
   if (r.status == modelswap::ReadStatus::kEmpty) return MS_CHANNEL_EMPTY;
-  if (info != nullptr) *info = {.seq = r.seq, .missed = r.missed, .length = r.length};
+  if (info != nullptr) {
+    *info = {.seq = r.seq, .missed = r.missed, .length = r.length, .reserved = 0};
+  }
   return MS_CHANNEL_OK;
 }
 

@@ -1,0 +1,434 @@
+"""Pure-Python end of modelswap shared-memory channels (``<shm-dir>/channels/<name>.chan``).
+
+Same file layout and protocol as the C++ and C ends; the layout is defined once, in
+sidecar/client/channel_layout.h, and transcribed in the constants below (a test compares them
+with the C++ build). One writer (ChannelWriter, holding an exclusive flock on the file), any
+number of readers (ChannelReader, read-only mapping) in any of the three languages.
+
+Threading: one object per thread. Errors: ChannelError, whose ``code`` is a modelswap Code name
+("NotFound", "FailedPrecondition", "Corruption", "InvalidArgument", ...).
+
+Why this is a correct seqlock without atomics or fences in Python
+-----------------------------------------------------------------
+A seqlock reader needs (1) each version word read in one piece and (2) the order
+"version, payload, version" kept; the writer needs "odd version, payload, even version" kept.
+
+(1) Versions are read and written with struct's *native* "Q" format on an mmap. CPython implements
+it as ``memcpy(&x, ptr, 8)`` into a local (Modules/_struct.c, nu_ulonglong / np_ulonglong), which
+compilers turn into one 8-byte load or store; the slot layout keeps these words 8-byte aligned,
+and aligned 8-byte accesses are single-copy atomic on x86-64 and arm64. (The standard-size "<Q"
+format is assembled byte by byte and could tear, so it is never used for atomic words.)
+
+(2) Each step is a separate call into C through the interpreter, so the C compiler cannot move
+one access past another. The hardware can, on arm64 (on x86-64, TSO keeps loads in order with
+loads and stores with stores, which is all a seqlock needs). So between the steps this module
+calls ``_barrier()``: release then re-acquire a private, uncontended threading.Lock. CPython
+implements that with an atomic release operation followed by an atomic acquire operation (a
+semaphore on 3.11, PyMutex on 3.13), and a release followed by an acquire in program order is a
+full two-way barrier for the accesses around it (on arm64, STLR/CASL then LDAR/CASA are ordered,
+earlier accesses cannot pass the release, later ones cannot pass the acquire). The cost is about
+0.1 µs per barrier, small next to the interpreter's own cost per message.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import re
+import struct
+import sys
+import threading
+import time
+from typing import NamedTuple, Optional
+
+if sys.byteorder != "little" or struct.calcsize("Q") != 8:
+    raise ImportError("modelswap channels need a little-endian host with 8-byte native Q")
+
+# channel_layout.h, transcribed.
+MAGIC = 0x4E4148435057534D  # "MSWPCHAN"
+LAYOUT_VERSION = 1
+HEADER_BYTES = 256
+SLOT_HEADER_BYTES = 16
+CACHE_LINE = 64
+MAX_SLOTS = 1 << 20
+MAX_MESSAGE_BYTES = 1 << 24
+MAX_NAME_BYTES = 63
+OFF_MAGIC = 0
+OFF_LAYOUT_VERSION = 8
+OFF_HEADER_BYTES = 12
+OFF_SLOT_COUNT = 16
+OFF_MESSAGE_BYTES = 20
+OFF_SLOT_STRIDE = 24
+OFF_SLOT_HEADER_BYTES = 28
+OFF_FILE_BYTES = 32
+OFF_CREATED_UNIX_NS = 40
+OFF_PUBLISHED_SEQ = 64  # atomic
+OFF_WRITER_EPOCH = 72  # atomic
+SLOT_OFF_VERSION = 0  # atomic
+SLOT_OFF_LENGTH = 8
+
+# Native formats: one memcpy of the word's size (see the module docstring). "=" would be
+# standard size, assembled byte by byte.
+_U64 = struct.Struct("Q")
+_U32 = struct.Struct("I")
+# The immutable part of the header, read once (standard little-endian, never concurrently changed).
+_HEADER = struct.Struct("<QIIIIIIQQ")
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
+
+
+class ChannelError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class Message(NamedTuple):
+    seq: int  # sequence id
+    missed: int  # messages skipped since the previous one this reader returned (exact)
+    data: bytes
+
+
+def slot_stride(message_bytes: int) -> int:
+    payload = (message_bytes + 7) & ~7
+    return (SLOT_HEADER_BYTES + payload + CACHE_LINE - 1) & ~(CACHE_LINE - 1)
+
+
+def file_bytes(slot_count: int, message_bytes: int) -> int:
+    return HEADER_BYTES + slot_count * slot_stride(message_bytes)
+
+
+def validate_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ChannelError("InvalidArgument",
+                           f'channel name "{name}" must match [A-Za-z0-9][A-Za-z0-9._-]{{0,62}}')
+
+
+def channel_path(shm_dir: str, name: str) -> str:
+    return f"{shm_dir}/channels/{name}.chan"
+
+
+def default_shm_dir() -> str:
+    return os.environ.get("MODELSWAP_SHM_DIR") or "/dev/shm/modelswap"
+
+
+def _check_options(slot_count: int, message_bytes: int) -> Optional[str]:
+    if not (0 < slot_count <= MAX_SLOTS) or slot_count & (slot_count - 1):
+        return f"slot_count {slot_count} is not a power of two in [1, {MAX_SLOTS}]"
+    if not 0 < message_bytes <= MAX_MESSAGE_BYTES:
+        return f"message_bytes {message_bytes} is not in [1, {MAX_MESSAGE_BYTES}]"
+    return None
+
+
+def _validate_header(mm, size: int, want_slots: int, want_bytes: int, path: str):
+    """Checks the header like ValidateChannelHeader (channel_open.cc); returns (slots, bytes)."""
+    def fail(code, msg):
+        raise ChannelError(code, f"channel {path}: {msg}")
+    if size < HEADER_BYTES:
+        fail("Corruption", f"file is {size} bytes, smaller than the {HEADER_BYTES}-byte header")
+    (magic, version, header_bytes, slots, msg_bytes, stride, slot_hdr, fbytes,
+     _created) = _HEADER.unpack_from(mm, 0)
+    if magic != MAGIC:
+        fail("Corruption", f"bad magic {magic:#018x}: not a modelswap channel file")
+    if version != LAYOUT_VERSION:
+        fail("FailedPrecondition",
+             f"layout version {version}, this library reads version {LAYOUT_VERSION}")
+    if header_bytes != HEADER_BYTES or slot_hdr != SLOT_HEADER_BYTES:
+        fail("Corruption", f"header_bytes {header_bytes} / slot_header_bytes {slot_hdr}, "
+                           f"expected {HEADER_BYTES} / {SLOT_HEADER_BYTES}")
+    problem = _check_options(slots, msg_bytes)
+    if problem:
+        fail("Corruption", "header: " + problem)
+    if stride != slot_stride(msg_bytes):
+        fail("Corruption", f"slot_stride {stride} does not match message_bytes {msg_bytes}")
+    need = file_bytes(slots, msg_bytes)
+    if fbytes != need:
+        fail("Corruption", f"header file_bytes {fbytes}, layout needs {need}")
+    if size != need:
+        fail("Corruption", f"file is {size} bytes, header says {need} (truncated or extended)")
+    if want_bytes and msg_bytes != want_bytes:
+        fail("FailedPrecondition", f"message size mismatch: channel carries {msg_bytes}-byte "
+                                   f"messages, caller expects {want_bytes}")
+    if want_slots and slots != want_slots:
+        fail("FailedPrecondition",
+             f"slot count mismatch: channel has {slots} slots, caller asked for {want_slots}")
+    return slots, msg_bytes
+
+
+def _os_error(e: OSError, what: str) -> ChannelError:
+    code = {errno.ENOENT: "NotFound", errno.EEXIST: "AlreadyExists", errno.EACCES:
+            "PermissionDenied", errno.EPERM: "PermissionDenied"}.get(e.errno, "IOError")
+    return ChannelError(code, f"{what}: {e.strerror}")
+
+
+class _Barrier:
+    """A full memory barrier from an uncontended lock: release, then acquire (module docstring)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def __call__(self):
+        self._lock.release()
+        self._lock.acquire()
+
+
+class _Mapped:
+    """An open, mapped, checked channel file."""
+
+    def __init__(self, path: str, writer: bool, want_slots: int, want_bytes: int):
+        flags = (os.O_RDWR if writer else os.O_RDONLY) | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            self.fd = os.open(path, flags)
+        except OSError as e:
+            raise _os_error(e, f"open {path}") from None
+        self.mm = None
+        try:
+            st = os.fstat(self.fd)
+            if not (st.st_mode & 0o170000) == 0o100000:
+                raise ChannelError("Corruption", f"{path}: not a regular file")
+            if writer:
+                try:
+                    fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ChannelError("FailedPrecondition",
+                                       f"channel {path} already has a live writer (flock held)")
+            if st.st_size < HEADER_BYTES:
+                _validate_header(b"", st.st_size, 0, 0, path)
+            access = mmap.ACCESS_WRITE if writer else mmap.ACCESS_READ
+            self.mm = mmap.mmap(self.fd, st.st_size, mmap.MAP_SHARED, access=access)
+            self.slots, self.message_bytes = _validate_header(self.mm, st.st_size, want_slots,
+                                                              want_bytes, path)
+        except BaseException:
+            self.close()
+            raise
+        self.path = path
+        self.mask = self.slots - 1
+        self.stride = slot_stride(self.message_bytes)
+
+    def slot(self, seq: int) -> int:
+        return HEADER_BYTES + (seq & self.mask) * self.stride
+
+    def close(self):
+        if self.mm is not None:
+            self.mm.close()
+            self.mm = None
+        if self.fd >= 0:
+            os.close(self.fd)  # drops a writer's flock
+            self.fd = -1
+
+
+def _create(shm_dir: str, name: str, path: str, slots: int, msg_bytes: int) -> None:
+    """Builds a complete file unnamed and links it in place (see channel_open.cc); EEXIST if lost."""
+    d = f"{shm_dir}/channels"
+    temp = None
+    try:
+        fd = os.open(d, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o660)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise _os_error(e, f"create {d}") from None
+        temp = f"{d}/.{name}.chan.tmp-{os.getpid()}"
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o660)
+    try:
+        os.ftruncate(fd, file_bytes(slots, msg_bytes))
+        header = _HEADER.pack(MAGIC, LAYOUT_VERSION, HEADER_BYTES, slots, msg_bytes,
+                              slot_stride(msg_bytes), SLOT_HEADER_BYTES,
+                              file_bytes(slots, msg_bytes), time.time_ns())
+        os.pwrite(fd, header, 0)
+        # Never replaces: EEXIST if another creator won. Passing a dir fd makes CPython call
+        # linkat(AT_SYMLINK_FOLLOW) (plain link() would not follow the /proc/self/fd link).
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            src = temp if temp else f"/proc/self/fd/{fd}"
+            os.link(src, path, src_dir_fd=dfd, follow_symlinks=True)
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(fd)
+        if temp:
+            os.unlink(temp)
+
+
+class ChannelWriter:
+    """The single writer. Creates the channel or attaches (same slot_count and message_bytes)."""
+
+    def __init__(self, shm_dir: Optional[str], name: str, slot_count: int, message_bytes: int):
+        validate_name(name)
+        problem = _check_options(slot_count, message_bytes)
+        if problem:
+            raise ChannelError("InvalidArgument", problem)
+        shm_dir = shm_dir or default_shm_dir()
+        path = channel_path(shm_dir, name)
+        os.makedirs(f"{shm_dir}/channels", mode=0o770, exist_ok=True)
+        self._barrier = _Barrier()
+        for _ in range(3):
+            try:
+                self._m = _Mapped(path, True, slot_count, message_bytes)
+                break
+            except ChannelError as e:
+                if e.code != "NotFound":
+                    raise
+            try:
+                _create(shm_dir, name, path, slot_count, message_bytes)
+            except FileExistsError:
+                pass  # lost the creation race: attach to the winner's file
+            except OSError as e:
+                raise _os_error(e, f"create {path}") from None
+        else:
+            raise ChannelError("Aborted", f"channel {path}: created and removed concurrently")
+        self.abandoned_slots = 0
+        self._next = self._recover()
+
+    def _recover(self) -> int:
+        """As ChannelWriter::Recover: continue above every id a reader may have seen."""
+        m = self._m
+        nxt = _U64.unpack_from(m.mm, OFF_PUBLISHED_SEQ)[0] + 1
+        for i in range(m.slots):
+            v = _U64.unpack_from(m.mm, HEADER_BYTES + i * m.stride)[0]
+            if v & 1:
+                self.abandoned_slots += 1
+                nxt = max(nxt, (v + 1) // 2)  # reuse the abandoned id: the next publish repairs it
+            elif v:
+                nxt = max(nxt, v // 2 + 1)
+        self._barrier()
+        _U64.pack_into(m.mm, OFF_PUBLISHED_SEQ, nxt - 1)
+        epoch = _U64.unpack_from(m.mm, OFF_WRITER_EPOCH)[0]
+        _U64.pack_into(m.mm, OFF_WRITER_EPOCH, epoch + 1)
+        return nxt
+
+    @property
+    def last_published(self) -> int:
+        return self._next - 1
+
+    @property
+    def message_bytes(self) -> int:
+        return self._m.message_bytes
+
+    def publish(self, data: bytes) -> int:
+        """Publishes data (at most message_bytes); returns its sequence id. Never waits."""
+        m = self._m
+        if len(data) > m.message_bytes:
+            raise ChannelError("InvalidArgument",
+                               f"message of {len(data)} bytes exceeds {m.message_bytes}")
+        seq = self._next
+        off = m.slot(seq)
+        _U64.pack_into(m.mm, off, 2 * seq - 1)  # odd: write in progress
+        self._barrier()  # the odd version before any payload byte
+        _U32.pack_into(m.mm, off + SLOT_OFF_LENGTH, len(data))
+        m.mm[off + SLOT_HEADER_BYTES:off + SLOT_HEADER_BYTES + len(data)] = data
+        self._barrier()  # every payload byte before the even version
+        _U64.pack_into(m.mm, off, 2 * seq)
+        self._barrier()  # the slot before published_seq, which vouches for it
+        _U64.pack_into(m.mm, OFF_PUBLISHED_SEQ, seq)
+        self._next = seq + 1
+        return seq
+
+    def close(self):
+        self._m.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ChannelReader:
+    """A read-only reader with its own cursor; start is "next" (new messages) or "oldest"."""
+
+    def __init__(self, shm_dir: Optional[str], name: str, expected_message_bytes: int = 0,
+                 start: str = "next"):
+        validate_name(name)
+        if start not in ("next", "oldest"):
+            raise ChannelError("InvalidArgument", f'start must be "next" or "oldest", not {start}')
+        self._m = _Mapped(channel_path(shm_dir or default_shm_dir(), name), False, 0,
+                          expected_message_bytes)
+        self._barrier = _Barrier()
+        p = self.published_seq()
+        self.next_seq = p + 1
+        if start == "oldest":
+            self.next_seq = p - self._m.mask if p > self._m.mask else 1
+        self._pending_missed = 0
+        self.total_missed = 0
+        self.torn_retries = 0
+
+    @property
+    def message_bytes(self) -> int:
+        return self._m.message_bytes
+
+    @property
+    def slot_count(self) -> int:
+        return self._m.slots
+
+    def published_seq(self) -> int:
+        return _U64.unpack_from(self._m.mm, OFF_PUBLISHED_SEQ)[0]
+
+    def writer_epoch(self) -> int:
+        return _U64.unpack_from(self._m.mm, OFF_WRITER_EPOCH)[0]
+
+    def _copy(self, seq: int, v1: int) -> Optional[bytes]:
+        """The payload of message seq if the slot still holds it after the copy, else None."""
+        m = self._m
+        off = m.slot(seq)
+        self._barrier()  # v1 before the payload
+        length = min(_U32.unpack_from(m.mm, off + SLOT_OFF_LENGTH)[0], m.message_bytes)
+        data = m.mm[off + SLOT_HEADER_BYTES:off + SLOT_HEADER_BYTES + length]
+        self._barrier()  # the payload before v2
+        if _U64.unpack_from(m.mm, off)[0] != v1:
+            self.torn_retries += 1
+            return None
+        return data
+
+    def read_next(self) -> Optional[Message]:
+        """The message at the cursor (skipping and counting overwritten ones), or None."""
+        m = self._m
+        while True:
+            want = self.next_seq
+            v1 = _U64.unpack_from(m.mm, m.slot(want))[0]
+            if v1 < 2 * want:
+                return None  # not written yet, or being written
+            if v1 == 2 * want:
+                data = self._copy(want, v1)
+                if data is None:
+                    continue
+                missed, self._pending_missed = self._pending_missed, 0
+                self.total_missed += missed
+                self.next_seq = want + 1
+                return Message(want, missed, data)
+            # Lapped: ids <= max(slot's id, published_seq) - N are gone (see channel.cc).
+            t = (v1 + 1) // 2
+            self._barrier()
+            first_alive = max(t, self.published_seq()) - m.mask
+            self._pending_missed += first_alive - want
+            self.next_seq = first_alive
+
+    def read_latest(self) -> Optional[Message]:
+        """The newest message (again if nothing newer came); None before the first publish."""
+        m = self._m
+        while True:
+            p = self.published_seq()
+            if p == 0:
+                return None
+            self._barrier()  # published_seq before the slot it names
+            v1 = _U64.unpack_from(m.mm, m.slot(p))[0]
+            data = self._copy(p, v1) if v1 == 2 * p else None
+            if data is None:
+                continue  # lapped meanwhile: a newer message exists
+            missed = 0
+            if p >= self.next_seq:
+                missed = self._pending_missed + p - self.next_seq
+                self.total_missed += missed
+                self._pending_missed = 0
+                self.next_seq = p + 1
+            return Message(p, missed, data)
+
+    def close(self):
+        self._m.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

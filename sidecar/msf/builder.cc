@@ -14,7 +14,14 @@
 namespace modelswap::msf {
 namespace {
 constexpr size_t kFolio = 2 << 20;  // the page-cache folio size large aligned writes produce
+
+// A chunk of zeros is not written: the file keeps a hole there, which reads back as zeros. Models
+// with large zero runs (sparse embeddings, tests of multi-GiB files) then cost no disk.
+bool IsAllZero(std::span<const std::byte> bytes) {
+  return bytes.empty() || (bytes[0] == std::byte{0} &&
+                           std::memcmp(bytes.data(), bytes.data() + 1, bytes.size() - 1) == 0);
 }
+}  // namespace
 
 Builder::Builder(Env* env, int fd, BuildOptions options)
     : env_(env), fd_(fd), options_(std::move(options)), buffer_file_offset_(kHeaderSize) {
@@ -30,7 +37,7 @@ Status Builder::Flush() {
   if (buffered_ == 0) return Ok();
   std::span<const std::byte> bytes(buffer_, buffered_);
   data_sum_.Update(bytes);
-  MS_RETURN_IF_ERROR(env_->PWrite(fd_, bytes, buffer_file_offset_));
+  if (!IsAllZero(bytes)) MS_RETURN_IF_ERROR(env_->PWrite(fd_, bytes, buffer_file_offset_));
   buffer_file_offset_ += buffered_;
   buffered_ = 0;
   return Ok();

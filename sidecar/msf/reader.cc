@@ -199,6 +199,22 @@ Status WalkIndex(std::span<const std::byte> slots, const std::vector<uint64_t>& 
   return Ok();
 }
 
+// No checksum covers the bytes between sections, so they must be zero: a flipped bit anywhere in
+// the file is then caught.
+Status CheckPadding(std::span<const std::byte> file, const Header& h) {
+  uint64_t at = kHeaderSize;
+  for (size_t i = 0; i <= h.sections.size(); ++i) {
+    uint64_t next = i < h.sections.size() ? h.sections[i].offset : file.size();
+    if (!AllZero(file.subspan(at, next - at))) {
+      return Corrupt("non-zero bytes in the padding before " + (i < h.sections.size()
+                                                                    ? "section " + std::to_string(i)
+                                                                    : std::string("the end")));
+    }
+    if (i < h.sections.size()) at = h.sections[i].offset + h.sections[i].length;
+  }
+  return Ok();
+}
+
 }  // namespace
 
 Status VerifyContents(std::span<const std::byte> file, const Header& header,
@@ -219,6 +235,7 @@ Status VerifyContents(std::span<const std::byte> file, const Header& header,
                      ") checksum mismatch");
     }
   }
+  MS_RETURN_IF_ERROR(CheckPadding(file, header));
   const SectionInfo& data = FindSection(header, kSectionData);
   const SectionInfo& index = FindSection(header, kSectionIndex);
   std::vector<uint64_t> starts;

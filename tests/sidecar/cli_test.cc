@@ -1,0 +1,124 @@
+// modelswap-sidecar's file commands as the writer Job and operators run them: JSON on stdout and
+// in the termination log, exit codes, errors naming the problem.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/env.h"
+#include "tests/testing/msf_files.h"
+#include "tests/testing/subprocess.h"
+
+namespace modelswap {
+namespace {
+
+using nlohmann::json;
+
+class CliTest : public ::testing::Test {
+ protected:
+  testing::RunResult Sidecar(std::vector<std::string> args) {
+    args.insert(args.begin(), MODELSWAP_SIDECAR_BIN);
+    return testing::Run(args);
+  }
+  std::vector<std::string> Volume(const std::string& version) {
+    return {"--root", dir_.path(), "--model", "ranker", "--version", version};
+  }
+  testing::TempDir dir_;
+};
+
+TEST_F(CliTest, WritePublishPrintsJsonAndTerminationLog) {
+  std::string tlog = dir_ / "termination-log";
+  auto args = Volume("v1");
+  args.insert(args.begin(), "write");
+  for (std::string a :
+       {"--generate-bytes", "100000", "--seed", "3", "--publish", "--termination-log"})
+    args.push_back(a);
+  args.push_back(tlog);
+  auto r = Sidecar(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json out = json::parse(r.out);
+  EXPECT_EQ(out["model"], "ranker");
+  EXPECT_EQ(out["version"], "v1");
+  EXPECT_EQ(out["manifest_generation"], 1);
+  EXPECT_TRUE(out["checksum"].get<std::string>().starts_with("xxh3:"));
+  EXPECT_GT(out["bytes"].get<uint64_t>(), 100000u);
+  EXPECT_EQ(json::parse(ReadFileToString(DefaultEnv(), tlog).value()), out);
+
+  auto inspect = Sidecar({"inspect", out["path"]});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  json header = json::parse(inspect.out);
+  EXPECT_EQ(header["checksum"], out["checksum"]);
+  EXPECT_EQ(header["model"], "ranker");
+  EXPECT_EQ(header["verified"], true);
+  EXPECT_EQ(header["sections"].size(), 2u);
+}
+
+TEST_F(CliTest, ExistingVersionExitsThreeAndLogsTheError) {
+  auto args = Volume("v1");
+  args.insert(args.begin(), "write");
+  args.push_back("--generate-bytes");
+  args.push_back("1000");
+  ASSERT_EQ(Sidecar(args).exit_code, 0);
+  std::string tlog = dir_ / "tlog";
+  args.push_back("--termination-log");
+  args.push_back(tlog);
+  auto r = Sidecar(args);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("already exists"), std::string::npos) << r.err;
+  json err = json::parse(ReadFileToString(DefaultEnv(), tlog).value());
+  EXPECT_EQ(err["code"], "AlreadyExists");
+}
+
+TEST_F(CliTest, UsageErrors) {
+  auto r = Sidecar({"write", "--root", dir_.path(), "--model", "m", "--version", "v"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("exactly one of"), std::string::npos) << r.err;
+  r = Sidecar({"write", "--root", dir_.path(), "--model", "m", "--version", "v", "--generate-bytes",
+               "10", "--from-tsv", "x"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(Sidecar({"frobnicate"}).exit_code, 2);
+}
+
+TEST_F(CliTest, InspectNamesTheFailedCheck) {
+  std::string path = dir_ / "f.msf";
+  testing::BuildMsfFile(path, {{"a", "b"}});
+  auto bytes = testing::ReadAll(path);
+  bytes[4096] ^= std::byte{1};
+  testing::WriteAll(path, bytes);
+  auto r = Sidecar({"inspect", path});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("section 0 (data) checksum mismatch"), std::string::npos) << r.err;
+  auto header_only = Sidecar({"inspect", "--header-only", path});
+  EXPECT_EQ(header_only.exit_code, 0) << header_only.err;
+  EXPECT_EQ(json::parse(header_only.out)["verified"], false);
+  auto missing = Sidecar({"inspect", dir_ / "nope.msf"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("No such file"), std::string::npos) << missing.err;
+}
+
+TEST_F(CliTest, PublishAndRemove) {
+  for (std::string v : {"v1", "v2"}) {
+    auto args = Volume(v);
+    args.insert(args.begin(), "write");
+    args.push_back("--generate-bytes");
+    args.push_back("1000");
+    ASSERT_EQ(Sidecar(args).exit_code, 0);
+  }
+  auto pub = Volume("v2");
+  pub.insert(pub.begin(), "publish");
+  auto r = Sidecar(pub);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["manifest_generation"], 1);
+  auto rm = Volume("v2");
+  rm.insert(rm.begin(), "remove");
+  r = Sidecar(rm);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("active version"), std::string::npos);
+  rm = Volume("v1");
+  rm.insert(rm.begin(), "remove");
+  r = Sidecar(rm);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["removed"], true);
+}
+
+}  // namespace
+}  // namespace modelswap

@@ -1,0 +1,200 @@
+// The manifest reader rejects torn, missing, bad and stale manifests; publishing raises the
+// generation every time, rollbacks included.
+#include "sidecar/manifest.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "common/names.h"
+#include "sidecar/writer.h"
+#include "tests/testing/fault_env.h"
+#include "tests/testing/temp_dir.h"
+
+namespace modelswap {
+namespace {
+
+class ManifestTest : public ::testing::Test {
+ protected:
+  void Write(const std::string& version) {
+    WriteRequest req{dir_.path(), "ranker", version, GenerateSource{20'000, 1, 100}, false};
+    auto r = WriteVersion(&env_, req);
+    ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  }
+  Manifest Publish(const std::string& version) {
+    auto m = PublishVersion(&env_, dir_.path(), "ranker", version);
+    EXPECT_TRUE(m.has_value()) << m.error().ToString();
+    return m.value_or(Manifest{});
+  }
+  std::string ManifestText() {
+    return ReadFileToString(DefaultEnv(), ManifestPath(dir_.path(), "ranker")).value();
+  }
+  void SetManifestText(const std::string& text) {
+    ASSERT_TRUE(
+        WriteFileAtomic(DefaultEnv(), ManifestPath(dir_.path(), "ranker"), text).has_value());
+  }
+
+  testing::TempDir dir_;
+  testing::FaultEnv env_;
+};
+
+TEST_F(ManifestTest, MissingIsNotFound) {
+  auto m = ReadManifest(&env_, dir_.path(), "ranker");
+  ASSERT_FALSE(m.has_value());
+  EXPECT_EQ(m.error().code(), Code::kNotFound);
+}
+
+TEST_F(ManifestTest, PublishWritesAVerifiableManifest) {
+  Write("v1");
+  Manifest m = Publish("v1");
+  EXPECT_EQ(m.generation, 1u);
+  auto read = ReadManifest(&env_, dir_.path(), "ranker");
+  ASSERT_TRUE(read.has_value()) << read.error().ToString();
+  EXPECT_EQ(read->version, "v1");
+  EXPECT_EQ(read->file, "versions/v1.msf");
+  EXPECT_EQ(read->checksum, m.checksum);
+  EXPECT_EQ(read->bytes, env_.Stat(VersionPath(dir_.path(), "ranker", "v1"))->size);
+}
+
+TEST_F(ManifestTest, GenerationIncreasesAcrossRepublishAndRollback) {
+  Write("v1");
+  Write("v2");
+  EXPECT_EQ(Publish("v1").generation, 1u);
+  EXPECT_EQ(Publish("v2").generation, 2u);
+  EXPECT_EQ(Publish("v1").generation, 3u);  // rollback
+  EXPECT_EQ(Publish("v1").generation, 4u);  // republish of the same version
+  EXPECT_EQ(ReadManifest(&env_, dir_.path(), "ranker")->version, "v1");
+}
+
+TEST_F(ManifestTest, EveryTornPrefixIsRejected) {
+  Write("v1");
+  Publish("v1");
+  std::string full = ManifestText();
+  for (size_t n = 0; n < full.size(); ++n) {
+    std::string prefix = full.substr(0, n);
+    // Trailing whitespace is not content: a prefix that drops only the final newline is whole.
+    if (full.substr(n).find_first_not_of(" \n") == std::string::npos) continue;
+    auto m = DecodeManifest(prefix);
+    ASSERT_FALSE(m.has_value()) << "accepted a manifest torn at byte " << n;
+    EXPECT_EQ(m.error().code(), Code::kCorruption);
+  }
+}
+
+TEST_F(ManifestTest, BadChecksumIsRejected) {
+  Write("v1");
+  Publish("v1");
+  std::string text = ManifestText();
+  text.replace(text.find("\"v1\""), 4, "\"v9\"");
+  SetManifestText(text);
+  auto m = ReadManifest(&env_, dir_.path(), "ranker");
+  ASSERT_FALSE(m.has_value());
+  EXPECT_NE(m.error().message().find("manifest_checksum mismatch"), std::string::npos)
+      << m.error().message();
+}
+
+TEST_F(ManifestTest, OlderGenerationIsRejectedEqualIsAccepted) {
+  Write("v1");
+  Publish("v1");
+  Publish("v1");  // generation 2
+  auto older = ReadManifest(&env_, dir_.path(), "ranker", 3);
+  ASSERT_FALSE(older.has_value());
+  EXPECT_EQ(older.error().code(), Code::kFailedPrecondition);
+  EXPECT_NE(older.error().message().find("older than the held generation 3"), std::string::npos);
+  EXPECT_TRUE(ReadManifest(&env_, dir_.path(), "ranker", 2).has_value());
+}
+
+TEST_F(ManifestTest, FieldChecks) {
+  Manifest good{
+      "ranker", "v1", "versions/v1.msf", 10, "xxh3:0123456789abcdef", 5, "2026-11-21T00:00:00Z"};
+  ASSERT_TRUE(DecodeManifest(EncodeManifest(good)).has_value());
+  auto expect_bad = [](Manifest m, const std::string& what) {
+    auto r = DecodeManifest(EncodeManifest(m));
+    ASSERT_FALSE(r.has_value()) << what;
+    EXPECT_NE(r.error().message().find(what), std::string::npos) << r.error().message();
+  };
+  Manifest m = good;
+  m.file = "../../etc/passwd";
+  expect_bad(m, "is not versions/<version>.msf");
+  m = good;
+  m.version = "..";
+  m.file = "versions/...msf";
+  expect_bad(m, "not a valid name");
+  m = good;
+  m.checksum = "md5:abc";
+  expect_bad(m, "checksum is not xxh3");
+  m = good;
+  m.generation = 0;
+  expect_bad(m, "generation must be at least 1");
+  EXPECT_FALSE(DecodeManifest("[1,2]").has_value());
+  EXPECT_FALSE(DecodeManifest("{\"manifest_checksum\": 5}").has_value());
+}
+
+TEST_F(ManifestTest, ManifestOfAnotherModelIsRejected) {
+  Write("v1");
+  Publish("v1");
+  ASSERT_TRUE(env_.CreateDirs(ModelDir(dir_.path(), "other")).has_value());
+  ASSERT_TRUE(
+      WriteFileAtomic(&env_, ManifestPath(dir_.path(), "other"), ManifestText()).has_value());
+  auto m = ReadManifest(&env_, dir_.path(), "other");
+  ASSERT_FALSE(m.has_value());
+  EXPECT_NE(m.error().message().find("names model \"ranker\""), std::string::npos);
+}
+
+TEST_F(ManifestTest, PublishOverATornManifestStillIncreasesGeneration) {
+  Write("v1");
+  Publish("v1");
+  SetManifestText(ManifestText().substr(0, 20));
+  env_.fake_clock = true;
+  env_.fake_now_ns = int64_t{1'800'000'000} * 1'000'000'000;
+  Manifest m = Publish("v1");
+  EXPECT_EQ(m.generation, 1'800'000'000u);
+  EXPECT_EQ(Publish("v1").generation, 1'800'000'001u);
+}
+
+TEST_F(ManifestTest, PublishRefusesACorruptVersionFile) {
+  Write("v1");
+  std::string path = VersionPath(dir_.path(), "ranker", "v1");
+  int fd = ::open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "XXXX", 4, 8192), 4);
+  ::close(fd);
+  auto m = PublishVersion(&env_, dir_.path(), "ranker", "v1");
+  ASSERT_FALSE(m.has_value());
+  EXPECT_EQ(m.error().code(), Code::kCorruption);
+  EXPECT_NE(m.error().message().find("checksum mismatch"), std::string::npos)
+      << m.error().message();
+  EXPECT_EQ(ReadManifest(&env_, dir_.path(), "ranker").error().code(), Code::kNotFound);
+}
+
+TEST_F(ManifestTest, PublishRefusesAFileNamedForAnotherVersion) {
+  Write("v1");
+  ASSERT_EQ(::rename(VersionPath(dir_.path(), "ranker", "v1").c_str(),
+                     VersionPath(dir_.path(), "ranker", "v2").c_str()),
+            0);
+  auto m = PublishVersion(&env_, dir_.path(), "ranker", "v2");
+  ASSERT_FALSE(m.has_value());
+  EXPECT_NE(m.error().message().find("not its file name"), std::string::npos);
+}
+
+// Blobfuse renames by copying then deleting: a reader in between sees a torn manifest, which it
+// must reject, and afterwards the complete new one.
+TEST_F(ManifestTest, RenameAsCopyThenDeleteShowsTornThenComplete) {
+  Write("v1");
+  Write("v2");
+  Publish("v1");
+  env_.rename_as_copy = true;
+  bool saw_torn = false;
+  env_.between_copy_and_delete = [&](const std::string&, const std::string&) {
+    auto m = ReadManifest(DefaultEnv(), dir_.path(), "ranker");
+    saw_torn = !m.has_value() && m.error().code() == Code::kCorruption;
+  };
+  Publish("v2");
+  EXPECT_TRUE(saw_torn);
+  auto m = ReadManifest(DefaultEnv(), dir_.path(), "ranker");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->version, "v2");
+  EXPECT_EQ(m->generation, 2u);
+}
+
+}  // namespace
+}  // namespace modelswap

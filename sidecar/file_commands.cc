@@ -184,10 +184,12 @@ json HeaderJson(const msf::Header& h, const std::string& checksum) {
 void AddInspect(CLI::App& app, CommandContext& ctx) {
   auto path = std::make_shared<std::string>();
   auto header_only = std::make_shared<bool>(false);
+  auto keys = std::make_shared<std::vector<std::string>>();
   CLI::App* cmd = app.add_subcommand("inspect", "validate an .msf and print its header as JSON");
   cmd->add_option("FILE", *path, "the .msf file")->required();
   cmd->add_flag("--header-only", *header_only, "check only the header (O(1)), not every checksum");
-  cmd->callback([path, header_only, &ctx] {
+  cmd->add_option("--key", *keys, "also look these keys up (values printed as JSON strings)");
+  cmd->callback([path, header_only, keys, &ctx] {
     SetupLogging(ctx.log_level);
     auto level = *header_only ? msf::VerifyLevel::kHeader : msf::VerifyLevel::kFull;
     auto file = OpenModelFile(DefaultEnv(), *path, level);
@@ -197,7 +199,16 @@ void AddInspect(CLI::App& app, CommandContext& ctx) {
     }
     json out = HeaderJson(file->reader.header(), file->reader.checksum());
     out["verified"] = !*header_only;
-    std::puts(out.dump(2).c_str());
+    if (!keys->empty()) {
+      json lookups = json::object();
+      for (const std::string& key : *keys) {
+        auto value = file->reader.Find(std::string_view(key));
+        lookups[key] = value ? json(std::string(*value)) : json(nullptr);
+      }
+      out["lookups"] = lookups;
+    }
+    // Binary values are not UTF-8: replace invalid bytes rather than fail to print.
+    std::puts(out.dump(2, ' ', false, json::error_handler_t::replace).c_str());
   });
 }
 

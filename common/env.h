@@ -80,6 +80,22 @@ class Env {
   // Maps the whole file read-only. kCorruption for an empty file (nothing to map).
   virtual Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path) = 0;
 
+  // Page-cache control over (page-aligned) ranges of a MapReadOnly mapping; the agent's prefault,
+  // reclaim and status use these.
+  //
+  // Faults every page of `region` into the mapping (MADV_POPULATE_READ, Linux >= 5.14) without
+  // ever raising SIGBUS. kNotSupported where the kernel lacks it (EINVAL): callers fall back to
+  // AdviseWillNeed and touching each page. kIOError when a page cannot be read: EFAULT (the file
+  // was truncated under the mapping) or EIO.
+  virtual Status PopulateRead(std::span<const std::byte> region) = 0;
+  // Starts asynchronous read-ahead of `region` (MADV_WILLNEED). Never faults.
+  virtual Status AdviseWillNeed(std::span<const std::byte> region) = 0;
+  // Drops the file's clean pages from the page cache (posix_fadvise POSIX_FADV_DONTNEED). Pages
+  // some process still maps stay; it is a hint, so success says nothing about what was dropped.
+  virtual Status DropFileCache(const std::string& path) = 0;
+  // Bytes of `region` resident in memory (mincore). Never faults.
+  virtual Result<uint64_t> ResidentBytes(std::span<const std::byte> region) = 0;
+
   // Monotonic and wall clocks, and sleeping, so tests can run time forward.
   virtual int64_t NowMonotonicNanos() = 0;
   virtual int64_t NowUnixNanos() = 0;
@@ -123,6 +139,14 @@ class EnvWrapper : public Env {
   }
   Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& p) override {
     return target_->MapReadOnly(p);
+  }
+  Status PopulateRead(std::span<const std::byte> r) override { return target_->PopulateRead(r); }
+  Status AdviseWillNeed(std::span<const std::byte> r) override {
+    return target_->AdviseWillNeed(r);
+  }
+  Status DropFileCache(const std::string& p) override { return target_->DropFileCache(p); }
+  Result<uint64_t> ResidentBytes(std::span<const std::byte> r) override {
+    return target_->ResidentBytes(r);
   }
   int64_t NowMonotonicNanos() override { return target_->NowMonotonicNanos(); }
   int64_t NowUnixNanos() override { return target_->NowUnixNanos(); }

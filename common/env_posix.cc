@@ -2,10 +2,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/interprocess/file_mapping.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <cerrno>
@@ -17,6 +19,13 @@
 
 namespace modelswap {
 namespace {
+
+// Debian 12's glibc headers predate MADV_POPULATE_READ (Linux 5.14); the value is ABI.
+#ifdef MADV_POPULATE_READ
+constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
+#else
+constexpr int kMadvPopulateRead = 22;
+#endif
 
 Code CodeForErrno(int err) {
   switch (err) {
@@ -224,6 +233,57 @@ class PosixEnv final : public Env {
     } catch (const bip::interprocess_exception& e) {
       return Fail(Code::kIOError, "map " + path + ": " + e.what());
     }
+  }
+
+  Status PopulateRead(std::span<const std::byte> region) override {
+    if (region.empty()) return Ok();
+    void* addr = const_cast<std::byte*>(region.data());
+    // MADV_POPULATE_READ may stop early and ask to be called again (EINTR, EAGAIN).
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      if (::madvise(addr, region.size(), kMadvPopulateRead) == 0) return Ok();
+      int err = errno;
+      if (err == EINTR || err == EAGAIN) continue;
+      if (err == EINVAL) {
+        return Fail(Code::kNotSupported, "madvise(MADV_POPULATE_READ) not supported by the kernel");
+      }
+      if (err == EFAULT) {
+        return Fail(Code::kIOError,
+                    "madvise(MADV_POPULATE_READ): EFAULT (file shorter than its mapping: "
+                    "truncated under it?)");
+      }
+      return Fail(PosixError("madvise(MADV_POPULATE_READ)", "", err));
+    }
+    return Fail(Code::kIOError, "madvise(MADV_POPULATE_READ): still interrupted after 100 tries");
+  }
+
+  Status AdviseWillNeed(std::span<const std::byte> region) override {
+    if (region.empty()) return Ok();
+    if (::madvise(const_cast<std::byte*>(region.data()), region.size(), MADV_WILLNEED) != 0) {
+      return Fail(PosixError("madvise(MADV_WILLNEED)", "", errno));
+    }
+    return Ok();
+  }
+
+  Status DropFileCache(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Fail(PosixError("open", path, errno));
+    int rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // returns the error, not errno
+    ::close(fd);
+    if (rc != 0) return Fail(PosixError("posix_fadvise(DONTNEED)", path, rc));
+    return Ok();
+  }
+
+  Result<uint64_t> ResidentBytes(std::span<const std::byte> region) override {
+    if (region.empty()) return uint64_t{0};
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> vec((region.size() + page - 1) / page);
+    if (::mincore(const_cast<std::byte*>(region.data()), region.size(), vec.data()) != 0) {
+      return Fail(PosixError("mincore", "", errno));
+    }
+    uint64_t pages = 0;
+    for (unsigned char v : vec)
+      pages += v & 1;
+    return std::min<uint64_t>(pages * page, region.size());
   }
 
   int64_t NowMonotonicNanos() override {

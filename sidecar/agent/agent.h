@@ -1,0 +1,43 @@
+// The agent: one ModelAgent thread per configured model, and the HTTP server over their status.
+//
+// Start() creates (or adopts) every model's control block before any thread runs, so a bad
+// shm-dir or a second agent fails the start with a clear error; then loads happen in the
+// background and /readyz turns 200 once every model has an active version. Stop() wakes every
+// loop, joins them and closes the listener; mappings are released with the Agent.
+//
+// Thread safety: Start/Stop/destructor from one thread; Status() from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/env.h"
+#include "common/status.h"
+#include "sidecar/agent/http_server.h"
+#include "sidecar/agent/model_agent.h"
+
+namespace modelswap::agent {
+
+struct AgentOptions {
+  std::vector<std::string> models;
+  std::string listen = "0.0.0.0:8471";  // empty: no HTTP server
+  ModelAgentConfig model;
+};
+
+class Agent {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<Agent>> Start(Env* env, const AgentOptions& options);
+  ~Agent();
+  void Stop();
+  std::vector<ModelStatus> Status();
+
+ private:
+  Agent() = default;
+  std::vector<std::unique_ptr<ModelAgent>> models_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<HttpServer> http_;
+};
+
+}  // namespace modelswap::agent

@@ -1,0 +1,40 @@
+// Reclaim decisions and dropping a version's mapping and pages.
+#include "sidecar/agent/reclaimer.h"
+
+#include <spdlog/spdlog.h>
+
+namespace modelswap::agent {
+
+int HoldersOf(uint64_t generation, const std::vector<ctl::SlotView>& live) {
+  int n = 0;
+  for (const auto& s : live)
+    n += s.Holds(generation) ? 1 : 0;
+  return n;
+}
+
+std::string ReclaimReason(const LoadedVersion& v, const std::vector<ctl::SlotView>& live,
+                          int64_t now_ns, int64_t grace_ns) {
+  if (HoldersOf(v.manifest.generation, live) == 0) return "no live reader holds it";
+  if (now_ns - v.retired_at_ns >= grace_ns) return "grace period over";
+  return "";
+}
+
+void DropVersion(Env* env, LoadedVersion& v, const std::string& active_source_path,
+                 const std::string& active_mapped_path) {
+  v.mapping.reset();
+  std::vector<std::string> paths{v.mapped_path};
+  if (v.source_path != v.mapped_path) paths.push_back(v.source_path);
+  for (const std::string& path : paths) {
+    if (path == active_source_path || path == active_mapped_path) continue;
+    if (auto st = env->DropFileCache(path); !st) {
+      spdlog::debug("reclaim drop-cache path={} err=\"{}\"", path, st.error().message());
+    }
+  }
+  if (v.mapped_path != v.source_path && v.mapped_path != active_mapped_path) {
+    if (auto st = env->Remove(v.mapped_path); !st) {
+      spdlog::warn("reclaim remove-staged path={} err=\"{}\"", v.mapped_path, st.error().message());
+    }
+  }
+}
+
+}  // namespace modelswap::agent

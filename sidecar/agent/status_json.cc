@@ -1,0 +1,154 @@
+// Rendering ModelStatus as JSON and as Prometheus metrics.
+#include "sidecar/agent/status_json.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "common/checksum.h"
+#include "sidecar/manifest.h"
+
+namespace modelswap::agent {
+
+using nlohmann::json;
+
+namespace {
+
+json ActiveJson(const LoadedVersion& v) {
+  return json{{"version", v.manifest.version},
+              {"generation", v.manifest.generation},
+              {"bytes", v.manifest.bytes},
+              {"checksum", FormatChecksum(v.checksum)},
+              {"file", v.mapped_path},
+              {"source_file", v.source_path},
+              {"entries", v.entry_count},
+              {"published_at", v.manifest.published_at},
+              {"prefault_method", v.prefault_method},
+              {"load_seconds",
+               {{"stage", v.timings.stage_seconds},
+                {"map", v.timings.map_seconds},
+                {"prefault", v.timings.prefault_seconds},
+                {"verify", v.timings.verify_seconds}}}};
+}
+
+}  // namespace
+
+json ModelStatusJson(const ModelStatus& s) {
+  json j{{"state", s.state},
+         {"active", s.active ? ActiveJson(*s.active) : json(nullptr)},
+         {"resident_bytes", s.resident_bytes},
+         {"swaps", s.swaps},
+         {"rejections", s.rejections},
+         {"reclaimed", s.reclaimed},
+         {"truncations", s.truncations},
+         {"live_readers", s.live_readers},
+         {"held_generations", s.held_generations},
+         {"inotify", s.inotify},
+         {"agent_incarnation", s.agent_incarnation},
+         {"manifest_error", s.manifest_error.empty() ? json(nullptr) : json(s.manifest_error)}};
+  if (s.last_rejected) {
+    const Rejection& r = *s.last_rejected;
+    j["last_rejected"] = json{{"version", r.version},
+                              {"generation", r.generation},
+                              {"reason", r.reason},
+                              {"at", FormatRfc3339(r.at_unix_ns)}};
+  } else {
+    j["last_rejected"] = nullptr;
+  }
+  if (s.next_retry_in_ns > 0)
+    j["next_retry_seconds"] = static_cast<double>(s.next_retry_in_ns) / 1e9;
+  json retired = json::array();
+  for (const auto& r : s.retired) {
+    retired.push_back(json{{"version", r.version},
+                           {"generation", r.generation},
+                           {"holders", r.holders},
+                           {"retired_seconds", r.retired_seconds}});
+  }
+  j["retired"] = retired;
+  return j;
+}
+
+bool AllReady(const std::vector<ModelStatus>& models) {
+  for (const auto& m : models) {
+    if (!m.active) return false;
+  }
+  return true;
+}
+
+json StatusJson(const std::vector<ModelStatus>& models) {
+  json out{{"models", json::object()}, {"ready", AllReady(models)}};
+  for (const auto& m : models)
+    out["models"][m.model] = ModelStatusJson(m);
+  return out;
+}
+
+std::string MetricsText(const std::vector<ModelStatus>& models) {
+  // A fresh registry per scrape: our counters are kept in ModelStatus, so rendering needs no
+  // shared mutable metric objects.
+  prometheus::Registry registry;
+  auto& generation = prometheus::BuildGauge()
+                         .Name("modelswap_agent_active_generation")
+                         .Help("Manifest generation of the active version (0: none)")
+                         .Register(registry);
+  auto& resident = prometheus::BuildGauge()
+                       .Name("modelswap_agent_resident_bytes")
+                       .Help("Bytes of the active version resident in memory (mincore)")
+                       .Register(registry);
+  auto& bytes = prometheus::BuildGauge()
+                    .Name("modelswap_agent_active_bytes")
+                    .Help("Size of the active version file")
+                    .Register(registry);
+  auto& readers = prometheus::BuildGauge()
+                      .Name("modelswap_agent_live_readers")
+                      .Help("App processes with a live reader slot")
+                      .Register(registry);
+  auto& retired = prometheus::BuildGauge()
+                      .Name("modelswap_agent_retired_versions")
+                      .Help("Superseded versions still mapped")
+                      .Register(registry);
+  auto& load = prometheus::BuildGauge()
+                   .Name("modelswap_agent_load_seconds")
+                   .Help("Duration of each load phase of the active version")
+                   .Register(registry);
+  auto& swaps = prometheus::BuildCounter()
+                    .Name("modelswap_agent_swaps_total")
+                    .Help("Versions made active")
+                    .Register(registry);
+  auto& rejections = prometheus::BuildCounter()
+                         .Name("modelswap_agent_rejections_total")
+                         .Help("Versions rejected or dropped (bad checksum, short, truncated...)")
+                         .Register(registry);
+  auto& reclaimed = prometheus::BuildCounter()
+                        .Name("modelswap_agent_reclaimed_total")
+                        .Help("Superseded versions unmapped")
+                        .Register(registry);
+  auto& ready = prometheus::BuildGauge()
+                    .Name("modelswap_agent_ready")
+                    .Help("1 when every model has an active version")
+                    .Register(registry);
+  for (const auto& m : models) {
+    prometheus::Labels l{{"model", m.model}};
+    generation.Add(l).Set(m.active ? static_cast<double>(m.active->manifest.generation) : 0);
+    bytes.Add(l).Set(m.active ? static_cast<double>(m.active->manifest.bytes) : 0);
+    resident.Add(l).Set(static_cast<double>(m.resident_bytes));
+    readers.Add(l).Set(m.live_readers);
+    retired.Add(l).Set(static_cast<double>(m.retired.size()));
+    swaps.Add(l).Increment(static_cast<double>(m.swaps));
+    rejections.Add(l).Increment(static_cast<double>(m.rejections));
+    reclaimed.Add(l).Increment(static_cast<double>(m.reclaimed));
+    if (m.active) {
+      const LoadTimings& t = m.active->timings;
+      for (auto [phase, sec] : {std::pair{"stage", t.stage_seconds},
+                                {"map", t.map_seconds},
+                                {"prefault", t.prefault_seconds},
+                                {"verify", t.verify_seconds}}) {
+        load.Add({{"model", m.model}, {"phase", phase}}).Set(sec);
+      }
+    }
+  }
+  ready.Add({}).Set(AllReady(models) ? 1 : 0);
+  return prometheus::TextSerializer().Serialize(registry.Collect());
+}
+
+}  // namespace modelswap::agent

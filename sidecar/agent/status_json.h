@@ -1,0 +1,27 @@
+// The agent's /v1/status document and /metrics text, built from ModelStatus snapshots.
+//
+// /v1/status (contract in the brief): {"models": {"<model>": {"active": {...} | null, "state",
+// "resident_bytes", "swaps", "last_rejected": {...} | null, ...}}, "ready": bool}. Extra fields
+// per model: load timings, prefault method, live readers and the generations they hold, retired
+// versions still mapped, the last ignored manifest and why, inotify in use, counters.
+//
+// Thread safety: plain functions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sidecar/agent/model_agent.h"
+
+namespace modelswap::agent {
+
+nlohmann::json ModelStatusJson(const ModelStatus& s);
+// ready: every model has an active version.
+bool AllReady(const std::vector<ModelStatus>& models);
+nlohmann::json StatusJson(const std::vector<ModelStatus>& models);
+// Prometheus text exposition (prometheus-cpp TextSerializer).
+std::string MetricsText(const std::vector<ModelStatus>& models);
+
+}  // namespace modelswap::agent

@@ -1,0 +1,175 @@
+// Subcommands of the injected sidecar: `agent` (the long-running loop) and `get` (one lookup
+// through the C++ client, for scripts and smoke tests).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "common/log.h"
+#include "common/names.h"
+#include "sidecar/agent/agent.h"
+#include "sidecar/cli.h"
+#include "sidecar/client/client.h"
+
+namespace modelswap {
+namespace {
+
+struct AgentArgs {
+  std::string root, models, shm_dir, listen = "0.0.0.0:8471", stage_dir;
+  int64_t poll_ms = 1000, grace_ms = 300000, heartbeat_ms = 1000, reader_timeout_ms = 5000;
+  int64_t retry_ms = 1000;
+  int stage_threads = 4, prefault_threads = 2;
+};
+
+Result<std::vector<std::string>> SplitModels(const std::string& csv) {
+  std::vector<std::string> out;
+  std::stringstream in(csv);
+  for (std::string name; std::getline(in, name, ',');) {
+    if (name.empty()) continue;
+    MS_RETURN_IF_ERROR(ValidateModelName(name));
+    out.push_back(name);
+  }
+  if (out.empty()) return Fail(Code::kInvalidArgument, "--models: no model names given");
+  return out;
+}
+
+// Blocks SIGTERM/SIGINT in every thread (call before any thread starts), then waits for one.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int RunAgent(const AgentArgs& a) {
+  auto models = SplitModels(a.models);
+  if (!models) {
+    std::fprintf(stderr, "modelswap-sidecar agent: %s\n", models.error().ToString().c_str());
+    return kExitUsage;
+  }
+  agent::AgentOptions o;
+  o.models = *models;
+  o.listen = a.listen;
+  // Absolute: the control block hands these paths to apps running in other directories.
+  o.model.root = std::filesystem::absolute(a.root).lexically_normal().string();
+  o.model.shm_dir = client::ShmDir(a.shm_dir);
+  o.model.poll_interval_ns = a.poll_ms * 1'000'000;
+  o.model.grace_ns = a.grace_ms * 1'000'000;
+  o.model.heartbeat_interval_ns = a.heartbeat_ms * 1'000'000;
+  o.model.reader_timeout_ns = a.reader_timeout_ms * 1'000'000;
+  o.model.retry_initial_ns = a.retry_ms * 1'000'000;
+  if (!a.stage_dir.empty()) {
+    o.model.load.stage_dir = std::filesystem::absolute(a.stage_dir).lexically_normal().string();
+  }
+  o.model.load.stage_threads = a.stage_threads;
+  o.model.load.prefault_threads = a.prefault_threads;
+  sigset_t stop_signals = BlockStopSignals();
+  auto agent = agent::Agent::Start(DefaultEnv(), o);
+  if (!agent) {
+    std::fprintf(stderr, "modelswap-sidecar agent: %s\n", agent.error().ToString().c_str());
+    return kExitError;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("agent stopping signal={}", sig);
+  (*agent)->Stop();
+  return kExitOk;
+}
+
+void AddAgent(CLI::App& app, CommandContext& ctx) {
+  auto a = std::make_shared<AgentArgs>();
+  CLI::App* cmd = app.add_subcommand("agent", "the injected sidecar: load, swap and serve models");
+  cmd->add_option("--root", a->root, "the model volume's mount point")
+      ->envname("MODELSWAP_ROOT")
+      ->required();
+  cmd->add_option("--models", a->models, "comma-separated model names")
+      ->envname("MODELSWAP_MODELS")
+      ->required();
+  cmd->add_option("--shm-dir", a->shm_dir,
+                  "control block directory (default $MODELSWAP_SHM_DIR, else /dev/shm/modelswap)");
+  cmd->add_option("--listen", a->listen, "HTTP HOST:PORT, empty to disable (default 0.0.0.0:8471)");
+  cmd->add_option("--poll-interval", a->poll_ms, "manifest poll interval, ms (default 1000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}));
+  cmd->add_option("--stage-dir", a->stage_dir, "copy versions to this local directory first");
+  cmd->add_option("--stage-threads", a->stage_threads, "parallel readers when staging (default 4)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--prefault-threads", a->prefault_threads, "prefault threads (default 2)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--grace-period", a->grace_ms,
+                  "unmap a superseded version after this long even if readers hold it, ms "
+                  "(default 300000)")
+      ->check(CLI::Range(int64_t{0}, int64_t{86'400'000}));
+  cmd->add_option("--heartbeat-interval", a->heartbeat_ms,
+                  "how often apps refresh their reader slot, ms (default 1000)")
+      ->check(CLI::Range(int64_t{10}, int64_t{600'000}));
+  cmd->add_option("--reader-timeout", a->reader_timeout_ms,
+                  "a reader slot without heartbeat for this long is dead, ms (default 5000)")
+      ->check(CLI::Range(int64_t{20}, int64_t{3'600'000}));
+  cmd->add_option("--retry-backoff", a->retry_ms,
+                  "first retry delay of a rejected version, doubling to 60 s, ms (default 1000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{600'000}));
+  cmd->callback([a, &ctx] {
+    SetupLogging(ctx.log_level);
+    if (a->reader_timeout_ms < 2 * a->heartbeat_ms) {
+      throw CLI::ValidationError("--reader-timeout", "must be at least twice --heartbeat-interval");
+    }
+    ctx.exit_code = RunAgent(*a);
+  });
+}
+
+struct GetArgs {
+  std::string shm_dir, model, key;
+  bool raw = false;
+};
+
+int RunGet(const GetArgs& a) {
+  client::Options opts;
+  opts.shm_dir = a.shm_dir;
+  opts.heartbeat_thread = false;  // one lookup: the slot lives for milliseconds
+  auto model = client::ModelClient::Attach(a.model, opts);
+  if (!model) {
+    std::fprintf(stderr, "modelswap-sidecar get: %s\n", model.error().ToString().c_str());
+    return kExitError;
+  }
+  auto handle = (*model)->Acquire();
+  if (!handle) {
+    std::fprintf(stderr, "modelswap-sidecar get: %s\n", handle.error().ToString().c_str());
+    return kExitError;
+  }
+  auto value = handle->Get(a.key);
+  if (!value) {
+    std::fprintf(stderr, "modelswap-sidecar get: NotFound: key \"%s\" not in %s version %s\n",
+                 a.key.c_str(), a.model.c_str(), handle->version().c_str());
+    return kExitError;
+  }
+  std::fwrite(value->data(), 1, value->size(), stdout);
+  if (!a.raw) std::fputc('\n', stdout);
+  std::fflush(stdout);
+  return kExitOk;
+}
+
+void AddGet(CLI::App& app, CommandContext& ctx) {
+  auto a = std::make_shared<GetArgs>();
+  CLI::App* cmd = app.add_subcommand("get", "print one value of the active version");
+  cmd->add_option("--shm-dir", a->shm_dir, "control block directory (default $MODELSWAP_SHM_DIR)");
+  cmd->add_option("--model", a->model, "model name")->required();
+  cmd->add_option("KEY", a->key, "the key")->required();
+  cmd->add_flag("--raw", a->raw, "print the value bytes only, without a newline");
+  cmd->callback([a, &ctx] {
+    SetupLogging(ctx.log_level);
+    ctx.exit_code = RunGet(*a);
+  });
+}
+
+}  // namespace
+
+void AddAgentCommands(CLI::App& app, CommandContext& ctx) {
+  AddAgent(app, ctx);
+  AddGet(app, ctx);
+}
+
+}  // namespace modelswap

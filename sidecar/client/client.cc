@@ -1,0 +1,271 @@
+// ModelClient: attach, acquire (fast path on the record's seq), map versions, heartbeat thread.
+#include "sidecar/client/client.h"
+
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/checksum.h"
+#include "common/names.h"
+#include "sidecar/client/control_block_access.h"
+#include "sidecar/client/reader_slot.h"
+#include "sidecar/version_file.h"
+
+namespace modelswap::client {
+
+// One mapped version. Immutable once built; destroyed (unmapped) with its last Handle.
+class Version {
+ public:
+  Version(OpenedModelFile file, const ctl::Record& rec)
+      : file_(std::move(file)),
+        generation_(rec.generation),
+        version_(rec.version),
+        path_(rec.path) {}
+  const msf::Reader& reader() const { return file_.reader; }
+  uint64_t generation() const { return generation_; }
+  const std::string& version() const { return version_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  OpenedModelFile file_;
+  uint64_t generation_;
+  std::string version_, path_;
+};
+
+std::optional<std::string_view> Handle::Get(std::string_view key) const {
+  return v_->reader().Find(key);
+}
+std::optional<std::span<const std::byte>> Handle::Get(std::span<const std::byte> key) const {
+  return v_->reader().Find(key);
+}
+uint64_t Handle::generation() const {
+  return v_->generation();
+}
+const std::string& Handle::version() const {
+  return v_->version();
+}
+const std::string& Handle::path() const {
+  return v_->path();
+}
+uint64_t Handle::entry_count() const {
+  return v_->reader().size();
+}
+
+std::string ShmDir(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  if (const char* env = std::getenv("MODELSWAP_SHM_DIR"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return "/dev/shm/modelswap";
+}
+
+class ModelClient::Impl {
+ public:
+  Impl(std::string model, std::string path, Env* env)
+      : model_(std::move(model)), path_(std::move(path)), env_(env) {}
+  ~Impl() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  Status AttachLocked() {
+    auto file = ctl::ControlBlockFile::Open(path_);
+    if (!file) {
+      if (file.error().code() == Code::kNotFound) {
+        return Fail(Code::kUnavailable,
+                    "control block " + path_ + " does not exist (is the modelswap agent running?)");
+      }
+      return Fail(file.error());
+    }
+    if (ctl::ModelName((*file)->header()) != model_) {
+      return Fail(Code::kCorruption, "control block " + path_ + " names model \"" +
+                                         ctl::ModelName((*file)->header()) + "\"");
+    }
+    // Claim in the new file first, so a failure leaves the old attachment intact.
+    MS_ASSIGN_OR_RETURN(ctl::ReaderSlot slot, ctl::ReaderSlot::Claim(**file));
+    slot_.reset();  // the old slot goes before its file
+    file_ = std::move(*file);
+    slot_.emplace(std::move(slot));
+    seen_seq_ = 1;  // odd: never equal to a stable seq, so the next Acquire reads the record
+    AnnounceLocked();
+    return Ok();
+  }
+
+  void StartThread() {
+    thread_ = std::thread([this] { HeartbeatLoop(); });
+  }
+
+  Result<Handle> Acquire() {
+    std::lock_guard lock(mu_);
+    if (!thread_.joinable()) HeartbeatLocked();
+    // Fast path: the record has not been written since we read it, and we still hold its
+    // version.
+    if (current_ && ctl::RecordSeq(file_->header()) == seen_seq_) return Handle(current_);
+    return AcquireSlowLocked();
+  }
+
+  void Heartbeat() {
+    std::lock_guard lock(mu_);
+    HeartbeatLocked();
+  }
+
+  const std::string& model() const { return model_; }
+  uint32_t slot() {
+    std::lock_guard lock(mu_);
+    return slot_ ? slot_->index() : UINT32_MAX;
+  }
+  uint64_t reattach_count() {
+    std::lock_guard lock(mu_);
+    return reattaches_;
+  }
+
+ private:
+  Result<Handle> AcquireSlowLocked() {
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      MS_ASSIGN_OR_RETURN(ctl::Record rec, ctl::ReadRecord(file_->header()));
+      if (rec.state == MS_CTL_STATE_NONE) {
+        return Fail(Code::kUnavailable, "model " + model_ + ": no active version yet");
+      }
+      if (rec.state != MS_CTL_STATE_ACTIVE) {
+        return Fail(Code::kUnavailable, "model " + model_ + ": the agent dropped version " +
+                                            rec.version + " (see its /v1/status)");
+      }
+      if (current_ && current_->generation() == rec.generation && current_->path() == rec.path) {
+        seen_seq_ = rec.seq;
+        return Handle(current_);
+      }
+      // Announce before mapping, then check the record did not move on meanwhile (Dekker with
+      // the agent, control_block.h): if it did, start again with the newer version.
+      uint64_t min = MinHeldLocked(rec.generation);
+      slot_->Announce(min, std::max(rec.generation, current_ ? current_->generation() : 0));
+      if (ctl::RecordSeq(file_->header()) != rec.seq) continue;
+      auto opened = OpenVersion(rec);
+      if (!opened) {
+        // Removed or replaced since the record named it: a newer record will say so.
+        if (opened.error().code() == Code::kNotFound &&
+            ctl::RecordSeq(file_->header()) != rec.seq) {
+          continue;
+        }
+        AnnounceLocked();
+        return Fail(opened.error());
+      }
+      if (current_) retired_.push_back(current_);
+      current_ = std::move(*opened);
+      seen_seq_ = rec.seq;
+      AnnounceLocked();
+      return Handle(current_);
+    }
+    return Fail(Code::kUnavailable, "model " + model_ + ": the active version kept changing");
+  }
+
+  Result<std::shared_ptr<const Version>> OpenVersion(const ctl::Record& rec) {
+    // The agent verified every checksum; the header check (O(1)) and the identity below make
+    // sure this is the very file it verified.
+    MS_ASSIGN_OR_RETURN(OpenedModelFile file,
+                        OpenModelFile(env_, rec.path, msf::VerifyLevel::kHeader));
+    const msf::Header& h = file.reader.header();
+    if (h.header_checksum != rec.checksum || h.file_size != rec.bytes) {
+      return Fail(Code::kCorruption, rec.path + ": is not the file the agent verified (" +
+                                         FormatChecksum(h.header_checksum) + " vs " +
+                                         FormatChecksum(rec.checksum) + ")");
+    }
+    return std::make_shared<const Version>(std::move(file), rec);
+  }
+
+  // The oldest generation any live handle (or `candidate`) still reads.
+  uint64_t MinHeldLocked(uint64_t candidate) {
+    uint64_t min = candidate;
+    if (current_) min = std::min(min, current_->generation());
+    for (const auto& w : retired_) {
+      if (auto v = w.lock()) min = std::min(min, v->generation());
+    }
+    return min;
+  }
+
+  void AnnounceLocked() {
+    std::erase_if(retired_, [](const std::weak_ptr<const Version>& w) { return w.expired(); });
+    if (!current_ && retired_.empty()) {
+      slot_->Announce(0, 0);
+      return;
+    }
+    uint64_t max = current_ ? current_->generation() : 0;
+    for (const auto& w : retired_) {
+      if (auto v = w.lock()) max = std::max(max, v->generation());
+    }
+    slot_->Announce(MinHeldLocked(max), max);
+  }
+
+  void HeartbeatLocked() {
+    if (!file_->StillLinked()) {
+      // The agent replaced the control block (it found it invalid on restart): move over.
+      if (AttachLocked()) ++reattaches_;
+    }
+    // A superseded version nobody holds a handle on is dropped now, so an idle app does not pin
+    // it; the next Acquire maps the newest one.
+    if (current_ && current_.use_count() == 1 && ctl::RecordSeq(file_->header()) != seen_seq_) {
+      current_.reset();
+    }
+    AnnounceLocked();
+    slot_->Beat();
+  }
+
+  void HeartbeatLoop() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      HeartbeatLocked();
+      uint64_t interval = ctl::Word(file_->header().heartbeat_interval_ns)
+                              .load(std::memory_order_relaxed);  // a setting: any value works
+      interval = std::clamp<uint64_t>(interval / 2, 1'000'000, 5'000'000'000);
+      cv_.wait_for(lock, std::chrono::nanoseconds(interval), [this] { return stop_; });
+    }
+  }
+
+  const std::string model_, path_;
+  Env* const env_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+  std::unique_ptr<ctl::ControlBlockFile> file_;  // declared before slot_: outlives it
+  std::optional<ctl::ReaderSlot> slot_;
+  uint64_t seen_seq_ = 1;
+  std::shared_ptr<const Version> current_;
+  std::vector<std::weak_ptr<const Version>> retired_;
+  uint64_t reattaches_ = 0;
+};
+
+Result<std::unique_ptr<ModelClient>> ModelClient::Attach(std::string_view model, Options options) {
+  MS_RETURN_IF_ERROR(ValidateModelName(model));
+  std::string path = ctl::ControlBlockPath(ShmDir(options.shm_dir), model);
+  auto impl = std::make_unique<Impl>(std::string(model), path,
+                                     options.env != nullptr ? options.env : DefaultEnv());
+  MS_RETURN_IF_ERROR(impl->AttachLocked());  // not shared yet: no lock needed
+  if (options.heartbeat_thread) impl->StartThread();
+  return std::unique_ptr<ModelClient>(new ModelClient(std::move(impl)));
+}
+
+ModelClient::ModelClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ModelClient::~ModelClient() = default;
+Result<Handle> ModelClient::Acquire() {
+  return impl_->Acquire();
+}
+void ModelClient::Heartbeat() {
+  impl_->Heartbeat();
+}
+const std::string& ModelClient::model() const {
+  return impl_->model();
+}
+uint32_t ModelClient::slot() const {
+  return impl_->slot();
+}
+uint64_t ModelClient::reattach_count() const {
+  return impl_->reattach_count();
+}
+
+}  // namespace modelswap::client

@@ -1,0 +1,103 @@
+// The C++ client app containers link: read the active version of a model, swapped under load
+// without torn reads.
+//
+//   auto model = modelswap::client::ModelClient::Attach("ranker");   // <shm-dir>/ranker.ctl
+//   auto h = (*model)->Acquire();        // pinned to one version, RCU style
+//   std::optional<std::string_view> v = h->Get("42");   // points into the mapped file
+//
+// Everything read through one Handle comes from one version, however long the handle lives; a
+// new Acquire() returns the newest active version. The client maps the version file itself (the
+// agent already filled the page cache), and announces in its reader slot of the control block
+// which generations it still reads, so the agent knows when an old version can be unmapped and
+// its pages dropped. Liveness is a heartbeat: by default a background thread refreshes the slot
+// every heartbeat interval the agent asks for (half of it, to be safe), so an app that holds a
+// handle and idles keeps it announced; without the thread (Options::heartbeat_thread = false)
+// each Acquire() and Heartbeat() call refreshes it.
+//
+// Layout and protocol: control_block.h. C ABI: modelswap.h. Python: python/modelswap/model.py.
+//
+// Thread safety: a ModelClient is thread-safe (Acquire takes a short mutex). A Handle may be
+// shared between threads (it is immutable); copies are cheap (a shared_ptr). Handles stay valid
+// after the ModelClient that made them is destroyed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/env.h"
+#include "common/status.h"
+
+namespace modelswap::client {
+
+struct Options {
+  // Directory of the control blocks; empty means $MODELSWAP_SHM_DIR, else /dev/shm/modelswap.
+  std::string shm_dir;
+  // Refresh the reader slot from a background thread (recommended). Without it the slot is
+  // refreshed on Acquire() and Heartbeat() only, and the agent may consider an idle app dead.
+  bool heartbeat_thread = true;
+  // Where version files are mapped from; nullptr = DefaultEnv().
+  Env* env = nullptr;
+};
+
+// Resolves Options::shm_dir.
+std::string ShmDir(const std::string& configured);
+
+class Version;  // one mapped version (client.cc)
+
+class Handle {
+ public:
+  Handle() = default;
+  bool valid() const { return v_ != nullptr; }
+
+  // The value for key, pointing into the mapped file (valid while this handle or a copy lives);
+  // nullopt if the key is absent. REQUIRES: valid().
+  std::optional<std::string_view> Get(std::string_view key) const;
+  std::optional<std::span<const std::byte>> Get(std::span<const std::byte> key) const;
+
+  uint64_t generation() const;
+  const std::string& version() const;
+  const std::string& path() const;
+  uint64_t entry_count() const;
+
+ private:
+  friend class ModelClient;
+  explicit Handle(std::shared_ptr<const Version> v) : v_(std::move(v)) {}
+  std::shared_ptr<const Version> v_;
+};
+
+class ModelClient {
+ public:
+  // Opens <shm-dir>/<model>.ctl and claims a reader slot. kUnavailable if the control block
+  // does not exist yet (the agent has not started: retry), kCorruption/kFailedPrecondition if
+  // it is not a control block this library understands, kUnavailable if all slots are taken.
+  [[nodiscard]] static Result<std::unique_ptr<ModelClient>> Attach(std::string_view model,
+                                                                   Options options = {});
+  ~ModelClient();
+  ModelClient(const ModelClient&) = delete;
+  ModelClient& operator=(const ModelClient&) = delete;
+
+  // A handle on the newest active version. kUnavailable while the agent has published none (or
+  // has dropped the one it had), with the reason; errors mapping the file are passed through.
+  [[nodiscard]] Result<Handle> Acquire();
+
+  // Refreshes the slot now: heartbeat, the generations still read, re-attach if the agent
+  // replaced the control block file. The background thread calls this.
+  void Heartbeat();
+
+  const std::string& model() const;
+  // The slot this process holds (diagnostics and tests).
+  uint32_t slot() const;
+  // How many times this client re-attached to a replaced control block.
+  uint64_t reattach_count() const;
+
+ private:
+  class Impl;
+  explicit ModelClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelswap::client

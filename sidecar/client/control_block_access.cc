@@ -1,0 +1,190 @@
+// Seqlock record reads and writes, slot reads, and mapping of `.ctl` files.
+#include "sidecar/client/control_block_access.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "common/env.h"
+
+namespace modelswap::ctl {
+namespace {
+
+// Copies a NUL-padded string out of atomic words (inside a seqlock read).
+std::string LoadString(uint64_t* words, size_t n_words) {
+  std::string out(n_words * 8, '\0');
+  for (size_t i = 0; i < n_words; ++i) {
+    uint64_t w = Word(words[i]).load(std::memory_order_relaxed);
+    std::memcpy(out.data() + i * 8, &w, 8);
+  }
+  out.resize(::strnlen(out.data(), out.size()));
+  return out;
+}
+
+// Stores s NUL-padded into atomic words (inside the seqlock write); truncates to fit a NUL.
+void StoreString(uint64_t* words, size_t n_words, std::string_view s) {
+  std::string padded(n_words * 8, '\0');
+  std::memcpy(padded.data(), s.data(), std::min(s.size(), padded.size() - 1));
+  for (size_t i = 0; i < n_words; ++i) {
+    uint64_t w;
+    std::memcpy(&w, padded.data() + i * 8, 8);
+    Word(words[i]).store(w, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace
+
+uint64_t MonotonicNanos() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string ControlBlockPath(std::string_view shm_dir, std::string_view model) {
+  return JoinPath(shm_dir, std::string(model) + ".ctl");
+}
+
+Status ValidateHeader(const ms_ctl_header& h, uint64_t file_size) {
+  if (file_size < sizeof(ms_ctl_header)) {
+    return Fail(Code::kCorruption, "control block: file shorter than its header (" +
+                                       std::to_string(file_size) + " bytes)");
+  }
+  if (h.magic != MS_CTL_MAGIC) return Fail(Code::kCorruption, "control block: bad magic");
+  if (h.layout_version != MS_CTL_LAYOUT_VERSION) {
+    return Fail(Code::kFailedPrecondition, "control block: layout version " +
+                                               std::to_string(h.layout_version) + ", expected " +
+                                               std::to_string(MS_CTL_LAYOUT_VERSION));
+  }
+  if (h.slots_offset != MS_CTL_SLOTS_OFFSET || h.slot_bytes != MS_CTL_SLOT_BYTES ||
+      h.slot_count != MS_CTL_SLOT_COUNT) {
+    return Fail(Code::kCorruption, "control block: unexpected slot geometry");
+  }
+  if (h.file_bytes != MS_CTL_FILE_BYTES || file_size != MS_CTL_FILE_BYTES) {
+    return Fail(Code::kCorruption, "control block: file_bytes " + std::to_string(h.file_bytes) +
+                                       " / real size " + std::to_string(file_size) +
+                                       " differ from " + std::to_string(MS_CTL_FILE_BYTES));
+  }
+  return Ok();
+}
+
+std::string ModelName(ms_ctl_header& h) {
+  return LoadString(h.model_words, MS_CTL_MODEL_BYTES / 8);
+}
+
+Result<Record> ReadRecord(ms_ctl_header& h, int max_tries) {
+  ms_ctl_record& r = h.record;
+  for (int i = 0; i < max_tries; ++i) {
+    // Acquire: pairs with the agent's final release store of seq; everything that write
+    // stored is visible below.
+    uint64_t s1 = Word(r.seq).load(std::memory_order_acquire);
+    if (s1 & 1) continue;
+    Record out;
+    out.generation = Word(r.generation).load(std::memory_order_relaxed);
+    out.bytes = Word(r.bytes).load(std::memory_order_relaxed);
+    out.checksum = Word(r.checksum).load(std::memory_order_relaxed);
+    uint64_t state_word = Word(r.state_word).load(std::memory_order_relaxed);
+    out.published_unix_ns = Word(r.published_unix_ns).load(std::memory_order_relaxed);
+    out.version = LoadString(r.version_words, MS_CTL_VERSION_BYTES / 8);
+    out.path = LoadString(r.path_words, MS_CTL_PATH_BYTES / 8);
+    // Acquire fence: pairs with the agent's release fence after it made seq odd; if any field
+    // above came from a newer write, the re-read of seq below sees that write's odd value.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    uint64_t s2 = Word(r.seq).load(std::memory_order_relaxed);
+    if (s1 != s2) continue;
+    out.state = static_cast<uint32_t>(state_word);
+    out.seq = s1;
+    return out;
+  }
+  return Fail(Code::kUnavailable, "control block: record kept changing or stayed mid-write for " +
+                                      std::to_string(max_tries) + " reads");
+}
+
+void WriteRecord(ms_ctl_header& h, const Record& rec) {
+  ms_ctl_record& r = h.record;
+  // The agent is the only writer, so its own seq needs no ordering to read. A value left odd by
+  // an agent that died mid-write is made even by starting from the next even number.
+  uint64_t s = Word(r.seq).load(std::memory_order_relaxed);
+  uint64_t odd = (s | 1) + ((s & 1) ? 2 : 0);
+  Word(r.seq).store(odd, std::memory_order_relaxed);
+  // Release fence: orders the odd seq before every field store below (pairs with the readers'
+  // acquire fence).
+  std::atomic_thread_fence(std::memory_order_release);
+  Word(r.generation).store(rec.generation, std::memory_order_relaxed);
+  Word(r.bytes).store(rec.bytes, std::memory_order_relaxed);
+  Word(r.checksum).store(rec.checksum, std::memory_order_relaxed);
+  uint64_t path_len = std::min<uint64_t>(rec.path.size(), MS_CTL_PATH_BYTES - 1);
+  Word(r.state_word).store((path_len << 32) | rec.state, std::memory_order_relaxed);
+  Word(r.published_unix_ns).store(rec.published_unix_ns, std::memory_order_relaxed);
+  StoreString(r.version_words, MS_CTL_VERSION_BYTES / 8, rec.version);
+  StoreString(r.path_words, MS_CTL_PATH_BYTES / 8, rec.path);
+  // Release: publishes every field above to readers whose acquire load sees the even seq.
+  Word(r.seq).store(odd + 1, std::memory_order_release);
+  // seq_cst fence: the Dekker half of the agent (control_block.h, slot protocol). The slot reads
+  // that follow cannot be satisfied before this record is visible to clients.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+SlotView ReadSlot(ms_ctl_slot& s) {
+  SlotView v;
+  // Acquire on owner: pairs with the holder's release store of owner after it reset the other
+  // words at claim time, so a fresh claim is never read with the previous holder's range.
+  v.owner = Word(s.owner).load(std::memory_order_acquire);
+  // The rest are independent words; each is valid alone by the widening order of the slot
+  // protocol. Relaxed is enough: a stale value is either a wider range or an older heartbeat,
+  // both of which only delay reclaim.
+  v.heartbeat_ns = Word(s.heartbeat_ns).load(std::memory_order_relaxed);
+  v.max_generation = Word(s.max_generation).load(std::memory_order_relaxed);
+  v.min_generation = Word(s.min_generation).load(std::memory_order_relaxed);
+  v.pid = Word(s.pid).load(std::memory_order_relaxed);
+  return v;
+}
+
+ControlBlockFile::~ControlBlockFile() {
+  ::munmap(header_, MS_CTL_FILE_BYTES);
+  ::close(fd_);
+}
+
+Result<std::unique_ptr<ControlBlockFile>> ControlBlockFile::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    return Fail(err == ENOENT ? Code::kNotFound : Code::kIOError,
+                "open " + path + ": " + std::strerror(err));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Fail(Code::kIOError, "fstat " + path + ": " + std::strerror(err));
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size != MS_CTL_FILE_BYTES) {
+    ::close(fd);
+    return Fail(Code::kCorruption, "control block " + path + ": size " + std::to_string(size) +
+                                       ", expected " + std::to_string(MS_CTL_FILE_BYTES));
+  }
+  void* addr = ::mmap(nullptr, MS_CTL_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) {
+    int err = errno;
+    ::close(fd);
+    return Fail(Code::kIOError, "mmap " + path + ": " + std::strerror(err));
+  }
+  auto file = std::unique_ptr<ControlBlockFile>(
+      new ControlBlockFile(path, fd, static_cast<ms_ctl_header*>(addr), st.st_ino));
+  if (auto ok = ValidateHeader(file->header(), size); !ok) {
+    return Fail(ok.error().Context(path));
+  }
+  return file;
+}
+
+bool ControlBlockFile::StillLinked() const {
+  struct stat st;
+  return ::stat(path_.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_ino) == inode_;
+}
+
+}  // namespace modelswap::ctl

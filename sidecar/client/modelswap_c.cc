@@ -1,0 +1,106 @@
+// The C ABI (modelswap.h) over ModelClient: status codes instead of Result, no exceptions out.
+#include <new>
+#include <string>
+
+#include "sidecar/client/client.h"
+#include "sidecar/client/modelswap.h"
+
+struct ms_model {
+  std::unique_ptr<modelswap::client::ModelClient> client;
+};
+struct ms_handle {
+  modelswap::client::Handle handle;
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+ms_status StatusOf(const modelswap::Error& e) {
+  last_error = e.ToString();
+  return static_cast<ms_status>(-static_cast<int>(e.code()));
+}
+
+ms_status Invalid(const char* what) {
+  last_error = std::string("InvalidArgument: ") + what;
+  return MS_INVALID_ARGUMENT;
+}
+
+// Everything below may allocate; bad_alloc (or anything else) must not unwind into C.
+template <class F>
+ms_status Guard(F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    last_error = std::string("Internal: ") + e.what();
+  } catch (...) {
+    last_error = "Internal: unknown exception";
+  }
+  return MS_INTERNAL;
+}
+
+}  // namespace
+
+static_assert(static_cast<int>(modelswap::Code::kInternal) == -MS_INTERNAL, "codes mirror Code");
+static_assert(static_cast<int>(modelswap::Code::kUnavailable) == -MS_UNAVAILABLE,
+              "codes mirror Code");
+
+extern "C" {
+
+ms_status ms_model_attach(const char* shm_dir, const char* model, ms_model** out) {
+  if (model == nullptr || out == nullptr) return Invalid("model and out must not be NULL");
+  return Guard([&] {
+    modelswap::client::Options opts;
+    if (shm_dir != nullptr) opts.shm_dir = shm_dir;
+    auto client = modelswap::client::ModelClient::Attach(model, opts);
+    if (!client) return StatusOf(client.error());
+    *out = new ms_model{std::move(*client)};
+    return MS_OK;
+  });
+}
+
+void ms_model_detach(ms_model* model) {
+  delete model;
+}
+
+ms_status ms_acquire(ms_model* model, ms_handle** out) {
+  if (model == nullptr || out == nullptr) return Invalid("model and out must not be NULL");
+  return Guard([&] {
+    auto h = model->client->Acquire();
+    if (!h) return StatusOf(h.error());
+    *out = new ms_handle{std::move(*h)};
+    return MS_OK;
+  });
+}
+
+void ms_handle_release(ms_handle* handle) {
+  delete handle;
+}
+
+ms_status ms_get(const ms_handle* handle, const void* key, size_t key_len, const void** value,
+                 size_t* value_len) {
+  if (handle == nullptr || value == nullptr || value_len == nullptr ||
+      (key == nullptr && key_len)) {
+    return Invalid("handle, value and value_len must not be NULL");
+  }
+  auto v =
+      handle->handle.Get(std::span<const std::byte>(static_cast<const std::byte*>(key), key_len));
+  if (!v) return MS_KEY_NOT_FOUND;
+  *value = v->data();
+  *value_len = v->size();
+  return MS_OK;
+}
+
+uint64_t ms_handle_generation(const ms_handle* handle) {
+  return handle == nullptr ? 0 : handle->handle.generation();
+}
+
+const char* ms_handle_version(const ms_handle* handle) {
+  return handle == nullptr ? "" : handle->handle.version().c_str();
+}
+
+const char* ms_last_error(void) {
+  return last_error.c_str();
+}
+
+}  // extern "C"

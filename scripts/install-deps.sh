@@ -7,7 +7,7 @@ PACKAGES=(
   libcpprest-dev libboost-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
   libcli11-dev prometheus-cpp-dev libxxhash-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  vmtouch bindfs fuse3 procps
+  vmtouch bindfs fuse3 procps curl
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

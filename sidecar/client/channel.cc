@@ -159,10 +159,18 @@ ReadResult ChannelReader::ReadNext(std::span<std::byte> out) {
   if (out.size() < message_bytes_) return {.status = ReadStatus::kBufferTooSmall};
   for (;;) {
     const uint64_t want = next_seq_;
+    if (want > known_published_) {
+      // Idle polling touches only published_seq, which the writer stores once per message, and
+      // never the slot being written: polling the slot would pull its line away from the writer
+      // between each of its stores. Acquire pairs with Publish's release store, so once
+      // published_seq >= want the slot is complete (or already overwritten, seen below).
+      known_published_ = Word(map_.header()->published_seq).load(std::memory_order_acquire);
+      if (want > known_published_) return {.status = ReadStatus::kEmpty};
+    }
     std::byte* slot = SlotAt(map_.base(), want & mask_, stride_);
     // Acquire: pairs with the writer's release store of the even version (payload visible).
     const uint64_t v1 = Word(slot).load(std::memory_order_acquire);
-    if (v1 < 2 * want) return {.status = ReadStatus::kEmpty};  // not written yet (or mid-write)
+    if (v1 < 2 * want) return {.status = ReadStatus::kEmpty};  // defensive: see Recover
     if (v1 == 2 * want) {
       uint32_t len = 0;
       if (!TryCopy(want, v1, out, &len)) continue;  // overwritten meanwhile: re-evaluate

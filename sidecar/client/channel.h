@@ -158,7 +158,8 @@ class ChannelReader {
 
   ChannelMapping map_;
   uint64_t next_seq_ = 1;
-  uint64_t pending_missed_ = 0;  // skipped since the last returned message
+  uint64_t known_published_ = 0;  // last published_seq seen: ids up to it need no header load
+  uint64_t pending_missed_ = 0;   // skipped since the last returned message
   uint64_t total_missed_ = 0;
   uint64_t torn_retries_ = 0;
   uint32_t mask_ = 0;

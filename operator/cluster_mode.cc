@@ -1,0 +1,132 @@
+// Cluster mode wiring; see cluster_mode.h.
+#include "operator/cluster_mode.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "common/env.h"
+#include "operator/http_client.h"
+#include "operator/http_server.h"
+#include "operator/kube_backend.h"
+
+namespace modelswap::op {
+namespace {
+
+Result<ClusterConfig> LoadConfig(const ClusterOptions& o) {
+  Env* env = DefaultEnv();
+  if (!o.kubeconfig.empty()) return LoadKubeconfig(env, o.kubeconfig, o.context);
+  if (const char* kc = std::getenv("KUBECONFIG"); kc != nullptr && *kc != '\0') {
+    std::string first(kc);
+    first = first.substr(0, first.find(':'));  // merging several files is not supported
+    return LoadKubeconfig(env, first, o.context);
+  }
+  if (std::getenv("KUBERNETES_SERVICE_HOST") != nullptr) return InClusterConfigFromEnvironment(env);
+  if (const char* home = std::getenv("HOME"); home != nullptr) {
+    return LoadKubeconfig(env, std::string(home) + "/.kube/config", o.context);
+  }
+  return Fail(Code::kFailedPrecondition,
+              "no cluster configuration: pass --kubeconfig, set KUBECONFIG, or run in a pod");
+}
+
+bool WaitUntil(const std::atomic<bool>& stop, const std::function<bool()>& cond) {
+  while (!stop.load(std::memory_order_acquire)) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
+int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
+  auto cfg = LoadConfig(o);
+  if (!cfg) {
+    spdlog::error("config: {}", cfg.error().ToString());
+    return 2;
+  }
+  auto client = HttpKubeClient::Create(DefaultEnv(), *cfg);
+  if (!client) {
+    spdlog::error("client: {}", client.error().ToString());
+    return 2;
+  }
+  OperatorMetrics metrics;
+  KubeBackendOptions bo{.ns = o.ns,
+                        .sidecar_image = o.sidecar_image,
+                        .instance = o.election.identity,
+                        .min_watch_timeout_seconds = o.watch_timeout_seconds,
+                        .probe_interval = o.probe_interval};
+  KubeBackend backend(client->get(), DefaultEnv(), bo);
+  Controller controller(&backend, DefaultEnv(), &metrics,
+                        ControllerOptions{.workers = o.workers, .queue = {}});
+  backend.RegisterMetrics(&metrics);
+  RequestCounters* counters = const_cast<RequestCounters*>(&(*client)->counters());
+  metrics.AddSampler([&controller, counters](OperatorMetrics& m) {
+    m.Gauge("modelswap_operator_queue_depth", "Model keys ready to reconcile")
+        .Set(static_cast<double>(controller.queue().Len()));
+    m.Gauge("modelswap_operator_api_requests", "API requests made", {{"kind", "read"}})
+        .Set(static_cast<double>(counters->reads.load(std::memory_order_relaxed)));
+    m.Gauge("modelswap_operator_api_requests", "API requests made", {{"kind", "write"}})
+        .Set(static_cast<double>(counters->writes.load(std::memory_order_relaxed)));
+    m.Gauge("modelswap_operator_api_requests", "API requests made", {{"kind", "watch"}})
+        .Set(static_cast<double>(counters->watches.load(std::memory_order_relaxed)));
+  });
+
+  std::atomic<bool> leading{!o.leader_elect};  // release/acquire: read by health handlers
+  std::atomic<bool> started{false};
+  HttpServer health(o.metrics_addr);
+  health.Route("/healthz", [](const std::string&, const std::string&) {
+    return HttpReply{200, "text/plain", "ok\n"};
+  });
+  health.Route("/readyz", [&](const std::string&, const std::string&) {
+    // A standby is ready (it will serve the webhook); a leader once its caches are synced.
+    bool ready = !leading.load(std::memory_order_acquire) ||
+                 (started.load(std::memory_order_acquire) && backend.HasSynced());
+    return ready ? HttpReply{200, "text/plain", "ok\n"}
+                 : HttpReply{503, "text/plain", "informer caches not synced\n"};
+  });
+  health.Route("/metrics", [&](const std::string&, const std::string&) {
+    return HttpReply{200, "text/plain; version=0.0.4", metrics.Render()};
+  });
+  if (auto st = health.Start(); !st) {
+    spdlog::error("health server: {}", st.error().ToString());
+    return 2;
+  }
+
+  std::unique_ptr<LeaderElector> elector;
+  if (o.leader_elect) {
+    if (o.election.ns.empty())
+      o.election.ns = cfg->default_namespace.empty() ? "default" : cfg->default_namespace;
+    auto le = LeaderElector::Create(client->get(), DefaultEnv(), o.election);
+    if (!le) {
+      spdlog::error("leader election: {}", le.error().ToString());
+      return 2;
+    }
+    elector = std::move(*le);
+    if (!elector->Acquire(stop)) return 0;
+    leading.store(true, std::memory_order_release);
+  }
+  backend.Start(&controller);
+  started.store(true, std::memory_order_release);
+  if (WaitUntil(stop, [&] { return backend.HasSynced(); })) {
+    spdlog::info("caches synced modelversions={}", backend.modelversions().size());
+    controller.Start();
+  }
+  if (elector) {
+    if (!elector->RunRenewals(stop)) {
+      spdlog::error("leader election lost: exiting now");
+      std::_Exit(1);  // no graceful stop: a non-leader must not write anything more
+    }
+  } else {
+    WaitUntil(stop, [] { return false; });
+  }
+  controller.Stop();
+  backend.Stop();
+  if (elector) elector->Release();
+  health.Stop();
+  return 0;
+}
+
+}  // namespace modelswap::op

@@ -1,0 +1,34 @@
+// Kubernetes Jobs for tasks: building the Job a task runs as, and reading a Job (and its pods)
+// back into a TaskObservation.
+//
+// The Job: image from spec.writer.image or --sidecar-image; args per task.h; the PVC from
+// spec.storage mounted at spec.storage.root; ownerReference (controller) to the ModelVersion so
+// deleting it garbage-collects the Job; labels for the operator's informers (managed-by, model,
+// version, modelversion, task); annotation with the ModelVersion generation it was made for;
+// backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished from spec.writer (remove tasks
+// get at most 5 minutes: a missing PVC must not hold a finalizer for an hour). The result is
+// the writer container's termination message (terminationMessagePolicy FallbackToLogsOnError,
+// so a crash still leaves the last log lines).
+// Completion: condition Complete=True (no reason in 1.28, see the fixtures) or Failed=True with
+// reason BackoffLimitExceeded / DeadlineExceeded. Thread safety: pure functions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "operator/model_version.h"
+#include "operator/store.h"
+#include "operator/task.h"
+
+namespace modelswap::op {
+
+Json BuildJob(const ModelVersion& mv, TaskKind kind, const std::string& job_name,
+              const std::string& default_image);
+
+// pods: the Job's pods (label job-name), any order.
+TaskObservation ObserveJob(const Json& job, const std::vector<ObjectPtr>& pods);
+
+// The termination message of the pod's writer container, newest terminated state first.
+std::string TerminationMessage(const Json& pod);
+
+}  // namespace modelswap::op

@@ -1,0 +1,219 @@
+// Cluster backend: informer caches in, API writes out; see kube_backend.h.
+#include "operator/kube_backend.h"
+
+#include <spdlog/spdlog.h>
+
+#include "operator/job.h"
+#include "operator/resource.h"
+
+namespace modelswap::op {
+namespace {
+
+std::string ModelKeyOfMv(const Json& o) {
+  std::string model = Field<std::string>(o, {"spec", "model"});
+  return model.empty() ? "" : KeyOf(NamespaceOf(o), model);
+}
+std::string ModelKeyOfLabel(const Json& o) {
+  std::string model = LabelOf(o, kLabelModel);
+  return model.empty() ? "" : KeyOf(NamespaceOf(o), model);
+}
+std::string JobKeyOfPod(const Json& o) {
+  std::string job = LabelOf(o, "job-name");
+  return job.empty() ? "" : KeyOf(NamespaceOf(o), job);
+}
+
+}  // namespace
+
+KubeBackend::KubeBackend(KubeClient* client, Env* env, KubeBackendOptions opts)
+    : client_(client),
+      env_(env),
+      opts_(std::move(opts)),
+      mvs_(ModelKeyOfMv),
+      jobs_(ModelKeyOfLabel),
+      writer_pods_(JobKeyOfPod),
+      injected_pods_() {}
+
+KubeBackend::~KubeBackend() {
+  Stop();
+}
+
+std::unique_ptr<Reflector> KubeBackend::MakeReflector(Store* store, const ResourceRef& r,
+                                                      const std::string& selector,
+                                                      Reflector::Handler h) {
+  ReflectorOptions o{.resource = r,
+                     .ns = opts_.ns,
+                     .label_selector = selector,
+                     .min_watch_timeout_seconds = opts_.min_watch_timeout_seconds,
+                     .watchdog_grace = opts_.watchdog_grace,
+                     .backoff_initial = opts_.backoff_initial,
+                     .name = r.plural + (selector.empty() ? "" : "{" + selector + "}")};
+  return std::make_unique<Reflector>(client_, store, o, std::move(h), env_);
+}
+
+void KubeBackend::Start(Controller* controller) {
+  auto by = [controller](std::string (*key_of)(const Json&)) {
+    return [controller, key_of](const ObjectPtr& old_obj, const ObjectPtr& new_obj) {
+      std::string a = old_obj ? key_of(*old_obj) : "";
+      std::string b = new_obj ? key_of(*new_obj) : "";
+      if (!a.empty()) controller->Enqueue(a);
+      if (!b.empty() && b != a) controller->Enqueue(b);
+    };
+  };
+  std::string managed = std::string(kLabelManagedBy) + "=" + kManagedBy;
+  mv_reflector_ = MakeReflector(&mvs_, kModelVersions, "", by(ModelKeyOfMv));
+  job_reflector_ = MakeReflector(&jobs_, kJobs, managed, by(ModelKeyOfLabel));
+  writer_pod_reflector_ = MakeReflector(&writer_pods_, kPods, managed, by(ModelKeyOfLabel));
+  injected_pod_reflector_ =
+      MakeReflector(&injected_pods_, kPods, std::string(kLabelInjected) + "=true",
+                    [](const ObjectPtr&, const ObjectPtr&) {});
+  prober_ = std::make_unique<AgentProber>(
+      &injected_pods_, [controller](const std::string& key) { controller->Enqueue(key); },
+      opts_.probe_interval);
+  for (auto* r : {mv_reflector_.get(), job_reflector_.get(), writer_pod_reflector_.get(),
+                  injected_pod_reflector_.get()}) {
+    r->Start();
+  }
+  prober_->Start();
+}
+
+void KubeBackend::Stop() {
+  if (prober_) prober_->Stop();
+  for (auto* r : {mv_reflector_.get(), job_reflector_.get(), writer_pod_reflector_.get(),
+                  injected_pod_reflector_.get()}) {
+    if (r != nullptr) r->Stop();
+  }
+}
+
+bool KubeBackend::HasSynced() const {
+  return mvs_.HasSynced() && jobs_.HasSynced() && writer_pods_.HasSynced() &&
+         injected_pods_.HasSynced();
+}
+
+Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
+  if (!HasSynced()) return Fail(Code::kUnavailable, "informer caches not synced yet");
+  ModelInputs in;
+  std::tie(in.ns, in.model) = SplitKey(model_key);
+  for (const ObjectPtr& obj : mvs_.ByIndex(model_key)) {
+    auto mv = ParseModelVersion(*obj);
+    if (!mv) {
+      spdlog::warn("skipping invalid modelversion key={} err=\"{}\"", KeyOf(*obj),
+                   mv.error().message());
+      continue;
+    }
+    in.versions.push_back(std::move(*mv));
+  }
+  for (const ObjectPtr& job : jobs_.ByIndex(model_key)) {
+    in.tasks.push_back(ObserveJob(*job, writer_pods_.ByIndex(KeyOf(*job))));
+  }
+  in.load = prober_ ? prober_->LoadFor(model_key) : ModelLoad{true, 0, {}};
+  in.now_unix_ns = env_->NowUnixNanos();
+  return in;
+}
+
+Status KubeBackend::Execute(const Action& a) {
+  const ModelVersion& mv = a.mv;
+  switch (a.type) {
+    case Action::Type::kAddFinalizer: {
+      Json finalizers = Json::array();
+      for (const auto& f : mv.finalizers)
+        finalizers.push_back(f);
+      finalizers.push_back(kFinalizer);
+      Json patch = {
+          {"metadata", {{"resourceVersion", mv.resource_version}, {"finalizers", finalizers}}}};
+      MS_ASSIGN_OR_RETURN(Json updated, client_->Patch(kModelVersions, mv.ns, mv.name,
+                                                       PatchType::kMerge, patch, false));
+      mvs_.UpsertIfNewer(std::move(updated));
+      return Ok();
+    }
+    case Action::Type::kRemoveFinalizer:
+      return RemoveFinalizer(mv);
+    case Action::Type::kStartTask: {
+      Json job = BuildJob(mv, a.task_kind, a.task_name, opts_.sidecar_image);
+      auto created = client_->Create(kJobs, mv.ns, job);
+      if (!created && created.error().code() != Code::kAlreadyExists) return Fail(created.error());
+      if (created)
+        spdlog::info("job created job={}/{} task={}", mv.ns, a.task_name,
+                     TaskKindName(a.task_kind));
+      return Ok();
+    }
+    case Action::Type::kWriteStatus:
+      return WriteStatus(a);
+    case Action::Type::kEvent:
+      RecordEvent(a);
+      return Ok();
+  }
+  return Fail(Code::kInternal, "unknown action");
+}
+
+Status KubeBackend::RemoveFinalizer(const ModelVersion& mv) {
+  Json patch = Json::array();
+  // The RV test makes this a compare-and-swap: indices are only right for the object we saw.
+  patch.push_back(
+      {{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", mv.resource_version}});
+  for (size_t i = mv.finalizers.size(); i-- > 0;) {
+    if (mv.finalizers[i] == kFinalizer) {
+      patch.push_back({{"op", "remove"}, {"path", "/metadata/finalizers/" + std::to_string(i)}});
+    }
+  }
+  auto r = client_->Patch(kModelVersions, mv.ns, mv.name, PatchType::kJson, patch, false);
+  if (!r && r.error().code() != Code::kNotFound) return Fail(r.error());
+  return Ok();
+}
+
+Status KubeBackend::WriteStatus(const Action& a) {
+  Json obj = *a.mv.raw;
+  obj["status"] = StatusToJson(a.status);
+  MS_ASSIGN_OR_RETURN(Json updated, client_->Update(kModelVersions, a.mv.ns, obj, true));
+  spdlog::info("status mv={}/{} phase={}", a.mv.ns, a.mv.name, PhaseName(a.status.phase));
+  mvs_.UpsertIfNewer(std::move(updated));
+  return Ok();
+}
+
+void KubeBackend::RecordEvent(const Action& a) {
+  const ModelVersion& mv = a.mv;
+  std::string now = FormatTime(env_->NowUnixNanos());
+  Json ev = {{"apiVersion", "v1"},
+             {"kind", "Event"},
+             {"metadata", {{"generateName", mv.name + "."}, {"namespace", mv.ns}}},
+             {"involvedObject",
+              {{"apiVersion", kModelVersions.ApiVersion()},
+               {"kind", kModelVersions.kind},
+               {"name", mv.name},
+               {"namespace", mv.ns},
+               {"uid", mv.uid},
+               {"resourceVersion", mv.resource_version}}},
+             {"reason", a.reason},
+             {"message", a.message.substr(0, 1024)},
+             {"type", a.event_type},
+             {"source", {{"component", kManagedBy}}},
+             {"reportingComponent", kManagedBy},
+             {"reportingInstance", opts_.instance},
+             {"firstTimestamp", now},
+             {"lastTimestamp", now},
+             {"count", 1}};
+  if (auto r = client_->Create(kEvents, mv.ns, ev); !r) {
+    spdlog::warn("event not recorded mv={}/{} reason={} err=\"{}\"", mv.ns, mv.name, a.reason,
+                 r.error().message());
+  }
+}
+
+void KubeBackend::RegisterMetrics(OperatorMetrics* metrics) {
+  metrics->AddSampler([this](OperatorMetrics& m) {
+    const std::pair<const char*, Reflector*> refs[] = {
+        {"modelversions", mv_reflector_.get()},
+        {"jobs", job_reflector_.get()},
+        {"writer_pods", writer_pod_reflector_.get()},
+        {"injected_pods", injected_pod_reflector_.get()}};
+    for (const auto& [name, r] : refs) {
+      if (r == nullptr) continue;
+      m.Gauge("modelswap_operator_watch_restarts", "Watch streams reopened", {{"resource", name}})
+          .Set(static_cast<double>(r->watch_restarts()));
+      m.Gauge("modelswap_operator_relists", "Full lists done", {{"resource", name}})
+          .Set(static_cast<double>(r->lists()));
+    }
+    m.Gauge("modelswap_operator_cached_modelversions", "ModelVersions in the cache")
+        .Set(static_cast<double>(mvs_.size()));
+  });
+}
+
+}  // namespace modelswap::op

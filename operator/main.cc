@@ -1,0 +1,103 @@
+// modelswap-operator: entry point. Parses flags and runs cluster mode (default) or standalone
+// mode (--standalone DIR). SIGINT/SIGTERM stop it gracefully.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "common/log.h"
+#include "operator/cluster_mode.h"
+#include "operator/standalone.h"
+
+namespace {
+
+std::string DefaultIdentity() {
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  std::random_device rd;
+  return std::string(host) + "_" + std::to_string(rd() % 100000);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  modelswap::op::ClusterOptions cluster;
+  modelswap::op::StandaloneOptions standalone;
+  std::string log_level;
+  double lease_s = 15, renew_s = 10, retry_s = 2, probe_s = 10;
+  CLI::App app{"modelswap-operator: rolls ModelVersions out as writer Jobs (or local processes)"};
+  app.add_option("--kubeconfig", cluster.kubeconfig,
+                 "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  app.add_option("--context", cluster.context, "kubeconfig context (default: current-context)");
+  app.add_option("--namespace", cluster.ns, "namespace to watch (default: all)");
+  app.add_option("--sidecar-image", cluster.sidecar_image, "image of the writer Jobs")
+      ->capture_default_str();
+  app.add_flag("--leader-elect", cluster.leader_elect,
+               "elect a leader with a Lease (for replicas > 1)");
+  app.add_option("--leader-election-namespace", cluster.election.ns,
+                 "namespace of the Lease (default: the pod's)");
+  app.add_option("--leader-election-id", cluster.election.name, "name of the Lease")
+      ->capture_default_str();
+  app.add_option("--identity", cluster.election.identity,
+                 "this replica's identity (default: hostname_random)");
+  app.add_option("--lease-duration", lease_s, "seconds")->capture_default_str();
+  app.add_option("--renew-deadline", renew_s, "seconds")->capture_default_str();
+  app.add_option("--retry-period", retry_s, "seconds")->capture_default_str();
+  app.add_option("--metrics-addr", cluster.metrics_addr, "address of /healthz, /readyz, /metrics")
+      ->capture_default_str();
+  app.add_option("--workers", cluster.workers, "concurrent model reconciles")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--watch-timeout", cluster.watch_timeout_seconds, "minimum watch timeoutSeconds")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--probe-interval", probe_s, "seconds between agent status probes")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (default: warn)");
+  app.add_option("--standalone", standalone.dir,
+                 "run without a cluster over ModelVersion YAML files in DIR");
+  app.add_option("--root", standalone.root, "standalone: the model volume root");
+  app.add_option("--sidecar-bin", standalone.sidecar_bin,
+                 "standalone: modelswap-sidecar binary (default: next to this binary, else PATH)");
+  app.add_option("--agent-url", standalone.agent_url,
+                 "standalone: agent to ask which version is loaded");
+  CLI11_PARSE(app, argc, argv);
+  if (!modelswap::SetupLogging(log_level)) {
+    std::cerr << "unknown --log-level " << log_level << "\n";
+    return 2;
+  }
+  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+  cluster.election.lease_duration = ms(lease_s);
+  cluster.election.renew_deadline = ms(renew_s);
+  cluster.election.retry_period = ms(retry_s);
+  cluster.probe_interval = ms(probe_s);
+  standalone.probe_interval = ms(probe_s);
+  if (cluster.election.identity.empty()) cluster.election.identity = DefaultIdentity();
+
+  // Signals are taken by one thread with sigwait, so no handler runs inside library code.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::atomic<bool> stop{false};
+  std::thread([set, &stop]() mutable {
+    int sig = 0;
+    sigwait(&set, &sig);
+    stop.store(true, std::memory_order_release);  // pairs with acquire loads in the run loops
+  }).detach();
+
+  if (!standalone.dir.empty()) {
+    if (standalone.root.empty()) {
+      std::cerr << "--standalone needs --root DATA (the model volume root)\n";
+      return 2;
+    }
+    standalone.self_path = argv[0];
+    return modelswap::op::RunStandalone(standalone, stop);
+  }
+  return modelswap::op::RunCluster(cluster, stop);
+}

@@ -1,0 +1,253 @@
+// Parsing and validation of ModelVersion objects; see model_version.h.
+#include "operator/model_version.h"
+
+#include <algorithm>
+#include <regex>
+
+#include "operator/resource.h"
+
+namespace modelswap::op {
+namespace {
+
+Error Invalid(const std::string& name, const std::string& msg) {
+  return Error(Code::kInvalidArgument, "modelversion " + name + ": " + msg);
+}
+
+Result<int64_t> PositiveInt(const Json& obj, const char* key, const std::string& field,
+                            int64_t fallback, int64_t min) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_number_integer()) return Fail(Code::kInvalidArgument, field + " must be an integer");
+  int64_t v = it->get<int64_t>();
+  if (v < min) return Fail(Code::kInvalidArgument, field + " must be >= " + std::to_string(min));
+  return v;
+}
+
+Status ParseSource(const Json& src, SourceSpec* out) {
+  if (!src.is_object()) return Fail(Code::kInvalidArgument, "spec.source is required");
+  int count = 0;
+  if (auto g = src.find("generate"); g != src.end()) {
+    ++count;
+    out->kind = SourceSpec::Kind::kGenerate;
+    if (!g->is_object()) return Fail(Code::kInvalidArgument, "spec.source.generate must be a map");
+    MS_ASSIGN_OR_RETURN(out->bytes, PositiveInt(*g, "bytes", "spec.source.generate.bytes", 0, 1));
+    if (out->bytes == 0)
+      return Fail(Code::kInvalidArgument, "spec.source.generate.bytes is required");
+    out->has_seed = g->contains("seed");
+    MS_ASSIGN_OR_RETURN(out->seed, PositiveInt(*g, "seed", "spec.source.generate.seed", 0, 0));
+    MS_ASSIGN_OR_RETURN(out->value_bytes,
+                        PositiveInt(*g, "valueBytes", "spec.source.generate.valueBytes", 0, 1));
+  }
+  for (const char* kind : {"tsv", "file"}) {
+    auto it = src.find(kind);
+    if (it == src.end()) continue;
+    ++count;
+    out->kind = std::string(kind) == "tsv" ? SourceSpec::Kind::kTsv : SourceSpec::Kind::kFile;
+    std::string field = std::string("spec.source.") + kind + ".path";
+    out->path = it->is_object() ? Field<std::string>(*it, {"path"}) : "";
+    MS_RETURN_IF_ERROR(ValidateRelativePath(out->path, field));
+  }
+  if (count != 1) {
+    return Fail(Code::kInvalidArgument, "spec.source must set exactly one of generate, tsv, file");
+  }
+  return Ok();
+}
+
+Status ParseWriter(const Json& w, WriterSpec* out) {
+  if (w.is_null()) return Ok();
+  if (!w.is_object()) return Fail(Code::kInvalidArgument, "spec.writer must be a map");
+  out->image = Field<std::string>(w, {"image"});
+  if (auto r = w.find("resources"); r != w.end()) out->resources = *r;
+  MS_ASSIGN_OR_RETURN(int64_t backoff,
+                      PositiveInt(w, "backoffLimit", "spec.writer.backoffLimit", 2, 0));
+  out->backoff_limit = static_cast<int>(backoff);
+  MS_ASSIGN_OR_RETURN(
+      out->active_deadline_seconds,
+      PositiveInt(w, "activeDeadlineSeconds", "spec.writer.activeDeadlineSeconds", 3600, 1));
+  MS_ASSIGN_OR_RETURN(int64_t ttl, PositiveInt(w, "ttlSecondsAfterFinished",
+                                               "spec.writer.ttlSecondsAfterFinished", 600, 0));
+  out->ttl_seconds_after_finished = static_cast<int>(ttl);
+  return Ok();
+}
+
+Condition ParseCondition(const Json& c) {
+  return Condition{
+      Field<std::string>(c, {"type"}),           Field<std::string>(c, {"status"}),
+      Field<std::string>(c, {"reason"}),         Field<std::string>(c, {"message"}),
+      Field<int64_t>(c, {"observedGeneration"}), Field<std::string>(c, {"lastTransitionTime"})};
+}
+
+}  // namespace
+
+std::string_view PhaseName(Phase p) {
+  switch (p) {
+    case Phase::kNone:
+      return "";
+    case Phase::kPending:
+      return "Pending";
+    case Phase::kWriting:
+      return "Writing";
+    case Phase::kReady:
+      return "Ready";
+    case Phase::kActive:
+      return "Active";
+    case Phase::kSuperseded:
+      return "Superseded";
+    case Phase::kFailed:
+      return "Failed";
+  }
+  return "";
+}
+
+Phase PhaseFromName(std::string_view n) {
+  for (Phase p : {Phase::kPending, Phase::kWriting, Phase::kReady, Phase::kActive,
+                  Phase::kSuperseded, Phase::kFailed}) {
+    if (PhaseName(p) == n) return p;
+  }
+  return Phase::kNone;
+}
+
+const Condition* ModelVersionStatus::FindCondition(std::string_view type) const {
+  for (const auto& c : conditions) {
+    if (c.type == type) return &c;
+  }
+  return nullptr;
+}
+
+bool ModelVersion::HasFinalizer(std::string_view f) const {
+  return std::find(finalizers.begin(), finalizers.end(), f) != finalizers.end();
+}
+
+Status ValidateModelName(std::string_view name) {
+  static const std::regex re("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$");
+  if (name.empty() || name.size() > 63 || !std::regex_match(name.begin(), name.end(), re)) {
+    return Fail(Code::kInvalidArgument, "spec.model \"" + std::string(name) +
+                                            "\" is not a DNS-1123 label ([a-z0-9-], <= 63)");
+  }
+  return Ok();
+}
+
+Status ValidateVersionName(std::string_view v) {
+  static const std::regex re("^[A-Za-z0-9._-]{1,63}$");
+  if (!std::regex_match(v.begin(), v.end(), re) || v == "." || v == "..") {
+    return Fail(Code::kInvalidArgument, "spec.version \"" + std::string(v) +
+                                            "\" must match [A-Za-z0-9._-]{1,63}, not . or ..");
+  }
+  return Ok();
+}
+
+Status ValidateRelativePath(std::string_view path, std::string_view field) {
+  std::string f(field);
+  if (path.empty()) return Fail(Code::kInvalidArgument, f + " is required");
+  if (path.size() > 1024) return Fail(Code::kInvalidArgument, f + " is longer than 1024");
+  if (path.front() == '/') return Fail(Code::kInvalidArgument, f + " must be relative");
+  if (path.find('\0') != std::string_view::npos) {
+    return Fail(Code::kInvalidArgument, f + " contains a NUL byte");
+  }
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (path.substr(pos, slash - pos) == "..") {
+      return Fail(Code::kInvalidArgument, f + " must not contain '..'");
+    }
+    pos = slash + 1;
+  }
+  return Ok();
+}
+
+Result<ModelVersion> ParseModelVersion(const Json& obj) {
+  ModelVersion mv;
+  mv.ns = NamespaceOf(obj);
+  mv.name = NameOf(obj);
+  if (mv.name.empty()) return Fail(Code::kInvalidArgument, "modelversion: metadata.name is empty");
+  mv.uid = UidOf(obj);
+  mv.resource_version = ResourceVersionOf(obj);
+  mv.generation = GenerationOf(obj);
+  mv.created_ns =
+      std::max<int64_t>(0, ParseTime(Field<std::string>(obj, {"metadata", "creationTimestamp"})));
+  mv.deleting = IsBeingDeleted(obj);
+  if (auto m = obj.find("metadata"); m != obj.end() && m->is_object()) {
+    if (auto f = m->find("finalizers"); f != m->end() && f->is_array()) {
+      for (const auto& s : *f) {
+        if (s.is_string()) mv.finalizers.push_back(s.get<std::string>());
+      }
+    }
+  }
+  const Json spec = obj.contains("spec") ? obj["spec"] : Json();
+  if (!spec.is_object()) return Fail(Invalid(mv.name, "spec is missing"));
+  mv.model = Field<std::string>(spec, {"model"});
+  mv.version = Field<std::string>(spec, {"version"});
+  auto check = [&](Status st) -> Status {
+    if (!st) return Fail(st.error().Context("modelversion " + mv.name));
+    return Ok();
+  };
+  MS_RETURN_IF_ERROR(check(ValidateModelName(mv.model)));
+  MS_RETURN_IF_ERROR(check(ValidateVersionName(mv.version)));
+  mv.claim_name = Field<std::string>(spec, {"storage", "claimName"});
+  mv.root = Field<std::string>(spec, {"storage", "root"}, "/models");
+  if (mv.root.empty() || mv.root.front() != '/') {
+    return Fail(Invalid(mv.name, "spec.storage.root must be an absolute path"));
+  }
+  MS_RETURN_IF_ERROR(
+      check(ParseSource(spec.contains("source") ? spec["source"] : Json(), &mv.source)));
+  mv.activate = Field<bool>(spec, {"activate"}, true);
+  auto retain = PositiveInt(spec, "retain", "spec.retain", 3, 1);
+  if (!retain) return Fail(retain.error().Context("modelversion " + mv.name));
+  mv.retain = static_cast<int>(*retain);
+  MS_RETURN_IF_ERROR(
+      check(ParseWriter(spec.contains("writer") ? spec["writer"] : Json(), &mv.writer)));
+  if (obj.contains("status")) mv.status = ParseStatus(obj["status"]);
+  mv.raw = std::make_shared<const Json>(obj);
+  return mv;
+}
+
+ModelVersionStatus ParseStatus(const Json& st) {
+  ModelVersionStatus s;
+  if (!st.is_object()) return s;
+  s.phase = PhaseFromName(Field<std::string>(st, {"phase"}));
+  s.observed_generation = Field<int64_t>(st, {"observedGeneration"});
+  s.message = Field<std::string>(st, {"message"});
+  s.job_name = Field<std::string>(st, {"jobName"});
+  s.file = Field<std::string>(st, {"file"});
+  s.bytes = Field<int64_t>(st, {"bytes"});
+  s.checksum = Field<std::string>(st, {"checksum"});
+  s.manifest_generation = Field<int64_t>(st, {"manifestGeneration"});
+  s.published_generation = Field<int64_t>(st, {"publishedGeneration"});
+  s.file_removed = Field<bool>(st, {"fileRemoved"});
+  s.pods_loaded = Field<int>(st, {"pods", "loaded"});
+  s.pods_total = Field<int>(st, {"pods", "total"});
+  if (auto c = st.find("conditions"); c != st.end() && c->is_array()) {
+    for (const auto& cond : *c)
+      s.conditions.push_back(ParseCondition(cond));
+  }
+  return s;
+}
+
+Json StatusToJson(const ModelVersionStatus& s) {
+  Json j = Json::object();
+  if (s.phase != Phase::kNone) j["phase"] = PhaseName(s.phase);
+  j["observedGeneration"] = s.observed_generation;
+  if (!s.message.empty()) j["message"] = s.message;
+  if (!s.job_name.empty()) j["jobName"] = s.job_name;
+  if (!s.file.empty()) j["file"] = s.file;
+  if (s.bytes != 0) j["bytes"] = s.bytes;
+  if (!s.checksum.empty()) j["checksum"] = s.checksum;
+  if (s.manifest_generation != 0) j["manifestGeneration"] = s.manifest_generation;
+  if (s.published_generation != 0) j["publishedGeneration"] = s.published_generation;
+  if (s.file_removed) j["fileRemoved"] = true;
+  j["pods"] = {{"loaded", s.pods_loaded}, {"total", s.pods_total}};
+  Json conds = Json::array();
+  for (const auto& c : s.conditions) {
+    conds.push_back({{"type", c.type},
+                     {"status", c.status},
+                     {"reason", c.reason},
+                     {"message", c.message},
+                     {"observedGeneration", c.observed_generation},
+                     {"lastTransitionTime", c.last_transition_time}});
+  }
+  j["conditions"] = std::move(conds);
+  return j;
+}
+
+}  // namespace modelswap::op

@@ -1,0 +1,101 @@
+// ModelVersion (modelswap.io/v1alpha1) as a value: spec, status and the metadata the reconciler
+// needs, parsed from the JSON the API server (or a standalone YAML file) holds.
+//
+// Parsing validates with the same rules as the CRD schema (crds/modelversion.yaml) because in
+// standalone mode no API server checks the files first: a bad object gets an error naming the
+// field and the rule. Thread safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "operator/kube_object.h"
+
+namespace modelswap::op {
+
+enum class Phase { kNone, kPending, kWriting, kReady, kActive, kSuperseded, kFailed };
+std::string_view PhaseName(Phase p);
+Phase PhaseFromName(std::string_view name);
+
+struct Condition {
+  std::string type;    // Written | Active | Loaded
+  std::string status;  // "True" | "False" | "Unknown"
+  std::string reason;
+  std::string message;
+  int64_t observed_generation = 0;
+  std::string last_transition_time;
+  bool operator==(const Condition&) const = default;
+};
+
+struct ModelVersionStatus {
+  Phase phase = Phase::kNone;
+  int64_t observed_generation = 0;
+  std::string message;
+  std::string job_name;
+  std::string file;
+  int64_t bytes = 0;
+  std::string checksum;
+  int64_t manifest_generation = 0;
+  int64_t published_generation = 0;
+  bool file_removed = false;
+  int pods_loaded = 0;
+  int pods_total = 0;
+  std::vector<Condition> conditions;
+  bool operator==(const ModelVersionStatus&) const = default;
+
+  bool written() const { return !checksum.empty() || !file.empty(); }
+  const Condition* FindCondition(std::string_view type) const;
+};
+
+struct SourceSpec {
+  enum class Kind { kGenerate, kTsv, kFile } kind = Kind::kGenerate;
+  int64_t bytes = 0;
+  int64_t seed = 0;
+  bool has_seed = false;
+  int64_t value_bytes = 0;
+  std::string path;  // tsv/file: relative to the storage root
+};
+
+struct WriterSpec {
+  std::string image;  // "" = the operator's --sidecar-image
+  Json resources;     // corev1 ResourceRequirements, passed through
+  int backoff_limit = 2;
+  int64_t active_deadline_seconds = 3600;
+  int ttl_seconds_after_finished = 600;
+};
+
+struct ModelVersion {
+  // metadata
+  std::string ns, name, uid, resource_version;
+  int64_t generation = 0;
+  int64_t created_ns = 0;  // creationTimestamp (unix ns); versions roll in this order
+  bool deleting = false;
+  std::vector<std::string> finalizers;
+  // spec
+  std::string model, version;
+  std::string claim_name;
+  std::string root = "/models";
+  SourceSpec source;
+  bool activate = true;
+  int retain = 3;
+  WriterSpec writer;
+  ModelVersionStatus status;
+  // The object as read, so writes keep every field the operator does not know.
+  std::shared_ptr<const Json> raw;
+
+  bool HasFinalizer(std::string_view f) const;
+};
+
+// Validation shared with the CRD and the sidecar's CLI.
+Status ValidateModelName(std::string_view name);
+Status ValidateVersionName(std::string_view version);
+Status ValidateRelativePath(std::string_view path, std::string_view field);
+
+Result<ModelVersion> ParseModelVersion(const Json& obj);
+ModelVersionStatus ParseStatus(const Json& status);
+Json StatusToJson(const ModelVersionStatus& s);
+
+}  // namespace modelswap::op

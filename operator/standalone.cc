@@ -1,0 +1,90 @@
+// Standalone mode loop: inotify + polling over DIR, reaping tasks; see standalone.h.
+#include "operator/standalone.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "common/env.h"
+#include "operator/standalone_backend.h"
+#include "operator/subprocess.h"
+
+namespace modelswap::op {
+
+std::string ResolveSidecarBin(const StandaloneOptions& o) {
+  if (!o.sidecar_bin.empty()) return o.sidecar_bin;
+  if (!o.self_path.empty() && o.self_path.find('/') != std::string::npos) {
+    std::string sibling = JoinPath(DirName(o.self_path), "modelswap-sidecar");
+    if (FindProgram(sibling)) return sibling;
+  }
+  return "modelswap-sidecar";  // searched in PATH when a task starts
+}
+
+int RunStandalone(const StandaloneOptions& o, const std::atomic<bool>& stop) {
+  Env* env = DefaultEnv();
+  auto info = env->Stat(o.dir);
+  if (!info || !info->is_dir) {
+    spdlog::error("--standalone {}: not a directory", o.dir);
+    return 2;
+  }
+  if (auto st = env->CreateDirs(JoinPath(o.dir, ".status")); !st) {
+    spdlog::error("standalone: {}", st.error().ToString());
+    return 2;
+  }
+  if (auto st = env->CreateDirs(o.root); !st) {
+    spdlog::error("--root: {}", st.error().ToString());
+    return 2;
+  }
+  std::string bin = ResolveSidecarBin(o);
+  if (auto found = FindProgram(bin); !found) {
+    spdlog::warn("standalone: {} (tasks will fail until it exists)", found.error().message());
+  }
+  Controller* controller_ptr = nullptr;
+  StandaloneBackend backend(
+      env, o, bin, [&controller_ptr](const std::string& key) { controller_ptr->Enqueue(key); });
+  Controller controller(&backend, env, nullptr,
+                        ControllerOptions{.workers = o.workers, .queue = {}});
+  controller_ptr = &controller;
+  controller.Start();
+
+  int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (ifd >= 0 && inotify_add_watch(ifd, o.dir.c_str(),
+                                    IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                                        IN_DELETE | IN_MODIFY) < 0) {
+    ::close(ifd);
+    ifd = -1;  // no inotify here: polling alone still works
+  }
+  int64_t last_scan = 0, last_probe = 0;
+  backend.Scan();
+  last_scan = env->NowMonotonicNanos();
+  while (!stop.load(std::memory_order_acquire)) {
+    bool changed = false;
+    if (ifd >= 0) {
+      pollfd p{ifd, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) {
+        char buf[4096];
+        while (::read(ifd, buf, sizeof(buf)) > 0)
+          changed = true;
+      }
+    } else {
+      ::usleep(100'000);
+    }
+    int64_t now = env->NowMonotonicNanos();
+    if (changed || now - last_scan >= o.poll_interval.count() * 1'000'000) {
+      backend.Scan();
+      last_scan = now;
+    }
+    backend.Reap();
+    if (now - last_probe >= o.probe_interval.count() * 1'000'000) {
+      backend.ProbeAgent();
+      last_probe = now;
+    }
+  }
+  controller.Stop();
+  backend.KillTasks();
+  if (ifd >= 0) ::close(ifd);
+  return 0;
+}
+
+}  // namespace modelswap::op

@@ -1,0 +1,39 @@
+// Standalone mode: the same reconciler without a cluster.
+//
+// `modelswap-operator --standalone DIR --root DATA` treats every *.yaml / *.yml / *.json file in
+// DIR as ModelVersion objects (several per file with ---). Files added, changed and removed are
+// noticed through inotify and, because some filesystems have none, also by polling every
+// second. Tasks run as child processes of the modelswap-sidecar binary (--sidecar-bin, else the
+// one next to this binary, else PATH) with --root DATA; their stdout JSON is the result. Status
+// is written atomically to DIR/.status/NAME.json (with the object's generation, creation time
+// and finalizers, so a restart continues where it stopped); Events are appended to
+// DIR/.status/events.log; a file that does not parse gets DIR/.status/FILE.error naming the
+// problem (and is otherwise ignored, never deleted).
+//
+// A removed file is a deletion: the finalizer logic removes the version's file from DATA like a
+// cluster would, then the status file goes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+namespace modelswap::op {
+
+struct StandaloneOptions {
+  std::string dir;
+  std::string root;
+  std::string sidecar_bin;  // "" = next to self_path, else PATH
+  std::string self_path;    // argv[0]
+  std::string agent_url;    // optional: ask this agent which version is loaded
+  std::chrono::milliseconds poll_interval{1000};
+  std::chrono::milliseconds probe_interval{2000};
+  int workers = 1;
+};
+
+// Resolves the sidecar binary as described above.
+std::string ResolveSidecarBin(const StandaloneOptions& o);
+
+int RunStandalone(const StandaloneOptions& opts, const std::atomic<bool>& stop);
+
+}  // namespace modelswap::op

@@ -1,0 +1,77 @@
+// StandaloneBackend: the reconciler's Backend over a directory of ModelVersion files, with
+// tasks run as local child processes (see standalone.h for the user-facing contract).
+//
+// Objects get what the API server would add: a generation bumped when the spec changes, a
+// creation time (the file's mtime when first seen, so versions roll in the order their files
+// appeared), finalizers and a deletionTimestamp when the file disappears. That state is kept in
+// DIR/.status/NAME.json next to the status, so a restarted operator continues.
+//
+// Thread safety: every method is safe from any thread (one mutex); Scan/Reap/ProbeAgent are
+// called by the standalone loop, Observe/Execute by the controller's worker.
+#pragma once
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "common/env.h"
+#include "operator/controller.h"
+#include "operator/standalone.h"
+
+namespace modelswap::op {
+
+class StandaloneBackend final : public Backend {
+ public:
+  using Enqueue = std::function<void(const std::string& model_key)>;
+  StandaloneBackend(Env* env, StandaloneOptions opts, std::string sidecar_bin, Enqueue enqueue);
+
+  // Re-reads DIR: new, changed and removed objects enqueue their model.
+  void Scan();
+  // Collects finished child processes; their models are enqueued.
+  void Reap();
+  // Asks the agent (if configured) which versions it has loaded.
+  void ProbeAgent();
+  // Stops running tasks (SIGTERM, then waits): writers publish by rename, so this is safe.
+  void KillTasks();
+  size_t running_tasks() const;
+
+  Result<ModelInputs> Observe(const std::string& model_key) override;
+  Status Execute(const Action& action) override;
+
+ private:
+  struct Object {
+    Json obj;  // metadata + spec + status, as ParseModelVersion reads it
+    std::string file;
+    std::string spec;  // serialized spec, to detect changes
+  };
+  struct Task {
+    TaskObservation obs;
+    pid_t pid = -1;
+    std::string model;
+    std::string out_path, err_path;
+  };
+
+  void ScanFile(const std::string& file, std::map<std::string, std::string>* seen,
+                std::vector<std::string>* changed);
+  void AdoptLocked(const std::string& name, Json doc, const std::string& file, int64_t mtime_ns,
+                   std::vector<std::string>* changed);
+  Status PersistLocked(const std::string& name);
+  std::string StatusPath(const std::string& name) const;
+  void WriteError(const std::string& file, const std::string& message);
+
+  Env* env_;
+  StandaloneOptions opts_;
+  std::string sidecar_bin_;
+  Enqueue enqueue_;
+  mutable std::mutex mu_;
+  std::map<std::string, Object> objects_;
+  std::map<std::string, Task> tasks_;
+  std::map<std::string, ModelLoad> loads_;
+  bool probed_ = false;
+  uint64_t rv_ = 0;
+};
+
+}  // namespace modelswap::op

@@ -1,0 +1,106 @@
+// Task names, arguments and results; see task.h.
+#include "operator/task.h"
+
+#include <cstdio>
+
+namespace modelswap::op {
+namespace {
+
+uint32_t Fnv1a(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+}  // namespace
+
+std::string_view TaskKindName(TaskKind k) {
+  switch (k) {
+    case TaskKind::kWrite:
+      return "write";
+    case TaskKind::kPublish:
+      return "publish";
+    case TaskKind::kRemove:
+      return "remove";
+  }
+  return "";
+}
+
+std::optional<TaskKind> TaskKindFromName(std::string_view name) {
+  for (TaskKind k : {TaskKind::kWrite, TaskKind::kPublish, TaskKind::kRemove}) {
+    if (TaskKindName(k) == name) return k;
+  }
+  return std::nullopt;
+}
+
+std::string TaskName(const std::string& mv_name, TaskKind kind, int64_t generation) {
+  std::string suffix = "-" + std::string(TaskKindName(kind));
+  if (kind == TaskKind::kPublish) suffix += "-" + std::to_string(generation);
+  constexpr size_t kMax = 63;
+  if (mv_name.size() + suffix.size() <= kMax) return mv_name + suffix;
+  char hash[10];
+  std::snprintf(hash, sizeof(hash), "-%08x", Fnv1a(mv_name));
+  std::string prefix = mv_name.substr(0, kMax - suffix.size() - 9);
+  while (!prefix.empty() && (prefix.back() == '-' || prefix.back() == '.'))
+    prefix.pop_back();
+  return prefix + hash + suffix;
+}
+
+std::vector<std::string> TaskArgs(const ModelVersion& mv, TaskKind kind, const std::string& root) {
+  std::vector<std::string> args{std::string(TaskKindName(kind)),
+                                "--root",
+                                root,
+                                "--model",
+                                mv.model,
+                                "--version",
+                                mv.version};
+  if (kind != TaskKind::kWrite) return args;
+  const SourceSpec& src = mv.source;
+  switch (src.kind) {
+    case SourceSpec::Kind::kGenerate:
+      args.insert(args.end(), {"--generate-bytes", std::to_string(src.bytes)});
+      if (src.has_seed) args.insert(args.end(), {"--seed", std::to_string(src.seed)});
+      if (src.value_bytes > 0) {
+        args.insert(args.end(), {"--value-bytes", std::to_string(src.value_bytes)});
+      }
+      break;
+    case SourceSpec::Kind::kTsv:
+      args.insert(args.end(), {"--from-tsv", root + "/" + src.path});
+      break;
+    case SourceSpec::Kind::kFile:
+      args.insert(args.end(), {"--from-msf", root + "/" + src.path});
+      break;
+  }
+  if (mv.activate) args.push_back("--publish");
+  return args;
+}
+
+Result<TaskResult> ParseTaskResult(const std::string& text) {
+  // The sidecar prints one JSON line; a termination message may carry a trailing newline or, with
+  // FallbackToLogsOnError, log lines before it: use the last line that parses.
+  size_t end = text.size();
+  while (end > 0) {
+    size_t start = text.rfind('\n', end - 1);
+    start = start == std::string::npos ? 0 : start + 1;
+    std::string_view line(text.data() + start, end - start);
+    end = start == 0 ? 0 : start - 1;
+    if (line.empty() || line.front() != '{') continue;
+    Json doc = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded() || !doc.is_object()) continue;
+    TaskResult r;
+    r.path = Field<std::string>(doc, {"path"});
+    r.bytes = Field<int64_t>(doc, {"bytes"});
+    r.checksum = Field<std::string>(doc, {"checksum"});
+    r.manifest_generation = Field<int64_t>(doc, {"manifest_generation"});
+    r.removed = Field<bool>(doc, {"removed"});
+    r.error = Field<std::string>(doc, {"error"});
+    r.code = Field<std::string>(doc, {"code"});
+    return r;
+  }
+  return Fail(Code::kInvalidArgument, "task result: no JSON object in output");
+}
+
+}  // namespace modelswap::op

@@ -1,0 +1,56 @@
+// Tasks: the writer-side work the reconciler asks for (write, publish, remove a version file),
+// run as Kubernetes Jobs in a cluster and as child processes in standalone mode.
+//
+// Names are deterministic (<mv>-write, <mv>-publish-<generation>, <mv>-remove; shortened with a
+// hash when over 63 characters, the label-value limit job-name must fit): creating a task twice
+// is an AlreadyExists, never a second Job. Arguments follow the modelswap-sidecar CLI contract
+// (see the brief): `write --root R --model M --version V <source> [--publish]`, `publish ...`,
+// `remove ...`. The result is the one JSON line the sidecar prints and writes to the
+// termination log. Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "operator/model_version.h"
+
+namespace modelswap::op {
+
+enum class TaskKind { kWrite, kPublish, kRemove };
+std::string_view TaskKindName(TaskKind k);  // write | publish | remove
+std::optional<TaskKind> TaskKindFromName(std::string_view name);
+
+std::string TaskName(const std::string& mv_name, TaskKind kind, int64_t generation);
+
+// The sidecar arguments (after the program name) for a task over `root`.
+std::vector<std::string> TaskArgs(const ModelVersion& mv, TaskKind kind, const std::string& root);
+
+// What the reconciler sees of a task, whatever runs it.
+struct TaskObservation {
+  enum class State { kRunning, kSucceeded, kFailed };
+  std::string name;
+  TaskKind kind = TaskKind::kWrite;
+  std::string owner;       // ModelVersion name
+  int64_t generation = 0;  // the ModelVersion generation the task was created for
+  State state = State::kRunning;
+  std::string reason;   // Job condition reason (BackoffLimitExceeded, DeadlineExceeded) or ExitCode
+  std::string message;  // Job condition message
+  std::string result;   // the sidecar's JSON (termination message or stdout); "" if not known
+};
+
+// The sidecar's result JSON, success or error form.
+struct TaskResult {
+  std::string path;
+  int64_t bytes = 0;
+  std::string checksum;
+  int64_t manifest_generation = 0;
+  bool removed = false;
+  std::string error;  // error form: message
+  std::string code;   // error form: Code name
+};
+Result<TaskResult> ParseTaskResult(const std::string& text);
+
+}  // namespace modelswap::op

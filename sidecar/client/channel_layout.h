@@ -52,9 +52,12 @@
  *   version = 2s-1 (relaxed); release fence; length and payload words (relaxed);
  *   version = 2s (release); published_seq = s (release).
  * Reader protocol for message s:
- *   v1 = version (acquire); v1 == 2s, else s is not yet written (v1 < 2s) or was overwritten
- *   (v1 > 2s); copy length and payload words (relaxed); acquire fence; v2 = version (relaxed);
- *   the copy is a complete message s only if v2 == v1.
+ *   while idle, poll published_seq (acquire) until it is >= s: the writer stores that word once
+ *   per message, whereas polling the slot itself would pull the slot's cache line away from the
+ *   writer between its stores. Then v1 = version (acquire); v1 == 2s, else s is not yet written
+ *   (v1 < 2s) or was overwritten (v1 > 2s); copy length and payload words (relaxed); acquire
+ *   fence; v2 = version (relaxed); the copy is a complete message s only if v2 == v1. (Polling
+ *   the slot's version instead of published_seq is also correct, only slower; channel.py does.)
  * Versions in a slot only grow, so "v1 > 2s" always means "s is gone": that is how a reader counts
  * exactly what it missed. The mailbox is not a second copy: it is the slot that published_seq
  * names. A separate mailbox slot would cost the writer a second payload copy per message, and a

@@ -130,11 +130,17 @@ Result<ChannelMapping> CreateNew(const std::string& dir, std::string_view name,
                                  const std::string& path, const ChannelOptions& options) {
   std::string temp;
   MS_ASSIGN_OR_RETURN(const int fd, CreateUnnamed(dir, std::string(name), &temp));
+  // The fallback temp name goes away whatever happens below (O_TMPFILE needs no cleanup).
+  struct Unlink {
+    const std::string& temp;
+    ~Unlink() {
+      if (!temp.empty()) ::unlink(temp.c_str());
+    }
+  } unlink_temp{temp};
   const uint64_t size = ms_channel_file_bytes(options.slot_count, options.message_bytes);
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {  // tmpfs zero-fills: versions start at 0
     Error error = Errno("ftruncate", path);
     ::close(fd);
-    if (!temp.empty()) ::unlink(temp.c_str());
     return Fail(error);
   }
   MS_ASSIGN_OR_RETURN(ChannelMapping map, MapFd(fd, size, true, path));
@@ -147,9 +153,7 @@ Result<ChannelMapping> CreateNew(const std::string& dir, std::string_view name,
   } else {
     rc = ::link(temp.c_str(), path.c_str());
   }
-  Error link_error = Errno("link", path);
-  if (!temp.empty()) ::unlink(temp.c_str());
-  if (rc != 0) return Fail(std::move(link_error));
+  if (rc != 0) return Fail(Errno("link", path));
   return map;
 }
 

@@ -1,0 +1,166 @@
+// A reader app for the multi-process tests (and a dump tool for the Python layout tests).
+//
+//   reader_helper follow --shm-dir D --model M --until VERSION --progress FILE [--deadline-ms N]
+//       acquire + get in a loop, checking every value belongs to the handle's version; exits 0
+//       once it has read VERSION (and kept reading a little), writing "lookups torn versions
+//       reattaches last_version" to FILE every 256 lookups and at the end.
+//   reader_helper hold --shm-dir D --model M --progress FILE
+//       acquires once, writes "holding <generation>" to FILE, then waits to be killed.
+//   reader_helper layout          control_block.h offsets as "name offset" lines
+//   reader_helper xxh3            "len seed hash" lines for the Python XXH3 test
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+
+#include "common/checksum.h"
+#include "sidecar/client/client.h"
+#include "sidecar/client/control_block.h"
+#include "sidecar/synthetic_data.h"
+
+namespace {
+
+using modelswap::client::ModelClient;
+
+std::string Arg(int argc, char** argv, const char* name, const char* def = "") {
+  for (int i = 2; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  }
+  return def;
+}
+
+void WriteProgress(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text << "\n";
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+std::unique_ptr<ModelClient> AttachOrDie(const std::string& shm, const std::string& model) {
+  modelswap::client::Options o;
+  o.shm_dir = shm;
+  auto c = ModelClient::Attach(model, o);
+  if (!c) {
+    std::fprintf(stderr, "attach: %s\n", c.error().ToString().c_str());
+    std::exit(2);
+  }
+  return std::move(*c);
+}
+
+int Follow(int argc, char** argv) {
+  std::string shm = Arg(argc, argv, "--shm-dir"), model = Arg(argc, argv, "--model");
+  std::string until = Arg(argc, argv, "--until"), progress = Arg(argc, argv, "--progress");
+  long deadline_ms = std::stol(Arg(argc, argv, "--deadline-ms", "60000"));
+  auto client = AttachOrDie(shm, model);
+  std::mt19937_64 rng(::getpid());
+  uint64_t lookups = 0, torn = 0, after_last = 0;
+  std::set<std::string> versions;
+  std::string last;
+  auto start = std::chrono::steady_clock::now();
+  auto report = [&] {
+    WriteProgress(progress, std::to_string(lookups) + " " + std::to_string(torn) + " " +
+                                std::to_string(versions.size()) + " " +
+                                std::to_string(client->reattach_count()) + " " + last);
+  };
+  while (after_last < 2000) {
+    auto h = client->Acquire();
+    if (!h) {  // agent restarting, or not loaded yet: keep trying until the deadline
+      if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(deadline_ms)) break;
+      continue;
+    }
+    // Several lookups per handle: all must come from the handle's version.
+    for (int i = 0; i < 8; ++i) {
+      uint64_t k = rng() % h->entry_count();
+      auto v = h->Get(std::to_string(k));
+      std::string want = modelswap::SyntheticPrefix(model, h->version(), k);
+      if (!v || v->substr(0, want.size()) != want) ++torn;
+      ++lookups;
+    }
+    last = h->version();
+    versions.insert(last);
+    if (last == until) after_last += 8;
+    if (lookups % 256 == 0) report();
+    if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(deadline_ms)) break;
+  }
+  report();
+  return last == until ? 0 : 1;
+}
+
+int Hold(int argc, char** argv) {
+  auto client = AttachOrDie(Arg(argc, argv, "--shm-dir"), Arg(argc, argv, "--model"));
+  auto h = client->Acquire();
+  if (!h) return 2;
+  WriteProgress(Arg(argc, argv, "--progress"), "holding " + std::to_string(h->generation()));
+  for (;;)
+    ::pause();
+}
+
+int Layout() {
+#define F(name, expr) std::printf("%s %zu\n", name, static_cast<size_t>(expr))
+  F("magic", offsetof(ms_ctl_header, magic));
+  F("layout_version", offsetof(ms_ctl_header, layout_version));
+  F("slots_offset", offsetof(ms_ctl_header, slots_offset));
+  F("file_bytes", offsetof(ms_ctl_header, file_bytes));
+  F("slot_count", offsetof(ms_ctl_header, slot_count));
+  F("slot_bytes", offsetof(ms_ctl_header, slot_bytes));
+  F("created_unix_ns", offsetof(ms_ctl_header, created_unix_ns));
+  F("agent_incarnation", offsetof(ms_ctl_header, agent_incarnation));
+  F("agent_heartbeat_ns", offsetof(ms_ctl_header, agent_heartbeat_ns));
+  F("heartbeat_interval_ns", offsetof(ms_ctl_header, heartbeat_interval_ns));
+  F("reader_timeout_ns", offsetof(ms_ctl_header, reader_timeout_ns));
+  F("model", offsetof(ms_ctl_header, model_words));
+  F("record", offsetof(ms_ctl_header, record));
+  size_t r = offsetof(ms_ctl_header, record);
+  F("record.seq", r + offsetof(ms_ctl_record, seq));
+  F("record.generation", r + offsetof(ms_ctl_record, generation));
+  F("record.bytes", r + offsetof(ms_ctl_record, bytes));
+  F("record.checksum", r + offsetof(ms_ctl_record, checksum));
+  F("record.state_word", r + offsetof(ms_ctl_record, state_word));
+  F("record.published_unix_ns", r + offsetof(ms_ctl_record, published_unix_ns));
+  F("record.version", r + offsetof(ms_ctl_record, version_words));
+  F("record.path", r + offsetof(ms_ctl_record, path_words));
+  F("record.size", sizeof(ms_ctl_record));
+  F("slot.owner", offsetof(ms_ctl_slot, owner));
+  F("slot.heartbeat_ns", offsetof(ms_ctl_slot, heartbeat_ns));
+  F("slot.min_generation", offsetof(ms_ctl_slot, min_generation));
+  F("slot.max_generation", offsetof(ms_ctl_slot, max_generation));
+  F("slot.pid", offsetof(ms_ctl_slot, pid));
+  F("MAGIC", 0);
+  std::printf("magic_value %llu\n", static_cast<unsigned long long>(MS_CTL_MAGIC));
+  std::printf("file_bytes_value %u\n", MS_CTL_FILE_BYTES);
+#undef F
+  return 0;
+}
+
+int Xxh3Vectors() {
+  std::string buf(1100, '\0');
+  for (size_t i = 0; i < buf.size(); ++i)
+    buf[i] = static_cast<char>(i * 131 + 7);
+  for (uint64_t seed : {0ull, 1ull, 0x9e3779b97f4a7c15ull, ~0ull}) {
+    for (size_t len = 0; len <= buf.size(); ++len) {
+      std::printf("%zu %llu %llu\n", len, static_cast<unsigned long long>(seed),
+                  static_cast<unsigned long long>(
+                      modelswap::Xxh3WithSeed(std::as_bytes(std::span(buf.data(), len)), seed)));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "follow") return Follow(argc, argv);
+  if (mode == "hold") return Hold(argc, argv);
+  if (mode == "layout") return Layout();
+  if (mode == "xxh3") return Xxh3Vectors();
+  std::fprintf(stderr, "usage: reader_helper follow|hold|layout|xxh3 ...\n");
+  return 2;
+}

@@ -1,0 +1,138 @@
+// Encoding and checking snapshot file headers (layout in snapshot_format.h).
+#include "sidecar/snapshot/snapshot_format.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <bit>
+#include <charconv>
+#include <cstring>
+
+#include "common/checksum.h"
+#include "sidecar/client/region_file.h"
+
+namespace modelswap::snapshot {
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "snapshot files are little-endian");
+
+constexpr size_t kMagicAt = 0, kVersionAt = 8, kHeaderBytesAt = 12, kBlockBytesAt = 16,
+                 kNameBytesAt = 20, kRegionBytesAt = 24, kGenerationAt = 32, kCreatedAt = 40,
+                 kDataOffsetAt = 48, kDataChecksumAt = 56, kStoredBytesAt = 64, kNameAt = 72,
+                 kNameCapacity = 64;
+static_assert(kNameAt + kNameCapacity == kSnapshotHeaderChecksumOffset);
+
+template <class T>
+void Put(HeaderBytes& out, size_t at, T value) {
+  std::memcpy(out.data() + at, &value, sizeof(T));
+}
+
+// Unchecked: callers pass a span of at least kSnapshotHeaderBytes.
+template <class T>
+T Get(std::span<const std::byte> in, size_t at) {
+  T value;
+  std::memcpy(&value, in.data() + at, sizeof(T));
+  return value;
+}
+
+Result<SnapshotHeader> Corrupt(std::string message) {
+  return Fail(Code::kCorruption, "snapshot: " + message);
+}
+
+}  // namespace
+
+HeaderBytes EncodeSnapshotHeader(const SnapshotHeader& h) {
+  HeaderBytes out{};
+  Put<uint64_t>(out, kMagicAt, kSnapshotMagic);
+  Put<uint32_t>(out, kVersionAt, kSnapshotFormatVersion);
+  Put<uint32_t>(out, kHeaderBytesAt, kSnapshotHeaderBytes);
+  Put<uint32_t>(out, kBlockBytesAt, h.block_bytes);
+  Put<uint32_t>(out, kNameBytesAt, static_cast<uint32_t>(h.name.size()));
+  Put<uint64_t>(out, kRegionBytesAt, h.region_bytes);
+  Put<uint64_t>(out, kGenerationAt, h.generation);
+  Put<uint64_t>(out, kCreatedAt, h.created_unix_ns);
+  Put<uint64_t>(out, kDataOffsetAt, kSnapshotHeaderBytes);
+  Put<uint64_t>(out, kDataChecksumAt, h.data_checksum);
+  Put<uint64_t>(out, kStoredBytesAt, h.stored_bytes);
+  std::memcpy(out.data() + kNameAt, h.name.data(), std::min(h.name.size(), kNameCapacity - 1));
+  Put<uint64_t>(out, kSnapshotHeaderChecksumOffset,
+                Xxh3(std::span(out).first(kSnapshotHeaderChecksumOffset)));
+  return out;
+}
+
+Result<SnapshotHeader> DecodeSnapshotHeader(std::span<const std::byte> in) {
+  if (in.size() < kSnapshotHeaderBytes) {
+    return Corrupt(fmt::format("file is {} bytes, shorter than the {}-byte header", in.size(),
+                               kSnapshotHeaderBytes));
+  }
+  if (const auto magic = Get<uint64_t>(in, kMagicAt); magic != kSnapshotMagic)
+    return Corrupt(fmt::format("bad magic {:#018x}: not a modelswap snapshot", magic));
+  if (const auto v = Get<uint32_t>(in, kVersionAt); v != kSnapshotFormatVersion) {
+    return Fail(Code::kFailedPrecondition,
+                fmt::format("snapshot: format version {}, this build reads version {}", v,
+                            kSnapshotFormatVersion));
+  }
+  if (const auto hb = Get<uint32_t>(in, kHeaderBytesAt); hb != kSnapshotHeaderBytes)
+    return Corrupt(fmt::format("header_bytes {}, expected {}", hb, kSnapshotHeaderBytes));
+  const auto stored = Get<uint64_t>(in, kSnapshotHeaderChecksumOffset);
+  if (const uint64_t actual = Xxh3(in.first(kSnapshotHeaderChecksumOffset)); actual != stored) {
+    return Corrupt(fmt::format("header checksum mismatch: stored {}, computed {}",
+                               FormatChecksum(stored), FormatChecksum(actual)));
+  }
+  SnapshotHeader h;
+  const auto name_bytes = Get<uint32_t>(in, kNameBytesAt);
+  if (name_bytes == 0 || name_bytes >= kNameCapacity)
+    return Corrupt(fmt::format("name length {} is not in [1, {}]", name_bytes, kNameCapacity - 1));
+  h.name.assign(reinterpret_cast<const char*>(in.data() + kNameAt), name_bytes);
+  if (Status s = ValidateRegionName(h.name); !s) return Corrupt("header: " + s.error().message());
+  h.block_bytes = Get<uint32_t>(in, kBlockBytesAt);
+  h.region_bytes = Get<uint64_t>(in, kRegionBytesAt);
+  if (Status s = ValidateRegionOptions({h.region_bytes, h.block_bytes}); !s)
+    return Corrupt("header: " + s.error().message());
+  h.generation = Get<uint64_t>(in, kGenerationAt);
+  if (h.generation == 0) return Corrupt("generation 0 (no commit) is never snapshotted");
+  if (const auto off = Get<uint64_t>(in, kDataOffsetAt); off != kSnapshotHeaderBytes)
+    return Corrupt(fmt::format("data_offset {}, expected {}", off, kSnapshotHeaderBytes));
+  h.created_unix_ns = Get<uint64_t>(in, kCreatedAt);
+  h.data_checksum = Get<uint64_t>(in, kDataChecksumAt);
+  h.stored_bytes = Get<uint64_t>(in, kStoredBytesAt);
+  return h;
+}
+
+Result<SnapshotHeader> CheckSnapshotHeader(std::span<const std::byte> bytes,
+                                           std::string_view expected_name,
+                                           uint64_t expected_generation, uint64_t file_size) {
+  MS_ASSIGN_OR_RETURN(SnapshotHeader h, DecodeSnapshotHeader(bytes));
+  if (h.name != expected_name) {
+    return Corrupt(fmt::format("header names region \"{}\", file is in the directory of \"{}\"",
+                               h.name, expected_name));
+  }
+  if (h.generation != expected_generation) {
+    return Corrupt(fmt::format("header holds generation {}, file name says {}", h.generation,
+                               expected_generation));
+  }
+  if (file_size != kSnapshotHeaderBytes + h.region_bytes) {
+    return Corrupt(fmt::format("file is {} bytes, header needs {} (truncated or extended)",
+                               file_size, kSnapshotHeaderBytes + h.region_bytes));
+  }
+  return h;
+}
+
+std::string SnapshotFileName(uint64_t generation) {
+  return fmt::format("{:020}.snap", generation);
+}
+
+std::optional<uint64_t> ParseSnapshotFileName(std::string_view name) {
+  constexpr std::string_view kSuffix = ".snap";
+  if (name.size() != 20 + kSuffix.size() || !name.ends_with(kSuffix)) return std::nullopt;
+  uint64_t gen = 0;
+  const char* end = name.data() + 20;
+  auto [ptr, ec] = std::from_chars(name.data(), end, gen);
+  if (ec != std::errc() || ptr != end || gen == 0) return std::nullopt;
+  return gen;
+}
+
+std::string RegionSnapshotDir(std::string_view snapshot_dir, std::string_view region) {
+  return fmt::format("{}/{}", snapshot_dir, region);
+}
+
+}  // namespace modelswap::snapshot

@@ -1,0 +1,189 @@
+// RestoreRegion and VerifySnapshotFile: read a snapshot in chunks, hash it, and (for restore)
+// copy its non-zero blocks into a region that is linked into place only once it checks out.
+#include "sidecar/snapshot/snapshot_restore.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include "common/checksum.h"
+#include "sidecar/client/region_file.h"
+
+namespace modelswap::snapshot {
+namespace {
+
+// A multiple of every block size; small enough to stay in L2 between the read, the hash and the
+// copies.
+constexpr size_t kChunkBytes = MS_REGION_MAX_BLOCK_BYTES;
+
+using ChunkSink = std::function<void(uint64_t offset, std::span<const std::byte> chunk)>;
+
+// Fills out from offset, retrying short reads; kCorruption if the file ends first.
+Status ReadFull(Env* env, int fd, std::span<std::byte> out, uint64_t offset,
+                const std::string& path) {
+  while (!out.empty()) {
+    MS_ASSIGN_OR_RETURN(const size_t n, env->PRead(fd, out, offset));
+    if (n == 0) {
+      return Fail(Code::kCorruption,
+                  fmt::format("snapshot {}: file ends at byte {} (truncated)", path, offset));
+    }
+    out = out.subspan(n);
+    offset += n;
+  }
+  return Ok();
+}
+
+Result<SnapshotHeader> ReadHeader(Env* env, int fd, const std::string& path,
+                                  const std::string& name, uint64_t generation) {
+  MS_ASSIGN_OR_RETURN(const FileInfo info, env->Stat(path));
+  HeaderBytes bytes{};
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(info.size, bytes.size()));
+  MS_RETURN_IF_ERROR(ReadFull(env, fd, std::span(bytes).first(want), 0, path));
+  return CheckSnapshotHeader(std::span(bytes).first(want), name, generation, info.size);
+}
+
+// Streams the data through sink and checks the data checksum.
+Status ReadData(Env* env, int fd, const SnapshotHeader& h, const std::string& path,
+                const ChunkSink& sink) {
+  auto buffer = std::make_unique_for_overwrite<std::byte[]>(kChunkBytes);
+  Xxh3Stream hash;
+  for (uint64_t off = 0; off < h.region_bytes; off += kChunkBytes) {
+    const auto chunk = std::span(
+        buffer.get(), static_cast<size_t>(std::min<uint64_t>(kChunkBytes, h.region_bytes - off)));
+    MS_RETURN_IF_ERROR(ReadFull(env, fd, chunk, kSnapshotHeaderBytes + off, path));
+    hash.Update(chunk);
+    if (sink) sink(off, chunk);
+  }
+  if (const uint64_t actual = hash.Digest(); actual != h.data_checksum) {
+    return Fail(Code::kCorruption,
+                fmt::format("snapshot {}: data checksum mismatch: header says {}, data hashes "
+                            "to {}",
+                            path, FormatChecksum(h.data_checksum), FormatChecksum(actual)));
+  }
+  return Ok();
+}
+
+bool IsZero(const std::byte* p, size_t n) {
+  return p[0] == std::byte{0} && std::memcmp(p, p + 1, n - 1) == 0;
+}
+
+// Copies the non-zero blocks of a chunk into the work image and slot 0, tagged `gen`; zero
+// blocks stay holes (tag 0 = all zeros), so a sparse state stays sparse in memory too.
+void CopyChunk(RegionFile& region, uint64_t gen, uint64_t off, std::span<const std::byte> chunk) {
+  const uint32_t bs = region.header()->block_bytes;
+  for (size_t at = 0; at < chunk.size(); at += bs) {
+    const size_t n = std::min<size_t>(bs, chunk.size() - at);
+    if (IsZero(chunk.data() + at, n)) continue;
+    std::memcpy(region.work() + off + at, chunk.data() + at, n);
+    std::memcpy(region.slot(0) + off + at, chunk.data() + at, n);
+    const uint64_t block = (off + at) / bs;
+    // Relaxed: the region has no name yet; linking it publishes everything to later openers.
+    std::atomic_ref(region.tags()[2 * block]).store(gen, std::memory_order_relaxed);
+  }
+}
+
+// The region's generations say "committed, pinned and durable at gen" (relaxed: unpublished).
+void SetRestoredGenerations(RegionFile& region, uint64_t gen) {
+  ms_region_header* h = region.header();
+  for (uint64_t* field :
+       {&h->committing_gen, &h->committed_gen, &h->pin_gen, &h->durable_gen, &h->restored_gen}) {
+    std::atomic_ref(*field).store(gen, std::memory_order_relaxed);
+  }
+}
+
+// Outcome of one candidate: restored, skipped (candidate_error set), or a hard failure.
+Status RestoreFrom(Env* env, const std::string& file, const std::string& region_path,
+                   const std::string& name, uint64_t gen, bool* candidate_error) {
+  *candidate_error = true;
+  MS_ASSIGN_OR_RETURN(const int fd, env->Open(file, OpenMode::kRead));
+  Result<SnapshotHeader> header = ReadHeader(env, fd, file, name, gen);
+  if (!header) {
+    env->Close(fd);
+    return Fail(header.error());
+  }
+  *candidate_error = false;  // from here on only the fill callback's errors are the file's fault
+  auto fill = [&](RegionFile& region) -> Status {
+    *candidate_error = true;
+    MS_RETURN_IF_ERROR(ReadData(env, fd, *header, file, [&](uint64_t off, auto chunk) {
+      CopyChunk(region, gen, off, chunk);
+    }));
+    *candidate_error = false;
+    SetRestoredGenerations(region, gen);
+    return Ok();
+  };
+  Result<RegionFile> region = RegionFile::Create(region_path, RegionFile::Lock::kNone,
+                                                 {header->region_bytes, header->block_bytes}, fill);
+  env->Close(fd);
+  if (!region) return Fail(region.error());
+  return Ok();
+}
+
+}  // namespace
+
+Result<std::vector<uint64_t>> ListSnapshotGenerations(Env* env, const std::string& region_dir) {
+  Result<std::vector<std::string>> names = env->ListDir(region_dir);
+  if (!names && names.error().code() == Code::kNotFound) return std::vector<uint64_t>{};
+  if (!names) return Fail(names.error());
+  std::vector<uint64_t> gens;
+  for (const std::string& n : *names) {
+    if (auto gen = ParseSnapshotFileName(n)) gens.push_back(*gen);
+  }
+  std::sort(gens.rbegin(), gens.rend());
+  return gens;
+}
+
+Result<RestoreResult> RestoreRegion(Env* env, const std::string& snapshot_dir,
+                                    const std::string& shm_dir, const std::string& name) {
+  MS_RETURN_IF_ERROR(ValidateRegionName(name));
+  const int64_t start = env->NowMonotonicNanos();
+  const std::string dir = RegionSnapshotDir(snapshot_dir, name);
+  const std::string region_path = RegionPath(shm_dir, name);
+  if (env->Stat(region_path)) {
+    return Fail(Code::kAlreadyExists, "region " + region_path + " exists: it has live content");
+  }
+  MS_ASSIGN_OR_RETURN(const std::vector<uint64_t> gens, ListSnapshotGenerations(env, dir));
+  if (gens.empty()) return Fail(Code::kNotFound, "no snapshots of region " + name + " in " + dir);
+  RestoreResult result;
+  for (const uint64_t gen : gens) {
+    const std::string file = JoinPath(dir, SnapshotFileName(gen));
+    bool candidate_error = false;
+    Status s = RestoreFrom(env, file, region_path, name, gen, &candidate_error);
+    if (s) {
+      result.generation = gen;
+      result.path = file;
+      MS_ASSIGN_OR_RETURN(const FileInfo info, env->Stat(file));
+      result.region_bytes = info.size - kSnapshotHeaderBytes;
+      result.duration_ns = env->NowMonotonicNanos() - start;
+      spdlog::info("snapshot restored region={} generation={} fallbacks={} file={}", name, gen,
+                   result.fallbacks, file);
+      return result;
+    }
+    if (!candidate_error) return Fail(s.error().Context("restore region " + name));
+    spdlog::warn("snapshot skipped region={} file={} error=\"{}\" (falling back to the previous)",
+                 name, file, s.error().ToString());
+    ++result.fallbacks;
+    result.skipped.push_back(s.error().ToString());
+  }
+  std::string why;
+  for (const std::string& s : result.skipped)
+    why += (why.empty() ? "" : "; ") + s;
+  return Fail(Code::kCorruption, fmt::format("region {}: none of its {} snapshots is valid: {}",
+                                             name, gens.size(), why));
+}
+
+Result<SnapshotHeader> VerifySnapshotFile(Env* env, const std::string& path,
+                                          const std::string& name, uint64_t generation) {
+  MS_ASSIGN_OR_RETURN(const int fd, env->Open(path, OpenMode::kRead));
+  Result<SnapshotHeader> h = ReadHeader(env, fd, path, name, generation);
+  Status data = h ? ReadData(env, fd, *h, path, nullptr) : Status(Fail(h.error()));
+  env->Close(fd);
+  if (!data) return Fail(data.error());
+  return h;
+}
+
+}  // namespace modelswap::snapshot

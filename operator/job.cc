@@ -84,6 +84,9 @@ TaskObservation ObserveJob(const Json& job, const std::vector<ObjectPtr>& pods) 
   for (const auto& c : Field<Json>(job, {"status", "conditions"}, Json::array())) {
     if (Field<std::string>(c, {"status"}) != "True") continue;
     std::string type = Field<std::string>(c, {"type"});
+    if (type == "Complete" || type == "Failed") {
+      t.finished_unix_ns = ParseTime(Field<std::string>(c, {"lastTransitionTime"}));
+    }
     if (type == "Complete") t.state = TaskObservation::State::kSucceeded;
     if (type == "Failed") {
       t.state = TaskObservation::State::kFailed;

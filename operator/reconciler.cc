@@ -2,6 +2,7 @@
 #include "operator/reconciler.h"
 
 #include <algorithm>
+#include <deque>
 
 #include "operator/kube_object.h"
 #include "operator/resource.h"
@@ -10,6 +11,8 @@ namespace modelswap::op {
 namespace {
 
 using State = TaskObservation::State;
+
+constexpr int64_t kResultGraceNs = 60'000'000'000;
 
 struct VersionView {
   const ModelVersion* mv;
@@ -307,11 +310,25 @@ Decision Decide(const ModelInputs& in) {
     return a->created_ns != b->created_ns ? a->created_ns < b->created_ns : a->name < b->name;
   });
   std::vector<VersionView> views;
+  std::deque<TaskObservation> pending_tasks;  // stable addresses for the views
   bool busy = false;
+  bool result_pending = false;
   for (const ModelVersion* mv : sorted) {
     VersionView v{mv, {}, mv->status};
     for (const auto& t : in.tasks) {
-      if (t.owner == mv->name) v.tasks.push_back(&t);
+      if (t.owner != mv->name) continue;
+      // A Job's completion and its pod's termination message arrive on different watches: a
+      // finished task without its result is treated as running for a grace period, so the
+      // result is not recorded as unknown just because the pod event is late.
+      if (t.state != State::kRunning && t.result.empty() && t.finished_unix_ns > 0 &&
+          in.now_unix_ns - t.finished_unix_ns < kResultGraceNs) {
+        TaskObservation* pending = &pending_tasks.emplace_back(t);
+        pending->state = State::kRunning;
+        v.tasks.push_back(pending);
+        result_pending = true;
+        continue;
+      }
+      v.tasks.push_back(&t);
     }
     FoldTasks(v);
     busy = busy || v.any_running;
@@ -348,7 +365,7 @@ Decision Decide(const ModelInputs& in) {
           MakeEvent(*v.mv, bad ? "Warning" : "Normal", EventReason(v.next.phase), msg));
     }
   }
-  d.requeue_after = std::chrono::minutes(5);
+  d.requeue_after = result_pending ? std::chrono::seconds(2) : std::chrono::seconds(300);
   return d;
 }
 

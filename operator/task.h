@@ -39,6 +39,7 @@ struct TaskObservation {
   std::string reason;   // Job condition reason (BackoffLimitExceeded, DeadlineExceeded) or ExitCode
   std::string message;  // Job condition message
   std::string result;   // the sidecar's JSON (termination message or stdout); "" if not known
+  int64_t finished_unix_ns = 0;  // when it finished (0: unknown or running)
 };
 
 // The sidecar's result JSON, success or error form.

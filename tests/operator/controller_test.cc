@@ -1,0 +1,256 @@
+// The controller end to end against the fake API server: real HTTP client, informers, work
+// queue, reconciler and status writes; the test plays the job controller and the user.
+#include "operator/controller.h"
+
+#include <gtest/gtest.h>
+
+#include "operator/http_client.h"
+#include "operator/kube_backend.h"
+#include "tests/operator/fake_apiserver.h"
+#include "tests/operator/test_util.h"
+
+namespace modelswap::op {
+namespace {
+
+using testing::WaitFor;
+
+Json NewMv(const std::string& version, bool activate = true, int retain = 3) {
+  return {{"apiVersion", "modelswap.io/v1alpha1"},
+          {"kind", "ModelVersion"},
+          {"metadata", {{"name", "ranker-" + version}}},
+          {"spec",
+           {{"model", "ranker"},
+            {"version", version},
+            {"storage", {{"claimName", "models"}, {"root", "/models"}}},
+            {"source", {{"generate", {{"bytes", 4096}, {"seed", 7}}}}},
+            {"activate", activate},
+            {"retain", retain}}}};
+}
+
+std::string Result(const std::string& v, int gen) {
+  return R"({"model":"ranker","version":")" + v + R"(","path":"/models/ranker/versions/)" + v +
+         R"(.msf","bytes":4096,"checksum":"xxh3:00112233445566)" + std::to_string(10 + gen) +
+         R"(","seconds":0.5,"manifest_generation":)" + std::to_string(gen) + "}\n";
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_.SetBookmarkInterval(std::chrono::milliseconds(200));
+    ClusterConfig cfg;
+    cfg.server = server_.url();
+    client_ = std::move(*HttpKubeClient::Create(DefaultEnv(), cfg));
+    KubeBackendOptions o{.ns = "default",
+                         .sidecar_image = "example/sidecar:1",
+                         .instance = "test",
+                         .min_watch_timeout_seconds = 5,
+                         .watchdog_grace = std::chrono::milliseconds(1000),
+                         .backoff_initial = std::chrono::milliseconds(50),
+                         .probe_interval = std::chrono::milliseconds(100)};
+    backend_ = std::make_unique<KubeBackend>(client_.get(), DefaultEnv(), o);
+    controller_ = std::make_unique<Controller>(backend_.get(), DefaultEnv(), &metrics_,
+                                               ControllerOptions{.workers = 2, .queue = {}});
+    backend_->Start(controller_.get());
+    ASSERT_TRUE(WaitFor([&] { return backend_->HasSynced(); }));
+    controller_->Start();
+  }
+  void TearDown() override {
+    controller_->Stop();
+    backend_->Stop();
+  }
+
+  std::optional<Json> Job(const std::string& name) { return server_.Get(kJobs, "default", name); }
+  std::string Phase(const std::string& mv) {
+    auto o = server_.Get(kModelVersions, "default", mv);
+    return o ? Field<std::string>(*o, {"status", "phase"}) : "<gone>";
+  }
+  bool WaitPhase(const std::string& mv, const std::string& phase) {
+    return WaitFor([&] { return Phase(mv) == phase; });
+  }
+  int JobCount() { return static_cast<int>(server_.List(kJobs, "default").size()); }
+
+  fake::FakeApiServer server_;
+  OperatorMetrics metrics_;
+  std::unique_ptr<HttpKubeClient> client_;
+  std::unique_ptr<KubeBackend> backend_;
+  std::unique_ptr<Controller> controller_;
+};
+
+TEST_F(ControllerTest, CreateRunsAWriterJobAndRecordsItsResult) {
+  server_.Create(kModelVersions, "default", NewMv("v7"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v7-write").has_value(); }));
+  Json job = *Job("ranker-v7-write");
+  const Json& c = job["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(c["image"], "example/sidecar:1");
+  std::vector<std::string> args = c["args"];
+  std::vector<std::string> want = {"write",  "--root",    "/models", "--model",
+                                   "ranker", "--version", "v7",      "--generate-bytes",
+                                   "4096",   "--seed",    "7",       "--publish"};
+  EXPECT_EQ(args, want);
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["name"], "ranker-v7");
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["controller"], true);
+  EXPECT_EQ(job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "models");
+  EXPECT_EQ(LabelOf(job, "modelswap.io/model"), "ranker");
+  EXPECT_EQ(job["spec"]["ttlSecondsAfterFinished"], 600);
+  ASSERT_TRUE(WaitPhase("ranker-v7", "Writing"));
+  server_.CompleteJob("default", "ranker-v7-write", Result("v7", 1));
+  ASSERT_TRUE(WaitPhase("ranker-v7", "Active"));
+  Json mv = *server_.Get(kModelVersions, "default", "ranker-v7");
+  EXPECT_EQ(Field<int64_t>(mv, {"status", "manifestGeneration"}), 1);
+  EXPECT_EQ(Field<std::string>(mv, {"status", "checksum"}), "xxh3:0011223344556611");
+  EXPECT_EQ(Field<int64_t>(mv, {"status", "observedGeneration"}), 1);
+  EXPECT_TRUE(HasFinalizer(mv, kFinalizer));
+  EXPECT_FALSE(server_.List(kEvents, "default").empty());
+}
+
+TEST_F(ControllerTest, JobFailureFailsTheVersionWithTheJobReason) {
+  server_.Create(kModelVersions, "default", NewMv("v7"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v7-write").has_value(); }));
+  server_.FailJob("default", "ranker-v7-write", "DeadlineExceeded",
+                  "Job was active longer than specified deadline",
+                  R"({"error":"write: ENOSPC","code":"IOError"})");
+  ASSERT_TRUE(WaitPhase("ranker-v7", "Failed"));
+  std::string msg = Field<std::string>(*server_.Get(kModelVersions, "default", "ranker-v7"),
+                                       {"status", "message"});
+  EXPECT_NE(msg.find("DeadlineExceeded"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("ENOSPC"), std::string::npos) << msg;
+}
+
+TEST_F(ControllerTest, TwoVersionsRollInCreationOrder) {
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  server_.Create(kModelVersions, "default", NewMv("v2"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  ASSERT_TRUE(WaitPhase("ranker-v2", "Pending"));
+  EXPECT_FALSE(Job("ranker-v2-write").has_value());  // v1's writer still runs
+  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v2-write", Result("v2", 2));
+  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+}
+
+TEST_F(ControllerTest, RollbackRunsAPublishOnlyJob) {
+  server_.Create(kModelVersions, "default", NewMv("v1", /*activate=*/false));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  std::vector<std::string> args =
+      (*Job("ranker-v1-write"))["spec"]["template"]["spec"]["containers"][0]["args"];
+  EXPECT_EQ(std::count(args.begin(), args.end(), "--publish"), 0);
+  server_.CompleteJob(
+      "default", "ranker-v1-write",
+      R"({"path":"/models/ranker/versions/v1.msf","bytes":4096,"checksum":"xxh3:01"})");
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Ready"));
+  server_.PatchSpec(kModelVersions, "default", "ranker-v1", {{"spec", {{"activate", true}}}});
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-publish-2").has_value(); }));
+  args = (*Job("ranker-v1-publish-2"))["spec"]["template"]["spec"]["containers"][0]["args"];
+  EXPECT_EQ(args[0], "publish");
+  server_.CompleteJob("default", "ranker-v1-publish-2", R"({"manifest_generation":5})");
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+}
+
+TEST_F(ControllerTest, RetentionAndFinalizerRemoveFiles) {
+  server_.Create(kModelVersions, "default", NewMv("v1", true, 1));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
+  server_.Create(kModelVersions, "default", NewMv("v2", true, 1));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v2-write", Result("v2", 2));
+  server_.Create(kModelVersions, "default", NewMv("v3", true, 1));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v3-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v3-write", Result("v3", 3));
+  // retain 1: v2 keeps its file, v1's is removed by a cleanup Job.
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-remove").has_value(); }));
+  std::vector<std::string> args =
+      (*Job("ranker-v1-remove"))["spec"]["template"]["spec"]["containers"][0]["args"];
+  EXPECT_EQ(args[0], "remove");
+  EXPECT_FALSE(Job("ranker-v2-remove").has_value());
+  server_.CompleteJob("default", "ranker-v1-remove", R"({"removed":true})");
+  ASSERT_TRUE(WaitFor([&] {
+    auto o = server_.Get(kModelVersions, "default", "ranker-v1");
+    return o && Field<bool>(*o, {"status", "fileRemoved"});
+  }));
+  // Deleting v2 removes its file first, then the object goes.
+  EXPECT_EQ(server_.Delete(kModelVersions, "default", "ranker-v2"), 200);
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-remove").has_value(); }));
+  EXPECT_TRUE(server_.Get(kModelVersions, "default", "ranker-v2").has_value());
+  server_.CompleteJob("default", "ranker-v2-remove", R"({"removed":true})");
+  ASSERT_TRUE(
+      WaitFor([&] { return !server_.Get(kModelVersions, "default", "ranker-v2").has_value(); }));
+}
+
+TEST_F(ControllerTest, ConflictsOnStatusAreRetriedNotLost) {
+  server_.FailStatusUpdates(3);
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_EQ(JobCount(), 1);
+}
+
+TEST_F(ControllerTest, DroppedWatchesAndExpiryLoseNothing) {
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  server_.DropWatches();
+  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  server_.Compact();  // every RV the reflectors hold is now too old: ERROR 410 in a 200
+  server_.DropWatches();
+  server_.Create(kModelVersions, "default", NewMv("v2"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v2-write", Result("v2", 2));
+  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  EXPECT_EQ(JobCount(), 2);
+  EXPECT_GE(server_.CountRequests("LIST", "modelversions"), 2);  // relisted after the 410
+}
+
+TEST_F(ControllerTest, ApiServerRestartWithNewResourceVersions) {
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  server_.Restart(5000);
+  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  server_.Create(kModelVersions, "default", NewMv("v2"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
+  EXPECT_EQ(JobCount(), 2);  // no duplicate writer after the restart
+}
+
+TEST_F(ControllerTest, SilentWatchIsRestartedByTheWatchdog) {
+  server_.HangWatches(true);
+  server_.DropWatches();  // reflectors reconnect into watches that never speak
+  uint64_t before = server_.CountRequests("WATCH");
+  // timeout 5..10 s + 1 s grace: the watchdog cancels and the reflector reopens.
+  ASSERT_TRUE(
+      WaitFor([&] { return server_.CountRequests("WATCH") >= static_cast<int>(before) + 8; },
+              std::chrono::seconds(40)));
+  server_.HangWatches(false);
+  server_.DropWatches();
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+}
+
+TEST_F(ControllerTest, SteadyStateMakesNoRequestsBeyondWatches) {
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  ASSERT_TRUE(WaitFor([&] { return controller_->queue().Len() == 0; }));
+  auto counts = server_.RequestCounts();
+  int writes = 0;
+  for (const auto& [k, v] : counts) {
+    if (k.rfind("PUT", 0) == 0 || k.rfind("POST", 0) == 0 || k.rfind("PATCH", 0) == 0) writes += v;
+  }
+  // Reconcile the model again and again: with nothing changed, nothing is written.
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(controller_->ReconcileOnce("default/ranker").has_value());
+  int writes_after = 0;
+  for (const auto& [k, v] : server_.RequestCounts()) {
+    if (k.rfind("PUT", 0) == 0 || k.rfind("POST", 0) == 0 || k.rfind("PATCH", 0) == 0)
+      writes_after += v;
+  }
+  EXPECT_EQ(writes_after, writes);
+  EXPECT_EQ(server_.CountRequests("GET"), 0);  // reads come from the informer caches
+}
+
+}  // namespace
+}  // namespace modelswap::op

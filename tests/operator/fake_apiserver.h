@@ -1,0 +1,136 @@
+// FakeApiServer: an in-process Kubernetes API server for the operator's tests and benchmarks.
+//
+// It behaves like kube-apiserver v1.28 for what the operator uses (grounded in
+// ../shared/k8s-fixtures, whose README lists the wire facts; the Status bodies copy the
+// recorded ones): one global resourceVersion counter for every write; list + watch (chunked
+// NDJSON, one event per chunk, ADDED/MODIFIED/DELETED/BOOKMARK; a watch from a compacted RV is
+// an HTTP 200 with one ERROR event carrying a 410 Status); lists from a compacted RV with a
+// limit answer HTTP 410; 409 Conflict on a stale resourceVersion (PUT, or a merge patch that
+// carries one); the status subresource (status sent to the main endpoint is silently ignored,
+// and a write that changes nothing is no write); generation bumps on spec changes only; DELETE
+// without finalizers returns a Status, with finalizers it sets deletionTimestamp; label
+// selectors (equality); generateName; JSON merge patch and JSON patch (test/add/remove/replace).
+// Jobs get the server-side defaults the job controller relies on (template labels job-name,
+// controller-uid). There is no job controller: tests finish Jobs with CompleteJob/FailJob,
+// which write what the real one writes (Complete condition without a reason; Failed with
+// BackoffLimitExceeded/DeadlineExceeded) plus a pod with the termination message.
+//
+// Fault injection: DropWatches (cut streams mid-flight), Compact (old RVs expire), Restart
+// (listener and connections gone, RVs jump, watch history lost), FailStatusUpdates (409s),
+// HangWatches (headers then silence).
+//
+// Thread safety: all public methods are safe from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "operator/kube_object.h"
+#include "operator/resource.h"
+#include "tests/operator/fake_http.h"
+
+namespace modelswap::fake {
+
+using op::Json;
+using op::ResourceRef;
+
+class FakeApiServer {
+ public:
+  FakeApiServer();
+  ~FakeApiServer();
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(http_->port()); }
+  uint64_t rv() const;
+
+  // Direct access, as another client of the API would have.
+  Json Create(const ResourceRef& r, const std::string& ns, Json obj);
+  std::optional<Json> Get(const ResourceRef& r, const std::string& ns, const std::string& name);
+  std::vector<Json> List(const ResourceRef& r, const std::string& ns = "");
+  // Merge-patches the main object (spec/metadata) as a user would (kubectl patch).
+  std::optional<Json> PatchSpec(const ResourceRef& r, const std::string& ns,
+                                const std::string& name, const Json& merge_patch);
+  // DELETE as a user would; returns the HTTP code.
+  int Delete(const ResourceRef& r, const std::string& ns, const std::string& name);
+
+  // The job controller's reaction to a finished pod.
+  void CompleteJob(const std::string& ns, const std::string& job, const std::string& message);
+  void FailJob(const std::string& ns, const std::string& job, const std::string& reason,
+               const std::string& message, const std::string& termination_message);
+  // Called (outside locks) for every Job created through HTTP.
+  void SetJobCreatedHook(std::function<void(const Json& job)> hook);
+
+  // Fault injection.
+  void DropWatches();
+  void Compact();  // forget the watch history: every RV below now is too old
+  void Restart(uint64_t rv_jump = 1000);
+  void FailStatusUpdates(int n);  // the next n status writes answer 409
+  void HangWatches(bool hang);    // new watches send headers, then nothing
+  void SetBookmarkInterval(std::chrono::milliseconds d);
+
+  // Requests served, by "VERB plural" (VERB: GET LIST WATCH POST PUT PATCH DELETE).
+  std::map<std::string, int> RequestCounts() const;
+  int CountRequests(const std::string& verb, const std::string& plural = "") const;
+  int open_watches() const;
+
+ private:
+  struct Key {
+    std::string resource;  // group/plural
+    bool operator<(const Key& o) const { return resource < o.resource; }
+  };
+  struct Event {
+    uint64_t rv;
+    std::string resource, type;
+    Json object;
+  };
+  struct Route {
+    ResourceRef ref;
+    std::string ns, name, sub;
+    bool ok = false;
+  };
+
+  void Handle(const HttpRequest& req, HttpConn& conn);
+  Route ParsePath(const std::string& path) const;
+  void Watch(const HttpRequest& req, const Route& r, HttpConn& conn);
+  // The write path shared by HTTP and direct calls; returns (code, body).
+  std::pair<int, Json> DoCreate(const Route& r, Json obj);
+  std::pair<int, Json> DoUpdate(const Route& r, Json obj, bool status, bool check_rv);
+  std::pair<int, Json> DoPatch(const Route& r, const std::string& content_type, const Json& patch);
+  std::pair<int, Json> DoDelete(const Route& r);
+  std::pair<int, Json> DoList(const HttpRequest& req, const Route& r);
+  std::pair<int, Json> CommitLocked(const Route& r, const Json* old_obj, Json next, bool status);
+  void EmitLocked(const std::string& resource, const std::string& type, const Json& obj);
+  Json StatusBody(int code, const std::string& reason, const std::string& message,
+                  const Route& r) const;
+  bool HasStatusSubresource(const ResourceRef& r) const;
+  std::map<std::string, Json>& Bucket(const ResourceRef& r);
+
+  std::unique_ptr<HttpServer> http_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t rv_ = 100;
+  uint64_t compacted_rv_ = 0;  // watch history holds events with rv > compacted_rv_
+  uint64_t uid_counter_ = 0;
+  uint64_t epoch_ = 0;  // bumped by DropWatches/Restart: open streams end
+  std::map<std::string, std::map<std::string, Json>> objects_;  // resource -> ns/name -> obj
+  std::deque<Event> history_;
+  std::map<std::string, int> requests_;
+  std::set<int> watch_fds_;
+  int fail_status_updates_ = 0;
+  bool hang_watches_ = false;
+  std::chrono::milliseconds bookmark_interval_{1000};
+  std::function<void(const Json&)> job_hook_;
+};
+
+// RFC 7386 merge patch and RFC 6902 JSON patch (test/add/remove/replace); false on failure.
+Json MergePatch(Json target, const Json& patch);
+bool ApplyJsonPatch(Json& target, const Json& ops, std::string* error);
+
+}  // namespace modelswap::fake

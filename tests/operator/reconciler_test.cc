@@ -1,0 +1,343 @@
+// The reconciler's decisions as a pure function: no HTTP, no processes.
+#include "operator/reconciler.h"
+
+#include <gtest/gtest.h>
+
+#include "operator/resource.h"
+
+namespace modelswap::op {
+namespace {
+
+ModelVersion Mv(const std::string& version, int64_t created_s, bool activate = true) {
+  Json obj = {{"apiVersion", "modelswap.io/v1alpha1"},
+              {"kind", "ModelVersion"},
+              {"metadata",
+               {{"name", "ranker-" + version},
+                {"namespace", "default"},
+                {"uid", "uid-" + version},
+                {"resourceVersion", "1"},
+                {"generation", 1},
+                {"creationTimestamp", FormatTime(created_s * 1'000'000'000)},
+                {"finalizers", {kFinalizer}}}},
+              {"spec",
+               {{"model", "ranker"},
+                {"version", version},
+                {"storage", {{"claimName", "models"}}},
+                {"source", {{"generate", {{"bytes", 1024}, {"seed", 7}}}}},
+                {"activate", activate},
+                {"retain", 1}}}};
+  auto mv = ParseModelVersion(obj);
+  EXPECT_TRUE(mv.has_value()) << mv.error().ToString();
+  return *mv;
+}
+
+TaskObservation Task(const ModelVersion& mv, TaskKind kind, TaskObservation::State state,
+                     std::string result = "", int64_t generation = 1) {
+  TaskObservation t;
+  t.name = TaskName(mv.name, kind, generation);
+  t.kind = kind;
+  t.owner = mv.name;
+  t.generation = generation;
+  t.state = state;
+  t.result = std::move(result);
+  return t;
+}
+
+std::string WriteResult(const std::string& v, int gen) {
+  return R"({"model":"ranker","version":")" + v + R"(","path":"/models/ranker/versions/)" + v +
+         R"(.msf","bytes":1024,"checksum":"xxh3:0011223344556677","seconds":0.1,"manifest_generation":)" +
+         std::to_string(gen) + "}\n";
+}
+
+std::vector<const Action*> Of(const Decision& d, Action::Type t) {
+  std::vector<const Action*> out;
+  for (const auto& a : d.actions) {
+    if (a.type == t) out.push_back(&a);
+  }
+  return out;
+}
+
+ModelInputs Inputs(std::vector<ModelVersion> v, std::vector<TaskObservation> t = {}) {
+  ModelInputs in;
+  in.ns = "default";
+  in.model = "ranker";
+  in.versions = std::move(v);
+  in.tasks = std::move(t);
+  in.load = ModelLoad{true, 0, {}};
+  in.now_unix_ns = 1'790'000'000'000'000'000;
+  return in;
+}
+
+// Applies the status writes of a decision (what the API would store).
+void Apply(const Decision& d, std::vector<ModelVersion>& versions) {
+  for (const Action* a : Of(d, Action::Type::kWriteStatus)) {
+    for (auto& v : versions) {
+      if (v.name == a->mv.name) v.status = a->status;
+    }
+  }
+}
+
+TEST(ReconcilerTest, NewVersionStartsItsWriter) {
+  auto d = Decide(Inputs({Mv("v1", 10)}));
+  auto tasks = Of(d, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]->task_name, "ranker-v1-write");
+  EXPECT_EQ(tasks[0]->task_kind, TaskKind::kWrite);
+  auto st = Of(d, Action::Type::kWriteStatus);
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0]->status.phase, Phase::kWriting);
+  EXPECT_EQ(st[0]->status.job_name, "ranker-v1-write");
+  EXPECT_EQ(st[0]->status.observed_generation, 1);
+}
+
+TEST(ReconcilerTest, MissingFinalizerIsAdded) {
+  ModelVersion mv = Mv("v1", 10);
+  mv.finalizers.clear();
+  EXPECT_EQ(Of(Decide(Inputs({mv})), Action::Type::kAddFinalizer).size(), 1u);
+}
+
+TEST(ReconcilerTest, FinishedWriterMakesTheVersionActive) {
+  ModelVersion v1 = Mv("v1", 10);
+  auto d = Decide(Inputs({v1}, {Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded,
+                                     WriteResult("v1", 4))}));
+  auto st = Of(d, Action::Type::kWriteStatus);
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0]->status.phase, Phase::kActive);
+  EXPECT_EQ(st[0]->status.checksum, "xxh3:0011223344556677");
+  EXPECT_EQ(st[0]->status.bytes, 1024);
+  EXPECT_EQ(st[0]->status.manifest_generation, 4);
+  ASSERT_NE(st[0]->status.FindCondition("Written"), nullptr);
+  EXPECT_EQ(st[0]->status.FindCondition("Written")->status, "True");
+  EXPECT_EQ(st[0]->status.FindCondition("Active")->observed_generation, 1);
+  EXPECT_FALSE(Of(d, Action::Type::kEvent).empty());
+}
+
+TEST(ReconcilerTest, WriteWithoutActivateIsReady) {
+  ModelVersion v1 = Mv("v1", 10, /*activate=*/false);
+  std::string result =
+      R"({"path":"/models/ranker/versions/v1.msf","bytes":5,"checksum":"xxh3:00"})";
+  auto d = Decide(
+      Inputs({v1}, {Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, result)}));
+  EXPECT_EQ(Of(d, Action::Type::kWriteStatus)[0]->status.phase, Phase::kReady);
+}
+
+TEST(ReconcilerTest, FailedJobFailsWithItsReason) {
+  ModelVersion v1 = Mv("v1", 10);
+  auto t = Task(v1, TaskKind::kWrite, TaskObservation::State::kFailed,
+                R"({"error":"tsv line 3: no tab","code":"InvalidArgument"})");
+  t.reason = "BackoffLimitExceeded";
+  t.message = "Job has reached the specified backoff limit";
+  auto d = Decide(Inputs({v1}, {t}));
+  auto st = Of(d, Action::Type::kWriteStatus);
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0]->status.phase, Phase::kFailed);
+  EXPECT_NE(st[0]->status.message.find("BackoffLimitExceeded"), std::string::npos);
+  EXPECT_NE(st[0]->status.message.find("no tab"), std::string::npos);
+  bool warned = false;
+  for (auto* e : Of(d, Action::Type::kEvent))
+    warned |= e->event_type == "Warning";
+  EXPECT_TRUE(warned);
+  EXPECT_TRUE(Of(d, Action::Type::kStartTask).empty());  // terminal: no retry loop
+}
+
+TEST(ReconcilerTest, VersionsRollOneAtATimeInCreationOrder) {
+  ModelVersion v2 = Mv("v2", 20), v1 = Mv("v1", 10);
+  std::vector<ModelVersion> vs = {v2, v1};  // listed out of order
+  auto d = Decide(Inputs(vs));
+  ASSERT_EQ(Of(d, Action::Type::kStartTask).size(), 1u);
+  EXPECT_EQ(Of(d, Action::Type::kStartTask)[0]->mv.name, "ranker-v1");
+  Apply(d, vs);
+  // While v1's writer runs, nothing else starts.
+  auto d2 = Decide(Inputs(vs, {Task(v1, TaskKind::kWrite, TaskObservation::State::kRunning)}));
+  EXPECT_TRUE(Of(d2, Action::Type::kStartTask).empty());
+  // v1 done: v2 starts, v1 active.
+  auto d3 = Decide(Inputs(
+      vs, {Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1))}));
+  ASSERT_EQ(Of(d3, Action::Type::kStartTask).size(), 1u);
+  EXPECT_EQ(Of(d3, Action::Type::kStartTask)[0]->mv.name, "ranker-v2");
+}
+
+TEST(ReconcilerTest, NewerActiveSupersedesOlder) {
+  ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
+  auto d = Decide(Inputs(
+      {v1, v2},
+      {Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
+       Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v2", 2))}));
+  std::map<std::string, Phase> phases;
+  for (auto* a : Of(d, Action::Type::kWriteStatus))
+    phases[a->mv.name] = a->status.phase;
+  EXPECT_EQ(phases["ranker-v1"], Phase::kSuperseded);
+  EXPECT_EQ(phases["ranker-v2"], Phase::kActive);
+}
+
+TEST(ReconcilerTest, ActivateOnAReadyVersionRunsAPublishTask) {
+  ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20, /*activate=*/false);
+  std::vector<ModelVersion> vs = {v1, v2};
+  std::vector<TaskObservation> ts = {
+      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
+      Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded,
+           R"({"path":"/models/ranker/versions/v2.msf","bytes":9,"checksum":"xxh3:22"})")};
+  auto d = Decide(Inputs(vs, ts));
+  Apply(d, vs);
+  EXPECT_EQ(vs[1].status.phase, Phase::kReady);
+  EXPECT_TRUE(Of(d, Action::Type::kStartTask).empty());
+  // The user sets activate: true (generation 2).
+  vs[1].activate = true;
+  vs[1].generation = 2;
+  auto d2 = Decide(Inputs(vs, ts));
+  auto tasks = Of(d2, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]->task_kind, TaskKind::kPublish);
+  EXPECT_EQ(tasks[0]->task_name, "ranker-v2-publish-2");
+  // Publish done with manifest generation 3: v2 active, v1 superseded.
+  ts.push_back(Task(vs[1], TaskKind::kPublish, TaskObservation::State::kSucceeded,
+                    R"({"manifest_generation":3})", 2));
+  auto d3 = Decide(Inputs(vs, ts));
+  Apply(d3, vs);
+  EXPECT_EQ(vs[1].status.phase, Phase::kActive);
+  EXPECT_EQ(vs[1].status.published_generation, 2);
+  EXPECT_EQ(vs[0].status.phase, Phase::kSuperseded);
+}
+
+TEST(ReconcilerTest, RollbackToASupersededVersionAfterActivateWasFalse) {
+  ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
+  std::vector<ModelVersion> vs = {v1, v2};
+  std::vector<TaskObservation> ts = {
+      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
+      Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v2", 2))};
+  Apply(Decide(Inputs(vs, ts)), vs);
+  vs[0].activate = false;
+  vs[0].generation = 2;
+  Apply(Decide(Inputs(vs, ts)), vs);
+  EXPECT_TRUE(Of(Decide(Inputs(vs, ts)), Action::Type::kStartTask).empty());
+  vs[0].activate = true;
+  vs[0].generation = 3;
+  auto d = Decide(Inputs(vs, ts));
+  auto tasks = Of(d, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]->task_name, "ranker-v1-publish-3");
+}
+
+TEST(ReconcilerTest, RetentionRemovesOldFilesButNotLoadedOnes) {
+  ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20), v3 = Mv("v3", 30);  // retain: 1
+  std::vector<ModelVersion> vs = {v1, v2, v3};
+  std::vector<TaskObservation> ts = {
+      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
+      Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v2", 2)),
+      Task(v3, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v3", 3))};
+  auto in = Inputs(vs, ts);
+  in.load = ModelLoad{true, 2, {{"v3", 1}, {"v1", 1}}};           // one pod still on v1
+  EXPECT_TRUE(Of(Decide(in), Action::Type::kStartTask).empty());  // v2 kept (retain 1), v1 loaded
+  in.load = ModelLoad{true, 2, {{"v3", 2}}};
+  auto d = Decide(in);
+  auto tasks = Of(d, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]->task_name, "ranker-v1-remove");
+  in.load.complete = false;  // an agent did not answer: never delete on partial information
+  EXPECT_TRUE(Of(Decide(in), Action::Type::kStartTask).empty());
+}
+
+TEST(ReconcilerTest, DeletedVersionRemovesItsFileThenReleasesTheFinalizer) {
+  ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
+  std::vector<TaskObservation> ts = {
+      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
+      Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v2", 2))};
+  std::vector<ModelVersion> vs = {v1, v2};
+  Apply(Decide(Inputs(vs, ts)), vs);
+  vs[0].deleting = true;
+  auto d = Decide(Inputs(vs, ts));
+  ASSERT_EQ(Of(d, Action::Type::kStartTask).size(), 1u);
+  EXPECT_EQ(Of(d, Action::Type::kStartTask)[0]->task_kind, TaskKind::kRemove);
+  EXPECT_TRUE(Of(d, Action::Type::kRemoveFinalizer).empty());
+  ts.push_back(
+      Task(vs[0], TaskKind::kRemove, TaskObservation::State::kSucceeded, R"({"removed":true})"));
+  auto d2 = Decide(Inputs(vs, ts));
+  EXPECT_EQ(Of(d2, Action::Type::kRemoveFinalizer).size(), 1u);
+}
+
+TEST(ReconcilerTest, FailedRemovalStillReleasesTheFinalizerWithAWarning) {
+  ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
+  std::vector<TaskObservation> ts = {
+      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
+      Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v2", 2))};
+  std::vector<ModelVersion> vs = {v1, v2};
+  Apply(Decide(Inputs(vs, ts)), vs);
+  vs[0].deleting = true;
+  auto rm = Task(vs[0], TaskKind::kRemove, TaskObservation::State::kFailed);
+  rm.reason = "DeadlineExceeded";  // e.g. the PVC is missing and the pod never started
+  ts.push_back(rm);
+  auto d = Decide(Inputs(vs, ts));
+  EXPECT_EQ(Of(d, Action::Type::kRemoveFinalizer).size(), 1u);
+  bool warned = false;
+  for (auto* e : Of(d, Action::Type::kEvent))
+    warned |= e->reason == "FileNotRemoved";
+  EXPECT_TRUE(warned);
+}
+
+TEST(ReconcilerTest, DeletingTheActiveVersionKeepsItsFile) {
+  ModelVersion v1 = Mv("v1", 10);
+  std::vector<TaskObservation> ts = {
+      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1))};
+  std::vector<ModelVersion> vs = {v1};
+  Apply(Decide(Inputs(vs, ts)), vs);
+  vs[0].deleting = true;
+  auto d = Decide(Inputs(vs, ts));
+  EXPECT_TRUE(Of(d, Action::Type::kStartTask).empty());
+  EXPECT_EQ(Of(d, Action::Type::kRemoveFinalizer).size(), 1u);
+}
+
+TEST(ReconcilerTest, UnchangedStatusIsNotWritten) {
+  ModelVersion v1 = Mv("v1", 10);
+  std::vector<ModelVersion> vs = {v1};
+  std::vector<TaskObservation> ts = {
+      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1))};
+  Apply(Decide(Inputs(vs, ts)), vs);
+  auto d = Decide(Inputs(vs, ts));
+  EXPECT_TRUE(Of(d, Action::Type::kWriteStatus).empty());
+  EXPECT_TRUE(Of(d, Action::Type::kEvent).empty());
+}
+
+TEST(ReconcilerTest, PodsLoadedComeFromTheAgents) {
+  ModelVersion v1 = Mv("v1", 10);
+  auto in = Inputs(
+      {v1}, {Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1))});
+  in.load = ModelLoad{true, 3, {{"v1", 2}}};
+  auto d = Decide(in);
+  auto st = Of(d, Action::Type::kWriteStatus)[0]->status;
+  EXPECT_EQ(st.pods_loaded, 2);
+  EXPECT_EQ(st.pods_total, 3);
+  EXPECT_EQ(st.FindCondition("Loaded")->status, "False");
+}
+
+TEST(ReconcilerTest, LongNamesGetShortDeterministicTaskNames) {
+  std::string name(80, 'a');
+  std::string t = TaskName(name, TaskKind::kWrite, 1);
+  EXPECT_LE(t.size(), 63u);
+  EXPECT_EQ(t, TaskName(name, TaskKind::kWrite, 1));
+  EXPECT_NE(t, TaskName(std::string(79, 'a') + "b", TaskKind::kWrite, 1));
+}
+
+TEST(ModelVersionTest, ValidationNamesTheField) {
+  Json obj = {
+      {"metadata", {{"name", "x"}}},
+      {"spec",
+       {{"model", "Bad_Name"}, {"version", "v1"}, {"source", {{"generate", {{"bytes", 1}}}}}}}};
+  auto mv = ParseModelVersion(obj);
+  ASSERT_FALSE(mv.has_value());
+  EXPECT_NE(mv.error().message().find("spec.model"), std::string::npos);
+  obj["spec"]["model"] = "ok";
+  obj["spec"]["version"] = "..";
+  EXPECT_FALSE(ParseModelVersion(obj).has_value());
+  obj["spec"]["version"] = "v1";
+  obj["spec"]["source"] = {{"tsv", {{"path", "../etc/passwd"}}}};
+  auto bad_path = ParseModelVersion(obj);
+  ASSERT_FALSE(bad_path.has_value());
+  EXPECT_NE(bad_path.error().message().find(".."), std::string::npos);
+  obj["spec"]["source"] = {{"tsv", {{"path", "a.tsv"}}}, {"file", {{"path", "b.msf"}}}};
+  EXPECT_FALSE(ParseModelVersion(obj).has_value());
+  obj["spec"]["source"] = {{"generate", {{"bytes", 0}}}};
+  EXPECT_FALSE(ParseModelVersion(obj).has_value());
+}
+
+}  // namespace
+}  // namespace modelswap::op

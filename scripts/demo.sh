@@ -38,7 +38,7 @@ wait_phase() {
   local name=$1 want=$2 deadline=$((SECONDS + 180)) last=""
   while [ $SECONDS -lt $deadline ]; do
     local phase
-    phase=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("phase",""))' \
+    phase=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("status",{}).get("phase",""))' \
       "$run/modelversions/.status/$name.json" 2>/dev/null || true)
     [ "$phase" != "$last" ] && [ -n "$phase" ] && echo "   $name: $phase" && last=$phase
     [ "$phase" = "$want" ] && return 0

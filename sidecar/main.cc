@@ -8,6 +8,8 @@ int main(int argc, char** argv) {
   modelswap::CommandContext ctx;
   CLI::App app{"modelswap-sidecar: write, publish and serve hot-swappable model files"};
   app.require_subcommand(1);
+  // Global options (--log-level) are accepted after the subcommand too.
+  app.fallthrough();
   app.add_option("--log-level", ctx.log_level, "trace|debug|info|warn|error (default: warn)")
       ->envname("MODELSWAP_LOG_LEVEL");
   modelswap::AddFileCommands(app, ctx);

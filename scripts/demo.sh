@@ -74,8 +74,10 @@ say "starting the sample app: continuous lookups through the C++ client"
 "$app" --model ranker --shm-dir "$run/shm" --until-version v2 --progress >"$run/app.log" 2>&1 &
 app_pid=$!
 pids+=($app_pid)
+# Show the app's own lines (a progress line a second) while versions roll under it.
+tail -n +1 -f "$run/app.log" | sed -u 's/^/   app | /' &
+pids+=($!)
 sleep 2
-tail -n 3 "$run/app.log"
 
 say "kubectl apply -f ranker-v2.yaml: the app keeps serving while v2 is written and swapped in"
 cp examples/demo/ranker-v2.yaml "$run/modelversions/"
@@ -85,7 +87,6 @@ wait_phase ranker-v1 Superseded
 say "waiting for the app to move to v2 (same process, pid $app_pid)"
 app_rc=0
 wait "$app_pid" || app_rc=$?
-grep -E 'serving' "$run/app.log" | sed 's/^/   /'
 summary=$(tail -n 1 "$run/app.log")
 
 say "agent status"

@@ -5,8 +5,11 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -21,7 +24,7 @@ namespace {
 // copies.
 constexpr size_t kChunkBytes = MS_REGION_MAX_BLOCK_BYTES;
 
-using ChunkSink = std::function<void(uint64_t offset, std::span<const std::byte> chunk)>;
+using ChunkSink = std::function<Status(uint64_t offset, std::span<const std::byte> chunk)>;
 
 // Fills out from offset, retrying short reads; kCorruption if the file ends first.
 Status ReadFull(Env* env, int fd, std::span<std::byte> out, uint64_t offset,
@@ -57,7 +60,7 @@ Status ReadData(Env* env, int fd, const SnapshotHeader& h, const std::string& pa
         buffer.get(), static_cast<size_t>(std::min<uint64_t>(kChunkBytes, h.region_bytes - off)));
     MS_RETURN_IF_ERROR(ReadFull(env, fd, chunk, kSnapshotHeaderBytes + off, path));
     hash.Update(chunk);
-    if (sink) sink(off, chunk);
+    if (sink) MS_RETURN_IF_ERROR(sink(off, chunk));
   }
   if (const uint64_t actual = hash.Digest(); actual != h.data_checksum) {
     return Fail(Code::kCorruption,
@@ -72,19 +75,51 @@ bool IsZero(const std::byte* p, size_t n) {
   return p[0] == std::byte{0} && std::memcmp(p, p + 1, n - 1) == 0;
 }
 
+// Writes bytes into the region file with pwrite(2) rather than through the mapping: on tmpfs a
+// full-page write allocates the page without zeroing it first and takes no page fault (about
+// twice as fast for a fresh region), and a full emptyDir is an ENOSPC error, not a SIGBUS.
+Status WriteRegion(const RegionFile& region, const std::byte* data, size_t n, uint64_t at) {
+  while (n > 0) {
+    const ssize_t w = ::pwrite(region.fd(), data, n, static_cast<off_t>(at));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      return Fail(Code::kIOError,
+                  fmt::format("write region {}: {}", region.path(), std::strerror(errno)));
+    }
+    data += w;
+    n -= static_cast<size_t>(w);
+    at += static_cast<uint64_t>(w);
+  }
+  return Ok();
+}
+
 // Copies the non-zero blocks of a chunk into the work image and slot 0, tagged `gen`; zero
 // blocks stay holes (tag 0 = all zeros), so a sparse state stays sparse in memory too.
-void CopyChunk(RegionFile& region, uint64_t gen, uint64_t off, std::span<const std::byte> chunk) {
-  const uint32_t bs = region.header()->block_bytes;
+Status CopyChunk(RegionFile& region, uint64_t gen, uint64_t off, std::span<const std::byte> chunk) {
+  const ms_region_header* h = region.header();
+  const uint32_t bs = h->block_bytes;
+  size_t run = 0, run_len = 0;  // a run of non-zero blocks, written with one pwrite per image
+  auto flush = [&]() -> Status {
+    if (run_len == 0) return Ok();
+    MS_RETURN_IF_ERROR(
+        WriteRegion(region, chunk.data() + run, run_len, h->work_offset + off + run));
+    MS_RETURN_IF_ERROR(
+        WriteRegion(region, chunk.data() + run, run_len, h->slot_offset[0] + off + run));
+    run_len = 0;
+    return Ok();
+  };
   for (size_t at = 0; at < chunk.size(); at += bs) {
     const size_t n = std::min<size_t>(bs, chunk.size() - at);
-    if (IsZero(chunk.data() + at, n)) continue;
-    std::memcpy(region.work() + off + at, chunk.data() + at, n);
-    std::memcpy(region.slot(0) + off + at, chunk.data() + at, n);
-    const uint64_t block = (off + at) / bs;
+    if (IsZero(chunk.data() + at, n)) {
+      MS_RETURN_IF_ERROR(flush());
+      continue;
+    }
+    if (run_len == 0) run = at;
+    run_len += n;
     // Relaxed: the region has no name yet; linking it publishes everything to later openers.
-    std::atomic_ref(region.tags()[2 * block]).store(gen, std::memory_order_relaxed);
+    std::atomic_ref(region.tags()[2 * ((off + at) / bs)]).store(gen, std::memory_order_relaxed);
   }
+  return flush();
 }
 
 // The region's generations say "committed, pinned and durable at gen" (relaxed: unpublished).
@@ -108,11 +143,14 @@ Status RestoreFrom(Env* env, const std::string& file, const std::string& region_
   }
   *candidate_error = false;  // from here on only the fill callback's errors are the file's fault
   auto fill = [&](RegionFile& region) -> Status {
-    *candidate_error = true;
-    MS_RETURN_IF_ERROR(ReadData(env, fd, *header, file, [&](uint64_t off, auto chunk) {
-      CopyChunk(region, gen, off, chunk);
-    }));
-    *candidate_error = false;
+    bool sink_failed = false;  // the shm dir's fault (full emptyDir), not the snapshot's
+    Status read = ReadData(env, fd, *header, file, [&](uint64_t off, auto chunk) {
+      Status s = CopyChunk(region, gen, off, chunk);
+      sink_failed = !s;
+      return s;
+    });
+    *candidate_error = !read && !sink_failed;
+    MS_RETURN_IF_ERROR(read);
     SetRestoredGenerations(region, gen);
     return Ok();
   };

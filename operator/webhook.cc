@@ -1,0 +1,423 @@
+// Sidecar injection as a pure AdmissionReview -> response function; see webhook.h.
+#include "operator/webhook.h"
+
+#include <openssl/evp.h>
+
+#include <map>
+
+#include "operator/resource.h"
+
+namespace modelswap::op {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string Base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
+
+// metadata.<field> as a string map; values that are not strings are skipped (the API server
+// would have rejected them anyway).
+std::map<std::string, std::string> StringMap(const Json& pod, const char* field) {
+  std::map<std::string, std::string> out;
+  auto m = pod.find("metadata");
+  if (m == pod.end() || !m->is_object()) return out;
+  auto f = m->find(field);
+  if (f == m->end() || !f->is_object()) return out;
+  for (const auto& [k, v] : f->items())
+    if (v.is_string()) out[k] = v.get<std::string>();
+  return out;
+}
+
+const Json* ArrayAt(const Json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_array() ? &*it : nullptr;
+}
+
+std::string NameField(const Json& item) {
+  auto it = item.find("name");
+  return it != item.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+const Json* FindByName(const Json* list, const std::string& name) {
+  if (list == nullptr) return nullptr;
+  for (const auto& item : *list)
+    if (item.is_object() && NameField(item) == name) return &item;
+  return nullptr;
+}
+
+std::string Quote(const std::string& s) {
+  return "\"" + s + "\"";
+}
+
+std::string WithPort(std::string s, int port) {
+  for (size_t at; (at = s.find("{port}")) != std::string::npos;)
+    s.replace(at, 6, std::to_string(port));
+  return s;
+}
+
+// Collects ops; `Add` of a whole list or map when its parent key is missing, else one element.
+class Patch {
+ public:
+  void Add(const std::string& path, Json value) {
+    ops_.push_back({{"op", "add"}, {"path", path}, {"value", std::move(value)}});
+  }
+  // Appends `items` to the array at `path` (whose current value is `current`, null if absent).
+  void Append(const std::string& path, const Json* current, const Json& items) {
+    if (items.empty()) return;
+    if (current == nullptr) {
+      Add(path, items);
+      return;
+    }
+    for (const auto& item : items)
+      Add(path + "/-", item);
+  }
+  Json Take() { return std::move(ops_); }
+
+ private:
+  Json ops_ = Json::array();
+};
+
+struct Plan {
+  const InjectionConfig& cfg;
+  const PodSettings& pod;
+  bool native;
+  bool labelled;  // the pod already carries modelswap.io/injected: "true"
+};
+
+Json DesiredVolumes(const Plan& p) {
+  Json empty_dir = {{"medium", "Memory"}};
+  if (!p.pod.shm_size.empty()) empty_dir["sizeLimit"] = p.pod.shm_size;
+  return Json::array(
+      {{{"name", kModelsVolumeName},
+        {"persistentVolumeClaim", {{"claimName", p.pod.claim_name}, {"readOnly", true}}}},
+       {{"name", kShmVolumeName}, {"emptyDir", empty_dir}}});
+}
+
+Json DesiredMounts(const Plan& p) {
+  return Json::array(
+      {{{"name", kModelsVolumeName}, {"mountPath", p.cfg.model_root}, {"readOnly", true}},
+       {{"name", kShmVolumeName}, {"mountPath", p.cfg.shm_dir}}});
+}
+
+Json DesiredEnv(const Plan& p) {
+  return Json::array({{{"name", "MODELSWAP_ROOT"}, {"value", p.cfg.model_root}},
+                      {{"name", "MODELSWAP_MODELS"}, {"value", p.pod.models_csv}},
+                      {{"name", "MODELSWAP_SHM_DIR"}, {"value", p.cfg.shm_dir}},
+                      {{"name", "MODELSWAP_AGENT_URL"},
+                       {"value", "http://127.0.0.1:" + std::to_string(p.cfg.agent_port)}}});
+}
+
+Json HttpProbe(const Plan& p, const char* path, int period, int failures) {
+  return {{"httpGet", {{"path", path}, {"port", p.cfg.agent_port}, {"scheme", "HTTP"}}},
+          {"periodSeconds", period},
+          {"timeoutSeconds", 1},
+          {"failureThreshold", failures}};
+}
+
+Json AgentResources(const PodSettings& s) {
+  Json requests = Json::object(), limits = Json::object();
+  if (!s.cpu_request.empty()) requests["cpu"] = s.cpu_request;
+  if (!s.memory_request.empty()) requests["memory"] = s.memory_request;
+  if (!s.cpu_limit.empty()) limits["cpu"] = s.cpu_limit;
+  if (!s.memory_limit.empty()) limits["memory"] = s.memory_limit;
+  Json r = Json::object();
+  if (!requests.empty()) r["requests"] = requests;
+  if (!limits.empty()) r["limits"] = limits;
+  return r;
+}
+
+Json AgentContainer(const Plan& p) {
+  const InjectionConfig& c = p.cfg;
+  Json env = DesiredEnv(p);
+  Json agent = {
+      {"name", kAgentContainerName},
+      {"image", p.pod.agent_image},
+      {"imagePullPolicy", c.image_pull_policy},
+      {"args",
+       {"agent", "--root", c.model_root, "--models", p.pod.models_csv, "--shm-dir", c.shm_dir,
+        "--listen", "0.0.0.0:" + std::to_string(c.agent_port), "--poll-interval",
+        std::to_string(p.pod.poll_interval_ms)}},
+      {"env", env},
+      {"ports", {{{"name", "agent"}, {"containerPort", c.agent_port}, {"protocol", "TCP"}}}},
+      {"resources", AgentResources(p.pod)},
+      {"volumeMounts", DesiredMounts(p)},
+      {"readinessProbe", HttpProbe(p, "/readyz", 5, 1)},
+      {"livenessProbe", HttpProbe(p, "/healthz", 10, 6)},
+      {"securityContext",
+       {{"runAsNonRoot", true},
+        {"runAsUser", c.agent_run_as_user},
+        {"allowPrivilegeEscalation", false},
+        {"readOnlyRootFilesystem", true},
+        {"capabilities", {{"drop", {"ALL"}}}},
+        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+  };
+  if (p.native) {
+    agent["restartPolicy"] = "Always";
+    agent["startupProbe"] =
+        HttpProbe(p, "/readyz", c.startup_period_seconds, c.startup_failure_threshold);
+  } else {
+    Json command = Json::array();
+    for (const auto& arg : c.wait_command)
+      command.push_back(WithPort(arg, c.agent_port));
+    agent["lifecycle"] = {{"postStart", {{"exec", {{"command", command}}}}}};
+  }
+  return agent;
+}
+
+Status AddVolumes(const Plan& p, const Json& spec, Patch& patch) {
+  const Json* volumes = ArrayAt(spec, "volumes");
+  Json missing = Json::array();
+  for (const auto& want : DesiredVolumes(p)) {
+    const Json* have = FindByName(volumes, want["name"].get<std::string>());
+    if (have == nullptr) {
+      missing.push_back(want);
+    } else if (!p.labelled && *have != want) {
+      return Fail(Code::kInvalidArgument,
+                  "volume name " + Quote(want["name"].get<std::string>()) +
+                      " is already used by the pod for another volume; modelswap needs that "
+                      "name: rename the pod's volume");
+    }
+  }
+  patch.Append("/spec/volumes", volumes, missing);
+  return Ok();
+}
+
+// Mounts and env for one existing container at `path` ("/spec/containers/2").
+Status WireContainer(const Plan& p, const Json& container, const std::string& path, Patch& patch) {
+  const std::string name = NameField(container);
+  const Json* mounts = ArrayAt(container, "volumeMounts");
+  Json missing_mounts = Json::array();
+  for (const auto& want : DesiredMounts(p)) {
+    bool have_volume = false, path_taken = false;
+    for (const auto& m : mounts ? *mounts : Json::array()) {
+      if (!m.is_object()) continue;
+      have_volume |= NameField(m) == want["name"];
+      auto mp = m.find("mountPath");
+      path_taken |= mp != m.end() && *mp == want["mountPath"];
+    }
+    if (have_volume) continue;
+    if (path_taken) {
+      return Fail(Code::kInvalidArgument,
+                  "container " + Quote(name) + " already mounts a volume at " +
+                      Quote(want["mountPath"].get<std::string>()) + ", where modelswap mounts " +
+                      Quote(want["name"].get<std::string>()) + ": move that mount");
+    }
+    missing_mounts.push_back(want);
+  }
+  patch.Append(path + "/volumeMounts", mounts, missing_mounts);
+
+  const Json* env = ArrayAt(container, "env");
+  Json missing_env = Json::array();
+  for (const auto& want : DesiredEnv(p)) {
+    // A value the pod sets itself wins: it is how users point a client elsewhere.
+    if (FindByName(env, want["name"].get<std::string>()) == nullptr) missing_env.push_back(want);
+  }
+  patch.Append(path + "/env", env, missing_env);
+  return Ok();
+}
+
+Status WireContainers(const Plan& p, const Json& spec, const char* list, Patch& patch) {
+  const Json* containers = ArrayAt(spec, list);
+  if (containers == nullptr) return Ok();
+  for (size_t i = 0; i < containers->size(); ++i) {
+    const Json& c = (*containers)[i];
+    if (!c.is_object() || NameField(c) == kAgentContainerName) continue;
+    MS_RETURN_IF_ERROR(
+        WireContainer(p, c, "/spec/" + std::string(list) + "/" + std::to_string(i), patch));
+  }
+  return Ok();
+}
+
+// Adds the agent unless the pod has it. Must run after every op that indexes the container
+// lists: inserting at index 0 shifts them.
+Result<bool> AddAgent(const Plan& p, const Json& spec, Patch& patch) {
+  const Json* init = ArrayAt(spec, "initContainers");
+  const Json* containers = ArrayAt(spec, "containers");
+  if (FindByName(init, kAgentContainerName) || FindByName(containers, kAgentContainerName)) {
+    if (p.labelled) return false;
+    return Fail(Code::kInvalidArgument,
+                std::string("container name \"") + kAgentContainerName +
+                    "\" is already used by the pod; modelswap needs that name for its agent");
+  }
+  Json agent = AgentContainer(p);
+  if (p.native) {
+    if (init == nullptr)
+      patch.Add("/spec/initContainers", Json::array({agent}));
+    else
+      patch.Add("/spec/initContainers/0", agent);
+  } else {
+    patch.Add("/spec/containers/0", agent);
+  }
+  return true;
+}
+
+void AddLabel(const Json& pod, Patch& patch) {
+  auto meta = pod.find("metadata");
+  const Json* labels = nullptr;
+  if (meta != pod.end() && meta->is_object()) {
+    if (auto l = meta->find("labels"); l != meta->end() && l->is_object()) labels = &*l;
+  }
+  if (labels == nullptr) {
+    patch.Add("/metadata/labels", {{kLabelInjected, "true"}});
+    return;
+  }
+  auto it = labels->find(kLabelInjected);
+  if (it != labels->end() && *it == "true") return;
+  // "add" on an existing member replaces it (RFC 6902 4.1).
+  patch.Add("/metadata/labels/" + JsonPointerEscape(kLabelInjected), "true");
+}
+
+}  // namespace
+
+std::string JsonPointerEscape(std::string_view token) {
+  std::string out;
+  out.reserve(token.size() + 4);
+  for (char c : token) {
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
+  }
+  return out;
+}
+
+Result<Json> BuildInjectionPatch(const Json& pod, const InjectionConfig& cfg, bool native_sidecars,
+                                 std::vector<std::string>* warnings) {
+  if (!pod.is_object()) return Fail(Code::kInvalidArgument, "the object is not a JSON object");
+  auto annotations = StringMap(pod, "annotations");
+  auto labels = StringMap(pod, "labels");
+  switch (WantsInjection(annotations, labels)) {
+    case InjectRequest::kNone:
+      return Json::array();
+    case InjectRequest::kInvalid:
+      return Fail(Code::kInvalidArgument, std::string("annotation ") + kAnnotationInject + ": " +
+                                              Quote(annotations[kAnnotationInject]) +
+                                              " must be \"true\" or \"false\"");
+    case InjectRequest::kInject:
+      break;
+  }
+  MS_ASSIGN_OR_RETURN(PodSettings settings, ParsePodSettings(annotations, cfg));
+  auto spec = pod.find("spec");
+  if (spec == pod.end() || !spec->is_object() || ArrayAt(*spec, "containers") == nullptr) {
+    return Fail(Code::kInvalidArgument, "the pod has no spec.containers");
+  }
+  if (warnings != nullptr) {
+    for (const auto& key : UnknownModelswapAnnotations(annotations))
+      warnings->push_back("modelswap: unknown annotation " + key + " is ignored");
+  }
+  auto injected = labels.find(kLabelInjected);
+  Plan plan{cfg, settings, native_sidecars, injected != labels.end() && injected->second == "true"};
+  Patch patch;
+  MS_RETURN_IF_ERROR(AddVolumes(plan, *spec, patch));
+  MS_RETURN_IF_ERROR(WireContainers(plan, *spec, "initContainers", patch));
+  MS_RETURN_IF_ERROR(WireContainers(plan, *spec, "containers", patch));
+  MS_ASSIGN_OR_RETURN(bool added_agent, AddAgent(plan, *spec, patch));
+  AddLabel(pod, patch);
+  if (added_agent && !native_sidecars && warnings != nullptr) {
+    warnings->push_back(
+        "modelswap: this cluster does not keep restartPolicy: Always on init containers (no "
+        "native sidecars); the agent runs as the first container with a postStart wait");
+  }
+  return patch.Take();
+}
+
+namespace {
+
+Json Envelope(Json response) {
+  return {{"apiVersion", kAdmissionApiVersion},
+          {"kind", "AdmissionReview"},
+          {"response", std::move(response)}};
+}
+
+AdmissionOutcome BadRequest(const std::string& uid, const std::string& message) {
+  Json status = {{"code", 400}, {"reason", "BadRequest"}, {"message", "modelswap: " + message}};
+  return {400, Envelope({{"uid", uid}, {"allowed", false}, {"status", status}}).dump(),
+          AdmissionVerdict::kBadRequest, message};
+}
+
+AdmissionOutcome Allowed(const std::string& uid, const std::vector<std::string>& warnings,
+                         AdmissionVerdict verdict) {
+  Json response = {{"uid", uid}, {"allowed", true}};
+  if (!warnings.empty()) response["warnings"] = warnings;
+  return {200, Envelope(std::move(response)).dump(), verdict, ""};
+}
+
+// Reads request.kind/resource: only pods/v1 CREATEs are ours; anything else passes untouched.
+bool IsPodCreate(const Json& request) {
+  auto str = [&](const char* a, const char* b) {
+    auto x = request.find(a);
+    if (x == request.end() || !x->is_object()) return std::string();
+    auto y = x->find(b);
+    return y != x->end() && y->is_string() ? y->get<std::string>() : std::string();
+  };
+  auto op = request.find("operation");
+  return str("kind", "kind") == "Pod" && str("kind", "group").empty() &&
+         str("resource", "resource") == "pods" && op != request.end() && *op == "CREATE" &&
+         !request.contains("subResource");
+}
+
+}  // namespace
+
+AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionConfig& cfg,
+                                 bool native_sidecars) {
+  Json review;
+  try {
+    review = Json::parse(request_body);
+  } catch (const Json::exception& e) {
+    return BadRequest("", std::string("request body is not JSON: ") + e.what());
+  }
+  if (!review.is_object()) return BadRequest("", "request body is not a JSON object");
+  auto request = review.find("request");
+  std::string uid;
+  if (request != review.end() && request->is_object()) {
+    if (auto u = request->find("uid"); u != request->end() && u->is_string()) uid = *u;
+  }
+  auto kind = review.find("kind");
+  auto api = review.find("apiVersion");
+  if (kind == review.end() || *kind != "AdmissionReview") {
+    return BadRequest(uid, "request is not an AdmissionReview (kind)");
+  }
+  if (api == review.end() || *api != kAdmissionApiVersion) {
+    return BadRequest(uid, "AdmissionReview apiVersion " +
+                               (api == review.end() ? "null" : api->dump()) +
+                               " is not supported: configure admissionReviewVersions [v1]");
+  }
+  if (request == review.end() || !request->is_object()) {
+    return BadRequest(uid, "AdmissionReview has no request");
+  }
+  if (uid.empty()) return BadRequest(uid, "AdmissionReview request has no uid");
+  if (!IsPodCreate(*request)) return Allowed(uid, {}, AdmissionVerdict::kSkipped);
+  auto object = request->find("object");
+  if (object == request->end() || !object->is_object()) {
+    return BadRequest(uid, "AdmissionReview request has no object");
+  }
+
+  std::vector<std::string> warnings;
+  auto ops = BuildInjectionPatch(*object, cfg, native_sidecars, &warnings);
+  if (!ops) {
+    const std::string& msg = ops.error().message();
+    Json status = {{"code", 400}, {"reason", "BadRequest"}, {"message", "modelswap: " + msg}};
+    return {200, Envelope({{"uid", uid}, {"allowed", false}, {"status", status}}).dump(),
+            AdmissionVerdict::kDenied, msg};
+  }
+  if (ops->empty()) {
+    bool asked = WantsInjection(StringMap(*object, "annotations"), StringMap(*object, "labels")) ==
+                 InjectRequest::kInject;
+    return Allowed(uid, warnings,
+                   asked ? AdmissionVerdict::kUnchanged : AdmissionVerdict::kSkipped);
+  }
+  Json response = {
+      {"uid", uid}, {"allowed", true}, {"patchType", "JSONPatch"}, {"patch", Base64(ops->dump())}};
+  if (!warnings.empty()) response["warnings"] = warnings;
+  return {200, Envelope(std::move(response)).dump(), AdmissionVerdict::kPatched, ""};
+}
+
+}  // namespace modelswap::op

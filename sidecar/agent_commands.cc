@@ -21,6 +21,7 @@ struct AgentArgs {
   int64_t poll_ms = 1000, grace_ms = 300000, heartbeat_ms = 1000, reader_timeout_ms = 5000;
   int64_t retry_ms = 1000;
   int stage_threads = 4, prefault_threads = 2;
+  bool no_inotify = false;
 };
 
 Result<std::vector<std::string>> SplitModels(const std::string& csv) {
@@ -62,6 +63,7 @@ int RunAgent(const AgentArgs& a) {
   o.model.heartbeat_interval_ns = a.heartbeat_ms * 1'000'000;
   o.model.reader_timeout_ns = a.reader_timeout_ms * 1'000'000;
   o.model.retry_initial_ns = a.retry_ms * 1'000'000;
+  o.model.use_inotify = !a.no_inotify;
   if (!a.stage_dir.empty()) {
     o.model.load.stage_dir = std::filesystem::absolute(a.stage_dir).lexically_normal().string();
   }
@@ -94,6 +96,8 @@ void AddAgent(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--listen", a->listen, "HTTP HOST:PORT, empty to disable (default 0.0.0.0:8471)");
   cmd->add_option("--poll-interval", a->poll_ms, "manifest poll interval, ms (default 1000)")
       ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}));
+  cmd->add_flag("--no-inotify", a->no_inotify,
+                "poll only (filesystems whose inotify events mislead, benchmarks)");
   cmd->add_option("--stage-dir", a->stage_dir, "copy versions to this local directory first");
   cmd->add_option("--stage-threads", a->stage_threads, "parallel readers when staging (default 4)")
       ->check(CLI::Range(1, 64));

@@ -18,7 +18,7 @@ ModelAgent::ModelAgent(Env* env, std::string model, ModelAgentConfig config,
       model_(std::move(model)),
       config_(std::move(config)),
       ctl_(std::move(ctl)),
-      watcher_(ModelDir(config_.root, model_), "manifest.json") {
+      watcher_(ModelDir(config_.root, model_), "manifest.json", config_.use_inotify) {
   status_.model = model_;
   status_.state = "loading";
   status_.agent_incarnation = ctl_->incarnation();

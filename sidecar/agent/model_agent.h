@@ -35,6 +35,7 @@ struct ModelAgentConfig {
   int64_t reader_timeout_ns = 5'000'000'000;
   int64_t retry_initial_ns = 1'000'000'000;
   int64_t retry_max_ns = 60'000'000'000;
+  bool use_inotify = true;
   LoadOptions load;
 };
 

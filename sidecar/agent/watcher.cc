@@ -17,9 +17,9 @@ constexpr uint32_t kMask =
     IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_MODIFY;
 }  // namespace
 
-Watcher::Watcher(std::string dir, std::string file_name)
+Watcher::Watcher(std::string dir, std::string file_name, bool use_inotify)
     : dir_(std::move(dir)), file_name_(std::move(file_name)) {
-  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (use_inotify) inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   TryAddWatch();
 }

@@ -17,8 +17,9 @@ namespace modelswap::agent {
 
 class Watcher {
  public:
-  // Watches `dir` for changes to the file named `file_name` (manifest.json).
-  Watcher(std::string dir, std::string file_name);
+  // Watches `dir` for changes to the file named `file_name` (manifest.json). With use_inotify
+  // false, Wait() only times out or is woken (pure polling, e.g. `agent --no-inotify`).
+  Watcher(std::string dir, std::string file_name, bool use_inotify = true);
   ~Watcher();
   Watcher(const Watcher&) = delete;
   Watcher& operator=(const Watcher&) = delete;

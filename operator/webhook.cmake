@@ -13,8 +13,9 @@ set(MODELSWAP_WEBHOOK_DIR ${CMAKE_CURRENT_LIST_DIR})
 add_library(modelswap_webhook STATIC
   ${MODELSWAP_WEBHOOK_DIR}/webhook.cc
   ${MODELSWAP_WEBHOOK_DIR}/webhook_config.cc
+  ${MODELSWAP_WEBHOOK_DIR}/sidecar_support.cc
 )
 target_include_directories(modelswap_webhook PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(modelswap_webhook PUBLIC
-  modelswap_common nlohmann_json::nlohmann_json cpprestsdk::cpprest OpenSSL::SSL OpenSSL::Crypto
+  modelswap_common spdlog::spdlog nlohmann_json::nlohmann_json cpprestsdk::cpprest OpenSSL::SSL OpenSSL::Crypto
   Threads::Threads)

@@ -184,10 +184,10 @@ def xxh3_64_pure(data, seed=0):
     return _hash_long(data, n, K_SECRET if seed == 0 else _custom_secret(seed))
 
 
-try:  # the optional accelerated package computes the same function
-    import xxhash as _xxhash
+try:  # the optional accelerated package (>= 2.0 has XXH3) computes the same function
+    from xxhash import xxh3_64_intdigest as _fast
 
     def xxh3_64(data, seed=0):
-        return _xxhash.xxh3_64_intdigest(bytes(data), seed=seed & _M64)
+        return _fast(bytes(data), seed=seed & _M64)
 except ImportError:  # pragma: no cover - depends on the environment
     xxh3_64 = xxh3_64_pure

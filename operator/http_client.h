@@ -50,9 +50,9 @@ class HttpKubeClient final : public KubeClient {
   Result<Json> List(const ResourceRef& r, const std::string& ns, const ListOptions& opts) override;
   Result<Json> Create(const ResourceRef& r, const std::string& ns, const Json& obj) override;
   Result<Json> Update(const ResourceRef& r, const std::string& ns, const Json& obj,
-                      bool status_subresource) override;
+                      bool status_subresource = false) override;
   Result<Json> Patch(const ResourceRef& r, const std::string& ns, const std::string& name,
-                     PatchType type, const Json& patch, bool status_subresource) override;
+                     PatchType type, const Json& patch, bool status_subresource = false) override;
   Result<Json> Delete(const ResourceRef& r, const std::string& ns,
                       const std::string& name) override;
   Status Watch(const ResourceRef& r, const std::string& ns, const WatchOptions& opts,

@@ -40,13 +40,14 @@ KubeBackend::~KubeBackend() {
 std::unique_ptr<Reflector> KubeBackend::MakeReflector(Store* store, const ResourceRef& r,
                                                       const std::string& selector,
                                                       Reflector::Handler h) {
-  ReflectorOptions o{.resource = r,
-                     .ns = opts_.ns,
-                     .label_selector = selector,
-                     .min_watch_timeout_seconds = opts_.min_watch_timeout_seconds,
-                     .watchdog_grace = opts_.watchdog_grace,
-                     .backoff_initial = opts_.backoff_initial,
-                     .name = r.plural + (selector.empty() ? "" : "{" + selector + "}")};
+  ReflectorOptions o;
+  o.resource = r;
+  o.ns = opts_.ns;
+  o.label_selector = selector;
+  o.min_watch_timeout_seconds = opts_.min_watch_timeout_seconds;
+  o.watchdog_grace = opts_.watchdog_grace;
+  o.backoff_initial = opts_.backoff_initial;
+  o.name = r.plural + (selector.empty() ? "" : "{" + selector + "}");
   return std::make_unique<Reflector>(client_, store, o, std::move(h), env_);
 }
 

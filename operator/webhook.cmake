@@ -14,6 +14,8 @@ add_library(modelswap_webhook STATIC
   ${MODELSWAP_WEBHOOK_DIR}/webhook.cc
   ${MODELSWAP_WEBHOOK_DIR}/webhook_config.cc
   ${MODELSWAP_WEBHOOK_DIR}/sidecar_support.cc
+  ${MODELSWAP_WEBHOOK_DIR}/certs.cc
+  ${MODELSWAP_WEBHOOK_DIR}/webhook_server.cc
 )
 target_include_directories(modelswap_webhook PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(modelswap_webhook PUBLIC

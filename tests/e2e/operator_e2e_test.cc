@@ -1,0 +1,155 @@
+// End to end against a real cluster (skipped unless MODELSWAP_E2E_KUBECONFIG is set):
+// the CRD is applied, a ModelVersion created, the operator (in this process) creates the
+// writer Job with the right spec and sets the status; cleanup deletes what the test made.
+// MODELSWAP_E2E_NAMESPACE picks the namespace (default "default"). The writer Job need not
+// succeed (the cluster may have no PVC "models"): the test checks what the operator controls.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "operator/api_error.h"
+#include "operator/controller.h"
+#include "operator/http_client.h"
+#include "operator/kube_backend.h"
+#include "operator/yaml_json.h"
+
+namespace modelswap::op {
+namespace {
+
+const ResourceRef kCrds{"apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                        "CustomResourceDefinition"};
+
+bool WaitFor(const std::function<bool()>& cond, std::chrono::seconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return cond();
+}
+
+class E2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* kc = std::getenv("MODELSWAP_E2E_KUBECONFIG");
+    if (kc == nullptr || *kc == '\0') {
+      GTEST_SKIP() << "MODELSWAP_E2E_KUBECONFIG is not set: real-cluster tests skipped";
+    }
+    const char* ns = std::getenv("MODELSWAP_E2E_NAMESPACE");
+    ns_ = ns != nullptr && *ns != '\0' ? ns : "default";
+    auto cfg = LoadKubeconfig(DefaultEnv(), kc);
+    ASSERT_TRUE(cfg.has_value()) << cfg.error().ToString();
+    auto client = HttpKubeClient::Create(DefaultEnv(), *cfg);
+    ASSERT_TRUE(client.has_value()) << client.error().ToString();
+    client_ = std::move(*client);
+  }
+  void ApplyCrd() {
+    std::ifstream in(MODELSWAP_CRD_FILE);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto docs = YamlToJson(ss.str());
+    ASSERT_TRUE(docs.has_value() && docs->size() == 1);
+    Json crd = (*docs)[0];
+    auto created = client_->Create(kCrds, "", crd);
+    if (!created && created.error().code() == Code::kAlreadyExists) {
+      auto current = client_->Get(kCrds, "", NameOf(crd));
+      ASSERT_TRUE(current.has_value()) << current.error().ToString();
+      crd["metadata"]["resourceVersion"] = ResourceVersionOf(*current);
+      auto updated = client_->Update(kCrds, "", crd);
+      ASSERT_TRUE(updated.has_value()) << updated.error().ToString();
+    } else {
+      ASSERT_TRUE(created.has_value()) << created.error().ToString();
+    }
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto c = client_->Get(kCrds, "", "modelversions.modelswap.io");
+          if (!c) return false;
+          for (const auto& cond : Field<Json>(*c, {"status", "conditions"}, Json::array())) {
+            if (cond.value("type", "") == "Established" && cond.value("status", "") == "True")
+              return true;
+          }
+          return false;
+        },
+        std::chrono::seconds(30)));
+  }
+
+  std::string ns_;
+  std::unique_ptr<HttpKubeClient> client_;
+};
+
+TEST_F(E2E, CrdRejectsBadInput) {
+  ApplyCrd();
+  Json bad = {{"apiVersion", "modelswap.io/v1alpha1"},
+              {"kind", "ModelVersion"},
+              {"metadata", {{"generateName", "e2e-bad-"}}},
+              {"spec",
+               {{"model", "Bad_Name"},
+                {"version", "v1"},
+                {"storage", {{"claimName", "models"}}},
+                {"source", {{"generate", {{"bytes", 0}}}, {"tsv", {{"path", "../x"}}}}}}}};
+  auto r = client_->Create(kModelVersions, ns_, bad);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::kInvalidArgument) << r.error().ToString();
+}
+
+TEST_F(E2E, ModelVersionGetsAWriterJobAndStatus) {
+  ApplyCrd();
+  std::string model = "e2e-" + std::to_string(std::random_device{}() % 100000);
+  KubeBackend backend(
+      client_.get(), DefaultEnv(),
+      KubeBackendOptions{.ns = ns_, .sidecar_image = "example.invalid/modelswap-sidecar:e2e"});
+  Controller controller(&backend, DefaultEnv(), nullptr,
+                        ControllerOptions{.workers = 1, .queue = {}});
+  backend.Start(&controller);
+  ASSERT_TRUE(WaitFor([&] { return backend.HasSynced(); }, std::chrono::seconds(60)));
+  controller.Start();
+  Json mv = {{"apiVersion", "modelswap.io/v1alpha1"},
+             {"kind", "ModelVersion"},
+             {"metadata", {{"name", model + "-v1"}}},
+             {"spec",
+              {{"model", model},
+               {"version", "v1"},
+               {"storage", {{"claimName", "models"}}},
+               {"source", {{"generate", {{"bytes", 1048576}, {"seed", 1}}}}},
+               // Without a PVC the pod never starts: a short deadline ends the Job so
+               // the finalizer (which waits for running writers) is released.
+               {"writer", {{"activeDeadlineSeconds", 20}}}}}};
+  auto created = client_->Create(kModelVersions, ns_, mv);
+  ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  std::string job_name = model + "-v1-write";
+  ASSERT_TRUE(WaitFor([&] { return client_->Get(kJobs, ns_, job_name).has_value(); },
+                      std::chrono::seconds(60)));
+  Json job = *client_->Get(kJobs, ns_, job_name);
+  const Json& c = job["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(c["image"], "example.invalid/modelswap-sidecar:e2e");
+  EXPECT_EQ(c["args"][0], "write");
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["uid"], UidOf(*created));
+  EXPECT_EQ(job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "models");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto o = client_->Get(kModelVersions, ns_, model + "-v1");
+        return o && Field<std::string>(*o, {"status", "jobName"}) == job_name &&
+               !Field<std::string>(*o, {"status", "phase"}).empty();
+      },
+      std::chrono::seconds(60)));
+  // Cleanup: the operator releases its finalizer; the Job goes with its owner.
+  ASSERT_TRUE(client_->Delete(kModelVersions, ns_, model + "-v1").has_value());
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto o = client_->Get(kModelVersions, ns_, model + "-v1");
+        return !o && o.error().code() == Code::kNotFound;
+      },
+      std::chrono::seconds(120)));
+  controller.Stop();
+  backend.Stop();
+  (void)client_->Delete(kJobs, ns_, job_name);
+}
+
+}  // namespace
+}  // namespace modelswap::op

@@ -1,0 +1,148 @@
+// Standalone mode end to end: a real modelswap-operator process over a directory of YAML files,
+// running a fake writer that honours the modelswap-sidecar CLI contract (and the real sidecar
+// when it is built).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+
+#include "operator/kube_object.h"
+#include "operator/subprocess.h"
+#include "tests/operator/test_util.h"
+
+namespace modelswap::op {
+namespace {
+
+using testing::WaitFor;
+
+// write/publish/remove per the CLI contract: files under ROOT/MODEL, one JSON line on stdout.
+constexpr const char* kFakeSidecar = R"SH(#!/bin/sh
+cmd=$1; shift
+publish=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --root) root=$2; shift;; --model) model=$2; shift;; --version) version=$2; shift;;
+    --generate-bytes) bytes=$2; shift;; --seed) shift;; --publish) publish=1;;
+    *) ;;
+  esac
+  shift
+done
+dir=$root/$model
+mkdir -p $dir/versions
+gen=$(cat $dir/.gen 2>/dev/null || echo 0)
+case $cmd in
+  write)
+    [ -e $dir/versions/$version.msf ] && { echo '{"error":"exists","code":"AlreadyExists"}'; exit 3; }
+    head -c ${bytes:-16} /dev/zero > $dir/versions/$version.msf
+    out="\"model\":\"$model\",\"version\":\"$version\",\"path\":\"$dir/versions/$version.msf\",\"bytes\":${bytes:-16},\"checksum\":\"xxh3:00000000000000aa\",\"seconds\":0.01"
+    if [ $publish = 1 ]; then gen=$((gen+1)); echo $gen > $dir/.gen; echo $version > $dir/manifest; out="$out,\"manifest_generation\":$gen"; fi
+    echo "{$out}";;
+  publish)
+    gen=$((gen+1)); echo $gen > $dir/.gen; echo $version > $dir/manifest
+    echo "{\"model\":\"$model\",\"version\":\"$version\",\"manifest_generation\":$gen}";;
+  remove)
+    [ "$(cat $dir/manifest 2>/dev/null)" = "$version" ] && { echo '{"error":"active","code":"FailedPrecondition"}' >&2; exit 1; }
+    rm -f $dir/versions/$version.msf; echo '{"removed":true}';;
+esac
+)SH";
+
+std::string MvYaml(const std::string& v, int retain = 3) {
+  return "apiVersion: modelswap.io/v1alpha1\nkind: ModelVersion\nmetadata:\n  name: ranker-" + v +
+         "\nspec:\n  model: ranker\n  version: " + v +
+         "\n  storage: {claimName: models}\n  source:\n    generate: {bytes: 4096, seed: 7}\n"
+         "  retain: " +
+         std::to_string(retain) + "\n";
+}
+
+class StandaloneTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  void Start(const std::string& sidecar) {
+    std::filesystem::create_directories(objects_.path);
+    auto pid = SpawnProcess({MODELSWAP_OPERATOR_BIN, "--standalone", objects_.path, "--root",
+                             data_.path, "--sidecar-bin", sidecar, "--log-level", "info"},
+                            tools_.path + "/operator.out", tools_.path + "/operator.err");
+    ASSERT_TRUE(pid.has_value());
+    pid_ = *pid;
+  }
+  std::string Phase(const std::string& name) {
+    Json j = Json::parse(testing::ReadFile(objects_.path + "/.status/" + name + ".json"), nullptr,
+                         false);
+    return j.is_discarded() ? "" : Field<std::string>(j, {"status", "phase"});
+  }
+  bool WaitPhase(const std::string& name, const std::string& phase) {
+    return WaitFor([&] { return Phase(name) == phase; });
+  }
+
+  testing::TempDir objects_, data_, tools_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(StandaloneTest, FilesRollOutAndRemovalCleansUp) {
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
+  objects_.Write("v2.yaml", MvYaml("v2"));
+  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v2.json"));
+  EXPECT_EQ(Field<int64_t>(st, {"status", "manifestGeneration"}), 2);
+  EXPECT_EQ(Field<int64_t>(st, {"status", "bytes"}), 4096);
+  // Removing v1's file deletes the version: its file goes, then its status.
+  std::filesystem::remove(objects_.path + "/v1.yaml");
+  ASSERT_TRUE(
+      WaitFor([&] { return !std::filesystem::exists(objects_.path + "/.status/ranker-v1.json"); }));
+  EXPECT_FALSE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
+  EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v2.msf"));
+  EXPECT_NE(testing::ReadFile(objects_.path + "/.status/events.log").find("Activated"),
+            std::string::npos);
+}
+
+TEST_F(StandaloneTest, BadFileGetsAnErrorNamingTheProblem) {
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  std::string bad = MvYaml("v1");
+  bad.replace(bad.find("model: ranker"), 13, "model: Bad_Model");
+  objects_.Write("bad.yaml", bad);
+  ASSERT_TRUE(
+      WaitFor([&] { return std::filesystem::exists(objects_.path + "/.status/bad.yaml.error"); }));
+  EXPECT_NE(testing::ReadFile(objects_.path + "/.status/bad.yaml.error").find("spec.model"),
+            std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(objects_.path + "/bad.yaml"));  // never touched
+  objects_.Write("bad.yaml", MvYaml("v1"));  // fixed: the error goes, the version rolls out
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_FALSE(std::filesystem::exists(objects_.path + "/.status/bad.yaml.error"));
+}
+
+TEST_F(StandaloneTest, FailingWriterFailsTheVersion) {
+  Start(tools_.Write("failing-sidecar",
+                     "#!/bin/sh\necho '{\"error\":\"tsv line 3: no "
+                     "tab\",\"code\":\"InvalidArgument\"}' >&2\nexit 1\n",
+                     true));
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Failed"));
+  Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1.json"));
+  EXPECT_NE(Field<std::string>(st, {"status", "message"}).find("no tab"), std::string::npos);
+}
+
+TEST_F(StandaloneTest, RealSidecarWritesAndPublishes) {
+  const char* env_bin = std::getenv("MODELSWAP_SIDECAR_BIN");  // a sidecar built elsewhere
+  std::string bin = env_bin != nullptr ? env_bin : MODELSWAP_SIDECAR_BIN;
+  if (bin.empty() || !std::filesystem::exists(bin)) GTEST_SKIP() << "modelswap-sidecar not built";
+  Start(bin);
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  Json manifest = Json::parse(testing::ReadFile(data_.path + "/ranker/manifest.json"));
+  EXPECT_EQ(manifest["version"], "v1");
+  Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1.json"));
+  EXPECT_EQ(Field<std::string>(st, {"status", "checksum"}), manifest["checksum"]);
+}
+
+}  // namespace
+}  // namespace modelswap::op

@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -104,11 +106,33 @@ BENCHMARK(BM_AcquireGetDuringSwaps);
 
 }  // namespace
 
+// Console output plus the CPU time of each run, for the ratio lines (CPU time, not wall time:
+// on a shared 2-core machine the wall time mostly measures the neighbours).
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  RatioReporter() : ConsoleReporter(OO_Tabular) {}
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const auto& r : runs)
+      cpu_ns[r.benchmark_name()] = r.GetAdjustedCPUTime();
+    ConsoleReporter::ReportRuns(runs);
+  }
+  std::map<std::string, double> cpu_ns;
+};
+
 int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   benchmark::Initialize(&argc, argv);
   S();
-  benchmark::RunSpecifiedBenchmarks();
+  RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  auto& t = reporter.cpu_ns;
+  if (t.count("BM_ReaderFindBaseline") && t.count("BM_AcquireGet") &&
+      t.count("BM_AcquireGetDuringSwaps")) {
+    std::printf("ratio acquire+get / bare Find            = %.2fx (CPU time)\n",
+                t["BM_AcquireGet"] / t["BM_ReaderFindBaseline"]);
+    std::printf("ratio acquire+get during swaps / no swap = %.2fx (CPU time)\n",
+                t["BM_AcquireGetDuringSwaps"] / t["BM_AcquireGet"]);
+  }
   benchmark::Shutdown();
   return 0;
 }

@@ -68,6 +68,15 @@ void CalibrateTsc() {
 inline double TicksToNs(int64_t ticks) {
   return double(ticks) * g_ns_per_tick;
 }
+// rdtsc alone is not ordered: it can execute before the loads ahead of it complete (a spin loop
+// whose exit is predicted then reads the clock early; that once made a ~200 ns round trip look
+// like 23 ns). lfence on both sides pins the reading between the instructions around it.
+inline uint64_t Tsc() {
+  _mm_lfence();
+  const uint64_t t = __rdtsc();
+  _mm_lfence();
+  return t;
+}
 inline void SpinUntil(uint64_t tsc) {
   while (__rdtsc() < tsc)
     _mm_pause();
@@ -135,11 +144,11 @@ double RoundTripNs(const Config& cfg) {
   });
   Pin(cfg.cpu_writer);
   for (uint64_t r = 0; r < kRounds; ++r) {
-    const uint64_t t0 = __rdtsc();
+    const uint64_t t0 = Tsc();
     line.store(2 * r + 1, std::memory_order_release);
     while (line.load(std::memory_order_acquire) != 2 * r + 2)
       _mm_pause();
-    rtt[r] = int64_t(__rdtsc() - t0);
+    rtt[r] = int64_t(Tsc() - t0);
   }
   pong.join();
   std::sort(rtt.begin() + kRounds / 10, rtt.end());  // drop warm-up
@@ -166,7 +175,7 @@ Row ChannelLatency(const Config& cfg, const std::string& dir, uint32_t bytes) {
         for (uint64_t seq = 0; seq < target;) {
           const ReadResult r = reader.ReadNext(buf);
           if (r.status != ReadStatus::kMessage) continue;
-          const uint64_t now = __rdtsc();
+          const uint64_t now = Tsc();
           uint64_t sent;
           std::memcpy(&sent, buf.data(), 8);
           sh->samples[n++] = int64_t(now - sent);
@@ -181,7 +190,7 @@ Row ChannelLatency(const Config& cfg, const std::string& dir, uint32_t bytes) {
         std::vector<std::byte> msg(bytes, std::byte{1});
         const uint64_t gap = uint64_t(double(cfg.interval_ns) / g_ns_per_tick);
         for (uint64_t n = 0; n < cfg.messages; ++n) {
-          const uint64_t t = __rdtsc();
+          const uint64_t t = Tsc();
           std::memcpy(msg.data(), &t, 8);
           (void)writer->Publish(msg);
           SpinUntil(t + gap);
@@ -284,7 +293,7 @@ Row StreamLatency(const Config& cfg, const int fds[2], uint32_t bytes, const cha
         ::close(fds[1]);
         std::vector<char> buf(bytes);
         for (uint64_t n = 0; n < count && ReadFull(fds[0], buf.data(), bytes); ++n) {
-          const uint64_t now = __rdtsc();
+          const uint64_t now = Tsc();
           uint64_t sent;
           std::memcpy(&sent, buf.data(), 8);
           sh->samples[n] = int64_t(now - sent);
@@ -293,7 +302,7 @@ Row StreamLatency(const Config& cfg, const int fds[2], uint32_t bytes, const cha
       [&](Shared*) {
         std::vector<char> msg(bytes, 3);
         for (uint64_t n = 0; n < count; ++n) {
-          const uint64_t t = __rdtsc();
+          const uint64_t t = Tsc();
           std::memcpy(msg.data(), &t, 8);
           if (!WriteFull(fds[1], msg.data(), bytes)) break;
           SpinUntil(t + gap);

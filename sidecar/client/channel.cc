@@ -82,6 +82,20 @@ void LoadWords(std::byte* dst, std::byte* src, size_t len) {
   }
 }
 
+// Asks for the next slot's cache lines in exclusive state now, while nobody waits, so the next
+// Publish stores into lines it already owns instead of paying a cross-core ownership transfer
+// per line on the reader's critical path. A hint only: it changes no byte, so a lagging reader
+// still copying the old message there is at most slowed, never misled (its seqlock check stands).
+inline void PrefetchForWrite(std::byte* p, size_t len) {
+  for (size_t off = 0; off < len; off += MS_CHANNEL_CACHE_LINE) {
+#if defined(__x86_64__)
+    asm volatile("prefetchw %0" : : "m"(*(p + off)));  // a NOP on CPUs without PREFETCHW
+#else
+    __builtin_prefetch(p + off, /*rw=*/1, /*locality=*/3);
+#endif
+  }
+}
+
 }  // namespace
 
 uint64_t ChannelWriter::Publish(std::span<const std::byte> msg) {
@@ -103,6 +117,8 @@ uint64_t ChannelWriter::Publish(std::span<const std::byte> msg) {
   // then find the slot already at version >= 2*seq.
   Word(map_.header()->published_seq).store(seq, std::memory_order_release);
   next_seq_ = seq + 1;
+  PrefetchForWrite(SlotAt(map_.base(), next_seq_ & mask_, stride_),
+                   MS_CHANNEL_SLOT_HEADER_BYTES + msg.size());
   return seq;
 }
 

@@ -84,10 +84,15 @@ inline void SpinUntil(uint64_t tsc) {
 
 // Memory shared with the forked child: latency samples, counters, a stop flag.
 struct Shared {
-  std::atomic<uint64_t> stop{0};  // set by the reader; polled relaxed by the writer
-  std::atomic<uint64_t> received{0}, missed{0}, sent{0};
+  // Set by the reader when its measurement is over; the writer polls it. Release/acquire: the
+  // writer needs no data from the reader, but the pairing keeps the handoff explicit.
+  std::atomic<uint64_t> stop{0};
+  // Plain fields: the child writes them before it exits and the parent reads them after
+  // waitpid(), which orders the two.
+  uint64_t received = 0, missed = 0;
   double elapsed_s = 0;
-  int64_t samples[1];  // really cfg.messages entries
+  // Latency samples follow the struct: as many as MapShared was asked for.
+  int64_t* samples() { return reinterpret_cast<int64_t*>(this + 1); }
 };
 
 Shared* MapShared(uint64_t samples) {
@@ -106,7 +111,7 @@ struct Row {
 };
 
 void Percentiles(Shared* s, uint64_t n, Row* row) {
-  std::vector<int64_t> v(s->samples, s->samples + n);
+  std::vector<int64_t> v(s->samples(), s->samples() + n);
   std::sort(v.begin(), v.end());
   auto at = [&](double q) { return TicksToNs(v[std::min<uint64_t>(n - 1, uint64_t(q * n))]); };
   row->p50 = at(0.50);
@@ -178,8 +183,8 @@ Row ChannelLatency(const Config& cfg, const std::string& dir, uint32_t bytes) {
           const uint64_t now = Tsc();
           uint64_t sent;
           std::memcpy(&sent, buf.data(), 8);
-          sh->samples[n++] = int64_t(now - sent);
-          sh->missed.fetch_add(r.missed, std::memory_order_relaxed);
+          sh->samples()[n++] = int64_t(now - sent);
+          sh->missed += r.missed;
           seq = r.seq;
         }
         sh->received = n;
@@ -296,7 +301,7 @@ Row StreamLatency(const Config& cfg, const int fds[2], uint32_t bytes, const cha
           const uint64_t now = Tsc();
           uint64_t sent;
           std::memcpy(&sent, buf.data(), 8);
-          sh->samples[n] = int64_t(now - sent);
+          sh->samples()[n] = int64_t(now - sent);
         }
       },
       [&](Shared*) {

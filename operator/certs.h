@@ -55,8 +55,7 @@ std::vector<std::string> ServiceDnsNames(const std::string& service, const std::
 // A fresh self-signed CA and a serving certificate for dns_names (first name is the CN), valid
 // from now - 1 h (clock skew) for `validity`.
 [[nodiscard]] Result<CertBundle> GenerateCertBundle(const std::vector<std::string>& dns_names,
-                                                    int64_t now_unix,
-                                                    std::chrono::hours validity);
+                                                    int64_t now_unix, std::chrono::hours validity);
 
 // Parses the first certificate of a PEM text.
 [[nodiscard]] Result<CertInfo> InspectCertificate(std::string_view pem);
@@ -103,7 +102,7 @@ struct CertManagerOptions {
   std::string secret_name;          // e.g. modelswap-webhook-tls
   std::string webhook_config_name;  // the MutatingWebhookConfiguration; "" = do not patch
   std::vector<std::string> dns_names;
-  std::string cert_dir;             // mounted certificates; "" or no tls.crt there = use Secret
+  std::string cert_dir;  // mounted certificates; "" or no tls.crt there = use Secret
   std::chrono::hours validity{24 * 365};
   std::chrono::seconds renew_before{30 * 24 * 3600};
 };

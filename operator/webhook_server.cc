@@ -94,8 +94,9 @@ void Handle(const WebhookServerOptions& o, http::http_request req) {
   std::string body = req.extract_utf8string(true).get();
   AdmissionOutcome out = o.review(body);
   auto took = std::chrono::steady_clock::now() - start;
-  req.reply(out.http_status, out.body, "application/json");
+  // Observed before replying, so a client that got its answer also sees it counted.
   if (o.observe) o.observe(out, std::chrono::duration_cast<std::chrono::nanoseconds>(took));
+  req.reply(out.http_status, out.body, "application/json");
   if (out.verdict == AdmissionVerdict::kDenied || out.verdict == AdmissionVerdict::kBadRequest) {
     spdlog::info("admission denied status={} reason=\"{}\"", out.http_status, out.message);
   }

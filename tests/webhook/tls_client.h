@@ -1,0 +1,136 @@
+// A minimal HTTPS/1.1 client on raw OpenSSL for the webhook's tests and benchmark: it verifies
+// the server like the API server does (chain to the given CA, hostname = the Service DNS name
+// via SNI + X509 host check) and keeps the connection alive between requests.
+// Header-only. Not thread-safe: one client per thread.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "common/status.h"
+
+namespace modelswap::op::testing {
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+};
+
+class TlsClient {
+ public:
+  ~TlsClient() { Close(); }
+
+  // Connects to 127.0.0.1:port and completes the handshake, verifying against ca_pem and host.
+  Status Connect(int port, const std::string& ca_pem, const std::string& host) {
+    Close();
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    BIO* bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+    X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (ca == nullptr) return Fail(Code::kInvalidArgument, "CA PEM does not parse");
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_), ca);
+    X509_free(ca);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      return Fail(Code::kUnavailable, "connect to 127.0.0.1:" + std::to_string(port));
+    }
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    SSL_set_tlsext_host_name(ssl_, host.c_str());
+    SSL_set1_host(ssl_, host.c_str());
+    if (SSL_connect(ssl_) != 1) {
+      long verify = SSL_get_verify_result(ssl_);
+      ERR_clear_error();
+      return Fail(Code::kPermissionDenied,
+                  std::string("TLS handshake failed: ") + X509_verify_cert_error_string(verify));
+    }
+    return Ok();
+  }
+
+  // The serving certificate's subject CN (to tell rotated certificates apart).
+  std::string PeerCommonName() const {
+    X509* cert = SSL_get1_peer_certificate(ssl_);
+    if (cert == nullptr) return "";
+    char buf[256] = {};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof(buf));
+    X509_free(cert);
+    return buf;
+  }
+
+  Result<HttpResponse> Request(const std::string& method, const std::string& path,
+                               const std::string& body) {
+    std::string req = method + " " + path + " HTTP/1.1\r\nHost: webhook\r\n" +
+                      "Content-Type: application/json\r\nAccept: application/json, */*\r\n" +
+                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) {
+      return Fail(Code::kUnavailable, "TLS write failed");
+    }
+    return ReadResponse();
+  }
+
+  void Close() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (fd_ >= 0) ::close(fd_);
+    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+    ssl_ = nullptr;
+    ctx_ = nullptr;
+    fd_ = -1;
+    buf_.clear();
+  }
+
+ private:
+  bool Fill() {
+    char chunk[16384];
+    int n = SSL_read(ssl_, chunk, sizeof(chunk));
+    if (n <= 0) return false;
+    buf_.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+
+  // Parses one response with Content-Length framing (what cpprestsdk sends).
+  Result<HttpResponse> ReadResponse() {
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!Fill()) return Fail(Code::kUnavailable, "connection closed before headers");
+    }
+    std::string head = buf_.substr(0, end);
+    HttpResponse r;
+    r.status = std::stoi(head.substr(9, 3));
+    size_t length = 0;
+    for (size_t at = 0; (at = head.find("\r\n", at)) != std::string::npos;) {
+      at += 2;
+      std::string line = head.substr(at, head.find("\r\n", at) - at);
+      for (auto& c : line)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (line.starts_with("content-length:")) length = std::stoul(line.substr(15));
+    }
+    while (buf_.size() < end + 4 + length) {
+      if (!Fill()) return Fail(Code::kUnavailable, "connection closed inside the body");
+    }
+    r.body = buf_.substr(end + 4, length);
+    buf_.erase(0, end + 4 + length);
+    return r;
+  }
+
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+}  // namespace modelswap::op::testing

@@ -12,11 +12,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 
 #include "common/status.h"
 
 namespace modelswap::op::testing {
+
+inline std::string ReadFileForBench(const std::string& path) {
+  std::string out;
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0)
+      out.append(buf, n);
+    std::fclose(f);
+  }
+  return out;
+}
 
 struct HttpResponse {
   int status = 0;

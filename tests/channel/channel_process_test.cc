@@ -123,6 +123,30 @@ TEST_F(ChannelProcessTest, WriterKilledMidWriteLeavesNoTornMessageAndSequenceCon
   EXPECT_EQ(rj.value("received", 0ull) + rj.value("missed", 0ull), 151ull);
 }
 
+// Readers write nothing shared, so killing one at any instruction leaves nothing to repair: the
+// writer keeps going and a new reader attaches and reads complete messages.
+TEST_F(ChannelProcessTest, ReaderKilledAnywhereNeedsNoRepair) {
+  OpenWriter("rkill", 8, 3000);
+  Child w = Child::Spawn(Peer("write", "rkill", {"--bytes", "3000", "--slots", "8", "--forever"}));
+  ChannelReader watch = OpenReader("rkill", 3000);
+  for (int round = 0; round < 5; ++round) {
+    Child r = StartReader("rkill", {"--bytes", "3000", "--slots", "8"});  // reads until killed
+    const uint64_t target = watch.published_seq() + 1000;
+    while (watch.published_seq() < target)
+      ::sched_yield();  // it has been reading meanwhile
+    r.Kill(SIGKILL);
+    const int status = r.Wait();
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the reader found a bad message: " << status;
+  }
+  Child last = StartReader("rkill", {"--bytes", "3000", "--slots", "8", "--until",
+                                     std::to_string(watch.published_seq() + 1000)});
+  json rj = Finish(last);
+  EXPECT_GT(rj.value("received", 0ull), 0ull);
+  ASSERT_EQ(::waitpid(w.pid(), nullptr, WNOHANG), 0) << "the writer must not notice";
+  w.Kill(SIGKILL);
+  w.Wait();
+}
+
 // Counts slots whose version is odd (a write in progress when the writer died).
 int OddSlots(const std::string& path, uint32_t slots, uint32_t bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY);

@@ -132,8 +132,10 @@ TEST_F(ChannelProcessTest, ReaderKilledAnywhereNeedsNoRepair) {
   for (int round = 0; round < 5; ++round) {
     Child r = StartReader("rkill", {"--bytes", "3000", "--slots", "8"});  // reads until killed
     const uint64_t target = watch.published_seq() + 1000;
-    while (watch.published_seq() < target)
-      ::sched_yield();  // it has been reading meanwhile
+    while (watch.published_seq() < target) {  // the reader has been reading meanwhile
+      ASSERT_EQ(::waitpid(w.pid(), nullptr, WNOHANG), 0) << "writer exited early";
+      ::sched_yield();
+    }
     r.Kill(SIGKILL);
     const int status = r.Wait();
     ASSERT_TRUE(WIFSIGNALED(status)) << "the reader found a bad message: " << status;

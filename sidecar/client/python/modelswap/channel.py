@@ -43,6 +43,9 @@ import threading
 import time
 from typing import NamedTuple, Optional
 
+__all__ = ["ChannelError", "ChannelReader", "ChannelWriter", "Message", "channel_path",
+           "default_shm_dir", "validate_name"]
+
 if sys.byteorder != "little" or struct.calcsize("Q") != 8:
     raise ImportError("modelswap channels need a little-endian host with 8-byte native Q")
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -39,8 +40,13 @@ class ChannelPyTest(unittest.TestCase):
         return p
 
     def finish(self, p):
-        out, _ = p.communicate(timeout=TIMEOUT)
+        # Read through the same buffered stream as readline() in start_reader (communicate()
+        # with a timeout reads the raw pipe and would drop lines already buffered). Bounded:
+        # the peer ends by itself or by its alarm(120).
+        out = p.stdout.read()
+        p.wait(timeout=TIMEOUT)
         self.assertEqual(p.returncode, 0, out)
+        self.assertTrue(out.strip(), f"no output, returncode {p.returncode}")
         return json.loads(out.strip().splitlines()[-1])
 
 
@@ -132,6 +138,33 @@ class InteropTest(ChannelPyTest):
         m = reader.read_next()
         self.assertEqual((m.seq, m.missed), (11, 0))
         self.assertTrue(payload.check(11, m.data))
+
+    def test_python_writer_sigkilled_then_cpp_reader_and_writer_continue(self):
+        ch.ChannelWriter(self.dir, "pykill", 8, 1024).close()
+        watch = ch.ChannelReader(self.dir, "pykill", 1024)
+        code = ("import sys; sys.path[:0] = sys.argv[1:3]; import payload; "
+                "from modelswap import channel as ch; "
+                "w = ch.ChannelWriter(sys.argv[3], 'pykill', 8, 1024)\n"
+                "while True: w.publish(payload.fill(w.last_published + 1, 1024))")
+        here = os.path.dirname(os.path.abspath(__file__))
+        pkg = os.path.join(here, "..", "..", "sidecar", "client", "python")
+        p = subprocess.Popen([sys.executable, "-c", code, here, pkg, self.dir])
+        try:
+            target = 200 + os.getpid() % 300  # varies between runs
+            while watch.published_seq() < target:
+                self.assertIsNone(p.poll(), "python writer died")
+        finally:
+            p.kill()
+            p.wait(timeout=TIMEOUT)
+        last = watch.published_seq()
+        stats = self.finish(self.start_reader("pykill", "--bytes", 1024, "--start", "oldest",
+                                              "--until", last))
+        self.assertEqual(stats["last"], last)  # every message still in the ring checked whole
+        w = subprocess.run(peer("write", "--shm", self.dir, "--name", "pykill", "--bytes", 1024,
+                                "--slots", 8, "--count", 5), capture_output=True, text=True,
+                           timeout=TIMEOUT)
+        self.assertEqual(w.returncode, 0, w.stderr)
+        self.assertEqual(json.loads(w.stdout)["first"], last + 1)
 
     def test_writer_lock_is_shared_across_languages(self):
         w = ch.ChannelWriter(self.dir, "lock", 4, 64)

@@ -1,0 +1,235 @@
+"""Chart and YAML checks that need no helm binary or cluster.
+
+- values.yaml, Chart.yaml and every non-templated YAML file in the repo parse;
+- the chart's CRD template is crds/modelversion.yaml (plus only the keep annotation);
+- every leaf of values.yaml is used by some template;
+- the chart's RBAC grants every (group, resource, verb) operator/ calls, and nothing else beyond
+  a short list of documented extras (webhook, finalizers);
+- the MutatingWebhookConfiguration and Deployment keep the properties issue 5 asks for.
+"""
+import glob
+import os
+import re
+import sys
+import unittest
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+import repo  # noqa: E402
+
+
+def templates():
+    out = {}
+    for p in glob.glob(os.path.join(repo.CHART, "templates", "*")):
+        with open(p, encoding="utf-8") as f:
+            out[os.path.basename(p)] = f.read()
+    return out
+
+
+def leaves(node, prefix=""):
+    """Dotted paths of values.yaml leaves; empty maps/lists count as leaves."""
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from leaves(v, f"{prefix}.{k}" if prefix else k)
+    else:
+        yield prefix
+
+
+class YamlParses(unittest.TestCase):
+    def test_chart_files(self):
+        chart = yaml.safe_load(repo.read("charts", "modelswap", "Chart.yaml"))
+        self.assertEqual(chart["apiVersion"], "v2")
+        self.assertEqual(chart["name"], "modelswap")
+        values = yaml.safe_load(repo.read("charts", "modelswap", "values.yaml"))
+        self.assertIsInstance(values, dict)
+
+    def test_every_plain_yaml_in_repo(self):
+        skip = ("/templates/", "/build", "/.git/", "/demo-run/")
+        files = [p for p in glob.glob(os.path.join(repo.ROOT, "**", "*.y*ml"), recursive=True)
+                 if not any(s in p for s in skip)]
+        self.assertGreater(len(files), 5)
+        for p in files:
+            with self.subTest(file=os.path.relpath(p, repo.ROOT)):
+                with open(p, encoding="utf-8") as f:
+                    repo.load_all(f.read())
+
+    def test_templates_parse_once_actions_are_removed(self):
+        for name, text in templates().items():
+            if name.endswith(".yaml"):
+                with self.subTest(template=name):
+                    repo.load_all(repo.detemplate(text))
+
+
+class CrdCopy(unittest.TestCase):
+    def test_template_is_crds_file_plus_keep_annotation(self):
+        source = repo.read("crds", "modelversion.yaml")
+        text = templates()["crd-modelversion.yaml"]
+        lines = text.splitlines(keepends=True)
+        self.assertTrue(lines[0].startswith("{{- if .Values.crds.install }}"))
+        self.assertEqual(lines[-1].strip(), "{{- end }}")
+        body = [l for l in lines[1:-1] if not l.startswith("# Generated from crds/")
+                and not l.startswith("# identical: tests/packaging")]
+        extra = ["  annotations:\n",
+                 "    # `helm uninstall` must not delete the CRD: that would delete every ModelVersion.\n",
+                 "    helm.sh/resource-policy: keep\n"]
+        at = body.index("metadata:\n") + 1
+        self.assertEqual(body[at:at + 3], extra)
+        del body[at:at + 3]
+        self.assertEqual("".join(body), source,
+                         "charts/modelswap/templates/crd-modelversion.yaml drifted from crds/")
+
+
+class ValuesUsed(unittest.TestCase):
+    def test_every_value_is_used_by_a_template(self):
+        values = yaml.safe_load(repo.read("charts", "modelswap", "values.yaml"))
+        text = "\n".join(templates().values())
+        for leaf in leaves(values):
+            parts = leaf.split(".")
+            # Used if the leaf, or a map above it passed whole (toYaml), is referenced.
+            used = any(re.search(r"\.Values\." + re.escape(".".join(parts[:i])) + r"(?![\w.])", text)
+                       for i in range(len(parts), 0, -1))
+            with self.subTest(value=leaf):
+                self.assertTrue(used, f"values.yaml key {leaf} is not used by any template")
+
+
+def resource_refs():
+    """kX -> (group, plural) from operator/resource.h."""
+    refs = {}
+    for m in re.finditer(r'inline const ResourceRef (k\w+)\{"([^"]*)",\s*"[^"]*",\s*"([^"]*)"',
+                         repo.read("operator", "resource.h")):
+        refs[m.group(1)] = (m.group(2), m.group(3))
+    return refs
+
+
+def calls_in(text):
+    """(ref, verb, subresource) for each client_->Verb(kRef, ...) and reflector in the text."""
+    verbs = {"Get": ["get"], "List": ["list"], "Create": ["create"], "Update": ["update"],
+             "Patch": ["patch"], "Delete": ["delete"], "Watch": ["watch"]}
+    for m in re.finditer(r"client_?->(Get|List|Create|Update|Patch|Delete|Watch)\(\s*(k\w+)", text):
+        depth, i = 0, text.index("(", m.start())
+        for i in range(i, len(text)):  # the call's own closing parenthesis
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+        args = re.sub(r"\s+", "", text[m.end():i])
+        # The last argument of Update/Patch is status_subresource.
+        status = m.group(1) in ("Update", "Patch") and args.endswith(",true")
+        for v in verbs[m.group(1)]:
+            yield m.group(2), v, "status" if status else ""
+    for m in re.finditer(r"MakeReflector\([^,]+,\s*(k\w+)", text):
+        yield m.group(1), "list", ""
+        yield m.group(1), "watch", ""
+
+
+def rbac_rules():
+    docs = repo.load_all(repo.detemplate(templates()["rbac.yaml"]))
+    rules = {}
+    for d in docs:
+        if d["kind"] not in ("ClusterRole", "Role"):
+            continue
+        for r in d["rules"]:
+            for g in r["apiGroups"]:
+                for res in r["resources"]:
+                    rules.setdefault((d["kind"], g, res), set()).update(r["verbs"])
+    return rules
+
+
+# Grants the code scan cannot see, each with its reason.
+EXTRA_GRANTS = {
+    # Jobs carry blockOwnerDeletion ownerReferences to their ModelVersion (operator/job.cc).
+    ("ClusterRole", "modelswap.io", "modelversions/finalizers", "update"),
+    # The webhook's CertManager (operator/certs.h CertApi) patches its own caBundle...
+    ("ClusterRole", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
+    ("ClusterRole", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
+    # ...and keeps the certificate in its Secret.
+    ("Role", "", "secrets", "get"),
+    ("Role", "", "secrets", "patch"),
+    # Native-sidecar detection dry-run creates a probe pod (operator/sidecar_support.h).
+    ("Role", "", "pods", "create"),
+}
+
+
+class Rbac(unittest.TestCase):
+    def setUp(self):
+        refs = resource_refs()
+        self.needed = set()
+        for p in glob.glob(os.path.join(repo.ROOT, "operator", "*.cc")):
+            if os.path.basename(p).startswith(("standalone", "http_client")):
+                continue  # no API server there; the client implements the verbs
+            with open(p, encoding="utf-8") as f:
+                for ref, verb, sub in calls_in(f.read()):
+                    group, plural = refs[ref]
+                    self.needed.add((group, plural + ("/" + sub if sub else ""), verb))
+        self.rules = rbac_rules()
+
+    def test_scan_found_the_operator_calls(self):
+        self.assertIn(("modelswap.io", "modelversions", "watch"), self.needed)
+        self.assertIn(("batch", "jobs", "create"), self.needed)
+        self.assertIn(("coordination.k8s.io", "leases", "update"), self.needed)
+
+    def test_every_call_is_granted(self):
+        for group, res, verb in sorted(self.needed):
+            kind = "Role" if res == "leases" else "ClusterRole"
+            with self.subTest(call=f"{verb} {group}/{res}"):
+                self.assertIn(verb, self.rules.get((kind, group, res), set()),
+                              f"{kind} lacks {verb} on {group}/{res}")
+
+    def test_nothing_more_is_granted(self):
+        for (kind, group, res), verbs in self.rules.items():
+            for verb in verbs:
+                grant = (kind, group, res, verb)
+                with self.subTest(grant=grant):
+                    self.assertTrue((group, res, verb) in self.needed or grant in EXTRA_GRANTS,
+                                    f"{kind} grants {verb} on {group}/{res} that nothing uses")
+
+
+class Manifests(unittest.TestCase):
+    def test_webhook_configuration(self):
+        text = templates()["mutatingwebhookconfiguration.yaml"]
+        (mwc,) = repo.load_all(repo.detemplate(text))
+        (hook,) = mwc["webhooks"]
+        self.assertEqual(hook["reinvocationPolicy"], "IfNeeded")
+        self.assertEqual(hook["sideEffects"], "None")
+        self.assertEqual(hook["admissionReviewVersions"], ["v1"])
+        self.assertEqual(hook["clientConfig"]["service"]["path"], "/mutate-pods")
+        self.assertNotIn("caBundle", hook["clientConfig"])  # the operator owns it
+        self.assertIn(".Values.webhook.failurePolicy", text)
+        self.assertIn("objectSelector", hook)
+        self.assertIn("kubernetes.io/metadata.name", text)
+        self.assertIn(".Release.Namespace", text.split("namespaceSelector")[1])
+        values = yaml.safe_load(repo.read("charts", "modelswap", "values.yaml"))
+        self.assertEqual(values["webhook"]["failurePolicy"], "Fail")
+        self.assertIn("kube-system", values["webhook"]["excludeNamespaces"])
+
+    def test_operator_deployment_hardening(self):
+        (dep,) = repo.load_all(repo.detemplate(templates()["deployment.yaml"]))
+        spec = dep["spec"]["template"]["spec"]
+        self.assertTrue(spec["securityContext"]["runAsNonRoot"])
+        (c,) = spec["containers"]
+        sc = c["securityContext"]
+        self.assertTrue(sc["readOnlyRootFilesystem"])
+        self.assertFalse(sc["allowPrivilegeEscalation"])
+        self.assertEqual(sc["capabilities"]["drop"], ["ALL"])
+        for probe in ("livenessProbe", "readinessProbe"):
+            self.assertIn(probe, c)
+        self.assertIn("--leader-elect", c["args"])
+        values = yaml.safe_load(repo.read("charts", "modelswap", "values.yaml"))
+        self.assertEqual(values["operator"]["replicas"], 2)
+        (pdb,) = repo.load_all(repo.detemplate(templates()["pdb.yaml"]))
+        self.assertEqual(pdb["kind"], "PodDisruptionBudget")
+
+    def test_blobfuse_storage_class(self):
+        text = templates()["storageclass.yaml"]
+        (sc,) = repo.load_all(repo.detemplate(text))
+        self.assertEqual(sc["provisioner"], "blob.csi.azure.com")
+        self.assertEqual(sc["parameters"]["protocol"], "fuse2")
+        self.assertIn("--disable-writeback-cache=true", sc["mountOptions"])
+        self.assertTrue(any(o.startswith("-o attr_timeout=") for o in sc["mountOptions"]))
+        self.assertTrue(any(o.startswith("-o entry_timeout=") for o in sc["mountOptions"]))
+        values = yaml.safe_load(repo.read("charts", "modelswap", "values.yaml"))
+        self.assertLessEqual(values["storage"]["blobfuse"]["attributeTimeoutSeconds"], 2)
+
+
+if __name__ == "__main__":
+    unittest.main()

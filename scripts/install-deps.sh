@@ -3,7 +3,7 @@
 # Idempotent: skips apt entirely when everything is already there (fast re-runs, offline CI).
 set -euo pipefail
 PACKAGES=(
-  build-essential cmake pkg-config git python3 clang clang-format
+  build-essential cmake pkg-config git python3 python3-yaml clang clang-format
   libcpprest-dev libboost-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
   libcli11-dev prometheus-cpp-dev libxxhash-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev

@@ -164,7 +164,9 @@ void SetPhaseAndConditions(VersionView& v, bool is_active, bool scheduled_write,
 }
 
 Action MakeAction(Action::Type type, const ModelVersion& mv) {
-  Action a{.type = type, .mv = mv};
+  Action a;
+  a.type = type;
+  a.mv = mv;
   return a;
 }
 

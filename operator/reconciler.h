@@ -59,7 +59,7 @@ struct ModelInputs {
 
 struct Action {
   enum class Type { kAddFinalizer, kRemoveFinalizer, kStartTask, kWriteStatus, kEvent };
-  Type type;
+  Type type = Type::kEvent;
   ModelVersion mv;  // the version acted on (metadata as observed: RV preconditions)
   // kStartTask
   TaskKind task_kind = TaskKind::kWrite;

@@ -53,10 +53,11 @@ bool Reflector::SleepFor(std::chrono::nanoseconds d) {
 }
 
 Status Reflector::ListOnce(bool* rv_expired) {
-  ListOptions lo{.label_selector = opts_.label_selector,
-                 .field_selector = opts_.field_selector,
-                 .resource_version = rv_,
-                 .limit = 500};
+  ListOptions lo;
+  lo.label_selector = opts_.label_selector;
+  lo.field_selector = opts_.field_selector;
+  lo.resource_version = rv_;
+  lo.limit = 500;
   auto list = ListAll(client_, opts_.resource, opts_.ns, lo);
   if (!list && IsExpired(list.error()) && !rv_.empty()) {
     // Our RV fell out of etcd's window: a quorum read (RV="") always works.

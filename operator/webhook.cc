@@ -275,6 +275,18 @@ void AddLabel(const Json& pod, Patch& patch) {
 
 }  // namespace
 
+bool PodMissingAgent(const Json& pod) {
+  if (!pod.is_object()) return false;
+  if (WantsInjection(StringMap(pod, "annotations"), StringMap(pod, "labels")) !=
+      InjectRequest::kInject) {
+    return false;
+  }
+  auto spec = pod.find("spec");
+  if (spec == pod.end() || !spec->is_object()) return false;
+  return FindByName(ArrayAt(*spec, "initContainers"), kAgentContainerName) == nullptr &&
+         FindByName(ArrayAt(*spec, "containers"), kAgentContainerName) == nullptr;
+}
+
 std::string JsonPointerEscape(std::string_view token) {
   std::string out;
   out.reserve(token.size() + 4);

@@ -66,6 +66,11 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
                                                          bool native_sidecars,
                                                          std::vector<std::string>* warnings);
 
+// Whether `pod` asked for injection (webhook_config.h WantsInjection) but has no agent container:
+// created while the webhook was unreachable under failurePolicy Ignore. For the operator's
+// check that reports such pods (Warning Event, metric).
+bool PodMissingAgent(const nlohmann::json& pod);
+
 // RFC 6901: "~" -> "~0", "/" -> "~1" (so "modelswap.io/injected" -> "modelswap.io~1injected").
 std::string JsonPointerEscape(std::string_view token);
 

@@ -416,6 +416,16 @@ TEST(Webhook, MissingObjectIsABadRequest) {
   EXPECT_EQ(r.review["response"]["uid"], kUid);
 }
 
+TEST(PodMissingAgent, OnlyOptedInPodsWithoutTheAgent) {
+  Json pod = PodOf(Fixture("admission-request-pod-create.json"));
+  EXPECT_TRUE(PodMissingAgent(pod));  // annotated, created without the webhook
+  EXPECT_FALSE(PodMissingAgent(Mutated(Fixture("admission-request-pod-create.json"), true)));
+  EXPECT_FALSE(PodMissingAgent(Mutated(Fixture("admission-request-pod-create.json"), false)));
+  pod["metadata"]["annotations"]["modelswap.io/inject"] = "false";
+  EXPECT_FALSE(PodMissingAgent(pod));
+  EXPECT_FALSE(PodMissingAgent(Json::array()));
+}
+
 TEST(JsonPointerEscape, Rfc6901) {
   EXPECT_EQ(JsonPointerEscape("modelswap.io/injected"), "modelswap.io~1injected");
   EXPECT_EQ(JsonPointerEscape("a~b/c"), "a~0b~1c");

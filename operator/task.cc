@@ -74,6 +74,9 @@ std::vector<std::string> TaskArgs(const ModelVersion& mv, TaskKind kind, const s
       args.insert(args.end(), {"--from-msf", root + "/" + src.path});
       break;
   }
+  // A retried writer (pod killed after its rename, Job lost to its TTL) then reports the file it
+  // wrote instead of failing with AlreadyExists; a corrupt existing file still fails.
+  args.push_back("--reuse-existing");
   if (mv.activate) args.push_back("--publish");
   return args;
 }

@@ -74,11 +74,12 @@ struct WriteArgs : VolumeArgs {
   uint64_t generate_bytes = 0, seed = 0;
   uint32_t value_bytes = 1024;
   std::string tsv, msf;
-  bool publish = false, progress = false;
+  bool publish = false, progress = false, reuse_existing = false;
 };
 
 int RunWrite(const WriteArgs& a) {
   WriteRequest req{a.root, a.model, a.version, {}, a.progress || StderrIsTerminal()};
+  req.reuse_existing = a.reuse_existing;
   if (!a.tsv.empty())
     req.source = TsvSource{a.tsv};
   else if (!a.msf.empty())
@@ -94,6 +95,7 @@ int RunWrite(const WriteArgs& a) {
            {"entries", written->entry_count},
            {"checksum", written->checksum},
            {"seconds", written->seconds}};
+  if (written->reused) out["reused"] = true;
   if (a.publish) {
     auto published = PublishVersion(DefaultEnv(), a.root, a.model, a.version);
     if (!published) return ReportError(published.error().Context("publish"), a.termination_log);
@@ -117,6 +119,9 @@ void AddWrite(CLI::App& app, CommandContext& ctx) {
   tsv->excludes(msf);
   cmd->add_flag("--publish", a->publish, "publish the version once written");
   cmd->add_flag("--progress", a->progress, "progress lines on stderr even when not a terminal");
+  cmd->add_flag("--reuse-existing", a->reuse_existing,
+                "if the version file exists and verifies, report it instead of failing "
+                "(idempotent retries of writer Jobs)");
   cmd->add_option("--termination-log", a->termination_log,
                   "where to write the result JSON (default /dev/termination-log if present)");
   cmd->callback([a, gen, tsv, msf, &ctx] {

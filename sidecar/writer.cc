@@ -134,6 +134,24 @@ Result<msf::BuildResult> BuildInto(Env* env, const WriteRequest& req, int fd,
   return result;
 }
 
+Result<WriteResult> ReuseExisting(Env* env, const WriteRequest& req, int64_t start) {
+  auto info = VerifyVersionFile(env, req.root, req.model, req.version);
+  if (!info) {
+    return Fail(
+        info.error().Context("the version file exists but does not verify; not reusing it"));
+  }
+  spdlog::info("write model={} version={} reusing the existing verified file", req.model,
+               req.version);
+  WriteResult result;
+  result.path = info->path;
+  result.bytes = info->bytes;
+  result.entry_count = info->entry_count;
+  result.checksum = info->checksum;
+  result.seconds = static_cast<double>(env->NowMonotonicNanos() - start) / 1e9;
+  result.reused = true;
+  return result;
+}
+
 }  // namespace
 
 Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
@@ -144,8 +162,11 @@ Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
   const std::string final_path = VersionPath(req.root, req.model, req.version);
   MS_RETURN_IF_ERROR(env->CreateDirs(dir));
   if (env->Stat(final_path)) {
-    return Fail(Code::kAlreadyExists,
-                final_path + " already exists; published versions are never overwritten");
+    if (!req.reuse_existing) {
+      return Fail(Code::kAlreadyExists,
+                  final_path + " already exists; published versions are never overwritten");
+    }
+    return ReuseExisting(env, req, start);
   }
   RemoveStaleTemps(env, dir, req.version);
   const std::string tmp =

@@ -4,7 +4,8 @@
 // fallocate (skipped where the filesystem refuses, as blobfuse does), written in 2 MiB-aligned
 // chunks, fsynced, renamed to <version>.msf without replacing anything, and the directory
 // fsynced. A crash at any point leaves at most a .tmp- file, which agents never read and the next
-// write of the same version removes. An existing version is never overwritten (kAlreadyExists).
+// write of the same version removes. An existing version is never overwritten (kAlreadyExists,
+// or with reuse_existing, reported as is when it verifies).
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,11 @@ struct WriteRequest {
   std::string version;
   WriteSource source;
   bool progress = false;  // progress lines on stderr
+  // If the version file already exists and verifies in full (checksums, model and version),
+  // report it as written instead of failing with kAlreadyExists. This makes a retried writer Job
+  // idempotent: a pod killed after its rename but before the operator read its result runs again
+  // and reports the same file. A corrupt existing file is still an error, never overwritten.
+  bool reuse_existing = false;
 };
 
 struct WriteResult {
@@ -44,6 +50,7 @@ struct WriteResult {
   uint64_t entry_count = 0;
   std::string checksum;
   double seconds = 0;
+  bool reused = false;  // the file existed already (reuse_existing)
 };
 
 [[nodiscard]] Result<WriteResult> WriteVersion(Env* env, const WriteRequest& request);

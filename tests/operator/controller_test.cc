@@ -83,9 +83,10 @@ TEST_F(ControllerTest, CreateRunsAWriterJobAndRecordsItsResult) {
   const Json& c = job["spec"]["template"]["spec"]["containers"][0];
   EXPECT_EQ(c["image"], "example/sidecar:1");
   std::vector<std::string> args = c["args"];
-  std::vector<std::string> want = {"write",  "--root",    "/models", "--model",
-                                   "ranker", "--version", "v7",      "--generate-bytes",
-                                   "4096",   "--seed",    "7",       "--publish"};
+  std::vector<std::string> want = {"write",    "--root",    "/models", "--model",
+                                   "ranker",   "--version", "v7",      "--generate-bytes",
+                                   "4096",     "--seed",    "7",       "--reuse-existing",
+                                   "--publish"};
   EXPECT_EQ(args, want);
   EXPECT_EQ(job["metadata"]["ownerReferences"][0]["name"], "ranker-v7");
   EXPECT_EQ(job["metadata"]["ownerReferences"][0]["controller"], true);

@@ -83,6 +83,27 @@ TEST_F(WriterTest, ExistingVersionIsNeverOverwritten) {
   EXPECT_EQ(VersionDirNames(), std::vector<std::string>{"v1.msf"});
 }
 
+TEST_F(WriterTest, ReuseExistingReportsAVerifiedFileAndRefusesACorruptOne) {
+  auto first = WriteVersion(&env_, Request("v1", GenerateSource{10'000, 1, 100}));
+  ASSERT_TRUE(first.has_value());
+  WriteRequest again = Request("v1", GenerateSource{10'000, 2, 100});
+  again.reuse_existing = true;
+  auto reused = WriteVersion(&env_, again);
+  ASSERT_TRUE(reused.has_value()) << reused.error().ToString();
+  EXPECT_TRUE(reused->reused);
+  EXPECT_EQ(reused->checksum, first->checksum);
+  EXPECT_EQ(reused->entry_count, first->entry_count);
+
+  auto bytes = testing::ReadAll(first->path);
+  bytes[4100] ^= std::byte{1};
+  testing::WriteAll(first->path, bytes);
+  auto corrupt = WriteVersion(&env_, again);
+  ASSERT_FALSE(corrupt.has_value());
+  EXPECT_EQ(corrupt.error().code(), Code::kCorruption);
+  EXPECT_NE(corrupt.error().message().find("does not verify"), std::string::npos);
+  EXPECT_EQ(testing::ReadAll(first->path), bytes);  // left as it was, not overwritten
+}
+
 // A writer killed mid-write (here: _exit in the middle of its writes, in a child process)
 // leaves only a .tmp- file, never a visible version; the next attempt cleans it up.
 TEST_F(WriterTest, CrashMidWriteLeavesOnlyATempFile) {

@@ -2,6 +2,8 @@
 //
 //   write, publish, remove, inspect   file_commands.cc (the writer Job and tools)
 //   agent, get                        agent_commands.cc (the injected sidecar, issue 3)
+//   wait-ready                        wait_ready_command.cc (postStart hook without native
+//   sidecars)
 //
 // Subcommands report through CommandContext: exit code, and one JSON result line on stdout.
 #pragma once
@@ -25,5 +27,6 @@ inline constexpr int kExitAlreadyExists = 3;
 void AddFileCommands(CLI::App& app, CommandContext& ctx);
 // Defined in agent_commands.cc when the agent is built (MODELSWAP_HAVE_AGENT).
 void AddAgentCommands(CLI::App& app, CommandContext& ctx);
+void AddWaitReadyCommand(CLI::App& app, CommandContext& ctx);
 
 }  // namespace modelswap

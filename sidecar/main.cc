@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   modelswap::AddFileCommands(app, ctx);
 #ifdef MODELSWAP_HAVE_AGENT
   modelswap::AddAgentCommands(app, ctx);
+  modelswap::AddWaitReadyCommand(app, ctx);
 #endif
   try {
     app.parse(argc, argv);

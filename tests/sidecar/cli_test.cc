@@ -1,6 +1,10 @@
 // modelswap-sidecar's file commands as the writer Job and operators run them: JSON on stdout and
 // in the termination log, exit codes, errors naming the problem.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 
 #include <nlohmann/json.hpp>
 
@@ -118,6 +122,53 @@ TEST_F(CliTest, PublishAndRemove) {
   r = Sidecar(rm);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["removed"], true);
+}
+
+// A port nothing listens on right now (bound, read back, closed).
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST_F(CliTest, WaitReadyTimesOutWhileNothingAnswers) {
+  std::string url = "http://127.0.0.1:" + std::to_string(FreePort()) + "/readyz";
+  auto r = Sidecar({"wait-ready", "--url", url, "--timeout", "1", "--interval", "0.1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not ready after"), std::string::npos) << r.err;
+}
+
+// The agent's stand-in: python's http.server answers 200 for an existing file "readyz" (and 404
+// before it exists), so wait-ready must keep polling until the file appears.
+TEST_F(CliTest, WaitReadyReturnsOnceReadyzAnswers200) {
+  int port = FreePort();
+  pid_t server = fork();
+  if (server == 0) {
+    execlp("python3", "python3", "-m", "http.server", std::to_string(port).c_str(), "--bind",
+           "127.0.0.1", "--directory", dir_.path().c_str(), nullptr);
+    _exit(127);
+  }
+  pid_t waiter = fork();
+  if (waiter == 0) {
+    std::string url = "http://127.0.0.1:" + std::to_string(port) + "/readyz";
+    execl(MODELSWAP_SIDECAR_BIN, MODELSWAP_SIDECAR_BIN, "wait-ready", "--url", url.c_str(),
+          "--timeout", "60", "--interval", "0.1", nullptr);
+    _exit(127);
+  }
+  usleep(300'000);  // not synchronisation: only makes the 404 phase likely to be exercised
+  testing::WriteAll(dir_ / "readyz", std::as_bytes(std::span("ok", 2)));
+  int status = 0;
+  ASSERT_EQ(waitpid(waiter, &status, 0), waiter);
+  ::kill(server, SIGTERM);
+  waitpid(server, nullptr, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace

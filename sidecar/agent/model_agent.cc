@@ -117,7 +117,6 @@ void ModelAgent::MaybeLoad() {
     status_.manifest_error.clear();
     if (have_active && m->generation == active_->manifest.generation) return;
     if (m->generation == failed_generation_ && env_->NowMonotonicNanos() < retry_at_ns_) return;
-    loading_ = true;
   }
   spdlog::info("load model={} version={} generation={}", model_, m->version, m->generation);
   auto v = LoadVersion(env_, config_.root, *m, config_.load);
@@ -153,7 +152,6 @@ void ModelAgent::Activate(std::shared_ptr<LoadedVersion> v) {
   highest_generation_ = std::max(highest_generation_, active_->manifest.generation);
   failed_generation_ = 0;
   backoff_ns_ = 0;
-  loading_ = false;
   status_.swaps++;
 }
 
@@ -161,7 +159,6 @@ void ModelAgent::Reject(const Manifest& m, const Error& e) {
   spdlog::error("reject model={} version={} generation={} reason=\"{}\"", model_, m.version,
                 m.generation, e.ToString());
   std::lock_guard lock(mu_);
-  loading_ = false;
   // Exponential backoff for the same generation; a newer manifest starts over.
   backoff_ns_ = (failed_generation_ == m.generation && backoff_ns_ > 0)
                     ? std::min(backoff_ns_ * 2, config_.retry_max_ns)

@@ -105,7 +105,6 @@ class ModelAgent {
   uint64_t highest_generation_ = 0;  // newest ever activated: older manifests are stale
   uint64_t failed_generation_ = 0;
   int64_t retry_at_ns_ = 0, backoff_ns_ = 0;
-  bool loading_ = false;
 };
 
 }  // namespace modelswap::agent

@@ -64,7 +64,10 @@ class KubeClient {
   // One page; follow metadata.continue for more (ListAll does).
   virtual Result<Json> List(const ResourceRef& r, const std::string& ns,
                             const ListOptions& opts) = 0;
-  virtual Result<Json> Create(const ResourceRef& r, const std::string& ns, const Json& obj) = 0;
+  // dry_run: ?dryRun=All, admission and validation run and the server answers with the object it
+  // would store, but nothing is stored.
+  virtual Result<Json> Create(const ResourceRef& r, const std::string& ns, const Json& obj,
+                              bool dry_run = false) = 0;
   // PUT; obj carries metadata.resourceVersion as the precondition (409 -> kAborted).
   virtual Result<Json> Update(const ResourceRef& r, const std::string& ns, const Json& obj,
                               bool status_subresource = false) = 0;

@@ -11,6 +11,7 @@
 #include "operator/http_client.h"
 #include "operator/http_server.h"
 #include "operator/kube_backend.h"
+#include "operator/missing_agent.h"
 
 namespace modelswap::op {
 namespace {
@@ -37,6 +38,12 @@ bool WaitUntil(const std::atomic<bool>& stop, const std::function<bool()>& cond)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+// The operator's own namespace (its Secret, Service, probe pods).
+std::string OwnNamespace(const ClusterConfig& cfg) {
+  if (const char* ns = std::getenv("POD_NAMESPACE"); ns != nullptr && *ns != '\0') return ns;
+  return cfg.default_namespace.empty() ? "default" : cfg.default_namespace;
 }
 
 }  // namespace
@@ -74,6 +81,25 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
         .Set(static_cast<double>(counters->watches.load(std::memory_order_relaxed)));
   });
 
+  MissingAgentCheck missing_agent(
+      client->get(), DefaultEnv(),
+      MissingAgentOptions{.ns = o.ns,
+                          .instance = o.election.identity,
+                          .min_watch_timeout_seconds = o.watch_timeout_seconds});
+  missing_agent.RegisterMetrics(&metrics);
+
+  // Before leader election: every replica serves admissions. Declared before the health server
+  // so it outlives the /readyz and /metrics handlers that read it.
+  std::unique_ptr<WebhookRuntime> webhook;
+  if (!o.webhook.addr.empty()) {
+    if (o.webhook.ns.empty()) o.webhook.ns = OwnNamespace(*cfg);
+    webhook = std::make_unique<WebhookRuntime>(client->get(), DefaultEnv(), &metrics, o.webhook);
+    if (auto st = webhook->Start(); !st) {
+      spdlog::error("webhook: {}", st.error().ToString());
+      return 2;
+    }
+  }
+
   std::atomic<bool> leading{!o.leader_elect};  // release/acquire: read by health handlers
   std::atomic<bool> started{false};
   HttpServer health(o.metrics_addr);
@@ -81,7 +107,11 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
     return HttpReply{200, "text/plain", "ok\n"};
   });
   health.Route("/readyz", [&](const std::string&, const std::string&) {
-    // A standby is ready (it will serve the webhook); a leader once its caches are synced.
+    // Every replica serves the webhook: not ready until it has a certificate. A standby is
+    // then ready; a leader once its caches are synced.
+    if (webhook && !webhook->Ready()) {
+      return HttpReply{503, "text/plain", "webhook certificate not loaded\n"};
+    }
     bool ready = !leading.load(std::memory_order_acquire) ||
                  (started.load(std::memory_order_acquire) && backend.HasSynced());
     return ready ? HttpReply{200, "text/plain", "ok\n"}
@@ -94,6 +124,7 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
     spdlog::error("health server: {}", st.error().ToString());
     return 2;
   }
+  spdlog::info("health listening addr={} port={}", o.metrics_addr, health.port());
 
   std::unique_ptr<LeaderElector> elector;
   if (o.leader_elect) {
@@ -109,6 +140,7 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
     leading.store(true, std::memory_order_release);
   }
   backend.Start(&controller);
+  missing_agent.Start();
   started.store(true, std::memory_order_release);
   if (WaitUntil(stop, [&] { return backend.HasSynced(); })) {
     spdlog::info("caches synced modelversions={}", backend.modelversions().size());
@@ -123,9 +155,11 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
     WaitUntil(stop, [] { return false; });
   }
   controller.Stop();
+  missing_agent.Stop();
   backend.Stop();
   if (elector) elector->Release();
   health.Stop();
+  if (webhook) webhook->Stop();
   return 0;
 }
 

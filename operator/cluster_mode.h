@@ -1,11 +1,14 @@
 // Cluster mode: the operator against a Kubernetes API server (in a pod or with a kubeconfig).
 //
-// Order of start: API client -> health/metrics server (every replica serves it, leader or not)
+// Order of start: API client -> injection webhook (when enabled: every replica serves it, leader
+// or not; its certificate loads in the background) -> health/metrics server (every replica)
 // -> leader election (if enabled; a standby waits here) -> informers -> wait for their first
 // full lists (readiness) -> workers. Losing the lease ends the process at once (exit code 1),
 // like controller-runtime: a replica that may no longer be leader must not write anything.
 // SIGTERM stops workers and informers and releases the lease so a standby takes over without
-// waiting for it to expire.
+// waiting for it to expire. /readyz: a standby is ready once the webhook has a certificate (or at
+// once without a webhook); the leader additionally once its caches have synced.
+// The leader also runs the missing-agent check (missing_agent.h).
 #pragma once
 
 #include <atomic>
@@ -13,6 +16,7 @@
 #include <string>
 
 #include "operator/leaderelection.h"
+#include "operator/webhook_runtime.h"
 
 namespace modelswap::op {
 
@@ -27,6 +31,9 @@ struct ClusterOptions {
   int workers = 2;
   int watch_timeout_seconds = 300;
   std::chrono::milliseconds probe_interval{10'000};
+  // webhook.addr "" = no webhook. webhook.ns "" = $POD_NAMESPACE, else the kubeconfig's
+  // namespace, else "default".
+  WebhookRuntimeOptions webhook;
 };
 
 // Returns the process exit code.

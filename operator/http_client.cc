@@ -158,8 +158,9 @@ Result<Json> HttpKubeClient::List(const ResourceRef& r, const std::string& ns,
   return Do("GET", r.Path(ns) + ListQuery(opts), nullptr, "");
 }
 
-Result<Json> HttpKubeClient::Create(const ResourceRef& r, const std::string& ns, const Json& obj) {
-  return Do("POST", r.Path(ns), &obj, "application/json");
+Result<Json> HttpKubeClient::Create(const ResourceRef& r, const std::string& ns, const Json& obj,
+                                    bool dry_run) {
+  return Do("POST", r.Path(ns) + (dry_run ? "?dryRun=All" : ""), &obj, "application/json");
 }
 
 Result<Json> HttpKubeClient::Update(const ResourceRef& r, const std::string& ns, const Json& obj,

@@ -48,7 +48,8 @@ class HttpKubeClient final : public KubeClient {
 
   Result<Json> Get(const ResourceRef& r, const std::string& ns, const std::string& name) override;
   Result<Json> List(const ResourceRef& r, const std::string& ns, const ListOptions& opts) override;
-  Result<Json> Create(const ResourceRef& r, const std::string& ns, const Json& obj) override;
+  Result<Json> Create(const ResourceRef& r, const std::string& ns, const Json& obj,
+                      bool dry_run = false) override;
   Result<Json> Update(const ResourceRef& r, const std::string& ns, const Json& obj,
                       bool status_subresource = false) override;
   Result<Json> Patch(const ResourceRef& r, const std::string& ns, const std::string& name,

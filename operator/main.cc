@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "operator/cluster_mode.h"
 #include "operator/standalone.h"
+#include "operator/webhook_config.h"
 
 namespace {
 
@@ -22,6 +23,49 @@ std::string DefaultIdentity() {
   return std::string(host) + "_" + std::to_string(rd() % 100000);
 }
 
+// The sidecar-injection webhook's flags (the Helm chart's deployment.yaml passes them).
+void AddWebhookFlags(CLI::App& app, modelswap::op::WebhookRuntimeOptions& w,
+                     std::string& poll_interval) {
+  modelswap::op::InjectionConfig& inj = w.injection;
+  app.add_option("--webhook-addr", w.addr,
+                 "HTTPS address of the injection webhook, e.g. :9443 (default: no webhook)");
+  app.add_option("--webhook-service", w.service,
+                 "the webhook's Service in the operator's namespace (certificate DNS names)")
+      ->capture_default_str();
+  app.add_option(
+      "--webhook-config-name", w.config_name,
+      "MutatingWebhookConfiguration whose caBundle the operator patches (default: none)");
+  app.add_option("--webhook-secret", w.secret_name,
+                 "Secret (operator's namespace) holding the generated CA and serving certificate");
+  app.add_option("--webhook-cert-dir", w.cert_dir,
+                 "directory with a mounted tls.crt, tls.key and optional ca.crt (used instead of "
+                 "generating one)");
+  app.add_option("--agent-image", inj.agent_image, "image of the injected agent")
+      ->capture_default_str();
+  app.add_option("--agent-image-pull-policy", inj.image_pull_policy,
+                 "imagePullPolicy of the injected agent")
+      ->capture_default_str();
+  app.add_option("--models-claim", inj.claim_name,
+                 "model PersistentVolumeClaim mounted read-only into injected pods")
+      ->capture_default_str();
+  app.add_option("--models-root", inj.model_root,
+                 "mount point of the model volume (MODELSWAP_ROOT)")
+      ->capture_default_str();
+  app.add_option("--shm-dir", inj.shm_dir, "mount point of the memory emptyDir (MODELSWAP_SHM_DIR)")
+      ->capture_default_str();
+  app.add_option("--shm-size", inj.shm_size, "sizeLimit of the memory emptyDir (\"\" = none)")
+      ->capture_default_str();
+  app.add_option("--poll-interval", poll_interval,
+                 "the agent's manifest poll interval: 500ms, 2s, 1m or bare milliseconds")
+      ->capture_default_str();
+  app.add_option("--agent-cpu", inj.cpu_request, "CPU request of the agent")->capture_default_str();
+  app.add_option("--agent-memory", inj.memory_request, "memory request of the agent")
+      ->capture_default_str();
+  app.add_option("--agent-cpu-limit", inj.cpu_limit, "CPU limit of the agent (default: none)");
+  app.add_option("--agent-memory-limit", inj.memory_limit,
+                 "memory limit of the agent (default: none; see values.yaml before setting one)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -29,6 +73,7 @@ int main(int argc, char** argv) {
   modelswap::op::StandaloneOptions standalone;
   std::string log_level;
   double lease_s = 15, renew_s = 10, retry_s = 2, probe_s = 10;
+  std::string poll_interval = "1s";
   CLI::App app{"modelswap-operator: rolls ModelVersions out as writer Jobs (or local processes)"};
   app.add_option("--kubeconfig", cluster.kubeconfig,
                  "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
@@ -65,6 +110,7 @@ int main(int argc, char** argv) {
                  "standalone: modelswap-sidecar binary (default: next to this binary, else PATH)");
   app.add_option("--agent-url", standalone.agent_url,
                  "standalone: agent to ask which version is loaded");
+  AddWebhookFlags(app, cluster.webhook, poll_interval);
   CLI11_PARSE(app, argc, argv);
   if (!modelswap::SetupLogging(log_level)) {
     std::cerr << "unknown --log-level " << log_level << "\n";
@@ -77,6 +123,18 @@ int main(int argc, char** argv) {
   cluster.probe_interval = ms(probe_s);
   standalone.probe_interval = ms(probe_s);
   if (cluster.election.identity.empty()) cluster.election.identity = DefaultIdentity();
+  if (auto poll = modelswap::op::ParseDurationMs(poll_interval); !poll) {
+    std::cerr << "--poll-interval: " << poll.error().message() << "\n";
+    return 2;
+  } else {
+    cluster.webhook.injection.poll_interval_ms = *poll;
+  }
+  if (!cluster.webhook.addr.empty()) {
+    if (auto st = modelswap::op::ValidateConfig(cluster.webhook.injection); !st) {
+      std::cerr << "webhook injection flags: " << st.error().message() << "\n";
+      return 2;
+    }
+  }
 
   // Signals are taken by one thread with sigwait, so no handler runs inside library code.
   sigset_t set;

@@ -33,6 +33,11 @@ prometheus::Gauge& OperatorMetrics::Gauge(const std::string& name, const std::st
   return prometheus::BuildGauge().Name(name).Help(help).Register(*registry_).Add(labels);
 }
 
+prometheus::Counter& OperatorMetrics::Counter(const std::string& name, const std::string& help,
+                                              const std::map<std::string, std::string>& labels) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(*registry_).Add(labels);
+}
+
 void OperatorMetrics::AddSampler(std::function<void(OperatorMetrics&)> sampler) {
   std::lock_guard lock(mu_);
   samplers_.push_back(std::move(sampler));

@@ -28,6 +28,8 @@ class OperatorMetrics {
   void ReconcileDone(bool ok, double seconds);
   prometheus::Gauge& Gauge(const std::string& name, const std::string& help,
                            const std::map<std::string, std::string>& labels = {});
+  prometheus::Counter& Counter(const std::string& name, const std::string& help,
+                               const std::map<std::string, std::string>& labels = {});
   // Runs before every Render (sets gauges from live objects).
   void AddSampler(std::function<void(OperatorMetrics&)> sampler);
   std::string Render();

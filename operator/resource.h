@@ -34,6 +34,12 @@ inline const ResourceRef kJobs{"batch", "v1", "jobs", "Job"};
 inline const ResourceRef kPods{"", "v1", "pods", "Pod"};
 inline const ResourceRef kEvents{"", "v1", "events", "Event"};
 inline const ResourceRef kLeases{"coordination.k8s.io", "v1", "leases", "Lease"};
+// The webhook's certificate Secret (in the operator's namespace) and its own
+// MutatingWebhookConfiguration (cluster-scoped: ns "").
+inline const ResourceRef kSecrets{"", "v1", "secrets", "Secret"};
+inline const ResourceRef kMutatingWebhookConfigurations{"admissionregistration.k8s.io", "v1",
+                                                        "mutatingwebhookconfigurations",
+                                                        "MutatingWebhookConfiguration"};
 
 // Labels and names shared by the operator, the webhook and the chart.
 inline constexpr const char* kFinalizer = "modelswap.io/finalizer";
@@ -44,6 +50,9 @@ inline constexpr const char* kLabelTask = "modelswap.io/task";
 inline constexpr const char* kLabelManagedBy = "app.kubernetes.io/managed-by";
 inline constexpr const char* kManagedBy = "modelswap-operator";
 inline constexpr const char* kLabelInjected = "modelswap.io/injected";
+// The opt-in label the chart's webhook objectSelector routes on (values.yaml
+// webhook.objectSelector): pods that asked for injection, injected or not.
+inline constexpr const char* kLabelInjectOptIn = "modelswap.io/inject";
 inline constexpr const char* kAnnotationModels = "modelswap.io/models";
 inline constexpr const char* kAnnotationGeneration = "modelswap.io/generation";
 

@@ -11,8 +11,13 @@ namespace modelswap::fake {
 namespace {
 
 const std::vector<ResourceRef>& KnownResources() {
-  static const std::vector<ResourceRef> all = {op::kModelVersions, op::kJobs, op::kPods,
-                                               op::kEvents, op::kLeases};
+  static const std::vector<ResourceRef> all = {op::kModelVersions,
+                                               op::kJobs,
+                                               op::kPods,
+                                               op::kEvents,
+                                               op::kLeases,
+                                               op::kSecrets,
+                                               op::kMutatingWebhookConfigurations};
   return all;
 }
 
@@ -137,7 +142,7 @@ std::pair<int, Json> FakeApiServer::CommitLocked(const Route& r, const Json* old
   return {old_obj == nullptr ? 201 : 200, next};
 }
 
-std::pair<int, Json> FakeApiServer::DoCreate(const Route& route, Json obj) {
+std::pair<int, Json> FakeApiServer::DoCreate(const Route& route, Json obj, bool dry_run) {
   std::lock_guard lock(mu_);
   Route r = route;
   if (!obj.contains("metadata")) obj["metadata"] = Json::object();
@@ -175,6 +180,14 @@ std::pair<int, Json> FakeApiServer::DoCreate(const Route& route, Json obj) {
     obj["spec"]["parallelism"] = 1;
     obj["status"] = Json::object();
   }
+  if (r.ref.plural == "pods" && !native_sidecars_ && obj["spec"].contains("initContainers")) {
+    // A 1.28 server with the SidecarContainers gate off drops the field silently
+    // (k8s-fixtures/native-sidecar-*.http).
+    for (auto& c : obj["spec"]["initContainers"])
+      c.erase("restartPolicy");
+  }
+  // ?dryRun=All: the answer is what would be stored, and nothing is.
+  if (dry_run) return {201, obj};
   return CommitLocked(r, nullptr, std::move(obj), false);
 }
 
@@ -366,7 +379,8 @@ void FakeApiServer::Handle(const HttpRequest& req, HttpConn& conn) {
                                             Qualified(r.ref) + " \"" + r.name + "\" not found", r)}
             : std::pair<int, Json>{200, it->second};
   } else if (verb == "POST") {
-    res = DoCreate(r, body);
+    auto dry = req.query.find("dryRun");
+    res = DoCreate(r, body, dry != req.query.end() && dry->second == "All");
     if (res.first == 201 && r.ref.plural == "jobs") {
       std::function<void(const Json&)> hook;
       {
@@ -389,7 +403,7 @@ void FakeApiServer::Handle(const HttpRequest& req, HttpConn& conn) {
 }
 
 Json FakeApiServer::Create(const ResourceRef& r, const std::string& ns, Json obj) {
-  return DoCreate(Route{r, ns, "", "", true}, std::move(obj)).second;
+  return DoCreate(Route{r, ns, "", "", true}, std::move(obj), false).second;
 }
 
 std::optional<Json> FakeApiServer::Get(const ResourceRef& r, const std::string& ns,
@@ -433,6 +447,11 @@ int FakeApiServer::CountRequests(const std::string& verb, const std::string& plu
     if (k.rfind(verb + " ", 0) == 0 && (plural.empty() || k == verb + " " + plural)) n += v;
   }
   return n;
+}
+
+void FakeApiServer::SetNativeSidecars(bool supported) {
+  std::lock_guard lock(mu_);
+  native_sidecars_ = supported;
 }
 
 int FakeApiServer::open_watches() const {

@@ -9,11 +9,12 @@
 // carries one); the status subresource (status sent to the main endpoint is silently ignored,
 // and a write that changes nothing is no write); generation bumps on spec changes only; DELETE
 // without finalizers returns a Status, with finalizers it sets deletionTimestamp; label
-// selectors (equality); generateName; JSON merge patch and JSON patch (test/add/remove/replace).
-// Jobs get the server-side defaults the job controller relies on (template labels job-name,
-// controller-uid). There is no job controller: tests finish Jobs with CompleteJob/FailJob,
-// which write what the real one writes (Complete condition without a reason; Failed with
-// BackoffLimitExceeded/DeadlineExceeded) plus a pod with the termination message.
+// selectors (equality); generateName; dryRun=All creates (answered, not stored); Secrets and
+// cluster-scoped MutatingWebhookConfigurations as plain objects; JSON merge patch and JSON patch
+// (test/add/remove/replace). Jobs get the server-side defaults the job controller relies on
+// (template labels job-name, controller-uid). There is no job controller: tests finish Jobs with
+// CompleteJob/FailJob, which write what the real one writes (Complete condition without a reason;
+// Failed with BackoffLimitExceeded/DeadlineExceeded) plus a pod with the termination message.
 //
 // Fault injection: DropWatches (cut streams mid-flight), Compact (old RVs expire), Restart
 // (listener and connections gone, RVs jump, watch history lost), FailStatusUpdates (409s),
@@ -74,6 +75,9 @@ class FakeApiServer {
   void FailStatusUpdates(int n);  // the next n status writes answer 409
   void HangWatches(bool hang);    // new watches send headers, then nothing
   void SetBookmarkInterval(std::chrono::milliseconds d);
+  // false: pods lose initContainers[].restartPolicy like a server with the SidecarContainers
+  // gate off (default true).
+  void SetNativeSidecars(bool supported);
 
   // Requests served, by "VERB plural" (VERB: GET LIST WATCH POST PUT PATCH DELETE).
   std::map<std::string, int> RequestCounts() const;
@@ -100,7 +104,7 @@ class FakeApiServer {
   Route ParsePath(const std::string& path) const;
   void Watch(const HttpRequest& req, const Route& r, HttpConn& conn);
   // The write path shared by HTTP and direct calls; returns (code, body).
-  std::pair<int, Json> DoCreate(const Route& r, Json obj);
+  std::pair<int, Json> DoCreate(const Route& r, Json obj, bool dry_run);
   std::pair<int, Json> DoUpdate(const Route& r, Json obj, bool status, bool check_rv);
   std::pair<int, Json> DoPatch(const Route& r, const std::string& content_type, const Json& patch);
   std::pair<int, Json> DoDelete(const Route& r);
@@ -125,6 +129,7 @@ class FakeApiServer {
   std::set<int> watch_fds_;
   int fail_status_updates_ = 0;
   bool hang_watches_ = false;
+  bool native_sidecars_ = true;
   std::chrono::milliseconds bookmark_interval_{1000};
   std::function<void(const Json&)> job_hook_;
 };

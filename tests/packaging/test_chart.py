@@ -4,8 +4,9 @@
 - the chart's CRD template is crds/modelversion.yaml (plus only the keep annotation);
 - every leaf of values.yaml is used by some template;
 - the chart's RBAC grants every (group, resource, verb) operator/ calls, and nothing else beyond
-  a short list of documented extras (webhook, finalizers);
-- the MutatingWebhookConfiguration and Deployment keep the properties issue 5 asks for.
+  a short list of documented extras (finalizers); namespaced calls are checked against the Role;
+- the MutatingWebhookConfiguration and Deployment keep the properties issue 5 asks for, and every
+  flag the Deployment passes is declared by operator/main.cc.
 """
 import glob
 import os
@@ -96,7 +97,7 @@ class ValuesUsed(unittest.TestCase):
 def resource_refs():
     """kX -> (group, plural) from operator/resource.h."""
     refs = {}
-    for m in re.finditer(r'inline const ResourceRef (k\w+)\{"([^"]*)",\s*"[^"]*",\s*"([^"]*)"',
+    for m in re.finditer(r'inline const ResourceRef (k\w+)\{\s*"([^"]*)",\s*"[^"]*",\s*"([^"]*)"',
                          repo.read("operator", "resource.h")):
         refs[m.group(1)] = (m.group(2), m.group(3))
     return refs
@@ -139,14 +140,18 @@ def rbac_rules():
 EXTRA_GRANTS = {
     # Jobs carry blockOwnerDeletion ownerReferences to their ModelVersion (operator/job.cc).
     ("ClusterRole", "modelswap.io", "modelversions/finalizers", "update"),
-    # The webhook's CertManager (operator/certs.h CertApi) patches its own caBundle...
-    ("ClusterRole", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
-    ("ClusterRole", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
-    # ...and keeps the certificate in its Secret.
-    ("Role", "", "secrets", "get"),
-    ("Role", "", "secrets", "patch"),
-    # Native-sidecar detection dry-run creates a probe pod (operator/sidecar_support.h).
-    ("Role", "", "pods", "create"),
+}
+
+# Calls granted by the namespaced Role (the operator's own namespace), not the ClusterRole: the
+# leader-election Lease, the webhook's certificate Secret (operator/kube_cert_api.cc) and the
+# native-sidecar detection's dry-run pod creates (operator/webhook_runtime.cc).
+ROLE_CALLS = {
+    ("coordination.k8s.io", "leases", "get"),
+    ("coordination.k8s.io", "leases", "create"),
+    ("coordination.k8s.io", "leases", "update"),
+    ("", "secrets", "get"),
+    ("", "secrets", "patch"),
+    ("", "pods", "create"),
 }
 
 
@@ -165,12 +170,16 @@ class Rbac(unittest.TestCase):
 
     def test_scan_found_the_operator_calls(self):
         self.assertIn(("modelswap.io", "modelversions", "watch"), self.needed)
+        self.assertIn(("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
+                      self.needed)
+        self.assertIn(("", "secrets", "patch"), self.needed)
+        self.assertIn(("", "pods", "create"), self.needed)
         self.assertIn(("batch", "jobs", "create"), self.needed)
         self.assertIn(("coordination.k8s.io", "leases", "update"), self.needed)
 
     def test_every_call_is_granted(self):
         for group, res, verb in sorted(self.needed):
-            kind = "Role" if res == "leases" else "ClusterRole"
+            kind = "Role" if (group, res, verb) in ROLE_CALLS else "ClusterRole"
             with self.subTest(call=f"{verb} {group}/{res}"):
                 self.assertIn(verb, self.rules.get((kind, group, res), set()),
                               f"{kind} lacks {verb} on {group}/{res}")
@@ -218,6 +227,18 @@ class Manifests(unittest.TestCase):
         self.assertEqual(values["operator"]["replicas"], 2)
         (pdb,) = repo.load_all(repo.detemplate(templates()["pdb.yaml"]))
         self.assertEqual(pdb["kind"], "PodDisruptionBudget")
+
+    def test_every_flag_the_chart_passes_exists(self):
+        # Every --flag in the Deployment's args (inside or outside template conditions) is
+        # declared by operator/main.cc, so no chart setting crashes the operator at start.
+        text = templates()["deployment.yaml"]
+        flags = set(re.findall(r"^\s*- (--[a-z][a-z0-9-]*)", text, re.M))
+        self.assertIn("--webhook-addr", flags)
+        self.assertIn("--agent-memory-limit", flags)
+        main = repo.read("operator", "main.cc")
+        for flag in sorted(flags):
+            with self.subTest(flag=flag):
+                self.assertIn(f'"{flag}"', main, f"chart passes {flag}; operator/main.cc lacks it")
 
     def test_blobfuse_storage_class(self):
         text = templates()["storageclass.yaml"]

@@ -1,0 +1,168 @@
+// The webhook's wiring in the operator process; see webhook_runtime.h.
+#include "operator/webhook_runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include "operator/backoff.h"
+#include "operator/resource.h"
+
+namespace modelswap::op {
+namespace {
+
+const char* VerdictName(AdmissionVerdict v) {
+  switch (v) {
+    case AdmissionVerdict::kSkipped:
+      return "skipped";
+    case AdmissionVerdict::kUnchanged:
+      return "unchanged";
+    case AdmissionVerdict::kPatched:
+      return "patched";
+    case AdmissionVerdict::kDenied:
+      return "denied";
+    case AdmissionVerdict::kBadRequest:
+      return "bad_request";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+Status ValidateWebhookOptions(const WebhookRuntimeOptions& o) {
+  if (o.ns.empty()) {
+    return Fail(Code::kInvalidArgument,
+                "webhook: the operator's namespace is unknown (set POD_NAMESPACE)");
+  }
+  if (auto st = ValidateDnsSubdomain(o.service); !st || o.service.find('.') != std::string::npos) {
+    return Fail(Code::kInvalidArgument,
+                "--webhook-service \"" + o.service + "\" is not a Service name (DNS-1123 label)");
+  }
+  if (!o.config_name.empty()) {
+    if (auto st = ValidateDnsSubdomain(o.config_name); !st) {
+      return Fail(st.error().Context("--webhook-config-name"));
+    }
+  }
+  if (o.secret_name.empty() && o.cert_dir.empty()) {
+    return Fail(Code::kInvalidArgument,
+                "webhook: pass --webhook-secret (generated certificate kept in a Secret) or "
+                "--webhook-cert-dir (mounted certificate)");
+  }
+  if (!o.secret_name.empty()) {
+    if (auto st = ValidateDnsSubdomain(o.secret_name); !st) {
+      return Fail(st.error().Context("--webhook-secret"));
+    }
+  }
+  if (auto st = ValidateConfig(o.injection); !st) {
+    return Fail(st.error().Context("webhook injection settings"));
+  }
+  if (o.reload_interval.count() <= 0 || o.retry_initial.count() <= 0 ||
+      o.retry_max < o.retry_initial) {
+    return Fail(Code::kInvalidArgument, "webhook: reload/retry intervals must be positive");
+  }
+  return Ok();
+}
+
+WebhookRuntime::WebhookRuntime(KubeClient* client, Env* env, OperatorMetrics* metrics,
+                               WebhookRuntimeOptions o)
+    : client_(client), env_(env), metrics_(metrics), opts_(std::move(o)) {}
+
+WebhookRuntime::~WebhookRuntime() {
+  Stop();
+}
+
+Status WebhookRuntime::Start() {
+  MS_RETURN_IF_ERROR(ValidateWebhookOptions(opts_));
+  cert_api_ = std::make_unique<KubeCertApi>(client_, opts_.secret_name);
+  certs_ = std::make_unique<CertManager>(
+      cert_api_.get(), env_,
+      CertManagerOptions{.ns = opts_.ns,
+                         .secret_name = opts_.secret_name,
+                         .webhook_config_name = opts_.config_name,
+                         .dns_names = ServiceDnsNames(opts_.service, opts_.ns),
+                         .cert_dir = opts_.cert_dir});
+  KubeClient* client = client_;
+  detector_ = std::make_unique<SidecarSupportDetector>(
+      [client](const std::string& ns, const Json& pod) {
+        return client->Create(kPods, ns, pod, /*dry_run=*/true);
+      },
+      env_, SidecarSupportOptions{.ns = opts_.ns});
+  CertManager* certs = certs_.get();
+  SidecarSupportDetector* detector = detector_.get();
+  const InjectionConfig* cfg = &opts_.injection;
+  server_ = std::make_unique<WebhookServer>(WebhookServerOptions{
+      .addr = opts_.addr,
+      .certificate = [certs] { return certs->Current(); },
+      .review =
+          [cfg, detector](std::string_view body) {
+            return ReviewAdmission(body, *cfg, detector->Native());
+          },
+      .observe = [this](const AdmissionOutcome& out, std::chrono::nanoseconds) { Observe(out); }});
+  MS_RETURN_IF_ERROR(server_->Start());
+  if (metrics_ != nullptr) {
+    metrics_->AddSampler([certs, detector](OperatorMetrics& m) {
+      m.Gauge("modelswap_webhook_certificate_loaded", "1 once the webhook serves a certificate")
+          .Set(certs->Current() ? 1 : 0);
+      m.Gauge("modelswap_webhook_native_sidecars",
+              "1 when a dry run proved native sidecars work, else 0 (plain-container fallback)")
+          .Set(detector->Native() ? 1 : 0);
+    });
+  }
+  detector_->Start();
+  cert_thread_ = std::thread([this] { CertLoop(); });
+  return Ok();
+}
+
+void WebhookRuntime::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (cert_thread_.joinable()) cert_thread_.join();
+  if (detector_) detector_->Stop();
+  if (server_) server_->Stop();
+}
+
+bool WebhookRuntime::Ready() const {
+  return certs_ && certs_->Current() != nullptr;
+}
+
+bool WebhookRuntime::WaitFor(std::chrono::nanoseconds d) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, d, [this] { return stop_; });
+}
+
+void WebhookRuntime::CertLoop() {
+  // Start: retry until a certificate is loaded (the API server may be unreachable, the Secret
+  // not created yet, RBAC not bound yet). Then reload periodically; errors keep the old one.
+  Backoff backoff(opts_.retry_initial, opts_.retry_max);
+  for (;;) {
+    if (auto st = certs_->Start(); st)
+      break;
+    else {
+      auto wait = backoff.Next();
+      spdlog::warn("webhook certificate not loaded err=\"{}\" retry_in_ms={}", st.error().message(),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(wait).count());
+      if (!WaitFor(wait)) return;
+    }
+  }
+  spdlog::info("webhook ready: certificate loaded");
+  while (WaitFor(opts_.reload_interval)) {
+    auto changed = certs_->Reload();
+    if (!changed) {
+      spdlog::warn("webhook certificate reload failed, serving the current one err=\"{}\"",
+                   changed.error().message());
+    } else if (*changed) {
+      spdlog::info("webhook certificate rotated");
+    }
+  }
+}
+
+void WebhookRuntime::Observe(const AdmissionOutcome& out) {
+  if (metrics_ == nullptr) return;
+  metrics_
+      ->Counter("modelswap_webhook_admissions_total", "Admission reviews answered, by verdict",
+                {{"verdict", VerdictName(out.verdict)}})
+      .Increment();
+}
+
+}  // namespace modelswap::op

@@ -1,0 +1,262 @@
+// The injection webhook wired into cluster mode: a real modelswap-operator process against the
+// fake API server with --webhook-addr on loopback. It must fill the chart's empty Secret with a
+// certificate, patch the MutatingWebhookConfiguration's caBundle with its CA, detect native
+// sidecars by a dry-run pod create (nothing stored), answer a real HTTPS AdmissionReview with a
+// patch, report not ready until a certificate is loaded, and stop cleanly on SIGTERM.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cpprest/http_client.h>
+#include <regex>
+
+#include "operator/certs.h"
+#include "operator/resource.h"
+#include "operator/subprocess.h"
+#include "tests/operator/fake_apiserver.h"
+#include "tests/operator/test_util.h"
+#include "tests/webhook/tls_client.h"
+
+namespace modelswap::op {
+namespace {
+
+using modelswap::testing::WaitFor;
+
+constexpr const char* kNs = "modelswap-system";
+constexpr const char* kSecret = "modelswap-webhook-tls";
+constexpr const char* kConfig = "modelswap";
+constexpr const char* kServiceHost = "modelswap-webhook.modelswap-system.svc";
+
+std::pair<int, std::string> HttpGet(int port, const std::string& path) {
+  try {
+    web::http::client::http_client c("http://127.0.0.1:" + std::to_string(port));
+    auto r = c.request(web::http::methods::GET, path).get();
+    return {r.status_code(), r.extract_string(true).get()};
+  } catch (const std::exception&) {
+    return {0, ""};
+  }
+}
+
+class OperatorWebhook : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // The chart passes the pod's namespace this way; the child inherits it.
+    ::setenv("POD_NAMESPACE", kNs, 1);
+    kubeconfig_ = dir_.Write("kubeconfig",
+                             "apiVersion: v1\ncurrent-context: t\n"
+                             "contexts: [{name: t, context: {cluster: f, user: u}}]\n"
+                             "clusters: [{name: f, cluster: {server: \"" +
+                                 server_.url() +
+                                 "\"}}]\n"
+                                 "users: [{name: u, user: {token: test}}]\n");
+    // As the chart installs it: no caBundle (the operator owns it).
+    server_.Create(kMutatingWebhookConfigurations, "",
+                   {{"apiVersion", "admissionregistration.k8s.io/v1"},
+                    {"kind", "MutatingWebhookConfiguration"},
+                    {"metadata", {{"name", kConfig}}},
+                    {"webhooks",
+                     {{{"name", "inject.modelswap.io"},
+                       {"clientConfig",
+                        {{"service",
+                          {{"name", "modelswap-webhook"},
+                           {"namespace", kNs},
+                           {"path", "/mutate-pods"},
+                           {"port", 443}}}}}}}}});
+  }
+  void TearDown() override {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  void CreateEmptySecret() {
+    server_.Create(kSecrets, kNs,
+                   {{"apiVersion", "v1"},
+                    {"kind", "Secret"},
+                    {"metadata", {{"name", kSecret}, {"namespace", kNs}}},
+                    {"type", "Opaque"}});
+  }
+  std::vector<std::string> Args() {
+    return {MODELSWAP_OPERATOR_BIN,
+            "--kubeconfig",
+            kubeconfig_,
+            "--namespace",
+            "default",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "info",
+            "--webhook-addr",
+            "127.0.0.1:0",
+            "--webhook-service",
+            "modelswap-webhook",
+            "--webhook-config-name",
+            kConfig,
+            "--webhook-secret",
+            kSecret,
+            "--agent-image",
+            "example/sidecar:2",
+            "--poll-interval",
+            "500ms",
+            "--agent-memory-limit",
+            "1Gi"};
+  }
+  void Start() {
+    auto pid = SpawnProcess(Args(), dir_.path + "/op.out", dir_.path + "/op.err");
+    ASSERT_TRUE(pid.has_value()) << pid.error().ToString();
+    pid_ = *pid;
+    ASSERT_TRUE(WaitFor([&] {
+      std::string log = modelswap::testing::ReadFile(dir_.path + "/op.err");
+      std::smatch m;
+      if (std::regex_search(log, m,
+                            std::regex("webhook listening url=https://127\\.0\\.0\\.1:(\\d+)")))
+        webhook_port_ = std::stoi(m[1]);
+      if (std::regex_search(log, m, std::regex("health listening addr=\\S+ port=(\\d+)")))
+        health_port_ = std::stoi(m[1]);
+      return webhook_port_ > 0 && health_port_ > 0;
+    })) << modelswap::testing::ReadFile(dir_.path + "/op.err");
+  }
+  std::string SecretData(const char* key) {
+    auto s = server_.Get(kSecrets, kNs, kSecret);
+    if (!s || !s->contains("data") || !(*s)["data"].contains(key)) return "";
+    return (*s)["data"][key].get<std::string>();
+  }
+  std::string CaBundle() {
+    auto mwc = server_.Get(kMutatingWebhookConfigurations, "", kConfig);
+    return mwc ? Field<std::string>((*mwc)["webhooks"][0], {"clientConfig", "caBundle"}) : "";
+  }
+  std::string Log() { return modelswap::testing::ReadFile(dir_.path + "/op.err"); }
+  // POSTs the recorded AdmissionReview over TLS, verifying the server against the Secret's CA
+  // and the Service's DNS name like the API server does; returns the decoded JSONPatch.
+  Json Admit() {
+    auto ca = Base64Decode(SecretData(kSecretCaKey));
+    EXPECT_TRUE(ca.has_value());
+    op::testing::TlsClient tls;
+    auto connected = tls.Connect(webhook_port_, ca.value_or(""), kServiceHost);
+    EXPECT_TRUE(connected) << "handshake against the Secret's CA";
+    if (!connected) return Json::array();
+    std::string request = modelswap::testing::Fixture("admission-request-pod-create.json");
+    auto resp = tls.Request("POST", "/mutate-pods", request);
+    EXPECT_TRUE(resp.has_value());
+    if (!resp) return Json::array();
+    EXPECT_EQ(resp->status, 200) << resp->body;
+    Json review = Json::parse(resp->body, nullptr, false);
+    EXPECT_EQ(review["response"]["uid"], Json::parse(request)["request"]["uid"]);
+    EXPECT_EQ(review["response"]["allowed"], true);
+    EXPECT_EQ(review["response"]["patchType"], "JSONPatch");
+    auto text = Base64Decode(review["response"].value("patch", ""));
+    EXPECT_TRUE(text.has_value());
+    return text ? Json::parse(*text, nullptr, false) : Json::array();
+  }
+
+  fake::FakeApiServer server_;
+  modelswap::testing::TempDir dir_;
+  std::string kubeconfig_;
+  pid_t pid_ = -1;
+  int webhook_port_ = 0, health_port_ = 0;
+};
+
+TEST_F(OperatorWebhook, ServesAdmissionsWithTheCertificateItKeepsInTheSecret) {
+  CreateEmptySecret();
+  Start();
+  ASSERT_TRUE(WaitFor([&] { return !SecretData(kSecretCertKey).empty(); })) << Log();
+  ASSERT_TRUE(WaitFor([&] { return !CaBundle().empty(); })) << Log();
+  EXPECT_EQ(CaBundle(), SecretData(kSecretCaKey));
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
+  // The dry-run probe found native sidecars (the fake server keeps restartPolicy) and stored
+  // nothing.
+  ASSERT_TRUE(WaitFor([&] {
+    return HttpGet(health_port_, "/metrics").second.find("modelswap_webhook_native_sidecars 1") !=
+           std::string::npos;
+  })) << Log();
+  EXPECT_GE(server_.CountRequests("POST", "pods"), 1);
+  EXPECT_TRUE(server_.List(kPods, kNs).empty());
+
+  Json patch = Admit();
+  const Json* agent = nullptr;
+  for (const Json& op : patch) {
+    if (op["path"] == "/spec/initContainers") agent = &op["value"][0];
+  }
+  ASSERT_NE(agent, nullptr) << patch.dump(1);
+  EXPECT_EQ((*agent)["name"], "modelswap-agent");
+  EXPECT_EQ((*agent)["restartPolicy"], "Always");  // native sidecar, as detected
+  EXPECT_EQ((*agent)["image"], "example/sidecar:2");
+  EXPECT_EQ((*agent)["resources"]["limits"]["memory"], "1Gi");
+  EXPECT_NE(HttpGet(health_port_, "/metrics")
+                .second.find("modelswap_webhook_admissions_total{verdict=\"patched\"} 1"),
+            std::string::npos);
+
+  // SIGTERM: webhook, certificate thread and detector stop; exit 0.
+  ::kill(pid_, SIGTERM);
+  std::optional<int> code;
+  ASSERT_TRUE(WaitFor([&] { return (code = TryReap(pid_)).has_value(); })) << Log();
+  pid_ = -1;
+  EXPECT_EQ(*code, 0) << Log();
+}
+
+TEST_F(OperatorWebhook, FallsBackToAPlainContainerWhenTheDryRunDropsRestartPolicy) {
+  server_.SetNativeSidecars(false);  // like a 1.28 server with the SidecarContainers gate off
+  CreateEmptySecret();
+  Start();
+  ASSERT_TRUE(WaitFor([&] { return Log().find("sidecar support=") != std::string::npos; }));
+  EXPECT_NE(Log().find("sidecar support=not-supported"), std::string::npos) << Log();
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
+  Json patch = Admit();
+  bool init = false, first_container = false;
+  for (const Json& op : patch) {
+    init |= op["path"].get<std::string>().starts_with("/spec/initContainers");
+    first_container |= op["path"] == "/spec/containers/0" && op["value"]["name"] == "modelswap-agent";
+  }
+  EXPECT_FALSE(init) << patch.dump(1);
+  EXPECT_TRUE(first_container) << patch.dump(1);
+}
+
+TEST_F(OperatorWebhook, NotReadyUntilACertificateIsLoaded) {
+  Start();  // the Secret does not exist yet (RBAC or the chart not applied yet)
+  ASSERT_TRUE(
+      WaitFor([&] { return Log().find("webhook certificate not loaded") != std::string::npos; }));
+  auto [code, body] = HttpGet(health_port_, "/readyz");
+  EXPECT_EQ(code, 503);
+  EXPECT_NE(body.find("webhook certificate not loaded"), std::string::npos) << body;
+  CreateEmptySecret();  // retried with backoff: picked up without a restart
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
+  EXPECT_FALSE(SecretData(kSecretCertKey).empty());
+  EXPECT_FALSE(CaBundle().empty());
+}
+
+TEST(OperatorWebhookFlags, BadWebhookFlagsFailAtStartNamingTheFlag) {
+  struct Case {
+    std::vector<std::string> extra;
+    std::string message;
+  };
+  const Case cases[] = {
+      {{"--webhook-addr", "127.0.0.1:0"}, "--webhook-secret"},
+      {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--poll-interval", "soon"},
+       "--poll-interval"},
+      {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--agent-cpu", "lots"},
+       "webhook injection flags"},
+      {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--webhook-service", "a.b"},
+       "--webhook-service"},
+  };
+  fake::FakeApiServer server;
+  modelswap::testing::TempDir dir;
+  std::string kubeconfig =
+      dir.Write("kubeconfig",
+                "apiVersion: v1\ncurrent-context: t\n"
+                "contexts: [{name: t, context: {cluster: f, user: u, namespace: ops}}]\n"
+                "clusters: [{name: f, cluster: {server: \"" +
+                    server.url() + "\"}}]\nusers: [{name: u, user: {token: test}}]\n");
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = {MODELSWAP_OPERATOR_BIN, "--kubeconfig", kubeconfig,
+                                     "--metrics-addr", "127.0.0.1:0"};
+    argv.insert(argv.end(), c.extra.begin(), c.extra.end());
+    auto out = RunProcess(argv, {}, std::chrono::seconds(60));
+    ASSERT_TRUE(out.has_value());
+    EXPECT_EQ(out->exit_code, 2) << c.message;
+    EXPECT_NE(out->err.find(c.message), std::string::npos) << out->err;
+  }
+}
+
+}  // namespace
+}  // namespace modelswap::op

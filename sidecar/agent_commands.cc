@@ -17,7 +17,9 @@ namespace modelswap {
 namespace {
 
 struct AgentArgs {
-  std::string root, models, shm_dir, listen = "0.0.0.0:8471", stage_dir;
+  std::string root, models, shm_dir, listen = "0.0.0.0:8471", stage_dir, snapshot_dir;
+  int64_t snapshot_interval_ms = 1000;
+  int snapshot_keep = 3;
   int64_t poll_ms = 1000, grace_ms = 300000, heartbeat_ms = 1000, reader_timeout_ms = 5000;
   int64_t retry_ms = 1000;
   int stage_threads = 4, prefault_threads = 2;
@@ -68,6 +70,11 @@ int RunAgent(const AgentArgs& a) {
     o.model.load.stage_dir = std::filesystem::absolute(a.stage_dir).lexically_normal().string();
   }
   o.model.load.stage_threads = a.stage_threads;
+  if (!a.snapshot_dir.empty()) {
+    o.snapshot.snapshot_dir = std::filesystem::absolute(a.snapshot_dir).lexically_normal().string();
+    o.snapshot.interval_ms = a.snapshot_interval_ms;
+    o.snapshot.keep = a.snapshot_keep;
+  }
   o.model.load.prefault_threads = a.prefault_threads;
   sigset_t stop_signals = BlockStopSignals();
   auto agent = agent::Agent::Start(DefaultEnv(), o);
@@ -99,6 +106,14 @@ void AddAgent(CLI::App& app, CommandContext& ctx) {
   cmd->add_flag("--no-inotify", a->no_inotify,
                 "poll only (filesystems whose inotify events mislead, benchmarks)");
   cmd->add_option("--stage-dir", a->stage_dir, "copy versions to this local directory first");
+  cmd->add_option("--snapshot-dir", a->snapshot_dir,
+                  "persist app regions (<shm-dir>/regions) here and restore them at start "
+                  "(per-pod durable storage; empty: off)");
+  cmd->add_option("--snapshot-interval", a->snapshot_interval_ms,
+                  "snapshot pass interval, ms (default 1000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{86'400'000}));
+  cmd->add_option("--snapshot-keep", a->snapshot_keep, "snapshots kept per region (default 3)")
+      ->check(CLI::Range(1, 1000));
   cmd->add_option("--stage-threads", a->stage_threads, "parallel readers when staging (default 4)")
       ->check(CLI::Range(1, 64));
   cmd->add_option("--prefault-threads", a->prefault_threads, "prefault threads (default 2)")

@@ -1,6 +1,7 @@
 // Starting and stopping the per-model loops and the HTTP server.
 #include "sidecar/agent/agent.h"
 
+#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
 #include <set>
@@ -19,16 +20,45 @@ Result<std::unique_ptr<Agent>> Agent::Start(Env* env, const AgentOptions& option
     if (!m) return Fail(m.error().Context("model " + name));
     agent->models_.push_back(std::move(*m));
   }
+  if (!options.snapshot.snapshot_dir.empty()) {
+    snapshot::SnapshotHostOptions snap = options.snapshot;
+    snap.shm_dir = options.model.shm_dir;
+    MS_RETURN_IF_ERROR(agent->StartSnapshotHost(env, snap));
+  }
   if (!options.listen.empty()) {
     Agent* raw = agent.get();
-    MS_ASSIGN_OR_RETURN(agent->http_,
-                        HttpServer::Start(options.listen, [raw] { return raw->Status(); }));
+    HttpExtras extras;
+    if (agent->snapshots_) {
+      extras.regions = [raw] { return raw->snapshots_->StatsJson(); };
+      extras.metrics_text = [raw] {
+        return prometheus::TextSerializer().Serialize(raw->snapshot_metrics_->Collect());
+      };
+    }
+    MS_ASSIGN_OR_RETURN(agent->http_, HttpServer::Start(
+                                          options.listen, [raw] { return raw->Status(); }, extras));
   }
   for (auto& m : agent->models_)
     agent->threads_.emplace_back([p = m.get()] { p->Run(); });
   spdlog::info("agent started models={} root={} shm_dir={}", options.models.size(),
                options.model.root, options.model.shm_dir);
   return agent;
+}
+
+// Restore failures are logged and counted (regions' last_error, restore metrics) but do not stop
+// the agent: the models must still be served, and an app whose state could not be restored
+// starts from an empty region rather than never.
+modelswap::Status Agent::StartSnapshotHost(Env* env, const snapshot::SnapshotHostOptions& options) {
+  MS_RETURN_IF_ERROR(snapshot::SnapshotHost::ValidateOptions(options));
+  snapshots_ = std::make_unique<snapshot::SnapshotHost>(env, options);
+  if (auto restored = snapshots_->RestoreAll(); !restored) {
+    spdlog::error("snapshot restore failed err=\"{}\"", restored.error().ToString());
+  }
+  snapshot_metrics_ = std::make_unique<prometheus::Registry>();
+  snapshots_->RegisterMetrics(*snapshot_metrics_);
+  MS_RETURN_IF_ERROR(snapshots_->Start());
+  spdlog::info("snapshot host started dir={} interval_ms={} keep={}", options.snapshot_dir,
+               options.interval_ms, options.keep);
+  return Ok();
 }
 
 Agent::~Agent() {
@@ -42,6 +72,8 @@ void Agent::Stop() {
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }
+  // Last: its final pass flushes commits the apps made before they were stopped.
+  if (snapshots_) snapshots_->Stop();
 }
 
 std::vector<ModelStatus> Agent::Status() {

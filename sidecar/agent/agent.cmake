@@ -16,7 +16,8 @@ add_library(modelswap_agent STATIC
   ${CMAKE_CURRENT_LIST_DIR}/status_json.cc
   ${CMAKE_CURRENT_LIST_DIR}/http_server.cc
   ${CMAKE_CURRENT_LIST_DIR}/agent.cc)
-target_link_libraries(modelswap_agent PUBLIC modelswap_client modelswap_model modelswap_common
+target_link_libraries(modelswap_agent PUBLIC modelswap_client modelswap_model modelswap_snapshot
+  modelswap_common
   cpprestsdk::cpprest OpenSSL::SSL OpenSSL::Crypto prometheus-cpp::core nlohmann_json::nlohmann_json)
 
 target_sources(modelswap-sidecar PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/agent_commands.cc)

@@ -14,6 +14,7 @@ using http::experimental::listener::http_listener;
 struct HttpServer::Impl {
   std::unique_ptr<http_listener> listener;
   SnapshotFn snapshot;
+  HttpExtras extras;
 
   void Handle(http::http_request req) {
     try {
@@ -29,9 +30,13 @@ struct HttpServer::Impl {
         req.reply(ready ? http::status_codes::OK : http::status_codes::ServiceUnavailable,
                   ready ? "ready\n" : "not ready: a model has no active version\n");
       } else if (path == "/v1/status") {
-        req.reply(http::status_codes::OK, StatusJson(snapshot()).dump(), "application/json");
+        nlohmann::json status = StatusJson(snapshot());
+        if (extras.regions) status["regions"] = extras.regions();
+        req.reply(http::status_codes::OK, status.dump(), "application/json");
       } else if (path == "/metrics") {
-        req.reply(http::status_codes::OK, MetricsText(snapshot()), "text/plain; version=0.0.4");
+        std::string text = MetricsText(snapshot());
+        if (extras.metrics_text) text += extras.metrics_text();
+        req.reply(http::status_codes::OK, text, "text/plain; version=0.0.4");
       } else {
         req.reply(http::status_codes::NotFound, "not found\n");
       }
@@ -46,9 +51,10 @@ struct HttpServer::Impl {
 };
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
-                                                      SnapshotFn snapshot) {
+                                                      SnapshotFn snapshot, HttpExtras extras) {
   auto impl = std::make_unique<Impl>();
   impl->snapshot = std::move(snapshot);
+  impl->extras = std::move(extras);
   try {
     impl->listener = std::make_unique<http_listener>(web::uri("http://" + listen));
     Impl* raw = impl.get();

@@ -1,8 +1,8 @@
 // The agent's HTTP endpoints (cpprestsdk http_listener):
 //   GET /healthz    200 "ok" while the process serves (liveness)
 //   GET /readyz     200 when every configured model has an active version, else 503
-//   GET /v1/status  JSON (status_json.h)
-//   GET /metrics    Prometheus text
+//   GET /v1/status  JSON (status_json.h), plus "regions" from the snapshot host when enabled
+//   GET /metrics    Prometheus text, plus the snapshot host's metrics when enabled
 // Anything else: 404; other methods: 405. cpprestsdk throws on bind failures and inside
 // handlers; all of it is caught here and turned into an Error or a 500.
 //
@@ -15,17 +15,27 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/status.h"
 #include "sidecar/agent/model_agent.h"
 
 namespace modelswap::agent {
+
+// Parts of the agent besides the model loops that also report (the snapshot host). Each may be
+// empty; each must be thread-safe.
+struct HttpExtras {
+  std::function<nlohmann::json()> regions;    // /v1/status "regions"
+  std::function<std::string()> metrics_text;  // appended to /metrics
+};
 
 class HttpServer {
  public:
   using SnapshotFn = std::function<std::vector<ModelStatus>()>;
   // listen: "HOST:PORT". Fails with kUnavailable if the address cannot be bound.
   [[nodiscard]] static Result<std::unique_ptr<HttpServer>> Start(const std::string& listen,
-                                                                 SnapshotFn snapshot);
+                                                                 SnapshotFn snapshot,
+                                                                 HttpExtras extras = {});
   ~HttpServer();
 
  private:

@@ -25,6 +25,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/testing/temp_dir.h"
+
 extern char** environ;
 
 namespace modelswap::testing {
@@ -150,24 +152,5 @@ inline std::string ReadFile(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
-
-// A fresh directory under $TMPDIR (or /tmp), removed at destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base ? base : "/tmp") + "/modelswap-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 }  // namespace modelswap::testing

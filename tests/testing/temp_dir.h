@@ -1,20 +1,21 @@
 // A fresh directory under $TMPDIR (or /tmp) per test, removed with its contents afterwards.
 #pragma once
 
+#include <unistd.h>
+#include <cstdlib>
 #include <filesystem>
-#include <random>
 #include <string>
 
 namespace modelswap::testing {
 
 class TempDir {
  public:
+  // mkdtemp: created atomically with a unique name, mode 0700.
   TempDir() {
     const char* base = std::getenv("TMPDIR");
-    std::random_device rd;
-    path_ = std::filesystem::path(base ? base : "/tmp") /
-            ("modelswap-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
+    std::string tmpl = std::string(base ? base : "/tmp") + "/modelswap-test-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
+    path_ = tmpl;
   }
   ~TempDir() {
     std::error_code ec;
@@ -23,7 +24,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
-  const std::string path() const { return path_.string(); }
+  std::string path() const { return path_.string(); }
   std::string operator/(const std::string& name) const { return (path_ / name).string(); }
 
  private:

@@ -25,7 +25,7 @@ std::string DefaultIdentity() {
 
 // The sidecar-injection webhook's flags (the Helm chart's deployment.yaml passes them).
 void AddWebhookFlags(CLI::App& app, modelswap::op::WebhookRuntimeOptions& w,
-                     std::string& poll_interval) {
+                     std::string& poll_interval, double& cert_reload_s) {
   modelswap::op::InjectionConfig& inj = w.injection;
   app.add_option("--webhook-addr", w.addr,
                  "HTTPS address of the injection webhook, e.g. :9443 (default: no webhook)");
@@ -40,6 +40,11 @@ void AddWebhookFlags(CLI::App& app, modelswap::op::WebhookRuntimeOptions& w,
   app.add_option("--webhook-cert-dir", w.cert_dir,
                  "directory with a mounted tls.crt, tls.key and optional ca.crt (used instead of "
                  "generating one)");
+  app.add_option("--webhook-cert-reload", cert_reload_s,
+                 "seconds between re-reads of the certificate (a rotated Secret or mounted file is "
+                 "served from the next connection on)")
+      ->check(CLI::Range(0.05, 86400.0))
+      ->capture_default_str();
   app.add_option("--agent-image", inj.agent_image, "image of the injected agent")
       ->capture_default_str();
   app.add_option("--agent-image-pull-policy", inj.image_pull_policy,
@@ -74,6 +79,7 @@ int main(int argc, char** argv) {
   std::string log_level;
   double lease_s = 15, renew_s = 10, retry_s = 2, probe_s = 10;
   std::string poll_interval = "1s";
+  double cert_reload_s = 60;
   CLI::App app{"modelswap-operator: rolls ModelVersions out as writer Jobs (or local processes)"};
   app.add_option("--kubeconfig", cluster.kubeconfig,
                  "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
@@ -110,7 +116,7 @@ int main(int argc, char** argv) {
                  "standalone: modelswap-sidecar binary (default: next to this binary, else PATH)");
   app.add_option("--agent-url", standalone.agent_url,
                  "standalone: agent to ask which version is loaded");
-  AddWebhookFlags(app, cluster.webhook, poll_interval);
+  AddWebhookFlags(app, cluster.webhook, poll_interval, cert_reload_s);
   CLI11_PARSE(app, argc, argv);
   if (!modelswap::SetupLogging(log_level)) {
     std::cerr << "unknown --log-level " << log_level << "\n";
@@ -121,6 +127,7 @@ int main(int argc, char** argv) {
   cluster.election.renew_deadline = ms(renew_s);
   cluster.election.retry_period = ms(retry_s);
   cluster.probe_interval = ms(probe_s);
+  cluster.webhook.reload_interval = ms(cert_reload_s);
   standalone.probe_interval = ms(probe_s);
   if (cluster.election.identity.empty()) cluster.election.identity = DefaultIdentity();
   if (auto poll = modelswap::op::ParseDurationMs(poll_interval); !poll) {

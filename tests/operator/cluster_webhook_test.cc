@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include <cpprest/http_client.h>
+#include <ctime>
 #include <regex>
 
 #include "operator/certs.h"
@@ -77,33 +78,41 @@ class OperatorWebhook : public ::testing::Test {
                     {"metadata", {{"name", kSecret}, {"namespace", kNs}}},
                     {"type", "Opaque"}});
   }
-  std::vector<std::string> Args() {
-    return {MODELSWAP_OPERATOR_BIN,
-            "--kubeconfig",
-            kubeconfig_,
-            "--namespace",
-            "default",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--log-level",
-            "info",
-            "--webhook-addr",
-            "127.0.0.1:0",
-            "--webhook-service",
-            "modelswap-webhook",
-            "--webhook-config-name",
-            kConfig,
-            "--webhook-secret",
-            kSecret,
-            "--agent-image",
-            "example/sidecar:2",
-            "--poll-interval",
-            "500ms",
-            "--agent-memory-limit",
-            "1Gi"};
+  // The chart's flags; `extra` adds to them. Without cert_dir the certificate is kept in the
+  // Secret, else it is read from the mounted files.
+  std::vector<std::string> Args(const std::vector<std::string>& extra,
+                                const std::string& cert_dir) {
+    std::vector<std::string> a = {MODELSWAP_OPERATOR_BIN,
+                                  "--kubeconfig",
+                                  kubeconfig_,
+                                  "--namespace",
+                                  "default",
+                                  "--metrics-addr",
+                                  "127.0.0.1:0",
+                                  "--log-level",
+                                  "info",
+                                  "--webhook-addr",
+                                  "127.0.0.1:0",
+                                  "--webhook-service",
+                                  "modelswap-webhook",
+                                  "--webhook-config-name",
+                                  kConfig,
+                                  "--agent-image",
+                                  "example/sidecar:2",
+                                  "--poll-interval",
+                                  "500ms",
+                                  "--agent-memory-limit",
+                                  "1Gi"};
+    if (cert_dir.empty()) {
+      a.insert(a.end(), {"--webhook-secret", kSecret});
+    } else {
+      a.insert(a.end(), {"--webhook-cert-dir", cert_dir});
+    }
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
   }
-  void Start() {
-    auto pid = SpawnProcess(Args(), dir_.path + "/op.out", dir_.path + "/op.err");
+  void Start(const std::vector<std::string>& extra = {}, const std::string& cert_dir = "") {
+    auto pid = SpawnProcess(Args(extra, cert_dir), dir_.path + "/op.out", dir_.path + "/op.err");
     ASSERT_TRUE(pid.has_value()) << pid.error().ToString();
     pid_ = *pid;
     ASSERT_TRUE(WaitFor([&] {
@@ -206,7 +215,8 @@ TEST_F(OperatorWebhook, FallsBackToAPlainContainerWhenTheDryRunDropsRestartPolic
   bool init = false, first_container = false;
   for (const Json& op : patch) {
     init |= op["path"].get<std::string>().starts_with("/spec/initContainers");
-    first_container |= op["path"] == "/spec/containers/0" && op["value"]["name"] == "modelswap-agent";
+    first_container |=
+        op["path"] == "/spec/containers/0" && op["value"]["name"] == "modelswap-agent";
   }
   EXPECT_FALSE(init) << patch.dump(1);
   EXPECT_TRUE(first_container) << patch.dump(1);
@@ -222,7 +232,42 @@ TEST_F(OperatorWebhook, NotReadyUntilACertificateIsLoaded) {
   CreateEmptySecret();  // retried with backoff: picked up without a restart
   ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
   EXPECT_FALSE(SecretData(kSecretCertKey).empty());
-  EXPECT_FALSE(CaBundle().empty());
+  // The served bundle is swapped in before the caBundle patch goes out: wait for it.
+  EXPECT_TRUE(WaitFor([&] { return CaBundle() == SecretData(kSecretCaKey); })) << Log();
+}
+
+TEST_F(OperatorWebhook, RotatedSecretIsServedFromTheNextConnection) {
+  CreateEmptySecret();
+  Start({"--webhook-cert-reload", "0.2"});
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
+  auto fresh = GenerateCertBundle(ServiceDnsNames("modelswap-webhook", kNs), std::time(nullptr),
+                                  std::chrono::hours(24 * 365));
+  ASSERT_TRUE(fresh.has_value());
+  op::testing::TlsClient tls;
+  EXPECT_FALSE(tls.Connect(webhook_port_, fresh->ca_pem, kServiceHost))
+      << "the old certificate is not signed by the new CA";
+  // Rotated by someone else (another replica renewing, an admin): the Secret changes.
+  ASSERT_TRUE(server_.PatchSpec(kSecrets, kNs, kSecret, SecretPatch(*fresh, "")));
+  ASSERT_TRUE(WaitFor([&] {
+    op::testing::TlsClient c;
+    return c.Connect(webhook_port_, fresh->ca_pem, kServiceHost).has_value();
+  })) << Log();
+  ASSERT_TRUE(WaitFor([&] { return CaBundle() == Base64Encode(fresh->ca_pem); })) << Log();
+}
+
+TEST_F(OperatorWebhook, MountedCertificatesAreServedWithoutASecret) {
+  auto bundle = GenerateCertBundle(ServiceDnsNames("modelswap-webhook", kNs), std::time(nullptr),
+                                   std::chrono::hours(24 * 365));
+  ASSERT_TRUE(bundle.has_value());
+  dir_.Write("certs/tls.crt", bundle->cert_pem);
+  dir_.Write("certs/tls.key", bundle->key_pem);
+  dir_.Write("certs/ca.crt", bundle->ca_pem);
+  Start({}, dir_.path + "/certs");
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
+  op::testing::TlsClient tls;
+  EXPECT_TRUE(tls.Connect(webhook_port_, bundle->ca_pem, kServiceHost));
+  ASSERT_TRUE(WaitFor([&] { return CaBundle() == Base64Encode(bundle->ca_pem); })) << Log();
+  EXPECT_EQ(server_.CountRequests("GET", "secrets"), 0);
 }
 
 TEST(OperatorWebhookFlags, BadWebhookFlagsFailAtStartNamingTheFlag) {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "common/env.h"
+#include "common/posix_error.h"
 
 namespace modelswap {
 namespace {
@@ -26,34 +27,6 @@ constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
 #else
 constexpr int kMadvPopulateRead = 22;
 #endif
-
-Code CodeForErrno(int err) {
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return Code::kNotFound;
-    case EEXIST:
-    case ENOTEMPTY:
-      return Code::kAlreadyExists;
-    case EACCES:
-    case EPERM:
-    case EROFS:
-      return Code::kPermissionDenied;
-    case EOPNOTSUPP:
-    case ENOSYS:
-      return Code::kNotSupported;
-    case EINVAL:
-      return Code::kInvalidArgument;
-    default:
-      return Code::kIOError;
-  }
-}
-
-// The one place errno becomes an Error; the message names the call and the path.
-Error PosixError(std::string_view call, std::string_view path, int err) {
-  return Error(CodeForErrno(err),
-               std::string(call) + " " + std::string(path) + ": " + std::strerror(err));
-}
 
 class BoostMappedFile final : public MappedFile {
  public:
@@ -302,6 +275,35 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+namespace {
+Code CodeForErrno(int err) {
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return Code::kNotFound;
+    case EEXIST:
+    case ENOTEMPTY:
+      return Code::kAlreadyExists;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return Code::kPermissionDenied;
+    case EOPNOTSUPP:
+    case ENOSYS:
+      return Code::kNotSupported;
+    case EINVAL:
+      return Code::kInvalidArgument;
+    default:
+      return Code::kIOError;
+  }
+}
+}  // namespace
+
+Error PosixError(std::string_view call, std::string_view path, int err) {
+  return Error(CodeForErrno(err),
+               std::string(call) + " " + std::string(path) + ": " + std::strerror(err));
+}
 
 Env* DefaultEnv() {
   static PosixEnv env;

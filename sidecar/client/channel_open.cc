@@ -23,6 +23,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/posix_error.h"
+#include "common/shm_file.h"
 #include "sidecar/client/channel.h"
 
 namespace modelswap {
@@ -31,22 +33,7 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "channel files are little-endian");
 
 Error Errno(std::string_view call, std::string_view path) {
-  const int err = errno;
-  Code code = Code::kIOError;
-  if (err == ENOENT) code = Code::kNotFound;
-  if (err == EEXIST) code = Code::kAlreadyExists;
-  if (err == EACCES || err == EPERM || err == EROFS) code = Code::kPermissionDenied;
-  return Error(code, fmt::format("{} {}: {}", call, path, std::strerror(err)));
-}
-
-Status MakeDirs(const std::string& dir) {
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    const std::string prefix = dir.substr(0, pos);
-    // 0770: app containers and the agent may run as different users sharing the pod's fsGroup.
-    if (::mkdir(prefix.c_str(), 0770) != 0 && errno != EEXIST) return Fail(Errno("mkdir", prefix));
-  }
-  return Ok();
+  return ErrnoError(call, path);
 }
 
 Result<ChannelMapping> MapFd(int fd, size_t size, bool writable, std::string path) {
@@ -108,35 +95,27 @@ void FillHeader(ms_channel_header* h, const ChannelOptions& options) {
   // The writer_epoch and published_seq start at 0; Recover() makes the creator epoch 1.
 }
 
-// Builds a complete, flocked file with no name; returns its fd and, on the fallback path, the temp
-// name to link from. The caller links it in place.
-Result<int> CreateUnnamed(const std::string& dir, const std::string& name, std::string* temp) {
-  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0660);
-  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-    *temp = fmt::format("{}/.{}.chan.tmp-{}", dir, name, ::getpid());
-    ::unlink(temp->c_str());  // a leftover of a dead process with our pid
-    fd = ::open(temp->c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
-  }
-  if (fd < 0) return Fail(Errno("create", dir));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // a fresh inode: only fails on real errors
-    Error error = Errno("flock", dir);
-    ::close(fd);
+// A new unnamed file (shm_file.h), flocked as its writer before anyone can see it.
+Result<UnnamedFile> CreateLockedUnnamed(const std::string& dir, const std::string& path) {
+  MS_ASSIGN_OR_RETURN(UnnamedFile file, CreateUnnamedFile(dir, path));
+  if (::flock(file.fd, LOCK_EX | LOCK_NB) != 0) {  // a fresh inode: only fails on real errors
+    Error error = Errno("flock", path);
+    ::close(file.fd);
+    ForgetUnnamedFile(file);
     return Fail(error);
   }
-  return fd;
+  return file;
 }
 
 Result<ChannelMapping> CreateNew(const std::string& dir, std::string_view name,
                                  const std::string& path, const ChannelOptions& options) {
-  std::string temp;
-  MS_ASSIGN_OR_RETURN(const int fd, CreateUnnamed(dir, std::string(name), &temp));
+  MS_ASSIGN_OR_RETURN(const UnnamedFile unnamed, CreateLockedUnnamed(dir, path));
+  const int fd = unnamed.fd;
   // The fallback temp name goes away whatever happens below (O_TMPFILE needs no cleanup).
-  struct Unlink {
-    const std::string& temp;
-    ~Unlink() {
-      if (!temp.empty()) ::unlink(temp.c_str());
-    }
-  } unlink_temp{temp};
+  struct Forget {
+    const UnnamedFile& file;
+    ~Forget() { ForgetUnnamedFile(file); }
+  } forget{unnamed};
   const uint64_t size = ms_channel_file_bytes(options.slot_count, options.message_bytes);
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {  // tmpfs zero-fills: versions start at 0
     Error error = Errno("ftruncate", path);
@@ -146,14 +125,7 @@ Result<ChannelMapping> CreateNew(const std::string& dir, std::string_view name,
   MS_ASSIGN_OR_RETURN(ChannelMapping map, MapFd(fd, size, true, path));
   FillHeader(map.header(), options);
   // link() never replaces: if another creator won the race we get EEXIST and attach to theirs.
-  int rc = 0;
-  if (temp.empty()) {
-    const std::string proc = fmt::format("/proc/self/fd/{}", fd);
-    rc = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
-  } else {
-    rc = ::link(temp.c_str(), path.c_str());
-  }
-  if (rc != 0) return Fail(Errno("link", path));
+  MS_RETURN_IF_ERROR(LinkUnnamedFile(unnamed, path));
   return map;
 }
 
@@ -271,7 +243,7 @@ Result<ChannelWriter> ChannelWriter::Open(std::string_view shm_dir, std::string_
   MS_RETURN_IF_ERROR(CheckOptions(options));
   const std::string dir = fmt::format("{}/channels", shm_dir);
   const std::string path = ChannelPath(shm_dir, name);
-  MS_RETURN_IF_ERROR(MakeDirs(dir));
+  MS_RETURN_IF_ERROR(MakeShmDirs(dir));
   // Open, else create; a lost creation race (EEXIST) goes round once more to attach.
   for (int attempt = 0; attempt < 3; ++attempt) {
     Result<ChannelMapping> map =

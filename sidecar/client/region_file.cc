@@ -2,6 +2,9 @@
 // sidecar/snapshot/region_view.cc). See region_file.h for the creation and locking rules.
 #include "sidecar/client/region_file.h"
 
+#include "common/posix_error.h"
+#include "common/shm_file.h"
+
 #include <fcntl.h>
 #include <spdlog/fmt/fmt.h>
 #include <sys/file.h>
@@ -21,22 +24,7 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "region files are little-endian");
 
 Error Errno(std::string_view call, std::string_view path) {
-  const int err = errno;
-  Code code = Code::kIOError;
-  if (err == ENOENT) code = Code::kNotFound;
-  if (err == EEXIST) code = Code::kAlreadyExists;
-  if (err == EACCES || err == EPERM || err == EROFS) code = Code::kPermissionDenied;
-  return Error(code, fmt::format("{} {}: {}", call, path, std::strerror(err)));
-}
-
-Status MakeDirs(const std::string& dir) {
-  for (size_t pos = 1; pos <= dir.size(); ++pos) {
-    if (pos != dir.size() && dir[pos] != '/') continue;
-    const std::string prefix = dir.substr(0, pos);
-    // 0770: app containers and the agent may run as different users sharing the pod's fsGroup.
-    if (::mkdir(prefix.c_str(), 0770) != 0 && errno != EEXIST) return Fail(Errno("mkdir", prefix));
-  }
-  return Ok();
+  return ErrnoError(call, path);
 }
 
 Status TakeLock(int fd, RegionFile::Lock lock, const std::string& path) {
@@ -44,32 +32,6 @@ Status TakeLock(int fd, RegionFile::Lock lock, const std::string& path) {
   if (errno != EWOULDBLOCK) return Fail(Errno("flock", path));
   return Fail(Code::kFailedPrecondition,
               "region " + path + " is attached by another live app (flock held)");
-}
-
-// Builds an unnamed file in dir; on the fallback path *temp is the dot-name to link from.
-Result<int> CreateUnnamed(const std::string& dir, const std::string& path, std::string* temp) {
-  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0660);
-  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-    // Dot-named: never matched by a *.region listing.
-    const std::string_view base = std::string_view(path).substr(path.rfind('/') + 1);
-    *temp = fmt::format("{}/.{}.tmp-{}", dir, base, ::getpid());
-    ::unlink(temp->c_str());  // a leftover of a dead process with our pid
-    fd = ::open(temp->c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
-  }
-  if (fd < 0) return Fail(Errno("create", dir));
-  return fd;
-}
-
-Status LinkInPlace(int fd, const std::string& temp, const std::string& path) {
-  int rc = 0;
-  if (temp.empty()) {
-    const std::string proc = fmt::format("/proc/self/fd/{}", fd);
-    rc = ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
-  } else {
-    rc = ::link(temp.c_str(), path.c_str());  // link() never replaces an existing region
-  }
-  if (rc != 0) return Fail(Errno("link", path));
-  return Ok();
 }
 
 }  // namespace
@@ -206,9 +168,10 @@ Result<RegionFile> RegionFile::Create(const std::string& path, Lock lock,
                                       const std::function<Status(RegionFile&)>& fill) {
   MS_RETURN_IF_ERROR(ValidateRegionOptions(options));
   const std::string dir = path.substr(0, path.rfind('/'));
-  MS_RETURN_IF_ERROR(MakeDirs(dir));
-  std::string temp;
-  MS_ASSIGN_OR_RETURN(const int fd, CreateUnnamed(dir, path, &temp));
+  MS_RETURN_IF_ERROR(MakeShmDirs(dir));
+  MS_ASSIGN_OR_RETURN(const UnnamedFile unnamed, CreateUnnamedFile(dir, path));
+  const int fd = unnamed.fd;
+  const std::string& temp = unnamed.temp;
   auto fail = [fd, &temp](Error e) {
     ::close(fd);
     if (!temp.empty()) ::unlink(temp.c_str());
@@ -242,7 +205,7 @@ Result<RegionFile> RegionFile::Create(const std::string& path, Lock lock,
       return Fail(s.error());
     }
   }
-  Status linked = LinkInPlace(file.fd(), temp, path);
+  Status linked = LinkUnnamedFile(unnamed, path);
   cleanup();
   if (!linked) return Fail(linked.error());
   return file;

@@ -1,6 +1,10 @@
 // Creating or adopting a control block, the single-agent flock, record and heartbeat writes.
 #include "sidecar/agent/control_block_writer.h"
 
+#include <sys/stat.h>
+
+#include "common/posix_error.h"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -23,6 +27,10 @@ Status CreateFresh(Env* env, const ControlBlockOptions& o, const std::string& pa
     (void)env->Remove(tmp);
     return Fail(std::move(e));
   };
+  // App processes write their reader slots, and app containers often run as other users than
+  // the agent: the file must be writable by all. Only the pod's containers can see the shm dir
+  // (a per-pod emptyDir), so this opens it to nobody outside the pod.
+  if (::fchmod(fd, 0666) != 0) return fail(ErrnoError("fchmod", tmp));
   if (auto st = env->Truncate(fd, MS_CTL_FILE_BYTES); !st) return fail(st.error());
   void* addr = ::mmap(nullptr, MS_CTL_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (addr == MAP_FAILED)

@@ -1,6 +1,7 @@
 // The agent's smaller parts in-process: reclaim decisions, the watcher, the control block
 // writer (create, adopt, single-agent lock, replacing an invalid file), status JSON.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <fstream>
 
@@ -110,6 +111,17 @@ TEST(ControlBlockWriterTest, CreatesThenAdoptsAndPublishes) {
   EXPECT_EQ(rec->version, "v7");
   EXPECT_EQ(rec->path, "/x/v7.msf");
   EXPECT_EQ(rec->state, MS_CTL_STATE_ACTIVE);
+}
+
+// Apps in other containers often run as other users: they must be able to open the control
+// block read-write to claim a reader slot.
+TEST(ControlBlockWriterTest, ControlBlockIsWritableByAppsOfOtherUsers) {
+  TempDir dir;
+  auto w = ControlBlockWriter::OpenOrCreate(DefaultEnv(), ControlBlockOptions{dir / "shm", "m"});
+  ASSERT_TRUE(w.has_value()) << w.error().ToString();
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / "shm/m.ctl").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
 }
 
 TEST(ControlBlockWriterTest, ASecondAgentIsRefused) {

@@ -55,6 +55,21 @@ Status ValidateVersionName(std::string_view version) {
   return Ok();
 }
 
+Status ValidateShmObjectName(std::string_view kind, std::string_view name) {
+  auto ok = [](char c, bool first) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return !first && (c == '.' || c == '_' || c == '-');
+  };
+  bool valid = !name.empty() && name.size() <= 63;
+  for (size_t i = 0; valid && i < name.size(); ++i)
+    valid = ok(name[i], i == 0);
+  if (!valid) {
+    return Fail(Code::kInvalidArgument, std::string(kind) + " name " + Quote(name) +
+                                            " must match [A-Za-z0-9][A-Za-z0-9._-]{0,62}");
+  }
+  return Ok();
+}
+
 std::string ModelDir(std::string_view root, std::string_view model) {
   return JoinPath(root, model);
 }

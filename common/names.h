@@ -14,6 +14,9 @@ namespace modelswap {
 
 [[nodiscard]] Status ValidateModelName(std::string_view name);
 [[nodiscard]] Status ValidateVersionName(std::string_view version);
+// Names of channels and regions in the shm dir ("channel", "region" in `kind`):
+// [A-Za-z0-9][A-Za-z0-9._-]{0,62}, so "<shm-dir>/<kind>s/<name>.<kind>" stays inside its folder.
+[[nodiscard]] Status ValidateShmObjectName(std::string_view kind, std::string_view name);
 
 // The shared-volume layout of DESIGN.md. Callers validate names first.
 std::string ModelDir(std::string_view root, std::string_view model);

@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/names.h"
 #include "common/posix_error.h"
 #include "common/shm_file.h"
 #include "sidecar/client/channel.h"
@@ -164,19 +165,8 @@ ChannelMapping::~ChannelMapping() {
 }
 
 Status ValidateChannelName(std::string_view name) {
-  auto ok = [](char c, bool first) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return !first && (c == '.' || c == '_' || c == '-');
-  };
-  bool valid = !name.empty() && name.size() <= MS_CHANNEL_MAX_NAME_BYTES;
-  for (size_t i = 0; valid && i < name.size(); ++i)
-    valid = ok(name[i], i == 0);
-  if (!valid) {
-    return Fail(
-        Code::kInvalidArgument,
-        fmt::format("channel name \"{}\" must match [A-Za-z0-9][A-Za-z0-9._-]{{0,62}}", name));
-  }
-  return Ok();
+  static_assert(MS_CHANNEL_MAX_NAME_BYTES == 63, "names.cc checks 63 bytes");
+  return ValidateShmObjectName("channel", name);
 }
 
 std::string ChannelPath(std::string_view shm_dir, std::string_view name) {

@@ -2,6 +2,7 @@
 // sidecar/snapshot/region_view.cc). See region_file.h for the creation and locking rules.
 #include "sidecar/client/region_file.h"
 
+#include "common/names.h"
 #include "common/posix_error.h"
 #include "common/shm_file.h"
 
@@ -37,19 +38,8 @@ Status TakeLock(int fd, RegionFile::Lock lock, const std::string& path) {
 }  // namespace
 
 Status ValidateRegionName(std::string_view name) {
-  auto ok = [](char c, bool first) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return !first && (c == '.' || c == '_' || c == '-');
-  };
-  bool valid = !name.empty() && name.size() <= MS_REGION_MAX_NAME_BYTES;
-  for (size_t i = 0; valid && i < name.size(); ++i)
-    valid = ok(name[i], i == 0);
-  if (!valid) {
-    return Fail(
-        Code::kInvalidArgument,
-        fmt::format("region name \"{}\" must match [A-Za-z0-9][A-Za-z0-9._-]{{0,62}}", name));
-  }
-  return Ok();
+  static_assert(MS_REGION_MAX_NAME_BYTES == 63, "names.cc checks 63 bytes");
+  return ValidateShmObjectName("region", name);
 }
 
 Status ValidateRegionOptions(const RegionOptions& o) {

@@ -11,8 +11,8 @@
 // Exit code 0 if every lookup succeeded and no read was torn; 1 otherwise; 2 on usage errors.
 #include <CLI/CLI.hpp>
 #include <chrono>
-#include <cstdio>
 #include <csignal>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -75,11 +75,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<modelswap::client::ModelClient> client;
   while (!client && !g_stop) {  // the agent may still be starting: retry for up to 30 s
     auto attached = modelswap::client::ModelClient::Attach(model, options);
-    if (attached) client = std::move(*attached);
+    if (attached)
+      client = std::move(*attached);
     else if (Since(start) > 30) {
       std::fprintf(stderr, "sample-app: cannot attach: %s\n", attached.error().ToString().c_str());
       return 1;
-    } else std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } else
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 
   Stats s;
@@ -114,10 +116,13 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
-  nlohmann::json summary{{"model", model},           {"lookups", s.lookups},
-                         {"missing", s.missing},       {"torn", s.torn},
+  nlohmann::json summary{{"model", model},
+                         {"lookups", s.lookups},
+                         {"missing", s.missing},
+                         {"torn", s.torn},
                          {"acquire_errors", s.acquire_errors},
-                         {"versions_seen", s.versions_seen}, {"seconds", Since(start)}};
+                         {"versions_seen", s.versions_seen},
+                         {"seconds", Since(start)}};
   std::printf("%s\n", summary.dump().c_str());
   return s.missing == 0 && s.torn == 0 && s.lookups > 0 ? 0 : 1;
 }

@@ -8,13 +8,13 @@
 #include "sidecar/client/channel_layout.h"
 #include "sidecar/client/modelswap_channel.h"
 
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__,     \
-              __LINE__, #cond, ms_channel_last_error());                         \
-      exit(1);                                                                   \
-    }                                                                            \
+#define CHECK(cond)                                                                           \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
+              ms_channel_last_error());                                                       \
+      exit(1);                                                                                \
+    }                                                                                         \
   } while (0)
 
 int main(int argc, char** argv) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string_view>
 
 #include "common/posix_error.h"
@@ -49,6 +50,22 @@ Status LinkUnnamedFile(const UnnamedFile& file, const std::string& path) {
 
 void ForgetUnnamedFile(const UnnamedFile& file) {
   if (!file.temp.empty()) ::unlink(file.temp.c_str());
+}
+
+Status CheckShmMagicAndVersion(std::string_view kind, uint64_t magic, uint64_t want_magic,
+                               uint32_t version, uint32_t want_version) {
+  if (magic != want_magic) {
+    char hex[32];
+    std::snprintf(hex, sizeof hex, "%#018llx", static_cast<unsigned long long>(magic));
+    return Fail(Code::kCorruption, "bad magic " + std::string(hex) + ": not a modelswap " +
+                                       std::string(kind) + " file");
+  }
+  if (version != want_version) {
+    return Fail(Code::kFailedPrecondition, "layout version " + std::to_string(version) +
+                                               ", this library reads version " +
+                                               std::to_string(want_version));
+  }
+  return Ok();
 }
 
 }  // namespace modelswap

@@ -9,7 +9,9 @@
 // as different users that share the pod's fsGroup.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -31,5 +33,12 @@ struct UnnamedFile {
 [[nodiscard]] Status LinkUnnamedFile(const UnnamedFile& file, const std::string& path);
 // Removes the fallback temp name, if any (call on every path once linked or abandoned).
 void ForgetUnnamedFile(const UnnamedFile& file);
+
+// The first checks of every shm layout (control block, channel, region): the magic says what the
+// file is (kCorruption if not ours), the layout version whether this library can read it
+// (kFailedPrecondition: a newer agent or app wrote it). `kind` names the file in the message.
+[[nodiscard]] Status CheckShmMagicAndVersion(std::string_view kind, uint64_t magic,
+                                             uint64_t want_magic, uint32_t version,
+                                             uint32_t want_version);
 
 }  // namespace modelswap

@@ -180,15 +180,8 @@ std::string DefaultShmDir() {
 
 Status ValidateChannelHeader(const ms_channel_header& h, uint64_t file_size,
                              uint32_t expected_slots, uint32_t expected_message_bytes) {
-  if (h.magic != MS_CHANNEL_MAGIC) {
-    return Fail(Code::kCorruption,
-                fmt::format("bad magic {:#018x}: not a modelswap channel file", h.magic));
-  }
-  if (h.layout_version != MS_CHANNEL_LAYOUT_VERSION) {
-    return Fail(Code::kFailedPrecondition,
-                fmt::format("layout version {}, this library reads version {}", h.layout_version,
-                            MS_CHANNEL_LAYOUT_VERSION));
-  }
+  MS_RETURN_IF_ERROR(CheckShmMagicAndVersion("channel", h.magic, MS_CHANNEL_MAGIC, h.layout_version,
+                                             MS_CHANNEL_LAYOUT_VERSION));
   if (h.header_bytes != MS_CHANNEL_HEADER_BYTES ||
       h.slot_header_bytes != MS_CHANNEL_SLOT_HEADER_BYTES) {
     return Fail(

@@ -66,15 +66,8 @@ std::string RegionPath(std::string_view shm_dir, std::string_view name) {
 
 Status ValidateRegionHeader(const ms_region_header& h, uint64_t file_size,
                             const RegionOptions& expected) {
-  if (h.magic != MS_REGION_MAGIC) {
-    return Fail(Code::kCorruption,
-                fmt::format("bad magic {:#018x}: not a modelswap region file", h.magic));
-  }
-  if (h.layout_version != MS_REGION_LAYOUT_VERSION) {
-    return Fail(Code::kFailedPrecondition,
-                fmt::format("layout version {}, this library reads version {}", h.layout_version,
-                            MS_REGION_LAYOUT_VERSION));
-  }
+  MS_RETURN_IF_ERROR(CheckShmMagicAndVersion("region", h.magic, MS_REGION_MAGIC, h.layout_version,
+                                             MS_REGION_LAYOUT_VERSION));
   if (Status s = ValidateRegionOptions({h.region_bytes, h.block_bytes}); !s) {
     return Fail(Code::kCorruption, "header: " + s.error().message());
   }

@@ -108,18 +108,24 @@ void FakeApiServer::Watch(const HttpRequest& req, const Route& r, HttpConn& conn
   conn.EndStream();  // timeoutSeconds reached: a clean end, no ERROR event
 }
 
+namespace {
+// The pod the job controller would have created for a Job (kubelet's status is written after).
+Json JobPod(const std::string& ns, const std::string& job, const Json& j) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata",
+           {{"generateName", job + "-"},
+            {"namespace", ns},
+            {"labels", j["spec"]["template"]["metadata"]["labels"]}}},
+          {"spec", j["spec"]["template"]["spec"]}};
+}
+}  // namespace
+
 void FakeApiServer::CompleteJob(const std::string& ns, const std::string& job,
                                 const std::string& message) {
   auto j = Get(op::kJobs, ns, job);
   if (!j) return;
-  Json pod = {{"apiVersion", "v1"},
-              {"kind", "Pod"},
-              {"metadata",
-               {{"generateName", job + "-"},
-                {"namespace", ns},
-                {"labels", (*j)["spec"]["template"]["metadata"]["labels"]}}},
-              {"spec", (*j)["spec"]["template"]["spec"]}};
-  Json created = Create(op::kPods, ns, pod);
+  Json created = Create(op::kPods, ns, JobPod(ns, job, *j));
   Json status = {
       {"phase", "Succeeded"},
       {"containerStatuses",
@@ -148,14 +154,7 @@ void FakeApiServer::FailJob(const std::string& ns, const std::string& job,
                             const std::string& termination_message) {
   auto j = Get(op::kJobs, ns, job);
   if (!j) return;
-  Json pod = {{"apiVersion", "v1"},
-              {"kind", "Pod"},
-              {"metadata",
-               {{"generateName", job + "-"},
-                {"namespace", ns},
-                {"labels", (*j)["spec"]["template"]["metadata"]["labels"]}}},
-              {"spec", (*j)["spec"]["template"]["spec"]}};
-  Json created = Create(op::kPods, ns, pod);
+  Json created = Create(op::kPods, ns, JobPod(ns, job, *j));
   Json status = {
       {"phase", "Failed"},
       {"containerStatuses",

@@ -93,6 +93,10 @@ class Env {
   // Drops the file's clean pages from the page cache (posix_fadvise POSIX_FADV_DONTNEED). Pages
   // some process still maps stay; it is a hint, so success says nothing about what was dropped.
   virtual Status DropFileCache(const std::string& path) = 0;
+  // Tells the kernel fd will be read once, front to back (POSIX_FADV_SEQUENTIAL: a larger
+  // read-ahead window), so a cold read streams at the disk's speed. A hint: errors are only
+  // reported, never fatal to the read.
+  virtual Status AdviseSequential(int fd) = 0;
   // Bytes of `region` resident in memory (mincore). Never faults.
   virtual Result<uint64_t> ResidentBytes(std::span<const std::byte> region) = 0;
 
@@ -145,6 +149,7 @@ class EnvWrapper : public Env {
     return target_->AdviseWillNeed(r);
   }
   Status DropFileCache(const std::string& p) override { return target_->DropFileCache(p); }
+  Status AdviseSequential(int fd) override { return target_->AdviseSequential(fd); }
   Result<uint64_t> ResidentBytes(std::span<const std::byte> r) override {
     return target_->ResidentBytes(r);
   }

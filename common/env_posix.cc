@@ -246,6 +246,13 @@ class PosixEnv final : public Env {
     return Ok();
   }
 
+  Status AdviseSequential(int fd) override {
+    const int rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // returns the error
+    if (rc != 0)
+      return Fail(PosixError("posix_fadvise(SEQUENTIAL)", "fd " + std::to_string(fd), rc));
+    return Ok();
+  }
+
   Result<uint64_t> ResidentBytes(std::span<const std::byte> region) override {
     if (region.empty()) return uint64_t{0};
     const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));

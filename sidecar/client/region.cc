@@ -103,11 +103,29 @@ Status Region::Recover() {
   return Ok();
 }
 
+// Step W1: a restored block's committed version is in the work image only; put it in slot 0
+// before the app overwrites it, so rollback, commit and the host find it there.
+void Region::MoveOutOfWork(uint64_t block) {
+  uint64_t& tag1 = file_.tags()[2 * block + 1];
+  // Relaxed: after the restore only this app stores tags; the host only reads them.
+  if (Ref64(tag1).load(std::memory_order_relaxed) != MS_REGION_TAG_IN_WORK) return;
+  const uint64_t off = block << block_shift_;
+  std::memcpy(file_.slot(0) + off, file_.work() + off, block_bytes_);
+  // Release: the slot-0 copy is visible before the tag saying it is there; pairs with the host's
+  // acquire re-load of the tag (host step 3).
+  Ref64(tag1).store(0, std::memory_order_release);
+  // Release fence: the seqlock writer's fence. The app's coming writes to work[block] are after
+  // it, so a host whose copy of work[block] saw any of them sees the tag store above after its
+  // own acquire fence, and discards that copy.
+  std::atomic_thread_fence(std::memory_order_release);
+}
+
 void Region::MarkBlocks(uint64_t first, uint64_t last) {
   uint8_t* dirty = file_.dirty();
   for (uint64_t b = first; b <= last; ++b) {
     // Relaxed: only this app reads or writes dirty flags (the host never looks at them).
     if (Ref8(dirty[b]).load(std::memory_order_relaxed) != 0) continue;
+    MoveOutOfWork(b);
     Ref8(dirty[b]).store(1, std::memory_order_relaxed);
     dirty_list_.push_back(static_cast<uint32_t>(b));
   }

@@ -14,6 +14,8 @@
 // Dirty tracking is explicit: call MarkDirty(offset, length) BEFORE writing those bytes through
 // bytes() (or use Write(), which does both). A write to a block that was not marked is not
 // committed and, worse, is not rolled back after a crash; the library cannot see plain stores.
+// In a region the host restored, the first MarkDirty of each block also copies that block once
+// (the restore left its committed version in the work image only; region_layout.h, step W1).
 //
 // Threading: one app process attaches at a time (an exclusive flock, released by the kernel when
 // the process dies). A Region object is used by one thread at a time; the app serialises writes
@@ -87,6 +89,7 @@ class Region {
   [[nodiscard]] Status Recover();
   void CommitBlock(uint32_t block, uint64_t gen, uint64_t pin);
   void MarkBlocks(uint64_t first, uint64_t last);
+  void MoveOutOfWork(uint64_t block);
 
   RegionFile file_;
   uint64_t size_ = 0;

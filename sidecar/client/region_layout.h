@@ -24,6 +24,12 @@
  *             of that block into the other slot (ms_region_write_slot). So the host can read the
  *             state at pin_gen block by block (ms_region_read_slot) while the app goes on
  *             committing: each block the host needs is never overwritten.
+ *   in work  tags[b][1] == MS_REGION_TAG_IN_WORK: block b was restored from a snapshot and not
+ *             written since. Its committed version (tag tags[b][0]) is in the work image only;
+ *             slot 0 was never filled. A restore writes each block once instead of twice (and a
+ *             restored region costs 2 S of memory until the app writes to it); the app fills
+ *             slot 0 the first time it marks the block dirty (step W1), and the host reads such
+ *             a block from the work image under a seqlock-style re-check (host step 3).
  * Cost: a region of S bytes occupies up to 3 S of memory (tmpfs allocates pages on first write,
  * so blocks never written cost nothing) plus 16 bytes of tags and 1 dirty byte per block.
  *
@@ -82,8 +88,14 @@
  *      tags[b][s] = g (release: the copy is visible before the tag); dirty[b] = 0 (release: never
  *      cleared before the tag is stored, so a crash leaves the block marked for step R2)
  *   4. committed_gen = g (release)                         -- pairs with host step 1's acquire
- * App write: dirty[b] = 1, then write work[b]. The flag comes first (a compiler barrier orders
- * them; a crash needs no more, the kernel keeps every store of a killed process).
+ * App write of block b:
+ *   W1. if dirty[b] == 0 and tags[b][1] == MS_REGION_TAG_IN_WORK (relaxed: after the restore only
+ *       this app changes tags): copy work[b] to slot 0; tags[b][1] = 0 (release: the copy is
+ *       visible before the tag); then a release fence, which orders that tag store before the
+ *       app's writes to work[b] as seen by a host that reads work[b] (the seqlock writer's fence).
+ *   W2. dirty[b] = 1, then write work[b]. The flag comes first (a compiler barrier orders them; a
+ *       crash needs no more, the kernel keeps every store of a killed process). So a dirty block
+ *       is never in work: steps 3, R1 and R2 only ever meet real slots.
  * App attach (recovery, holding the flock):
  *   R1. committing_gen == committed_gen: roll back. For each b with dirty[b]: copy the newest slot
  *       (larger tag) into work[b]; dirty[b] = 0.
@@ -98,7 +110,11 @@
  *      with app steps 1-2: if the host saw no new commit begin, every later commit sees pin c.
  *   3. for each b: copy slot ms_region_read_slot(tags[b], c) (tags loaded with acquire, pairing
  *      with app step 3's release); afterwards check the tags did not move (they cannot, unless
- *      the app breaks the protocol: the snapshot is then discarded).
+ *      the app breaks the protocol: the snapshot is then discarded). A block in work (slot 0
+ *      named, tags[b][1] == MS_REGION_TAG_IN_WORK) is copied from work[b], then an acquire fence,
+ *      then tags[b][1] is loaded again (acquire): still in work means the copy saw none of the
+ *      app's writes (had it seen one, the fence pairing with W1's fence would make the new tag
+ *      visible); otherwise the app ran W1, so slot 0 now holds the version: copy that instead.
  *   4. write, fsync, rename; then durable_gen = c (release; the app reads it with acquire).
  * The host never makes the app wait: it only ever stores pin_gen and durable_gen. A host killed
  * mid-snapshot leaves pin_gen set, which costs the app nothing.
@@ -123,6 +139,9 @@ extern "C" {
 #define MS_REGION_DEFAULT_BLOCK_BYTES 4096u
 /* 1 TiB: keeps every size computation far from overflow and block indices within 32 bits. */
 #define MS_REGION_MAX_BYTES (UINT64_C(1) << 40)
+/* tags[b][1] of a restored block whose committed version is in the work image only. Larger than
+ * every generation, so ms_region_read_slot never names slot 1 for it. */
+#define MS_REGION_TAG_IN_WORK UINT64_MAX
 /* Region names: [A-Za-z0-9][A-Za-z0-9._-]{0,62}. */
 #define MS_REGION_MAX_NAME_BYTES 63u
 
@@ -195,7 +214,8 @@ static inline int ms_region_write_slot(uint64_t tag0, uint64_t tag1, uint64_t pi
   return ms_region_read_slot(tag0, tag1, pin) == 0 ? 1 : 0;
 }
 
-/* The slot holding the newest committed version (what a rollback restores). */
+/* The slot holding the newest committed version (what a rollback restores). Never called for a
+ * block in work (W2: such a block is not dirty). */
 static inline int ms_region_newest_slot(uint64_t tag0, uint64_t tag1) {
   return tag1 > tag0 ? 1 : 0;
 }

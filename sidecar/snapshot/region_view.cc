@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <atomic>
+#include <cstring>
 
 namespace modelswap::snapshot {
 namespace {
@@ -57,7 +58,19 @@ Result<RegionView::BlockVersion> RegionView::PinnedVersion(uint64_t block, uint6
                             "{}, {}): the app broke the commit protocol",
                             name_, block, pin, t0, t1));
   }
-  return BlockVersion{slot, slot == 0 ? t0 : t1};
+  return BlockVersion{slot, slot == 0 ? t0 : t1, slot == 0 && t1 == MS_REGION_TAG_IN_WORK};
+}
+
+const std::byte* RegionView::ReadInWork(uint64_t block, std::byte* out) const {
+  const uint64_t off = block * block_bytes();
+  std::memcpy(out, file_.work() + off, block_bytes());
+  // Acquire fence, then the re-load: the seqlock reader's pair of app step W1's release fence. If
+  // the copy read any byte the app wrote after W1, the tag store W1 made before its fence is
+  // visible to the load below. Acquire on the load itself pairs with W1's release store, so a
+  // moved version's slot-0 bytes are visible when we return slot 0.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (Tag(block, 1) == MS_REGION_TAG_IN_WORK) return out;
+  return BlockData(block, 0);
 }
 
 uint64_t RegionView::Tag(uint64_t block, int slot) const {

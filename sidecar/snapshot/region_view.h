@@ -41,6 +41,7 @@ class RegionView {
   struct BlockVersion {
     int slot = 0;
     uint64_t tag = 0;
+    bool in_work = false;  // slot 0 is not filled yet: read it with ReadInWork()
   };
   [[nodiscard]] Result<BlockVersion> PinnedVersion(uint64_t block, uint64_t pin) const;
   // The tag currently in a slot (to check afterwards that a copied version did not move).
@@ -48,6 +49,10 @@ class RegionView {
   const std::byte* BlockData(uint64_t block, int slot) const {
     return file_.slot(slot) + block * block_bytes();
   }
+  // Host step 3 for a block in work: copies the work image's block into out (block_bytes()
+  // bytes) and returns where the pinned version is: out, or slot 0 if the app moved the version
+  // there while we copied (our copy may then hold its new writes).
+  const std::byte* ReadInWork(uint64_t block, std::byte* out) const;
   // Host step 4.
   void PublishDurable(uint64_t gen);
 

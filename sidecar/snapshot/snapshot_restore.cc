@@ -16,6 +16,7 @@
 
 #include "common/checksum.h"
 #include "sidecar/client/region_file.h"
+#include "sidecar/snapshot/background_hasher.h"
 
 namespace modelswap::snapshot {
 namespace {
@@ -50,19 +51,21 @@ Result<SnapshotHeader> ReadHeader(Env* env, int fd, const std::string& path,
   return CheckSnapshotHeader(std::span(bytes).first(want), name, generation, info.size);
 }
 
-// Streams the data through sink and checks the data checksum.
+// Streams the data through sink and checks the data checksum. The hash runs on a second thread
+// (BackgroundHasher), overlapping the next chunk's read and copy.
 Status ReadData(Env* env, int fd, const SnapshotHeader& h, const std::string& path,
                 const ChunkSink& sink) {
-  auto buffer = std::make_unique_for_overwrite<std::byte[]>(kChunkBytes);
-  Xxh3Stream hash;
+  if (Status s = env->AdviseSequential(fd); !s)
+    spdlog::debug("snapshot {}: read-ahead hint refused: {}", path, s.error().ToString());
+  BackgroundHasher hasher(kChunkBytes);
   for (uint64_t off = 0; off < h.region_bytes; off += kChunkBytes) {
-    const auto chunk = std::span(
-        buffer.get(), static_cast<size_t>(std::min<uint64_t>(kChunkBytes, h.region_bytes - off)));
+    const auto chunk = hasher.Acquire().first(
+        static_cast<size_t>(std::min<uint64_t>(kChunkBytes, h.region_bytes - off)));
     MS_RETURN_IF_ERROR(ReadFull(env, fd, chunk, kSnapshotHeaderBytes + off, path));
-    hash.Update(chunk);
     if (sink) MS_RETURN_IF_ERROR(sink(off, chunk));
+    hasher.Submit(chunk.size());
   }
-  if (const uint64_t actual = hash.Digest(); actual != h.data_checksum) {
+  if (const uint64_t actual = hasher.Finish(); actual != h.data_checksum) {
     return Fail(Code::kCorruption,
                 fmt::format("snapshot {}: data checksum mismatch: header says {}, data hashes "
                             "to {}",
@@ -93,18 +96,17 @@ Status WriteRegion(const RegionFile& region, const std::byte* data, size_t n, ui
   return Ok();
 }
 
-// Copies the non-zero blocks of a chunk into the work image and slot 0, tagged `gen`; zero
+// Copies the non-zero blocks of a chunk into the work image only, tagged `gen` in slot 0 and "in
+// work" in slot 1 (region_layout.h: the app fills slot 0 when it first writes the block); zero
 // blocks stay holes (tag 0 = all zeros), so a sparse state stays sparse in memory too.
 Status CopyChunk(RegionFile& region, uint64_t gen, uint64_t off, std::span<const std::byte> chunk) {
   const ms_region_header* h = region.header();
   const uint32_t bs = h->block_bytes;
-  size_t run = 0, run_len = 0;  // a run of non-zero blocks, written with one pwrite per image
+  size_t run = 0, run_len = 0;  // a run of non-zero blocks, written with one pwrite
   auto flush = [&]() -> Status {
     if (run_len == 0) return Ok();
     MS_RETURN_IF_ERROR(
         WriteRegion(region, chunk.data() + run, run_len, h->work_offset + off + run));
-    MS_RETURN_IF_ERROR(
-        WriteRegion(region, chunk.data() + run, run_len, h->slot_offset[0] + off + run));
     run_len = 0;
     return Ok();
   };
@@ -117,7 +119,9 @@ Status CopyChunk(RegionFile& region, uint64_t gen, uint64_t off, std::span<const
     if (run_len == 0) run = at;
     run_len += n;
     // Relaxed: the region has no name yet; linking it publishes everything to later openers.
-    std::atomic_ref(region.tags()[2 * ((off + at) / bs)]).store(gen, std::memory_order_relaxed);
+    uint64_t* tags = region.tags() + 2 * ((off + at) / bs);
+    std::atomic_ref(tags[0]).store(gen, std::memory_order_relaxed);
+    std::atomic_ref(tags[1]).store(MS_REGION_TAG_IN_WORK, std::memory_order_relaxed);
   }
   return flush();
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "common/checksum.h"
@@ -71,10 +72,23 @@ Result<DataResult> WriteData(Env* env, int fd, const RegionView& view, uint64_t 
   Xxh3Stream hash;
   RunWriter runs(env, fd);
   DataResult out;
+  // Blocks still in the work image (a restored region) are copied out first, since the app may
+  // write them any time; consecutive ones stay contiguous here, so RunWriter still coalesces.
+  const size_t bounce_bytes = std::max<size_t>(kMaxRunBytes / 16, bs);
+  auto bounce = std::make_unique_for_overwrite<std::byte[]>(bounce_bytes);
+  size_t bounce_used = 0;
   for (uint64_t b = 0; b < blocks; ++b) {
     MS_ASSIGN_OR_RETURN(used[b], view.PinnedVersion(b, pin));
     const size_t n = static_cast<size_t>(std::min(bs, size - b * bs));
     const std::byte* data = view.BlockData(b, used[b].slot);
+    if (used[b].in_work) {
+      if (bounce_used + bs > bounce_bytes) {
+        MS_RETURN_IF_ERROR(runs.Flush());  // the pending run may point into the bounce buffer
+        bounce_used = 0;
+      }
+      data = view.ReadInWork(b, bounce.get() + bounce_used);
+      if (data == bounce.get() + bounce_used) bounce_used += bs;
+    }
     // Tag 0: never written since creation; do not even read it (that would fault in pages).
     if (used[b].tag == 0 || IsZero(data, n)) {
       hash.Update(std::span(g_zeros, n));

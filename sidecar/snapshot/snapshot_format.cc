@@ -18,8 +18,10 @@ static_assert(std::endian::native == std::endian::little, "snapshot files are li
 constexpr size_t kMagicAt = 0, kVersionAt = 8, kHeaderBytesAt = 12, kBlockBytesAt = 16,
                  kNameBytesAt = 20, kRegionBytesAt = 24, kGenerationAt = 32, kCreatedAt = 40,
                  kDataOffsetAt = 48, kDataChecksumAt = 56, kStoredBytesAt = 64, kNameAt = 72,
-                 kNameCapacity = 64;
-static_assert(kNameAt + kNameCapacity == kSnapshotHeaderChecksumOffset);
+                 kNameCapacity = 64, kKindAt = 136, kParentGenerationAt = 144,
+                 kParentChecksumAt = 152, kEntryCountAt = 160;
+static_assert(kNameAt + kNameCapacity == kKindAt);
+static_assert(kEntryCountAt + 8 == kSnapshotHeaderChecksumOffset);
 
 template <class T>
 void Put(HeaderBytes& out, size_t at, T value) {
@@ -38,7 +40,50 @@ Result<SnapshotHeader> Corrupt(std::string message) {
   return Fail(Code::kCorruption, "snapshot: " + message);
 }
 
+Status BadKind(std::string message) {
+  return Fail(Code::kCorruption, "snapshot: " + message);
+}
+
+// The kind and its fields; a full file has all delta fields zero.
+Status DecodeKind(std::span<const std::byte> in, SnapshotHeader& h) {
+  const auto kind = Get<uint32_t>(in, kKindAt);
+  h.parent_generation = Get<uint64_t>(in, kParentGenerationAt);
+  h.parent_data_checksum = Get<uint64_t>(in, kParentChecksumAt);
+  h.entry_count = Get<uint64_t>(in, kEntryCountAt);
+  if (kind == static_cast<uint32_t>(SnapshotKind::kFull)) {
+    if (h.parent_generation != 0 || h.parent_data_checksum != 0 || h.entry_count != 0)
+      return BadKind("full snapshot with delta fields set");
+    return Ok();
+  }
+  if (kind != static_cast<uint32_t>(SnapshotKind::kDelta))
+    return BadKind(fmt::format("unknown kind {}", kind));
+  h.kind = SnapshotKind::kDelta;
+  if (h.parent_generation == 0 || h.parent_generation >= h.generation) {
+    return BadKind(fmt::format("delta of generation {} names parent generation {}", h.generation,
+                               h.parent_generation));
+  }
+  const uint64_t blocks = (h.region_bytes + h.block_bytes - 1) / h.block_bytes;
+  if (h.entry_count > blocks) {
+    return BadKind(
+        fmt::format("delta has {} entries, the region only {} blocks", h.entry_count, blocks));
+  }
+  if (h.stored_bytes > h.entry_count * uint64_t{h.block_bytes}) {
+    return BadKind(fmt::format("delta stores {} bytes in {} entries of at most {}", h.stored_bytes,
+                               h.entry_count, h.block_bytes));
+  }
+  return Ok();
+}
+
 }  // namespace
+
+uint64_t DeltaIndexBytes(uint64_t entry_count) {
+  return (entry_count * 8 + kSnapshotHeaderBytes - 1) / kSnapshotHeaderBytes * kSnapshotHeaderBytes;
+}
+
+uint64_t SnapshotDataBytes(const SnapshotHeader& h) {
+  if (h.kind == SnapshotKind::kFull) return h.region_bytes;
+  return DeltaIndexBytes(h.entry_count) + h.stored_bytes;
+}
 
 HeaderBytes EncodeSnapshotHeader(const SnapshotHeader& h) {
   HeaderBytes out{};
@@ -54,6 +99,10 @@ HeaderBytes EncodeSnapshotHeader(const SnapshotHeader& h) {
   Put<uint64_t>(out, kDataChecksumAt, h.data_checksum);
   Put<uint64_t>(out, kStoredBytesAt, h.stored_bytes);
   std::memcpy(out.data() + kNameAt, h.name.data(), std::min(h.name.size(), kNameCapacity - 1));
+  Put<uint32_t>(out, kKindAt, static_cast<uint32_t>(h.kind));
+  Put<uint64_t>(out, kParentGenerationAt, h.parent_generation);
+  Put<uint64_t>(out, kParentChecksumAt, h.parent_data_checksum);
+  Put<uint64_t>(out, kEntryCountAt, h.entry_count);
   Put<uint64_t>(out, kSnapshotHeaderChecksumOffset,
                 Xxh3(std::span(out).first(kSnapshotHeaderChecksumOffset)));
   return out;
@@ -95,6 +144,7 @@ Result<SnapshotHeader> DecodeSnapshotHeader(std::span<const std::byte> in) {
   h.created_unix_ns = Get<uint64_t>(in, kCreatedAt);
   h.data_checksum = Get<uint64_t>(in, kDataChecksumAt);
   h.stored_bytes = Get<uint64_t>(in, kStoredBytesAt);
+  MS_RETURN_IF_ERROR(DecodeKind(in, h));
   return h;
 }
 
@@ -110,9 +160,9 @@ Result<SnapshotHeader> CheckSnapshotHeader(std::span<const std::byte> bytes,
     return Corrupt(fmt::format("header holds generation {}, file name says {}", h.generation,
                                expected_generation));
   }
-  if (file_size != kSnapshotHeaderBytes + h.region_bytes) {
-    return Corrupt(fmt::format("file is {} bytes, header needs {} (truncated or extended)",
-                               file_size, kSnapshotHeaderBytes + h.region_bytes));
+  if (const uint64_t want = kSnapshotHeaderBytes + SnapshotDataBytes(h); file_size != want) {
+    return Corrupt(
+        fmt::format("file is {} bytes, header needs {} (truncated or extended)", file_size, want));
   }
   return h;
 }

@@ -15,6 +15,11 @@ namespace modelswap::snapshot {
 namespace {
 
 constexpr std::string_view kRegionSuffix = ".region";
+// Bounds a restore's work: at most this many deltas after a full snapshot, storing together at
+// most half of what the full one stores (but always allowed kMinDeltaBudget, so tiny states
+// still get deltas).
+constexpr uint64_t kMaxDeltas = 16;
+constexpr uint64_t kMinDeltaBudget = uint64_t{4} << 20;
 constexpr std::string_view kSupersededPrefix = ".superseded-";
 
 // Region names present in the shm dir (anything else there is ignored).
@@ -137,6 +142,7 @@ Status SnapshotHost::Discover() {
   for (auto& [name, state] : regions_) {
     if (present.contains(name) || !state.view) continue;
     state.view.reset();  // the app's region is gone (pod shutting down, or renamed by hand)
+    state.tip.reset();
     state.stats.attached = false;
     state.dir_checked = false;
   }
@@ -148,6 +154,7 @@ Status SnapshotHost::Discover() {
       Result<FileInfo> info = env_->Stat(state.view->file().path());
       if (info && info->inode == state.view->file().inode()) continue;
       state.view.reset();
+      state.tip.reset();
       state.dir_checked = false;
     }
     if (Status s = Adopt(name, state); !s) {
@@ -211,7 +218,8 @@ Status SnapshotHost::SnapshotRegion(RegionState& state) {
     return Ok();
   }
   const std::string dir = RegionSnapshotDir(options_.snapshot_dir, view.name());
-  Result<SnapshotWriteResult> r = WriteSnapshot(env_, dir, view, *pin);
+  const std::optional<DeltaBase> base = NextBase(state);
+  Result<SnapshotWriteResult> r = WriteSnapshot(env_, dir, view, *pin, base ? &*base : nullptr);
   if (!r) {
     ++stats.snapshot_failures;
     if (stats.last_error != r.error().ToString())
@@ -220,6 +228,16 @@ Status SnapshotHost::SnapshotRegion(RegionState& state) {
     return Fail(r.error());
   }
   view.PublishDurable(*pin);
+  if (r->kind == SnapshotKind::kDelta) {
+    state.tip->generation = *pin;
+    state.tip->data_checksum = r->checksum;
+    ++state.tip->deltas;
+    state.tip->delta_bytes += r->stored_bytes;
+  } else {
+    state.tip = ChainTip{*pin, r->checksum, 0, 0, r->stored_bytes};
+  }
+  stats.last_snapshot_delta = r->kind == SnapshotKind::kDelta;
+  stats.chain_deltas = state.tip->deltas;
   ++stats.snapshots;
   stats.durable_generation = *pin;
   stats.last_snapshot_duration_ns = r->duration_ns;
@@ -232,6 +250,18 @@ Status SnapshotHost::SnapshotRegion(RegionState& state) {
   return Ok();
 }
 
+std::optional<DeltaBase> SnapshotHost::NextBase(const RegionState& state) const {
+  if (!state.tip || state.tip->deltas >= kMaxDeltas) return std::nullopt;
+  const ChainTip& tip = *state.tip;
+  const uint64_t budget = std::max(tip.full_bytes, kMinDeltaBudget) / 2;
+  if (tip.delta_bytes >= budget) return std::nullopt;
+  // The parent must still be there (pruning keeps it; a hand-deleted file means a full one).
+  const std::string dir = RegionSnapshotDir(options_.snapshot_dir, state.view->name());
+  if (!env_->Stat(JoinPath(dir, SnapshotFileName(tip.generation)))) return std::nullopt;
+  return DeltaBase{tip.generation, tip.data_checksum, budget - tip.delta_bytes};
+}
+
+// Keeps the newest `keep` snapshots and every older file their chains need; removes the rest.
 void SnapshotHost::Prune(const std::string& name, uint64_t just_written) {
   const std::string dir = RegionSnapshotDir(options_.snapshot_dir, name);
   Result<std::vector<uint64_t>> gens = ListSnapshotGenerations(env_, dir);
@@ -239,9 +269,23 @@ void SnapshotHost::Prune(const std::string& name, uint64_t just_written) {
     spdlog::warn("snapshot prune region={} error=\"{}\"", name, gens.error().ToString());
     return;
   }
-  for (size_t i = static_cast<size_t>(options_.keep); i < gens->size(); ++i) {
-    if ((*gens)[i] == just_written) continue;
-    if (Status s = env_->Remove(JoinPath(dir, SnapshotFileName((*gens)[i]))); !s)
+  std::set<uint64_t> needed{just_written};
+  for (size_t i = 0; i < gens->size() && i < static_cast<size_t>(options_.keep); ++i) {
+    // Follows the chain down to its full snapshot; a file whose header cannot be read ends it
+    // (it cannot be restored, and neither can what depends on it).
+    uint64_t gen = (*gens)[i];
+    needed.insert(gen);
+    for (;;) {
+      Result<SnapshotHeader> h =
+          ReadSnapshotHeader(env_, JoinPath(dir, SnapshotFileName(gen)), name, gen);
+      if (!h || h->kind == SnapshotKind::kFull) break;
+      gen = h->parent_generation;
+      if (!needed.insert(gen).second) break;  // the rest was followed from a newer snapshot
+    }
+  }
+  for (const uint64_t gen : *gens) {
+    if (needed.contains(gen)) continue;
+    if (Status s = env_->Remove(JoinPath(dir, SnapshotFileName(gen))); !s)
       spdlog::warn("snapshot prune region={} error=\"{}\"", name, s.error().ToString());
   }
 }

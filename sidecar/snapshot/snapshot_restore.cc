@@ -1,5 +1,6 @@
 // RestoreRegion and VerifySnapshotFile: read a snapshot in chunks, hash it, and (for restore)
-// copy its non-zero blocks into a region that is linked into place only once it checks out.
+// copy its non-zero blocks into a region that is linked into place only once it checks out. A
+// delta is restored by applying its chain: the full snapshot it ends at, then each delta in turn.
 #include "sidecar/snapshot/snapshot_restore.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -13,10 +14,12 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "common/checksum.h"
 #include "sidecar/client/region_file.h"
 #include "sidecar/snapshot/background_hasher.h"
+#include "sidecar/snapshot/region_filler.h"
 
 namespace modelswap::snapshot {
 namespace {
@@ -55,12 +58,13 @@ Result<SnapshotHeader> ReadHeader(Env* env, int fd, const std::string& path,
 // (BackgroundHasher), overlapping the next chunk's read and copy.
 Status ReadData(Env* env, int fd, const SnapshotHeader& h, const std::string& path,
                 const ChunkSink& sink) {
+  const uint64_t data_bytes = SnapshotDataBytes(h);
   if (Status s = env->AdviseSequential(fd); !s)
     spdlog::debug("snapshot {}: read-ahead hint refused: {}", path, s.error().ToString());
   BackgroundHasher hasher(kChunkBytes);
-  for (uint64_t off = 0; off < h.region_bytes; off += kChunkBytes) {
+  for (uint64_t off = 0; off < data_bytes; off += kChunkBytes) {
     const auto chunk = hasher.Acquire().first(
-        static_cast<size_t>(std::min<uint64_t>(kChunkBytes, h.region_bytes - off)));
+        static_cast<size_t>(std::min<uint64_t>(kChunkBytes, data_bytes - off)));
     MS_RETURN_IF_ERROR(ReadFull(env, fd, chunk, kSnapshotHeaderBytes + off, path));
     if (sink) MS_RETURN_IF_ERROR(sink(off, chunk));
     hasher.Submit(chunk.size());
@@ -74,94 +78,100 @@ Status ReadData(Env* env, int fd, const SnapshotHeader& h, const std::string& pa
   return Ok();
 }
 
-bool IsZero(const std::byte* p, size_t n) {
-  return p[0] == std::byte{0} && std::memcmp(p, p + 1, n - 1) == 0;
-}
+// One file of a restore chain, open.
+struct ChainFile {
+  std::string path;
+  int fd = -1;
+  SnapshotHeader header;
+};
 
-// Writes bytes into the region file with pwrite(2) rather than through the mapping: on tmpfs a
-// full-page write allocates the page without zeroing it first and takes no page fault (about
-// twice as fast for a fresh region), and a full emptyDir is an ENOSPC error, not a SIGBUS.
-Status WriteRegion(const RegionFile& region, const std::byte* data, size_t n, uint64_t at) {
-  while (n > 0) {
-    const ssize_t w = ::pwrite(region.fd(), data, n, static_cast<off_t>(at));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      return Fail(Code::kIOError,
-                  fmt::format("write region {}: {}", region.path(), std::strerror(errno)));
-    }
-    data += w;
-    n -= static_cast<size_t>(w);
-    at += static_cast<uint64_t>(w);
+// Closes the chain's files however the restore ends.
+struct Chain {
+  Env* env;
+  std::vector<ChainFile> files;  // the full snapshot first, the target last
+  ~Chain() {
+    for (const ChainFile& f : files)
+      env->Close(f.fd);
   }
+};
+
+// Opens `gen` and, while it is a delta, its parents, checking each link: the parent must exist
+// and carry the generation, geometry and data checksum the child names.
+Status OpenChain(Env* env, const std::string& dir, const std::string& name, uint64_t gen,
+                 Chain& chain) {
+  for (;;) {
+    ChainFile f;
+    f.path = JoinPath(dir, SnapshotFileName(gen));
+    MS_ASSIGN_OR_RETURN(f.fd, env->Open(f.path, OpenMode::kRead));
+    Result<SnapshotHeader> h = ReadHeader(env, f.fd, f.path, name, gen);
+    if (!h) {
+      env->Close(f.fd);
+      return Fail(h.error());
+    }
+    f.header = std::move(*h);
+    if (!chain.files.empty()) {
+      const SnapshotHeader& child = chain.files.back().header;
+      if (f.header.data_checksum != child.parent_data_checksum ||
+          f.header.block_bytes != child.block_bytes ||
+          f.header.region_bytes != child.region_bytes) {
+        const std::string child_path = chain.files.back().path;
+        env->Close(f.fd);
+        return Fail(Code::kCorruption,
+                    fmt::format("snapshot {}: its parent {} is not the snapshot it was written "
+                                "against (data checksum {} vs {}, or another geometry)",
+                                child_path, f.path, FormatChecksum(f.header.data_checksum),
+                                FormatChecksum(child.parent_data_checksum)));
+      }
+    }
+    const bool delta = f.header.kind == SnapshotKind::kDelta;
+    gen = f.header.parent_generation;
+    chain.files.push_back(std::move(f));
+    if (!delta) break;
+  }
+  std::reverse(chain.files.begin(), chain.files.end());
   return Ok();
 }
 
-// Copies the non-zero blocks of a chunk into the work image only, tagged `gen` in slot 0 and "in
-// work" in slot 1 (region_layout.h: the app fills slot 0 when it first writes the block); zero
-// blocks stay holes (tag 0 = all zeros), so a sparse state stays sparse in memory too.
-Status CopyChunk(RegionFile& region, uint64_t gen, uint64_t off, std::span<const std::byte> chunk) {
-  const ms_region_header* h = region.header();
-  const uint32_t bs = h->block_bytes;
-  size_t run = 0, run_len = 0;  // a run of non-zero blocks, written with one pwrite
-  auto flush = [&]() -> Status {
-    if (run_len == 0) return Ok();
-    MS_RETURN_IF_ERROR(
-        WriteRegion(region, chunk.data() + run, run_len, h->work_offset + off + run));
-    run_len = 0;
-    return Ok();
-  };
-  for (size_t at = 0; at < chunk.size(); at += bs) {
-    const size_t n = std::min<size_t>(bs, chunk.size() - at);
-    if (IsZero(chunk.data() + at, n)) {
-      MS_RETURN_IF_ERROR(flush());
-      continue;
-    }
-    if (run_len == 0) run = at;
-    run_len += n;
-    // Relaxed: the region has no name yet; linking it publishes everything to later openers.
-    uint64_t* tags = region.tags() + 2 * ((off + at) / bs);
-    std::atomic_ref(tags[0]).store(gen, std::memory_order_relaxed);
-    std::atomic_ref(tags[1]).store(MS_REGION_TAG_IN_WORK, std::memory_order_relaxed);
+// Streams every file of the chain into the region (full image, then each delta), checking each
+// file's data checksum on the way.
+Status FillRegion(Env* env, const Chain& chain, uint64_t gen, RegionFile& region,
+                  bool* sink_failed) {
+  for (const ChainFile& f : chain.files) {
+    std::optional<DeltaFiller> delta;
+    if (f.header.kind == SnapshotKind::kDelta) delta.emplace(region, f.header, gen);
+    Status fed = Ok();  // a sink error is the shm dir's fault (full emptyDir), not the file's
+    MS_RETURN_IF_ERROR(ReadData(env, f.fd, f.header, f.path, [&](uint64_t off, auto chunk) {
+      fed = delta ? delta->Add(off, chunk) : FillFromFull(region, gen, off, chunk);
+      *sink_failed = !fed && fed.error().code() != Code::kCorruption;
+      return fed;
+    }));
+    if (Status done = delta ? delta->Finish() : Ok(); !done)
+      return Fail(done.error().Context("snapshot " + f.path));
   }
-  return flush();
-}
-
-// The region's generations say "committed, pinned and durable at gen" (relaxed: unpublished).
-void SetRestoredGenerations(RegionFile& region, uint64_t gen) {
-  ms_region_header* h = region.header();
-  for (uint64_t* field :
-       {&h->committing_gen, &h->committed_gen, &h->pin_gen, &h->durable_gen, &h->restored_gen}) {
-    std::atomic_ref(*field).store(gen, std::memory_order_relaxed);
-  }
+  SetRestoredGenerations(region, gen);
+  return Ok();
 }
 
 // Outcome of one candidate: restored, skipped (candidate_error set), or a hard failure.
-Status RestoreFrom(Env* env, const std::string& file, const std::string& region_path,
-                   const std::string& name, uint64_t gen, bool* candidate_error) {
+Status RestoreFrom(Env* env, const std::string& dir, const std::string& region_path,
+                   const std::string& name, uint64_t gen, bool* candidate_error,
+                   RestoreResult* result) {
   *candidate_error = true;
-  MS_ASSIGN_OR_RETURN(const int fd, env->Open(file, OpenMode::kRead));
-  Result<SnapshotHeader> header = ReadHeader(env, fd, file, name, gen);
-  if (!header) {
-    env->Close(fd);
-    return Fail(header.error());
-  }
-  *candidate_error = false;  // from here on only the fill callback's errors are the file's fault
+  Chain chain{env, {}};
+  MS_RETURN_IF_ERROR(OpenChain(env, dir, name, gen, chain));
+  *candidate_error = false;  // from here on only the fill's errors can be the files' fault
+  bool sink_failed = false;
   auto fill = [&](RegionFile& region) -> Status {
-    bool sink_failed = false;  // the shm dir's fault (full emptyDir), not the snapshot's
-    Status read = ReadData(env, fd, *header, file, [&](uint64_t off, auto chunk) {
-      Status s = CopyChunk(region, gen, off, chunk);
-      sink_failed = !s;
-      return s;
-    });
-    *candidate_error = !read && !sink_failed;
-    MS_RETURN_IF_ERROR(read);
-    SetRestoredGenerations(region, gen);
-    return Ok();
+    Status s = FillRegion(env, chain, gen, region, &sink_failed);
+    *candidate_error = !s && !sink_failed;
+    return s;
   };
-  Result<RegionFile> region = RegionFile::Create(region_path, RegionFile::Lock::kNone,
-                                                 {header->region_bytes, header->block_bytes}, fill);
-  env->Close(fd);
-  if (!region) return Fail(region.error());
+  const SnapshotHeader& target = chain.files.back().header;
+  MS_ASSIGN_OR_RETURN(const RegionFile region,
+                      RegionFile::Create(region_path, RegionFile::Lock::kNone,
+                                         {target.region_bytes, target.block_bytes}, fill));
+  result->region_bytes = target.region_bytes;
+  result->chain_length = chain.files.size();
   return Ok();
 }
 
@@ -194,15 +204,13 @@ Result<RestoreResult> RestoreRegion(Env* env, const std::string& snapshot_dir,
   for (const uint64_t gen : gens) {
     const std::string file = JoinPath(dir, SnapshotFileName(gen));
     bool candidate_error = false;
-    Status s = RestoreFrom(env, file, region_path, name, gen, &candidate_error);
+    Status s = RestoreFrom(env, dir, region_path, name, gen, &candidate_error, &result);
     if (s) {
       result.generation = gen;
       result.path = file;
-      MS_ASSIGN_OR_RETURN(const FileInfo info, env->Stat(file));
-      result.region_bytes = info.size - kSnapshotHeaderBytes;
       result.duration_ns = env->NowMonotonicNanos() - start;
-      spdlog::info("snapshot restored region={} generation={} fallbacks={} file={}", name, gen,
-                   result.fallbacks, file);
+      spdlog::info("snapshot restored region={} generation={} chain={} fallbacks={} file={}", name,
+                   gen, result.chain_length, result.fallbacks, file);
       return result;
     }
     if (!candidate_error) return Fail(s.error().Context("restore region " + name));
@@ -216,6 +224,14 @@ Result<RestoreResult> RestoreRegion(Env* env, const std::string& snapshot_dir,
     why += (why.empty() ? "" : "; ") + s;
   return Fail(Code::kCorruption, fmt::format("region {}: none of its {} snapshots is valid: {}",
                                              name, gens.size(), why));
+}
+
+Result<SnapshotHeader> ReadSnapshotHeader(Env* env, const std::string& path,
+                                          const std::string& name, uint64_t generation) {
+  MS_ASSIGN_OR_RETURN(const int fd, env->Open(path, OpenMode::kRead));
+  Result<SnapshotHeader> h = ReadHeader(env, fd, path, name, generation);
+  env->Close(fd);
+  return h;
 }
 
 Result<SnapshotHeader> VerifySnapshotFile(Env* env, const std::string& path,

@@ -34,6 +34,8 @@ struct RegionSnapshotStats {
   int64_t last_snapshot_duration_ns = 0;
   uint64_t last_snapshot_stored_bytes = 0;  // data written (zero blocks are holes)
   uint64_t last_snapshot_file_bytes = 0;    // logical size of the file
+  bool last_snapshot_delta = false;         // the last file was a delta (else full)
+  uint64_t chain_deltas = 0;                // deltas since the newest full snapshot
   uint64_t bytes_written_total = 0;
   uint64_t restores = 0;           // regions restored from a snapshot by this host
   uint64_t restore_fallbacks = 0;  // snapshots skipped as invalid while restoring
@@ -42,9 +44,9 @@ struct RegionSnapshotStats {
 };
 
 // {"<region>": {"attached", "region_bytes", "committed_generation", "durable_generation",
-//   "snapshots", "snapshot_failures", "busy_skips", "last_snapshot": {"duration_seconds",
-//   "stored_bytes", "file_bytes"}, "bytes_written_total", "restores", "restore_fallbacks",
-//   "restored_generation", "last_error": string | null}}
+//   "snapshots", "snapshot_failures", "busy_skips", "last_snapshot": {"kind": "full"|"delta",
+//   "duration_seconds", "stored_bytes", "file_bytes"}, "chain_deltas", "bytes_written_total",
+//   "restores", "restore_fallbacks", "restored_generation", "last_error": string | null}}
 nlohmann::json StatsToJson(const std::vector<RegionSnapshotStats>& stats);
 
 // The same numbers as Prometheus metrics labelled {region="<name>"}:

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/checksum.h"
@@ -58,13 +59,28 @@ class RunWriter {
   size_t len_ = 0;
 };
 
+// Checks that no copied version moved while we read it (it cannot, unless the app broke the
+// protocol: the snapshot is then discarded).
+Status CheckUnmoved(const RegionView& view, uint64_t pin,
+                    const std::vector<RegionView::BlockVersion>& used) {
+  for (uint64_t b = 0; b < used.size(); ++b) {
+    if (view.Tag(b, used[b].slot) != used[b].tag) {
+      return Fail(Code::kInternal,
+                  fmt::format("region {}: block {} changed while it was copied at pinned "
+                              "generation {}: the app broke the commit protocol",
+                              view.name(), b, pin));
+    }
+  }
+  return Ok();
+}
+
 struct DataResult {
   uint64_t checksum = 0;
   uint64_t stored_bytes = 0;
 };
 
-// Writes every non-zero block at the pinned generation and hashes the whole image; then checks
-// that no copied version moved while we read it.
+// A full snapshot: writes every non-zero block at the pinned generation and hashes the whole
+// image.
 Result<DataResult> WriteData(Env* env, int fd, const RegionView& view, uint64_t pin) {
   const uint64_t blocks = view.block_count(), bs = view.block_bytes();
   const uint64_t size = view.region_bytes();
@@ -99,37 +115,101 @@ Result<DataResult> WriteData(Env* env, int fd, const RegionView& view, uint64_t 
     out.stored_bytes += n;
   }
   MS_RETURN_IF_ERROR(runs.Flush());
-  for (uint64_t b = 0; b < blocks; ++b) {
-    if (view.Tag(b, used[b].slot) != used[b].tag) {
-      return Fail(Code::kInternal,
-                  fmt::format("region {}: block {} changed while it was copied at pinned "
-                              "generation {}: the app broke the commit protocol",
-                              view.name(), b, pin));
-    }
-  }
+  MS_RETURN_IF_ERROR(CheckUnmoved(view, pin, used));
   out.checksum = hash.Digest();
   return out;
 }
 
-Result<SnapshotWriteResult> WriteFile(Env* env, int fd, const std::string& temp,
-                                      const RegionView& view, uint64_t pin) {
-  SnapshotWriteResult r;
-  r.generation = pin;
-  r.file_bytes = kSnapshotHeaderBytes + view.region_bytes();
-  // Sets the size first so every block not written stays a hole.
-  MS_RETURN_IF_ERROR(env->Truncate(fd, r.file_bytes));
-  MS_ASSIGN_OR_RETURN(DataResult data, WriteData(env, fd, view, pin));
+// A delta's plan: the blocks whose pinned version is newer than the base, in order.
+struct DeltaPlan {
+  std::vector<uint64_t> entries;  // block numbers, kDeltaZeroBlock set for blocks now zero
+  std::vector<RegionView::BlockVersion> used;
+  uint64_t stored_bytes = 0;
+};
+
+// nullopt when a delta is not worth it (or not possible): the caller writes a full snapshot.
+Result<std::optional<DeltaPlan>> PlanDelta(const RegionView& view, uint64_t pin,
+                                           const DeltaBase& base) {
+  const uint64_t blocks = view.block_count(), bs = view.block_bytes();
+  DeltaPlan plan;
+  plan.used.resize(blocks);
+  for (uint64_t b = 0; b < blocks; ++b) {
+    MS_ASSIGN_OR_RETURN(plan.used[b], view.PinnedVersion(b, pin));
+    // A tag <= the base's generation: no commit after the base wrote this block.
+    if (plan.used[b].tag <= base.generation) continue;
+    // Only a region restored after the base has blocks in work; it gets a full snapshot.
+    if (plan.used[b].in_work) return std::nullopt;
+    const size_t n = static_cast<size_t>(std::min(bs, view.region_bytes() - b * bs));
+    if (IsZero(view.BlockData(b, plan.used[b].slot), n)) {
+      plan.entries.push_back(b | kDeltaZeroBlock);
+      continue;
+    }
+    plan.entries.push_back(b);
+    plan.stored_bytes += n;
+    if (plan.stored_bytes > base.max_stored_bytes) return std::nullopt;
+  }
+  return plan;
+}
+
+// Writes the index and the changed blocks, packed, and hashes both.
+Result<DataResult> WriteDelta(Env* env, int fd, const RegionView& view, uint64_t pin,
+                              const DeltaPlan& plan) {
+  const uint64_t bs = view.block_bytes();
+  std::vector<uint64_t> index(DeltaIndexBytes(plan.entries.size()) / 8, 0);
+  std::copy(plan.entries.begin(), plan.entries.end(), index.begin());
+  const auto index_bytes = std::as_bytes(std::span(index));
+  Xxh3Stream hash;
+  hash.Update(index_bytes);
+  MS_RETURN_IF_ERROR(env->PWrite(fd, index_bytes, kSnapshotHeaderBytes));
+  RunWriter runs(env, fd);
+  uint64_t at = kSnapshotHeaderBytes + index_bytes.size();
+  for (const uint64_t e : plan.entries) {
+    if (e & kDeltaZeroBlock) continue;
+    const size_t n = static_cast<size_t>(std::min(bs, view.region_bytes() - e * bs));
+    const std::byte* data = view.BlockData(e, plan.used[e].slot);
+    hash.Update(std::span(data, n));
+    MS_RETURN_IF_ERROR(runs.Add(data, at, n));
+    at += n;
+  }
+  MS_RETURN_IF_ERROR(runs.Flush());
+  MS_RETURN_IF_ERROR(CheckUnmoved(view, pin, plan.used));
+  return DataResult{hash.Digest(), plan.stored_bytes};
+}
+
+Result<SnapshotWriteResult> WriteFile(Env* env, int fd, const RegionView& view, uint64_t pin,
+                                      const DeltaBase* base) {
+  std::optional<DeltaPlan> plan;
+  if (base != nullptr) {
+    MS_ASSIGN_OR_RETURN(plan, PlanDelta(view, pin, *base));
+  }
   SnapshotHeader h;
   h.name = view.name();
   h.block_bytes = view.block_bytes();
   h.region_bytes = view.region_bytes();
   h.generation = pin;
+  DataResult data;
+  if (plan) {
+    h.kind = SnapshotKind::kDelta;
+    h.parent_generation = base->generation;
+    h.parent_data_checksum = base->data_checksum;
+    h.entry_count = plan->entries.size();
+    MS_ASSIGN_OR_RETURN(data, WriteDelta(env, fd, view, pin, *plan));
+  } else {
+    // Sets the size first so every block not written stays a hole.
+    MS_RETURN_IF_ERROR(env->Truncate(fd, kSnapshotHeaderBytes + view.region_bytes()));
+    MS_ASSIGN_OR_RETURN(data, WriteData(env, fd, view, pin));
+  }
   h.created_unix_ns = static_cast<uint64_t>(env->NowUnixNanos());
   h.data_checksum = data.checksum;
   h.stored_bytes = data.stored_bytes;
   const HeaderBytes header = EncodeSnapshotHeader(h);
   MS_RETURN_IF_ERROR(env->PWrite(fd, header, 0));
   MS_RETURN_IF_ERROR(env->Fsync(fd));
+  SnapshotWriteResult r;
+  r.generation = pin;
+  r.kind = h.kind;
+  r.parent_generation = h.parent_generation;
+  r.file_bytes = kSnapshotHeaderBytes + SnapshotDataBytes(h);
   r.stored_bytes = data.stored_bytes;
   r.checksum = data.checksum;
   return r;
@@ -138,13 +218,14 @@ Result<SnapshotWriteResult> WriteFile(Env* env, int fd, const std::string& temp,
 }  // namespace
 
 Result<SnapshotWriteResult> WriteSnapshot(Env* env, const std::string& region_dir,
-                                          const RegionView& view, uint64_t pin) {
+                                          const RegionView& view, uint64_t pin,
+                                          const DeltaBase* base) {
   const int64_t start = env->NowMonotonicNanos();
   const std::string name = SnapshotFileName(pin);
   const std::string temp = JoinPath(region_dir, std::string(kSnapshotTempPrefix) + name);
   const std::string path = JoinPath(region_dir, name);
   MS_ASSIGN_OR_RETURN(const int fd, env->Open(temp, OpenMode::kTruncate));
-  Result<SnapshotWriteResult> r = WriteFile(env, fd, temp, view, pin);
+  Result<SnapshotWriteResult> r = WriteFile(env, fd, view, pin, base);
   env->Close(fd);
   Status done = r ? env->Rename(temp, path) : Status(Fail(r.error()));
   if (!done) {

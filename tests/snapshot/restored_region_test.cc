@@ -18,6 +18,7 @@
 #include "sidecar/snapshot/snapshot_format.h"
 #include "sidecar/snapshot/snapshot_host.h"
 #include "sidecar/snapshot/snapshot_restore.h"
+#include "tests/snapshot/chain_copy.h"
 #include "tests/snapshot/state_check.h"
 #include "tests/snapshot/test_dirs.h"
 
@@ -231,9 +232,7 @@ TEST_F(RestoredRegionTest, EverySnapshotOfARestoredRegionIsOneCommittedState) {
     ASSERT_EQ(durable.back(), 2300u);
     for (const uint64_t gen : durable) {
       ScratchDir fresh(true), one(false);
-      fs::create_directories(one / "state");
-      fs::copy_file(snaps / ("state/" + SnapshotFileName(gen)),
-                    one / ("state/" + SnapshotFileName(gen)));
+      modelswap::testing::CopyChain(snaps / "state", one / "state", "state", gen);
       ASSERT_TRUE(RestoreRegion(DefaultEnv(), one.path(), fresh.path(), "state"));
       Region restored = Open(fresh.path());
       Result<uint64_t> got = StateChecker(restored.bytes(), kBlock).Verify(restored.generation());

@@ -142,6 +142,63 @@ TEST(SnapshotFormatTest, FileSizeDiffersFromHeader) {
   EXPECT_TRUE(CheckSnapshotHeader(b, "counters", 42, 4096 + 10 * 4096 + 100));
 }
 
+SnapshotHeader SampleDelta() {
+  SnapshotHeader h = Sample();
+  h.kind = SnapshotKind::kDelta;
+  h.parent_generation = 40;
+  h.parent_data_checksum = 0x5678;
+  h.entry_count = 3;
+  h.stored_bytes = 4096 + 100;  // two stored blocks: one full, the region's short last one
+  return h;
+}
+
+TEST(SnapshotFormatTest, DeltaRoundTripAndFileSize) {
+  const HeaderBytes b = EncodeSnapshotHeader(SampleDelta());
+  Result<SnapshotHeader> h = CheckSnapshotHeader(b, "counters", 42, 4096 + 4096 + 4096 + 100);
+  ASSERT_TRUE(h) << h.error().ToString();
+  EXPECT_EQ(h->kind, SnapshotKind::kDelta);
+  EXPECT_EQ(h->parent_generation, 40u);
+  EXPECT_EQ(h->parent_data_checksum, 0x5678u);
+  EXPECT_EQ(h->entry_count, 3u);
+  EXPECT_EQ(SnapshotDataBytes(*h), 4096u + 4096 + 100);
+  EXPECT_EQ(DeltaIndexBytes(0), 0u);
+  EXPECT_EQ(DeltaIndexBytes(512), 4096u);
+  EXPECT_EQ(DeltaIndexBytes(513), 8192u);
+  EXPECT_FALSE(CheckSnapshotHeader(b, "counters", 42, 4096 + 10 * 4096 + 100));
+}
+
+TEST(SnapshotFormatTest, UnknownKind) {
+  HeaderBytes b = EncodeSnapshotHeader(Sample());
+  Set<uint32_t>(b, 136, 7);
+  ExpectError(b, Code::kCorruption, "unknown kind 7");
+}
+
+TEST(SnapshotFormatTest, FullWithDeltaFields) {
+  HeaderBytes b = EncodeSnapshotHeader(Sample());
+  Set<uint64_t>(b, 144, 3);
+  ExpectError(b, Code::kCorruption, "full snapshot with delta fields set");
+}
+
+TEST(SnapshotFormatTest, DeltaParentNotOlder) {
+  SnapshotHeader d = SampleDelta();
+  d.parent_generation = 42;
+  ExpectError(EncodeSnapshotHeader(d), Code::kCorruption, "names parent generation 42");
+  d.parent_generation = 0;
+  ExpectError(EncodeSnapshotHeader(d), Code::kCorruption, "names parent generation 0");
+}
+
+TEST(SnapshotFormatTest, DeltaWithMoreEntriesThanBlocks) {
+  SnapshotHeader d = SampleDelta();
+  d.entry_count = 12;  // the region has 11 blocks
+  ExpectError(EncodeSnapshotHeader(d), Code::kCorruption, "only 11 blocks");
+}
+
+TEST(SnapshotFormatTest, DeltaStoringMoreThanItsEntriesHold) {
+  SnapshotHeader d = SampleDelta();
+  d.stored_bytes = 3 * 4096 + 1;
+  ExpectError(EncodeSnapshotHeader(d), Code::kCorruption, "stores 12289 bytes in 3 entries");
+}
+
 TEST(SnapshotFormatTest, FileNames) {
   EXPECT_EQ(SnapshotFileName(42), "00000000000000000042.snap");
   EXPECT_EQ(ParseSnapshotFileName("00000000000000000042.snap"), 42u);

@@ -15,6 +15,7 @@
 #include "sidecar/client/region.h"
 #include "sidecar/snapshot/snapshot_format.h"
 #include "sidecar/snapshot/snapshot_restore.h"
+#include "tests/snapshot/chain_copy.h"
 #include "tests/snapshot/state_check.h"
 #include "tests/snapshot/test_dirs.h"
 
@@ -43,6 +44,10 @@ void FlipByte(const std::string& path, uint64_t offset) {
   c = static_cast<char>(c ^ 0x5a);
   f.seekp(static_cast<std::streamoff>(offset));
   f.write(&c, 1);
+}
+
+void FlipLastByte(const std::string& path) {
+  FlipByte(path, fs::file_size(path) - 1);
 }
 
 class SnapshotHostTest : public ::testing::Test {
@@ -130,20 +135,112 @@ TEST_F(SnapshotHostTest, IdleRegionIsNotWrittenAgain) {
   EXPECT_EQ(host.Stats()[0].snapshots, 1u);
 }
 
-TEST_F(SnapshotHostTest, KeepsTheNewestN) {
+TEST_F(SnapshotHostTest, KeepsTheNewestNAndTheFilesTheirChainsNeed) {
   SnapshotHost host(DefaultEnv(), Options(shm_.path(), /*keep=*/3));
   Region r = OpenRegion(shm_.path());
-  MakeSnapshots(host, r, 6);
+  MakeSnapshots(host, r, 6);  // 1 is full, 2..6 are deltas down to it: all needed
   Result<std::vector<uint64_t>> gens = ListSnapshotGenerations(DefaultEnv(), snaps_ / "state");
   ASSERT_TRUE(gens);
-  EXPECT_EQ(*gens, (std::vector<uint64_t>{6, 5, 4}));
+  EXPECT_EQ(*gens, (std::vector<uint64_t>{6, 5, 4, 3, 2, 1}));
+  // 17 holds 16 deltas after 1, so 18 starts a new chain with a full snapshot; 19 and 20 are
+  // deltas of it, and nothing older is needed any more.
+  for (int k = 7; k <= 20; ++k) {
+    ASSERT_TRUE(r.Write(3 * kBlock, Text("gen" + std::to_string(k))));
+    r.Commit();
+    ASSERT_TRUE(host.RunOnce());
+    EXPECT_EQ(host.Stats()[0].last_snapshot_delta, k != 18) << k;
+  }
+  gens = ListSnapshotGenerations(DefaultEnv(), snaps_ / "state");
+  ASSERT_TRUE(gens);
+  EXPECT_EQ(*gens, (std::vector<uint64_t>{20, 19, 18}));
+}
+
+TEST_F(SnapshotHostTest, DeltaStoresOnlyTheBlocksCommittedSinceItsParent) {
+  SnapshotHost host(DefaultEnv(), Options(shm_.path()));
+  Region r = OpenRegion(shm_.path());
+  for (uint64_t b = 0; b < kBytes / kBlock; ++b)
+    ASSERT_TRUE(r.Write(b * kBlock, Text("block" + std::to_string(b))));
+  r.Commit();
+  ASSERT_TRUE(host.RunOnce());
+  EXPECT_FALSE(host.Stats()[0].last_snapshot_delta);
+  ASSERT_TRUE(r.Write(7 * kBlock, Text("seven")));
+  ASSERT_TRUE(r.MarkDirty(9 * kBlock, kBlock));  // block 9 becomes all zeros
+  std::memset(r.bytes().data() + 9 * kBlock, 0, kBlock);
+  r.Commit();
+  ASSERT_TRUE(host.RunOnce());
+  const RegionSnapshotStats st = host.Stats()[0];
+  EXPECT_TRUE(st.last_snapshot_delta);
+  EXPECT_EQ(st.last_snapshot_stored_bytes, kBlock);
+  // header, one page of index (2 entries), one stored block
+  EXPECT_EQ(fs::file_size(SnapFile(2)), kSnapshotHeaderBytes + 4096 + kBlock);
+  EXPECT_EQ(host.StatsJson()["state"]["last_snapshot"]["kind"], "delta");
+
+  SnapshotHost* restorer = nullptr;
+  ASSERT_TRUE(RestoreFresh(&restorer));
+  Region restored = OpenRegion(shm2_.path());
+  EXPECT_EQ(restored.generation(), 2u);
+  EXPECT_EQ(Read(restored, 7 * kBlock, 5), "seven");
+  EXPECT_EQ(Read(restored, 8 * kBlock, 6), "block8");
+  EXPECT_EQ(Read(restored, 9 * kBlock, kBlock), std::string(kBlock, '\0'));
+  EXPECT_EQ(Read(restored, 10 * kBlock, 7), "block10");
+}
+
+TEST_F(SnapshotHostTest, CorruptFullSnapshotInvalidatesItsWholeChain) {
+  SnapshotHost host(DefaultEnv(), Options(shm_.path()));
+  Region r = OpenRegion(shm_.path());
+  MakeSnapshots(host, r, 3);  // 1 full, 2 and 3 deltas of it
+  FlipLastByte(SnapFile(1));
+  Status s = RestoreFresh();
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("none of its 3 snapshots is valid"), std::string::npos)
+      << s.error().message();
+  EXPECT_NE(s.error().message().find("data checksum mismatch"), std::string::npos);
+}
+
+TEST_F(SnapshotHostTest, DeltaWhoseParentWasReplacedIsRefused) {
+  SnapshotHost host(DefaultEnv(), Options(shm_.path()));
+  Region r = OpenRegion(shm_.path());
+  MakeSnapshots(host, r, 2);
+  // Another history's generation 1 (a full snapshot with different content) in place of ours.
+  ScratchDir other_shm(true), other_snaps(false);
+  {
+    SnapshotHostOptions o = Options(other_shm.path());
+    o.snapshot_dir = other_snaps.path();
+    SnapshotHost other(DefaultEnv(), o);
+    Result<Region> o_r = Region::Open(other_shm.path(), "state", {kBytes, kBlock});
+    ASSERT_TRUE(o_r);
+    ASSERT_TRUE(o_r->Write(0, Text("another history")));
+    o_r->Commit();
+    ASSERT_TRUE(other.RunOnce());
+  }
+  fs::copy_file(other_snaps / ("state/" + SnapshotFileName(1)), SnapFile(1),
+                fs::copy_options::overwrite_existing);
+  SnapshotHost* restorer = nullptr;
+  ASSERT_TRUE(RestoreFresh(&restorer));  // falls back to the (foreign but valid) generation 1
+  EXPECT_EQ(OpenRegion(shm2_.path()).generation(), 1u);
+  EXPECT_NE(restorer->Stats()[0].last_error.find("is not the snapshot it was written against"),
+            std::string::npos)
+      << restorer->Stats()[0].last_error;
+}
+
+TEST_F(SnapshotHostTest, DeltaIndexNamingABlockOutsideTheRegionIsCorruption) {
+  SnapshotHost host(DefaultEnv(), Options(shm_.path()));
+  Region r = OpenRegion(shm_.path());
+  MakeSnapshots(host, r, 2);
+  FlipByte(SnapFile(2), kSnapshotHeaderBytes + 2);  // entry 0: block 3 becomes 3 + 0x5a << 16
+  SnapshotHost* restorer = nullptr;
+  ASSERT_TRUE(RestoreFresh(&restorer));
+  EXPECT_EQ(OpenRegion(shm2_.path()).generation(), 1u);
+  EXPECT_NE(restorer->Stats()[0].last_error.find("delta index entry 0 names block"),
+            std::string::npos)
+      << restorer->Stats()[0].last_error;
 }
 
 TEST_F(SnapshotHostTest, CorruptDataInNewestFallsBackToPrevious) {
   SnapshotHost host(DefaultEnv(), Options(shm_.path()));
   Region r = OpenRegion(shm_.path());
   MakeSnapshots(host, r, 3);
-  FlipByte(SnapFile(3), kSnapshotHeaderBytes + 3 * kBlock + 1);
+  FlipLastByte(SnapFile(3));  // the delta's stored block
   SnapshotHost* restorer = nullptr;
   ASSERT_TRUE(RestoreFresh(&restorer));
   Region restored = OpenRegion(shm2_.path());
@@ -183,8 +280,8 @@ TEST_F(SnapshotHostTest, NoValidSnapshotFailsAndCreatesNoRegion) {
   SnapshotHost host(DefaultEnv(), Options(shm_.path()));
   Region r = OpenRegion(shm_.path());
   MakeSnapshots(host, r, 2);
-  FlipByte(SnapFile(1), kSnapshotHeaderBytes + 3 * kBlock);
-  FlipByte(SnapFile(2), kSnapshotHeaderBytes + 3 * kBlock);
+  FlipLastByte(SnapFile(1));
+  FlipLastByte(SnapFile(2));
   Status s = RestoreFresh();
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code(), Code::kCorruption);
@@ -265,10 +362,9 @@ TEST_F(SnapshotHostTest, EverySnapshotIsOneCommittedStateWhileTheAppCommits) {
   EXPECT_EQ(durable.back(), 150000u);
   for (const uint64_t gen : durable) {
     ScratchDir fresh(true);
-    // Restore exactly this generation: copy its file alone into a scratch snapshot dir.
+    // Restore exactly this generation: copy it and its chain into a scratch snapshot dir.
     ScratchDir snaps(false);
-    fs::create_directories(snaps / "state");
-    fs::copy_file(SnapFile(gen), snaps / ("state/" + SnapshotFileName(gen)));
+    modelswap::testing::CopyChain(snaps_ / "state", snaps / "state", "state", gen);
     Result<RestoreResult> rr = RestoreRegion(DefaultEnv(), snaps.path(), fresh.path(), "state");
     ASSERT_TRUE(rr) << rr.error().ToString();
     Result<Region> restored = Region::Open(fresh.path(), "state", {kBytes, kBlock});

@@ -1,6 +1,8 @@
 // Name validation and the shared-volume layout.
 #include "common/names.h"
 
+#include <cstdlib>
+
 #include "common/env.h"
 
 namespace modelswap {
@@ -87,6 +89,14 @@ std::string VersionPath(std::string_view root, std::string_view model, std::stri
 }
 std::string VersionTempPrefix(std::string_view version) {
   return ".tmp-" + VersionFileName(version) + "-";
+}
+
+std::string ResolveShmDir(std::string_view configured) {
+  if (!configured.empty()) return std::string(configured);
+  if (const char* env = std::getenv("MODELSWAP_SHM_DIR"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  return "/dev/shm/modelswap";
 }
 
 }  // namespace modelswap

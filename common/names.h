@@ -19,6 +19,10 @@ namespace modelswap {
 [[nodiscard]] Status ValidateShmObjectName(std::string_view kind, std::string_view name);
 
 // The shared-volume layout of DESIGN.md. Callers validate names first.
+// The app-side shm dir: `configured` if not empty, else $MODELSWAP_SHM_DIR (set by the webhook
+// in injected pods), else /dev/shm/modelswap (the agent's default).
+std::string ResolveShmDir(std::string_view configured);
+
 std::string ModelDir(std::string_view root, std::string_view model);
 std::string ManifestPath(std::string_view root, std::string_view model);
 std::string VersionsDir(std::string_view root, std::string_view model);

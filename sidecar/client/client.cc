@@ -54,11 +54,7 @@ uint64_t Handle::entry_count() const {
 }
 
 std::string ShmDir(const std::string& configured) {
-  if (!configured.empty()) return configured;
-  if (const char* env = std::getenv("MODELSWAP_SHM_DIR"); env != nullptr && *env != '\0') {
-    return env;
-  }
-  return "/dev/shm/modelswap";
+  return ResolveShmDir(configured);
 }
 
 class ModelClient::Impl {

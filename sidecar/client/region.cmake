@@ -3,7 +3,8 @@
 # Included from sidecar/CMakeLists.txt: include(client/region.cmake)
 add_library(modelswap_region STATIC
   ${CMAKE_CURRENT_LIST_DIR}/region_file.cc
-  ${CMAKE_CURRENT_LIST_DIR}/region.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/region.cc
+  ${CMAKE_CURRENT_LIST_DIR}/modelswap_region.cc)
 target_link_libraries(modelswap_region PUBLIC modelswap_common)
 # Position-independent so it can also be linked into shared objects (FFI users).
 set_target_properties(modelswap_region PROPERTIES POSITION_INDEPENDENT_CODE ON)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sidecar/snapshot/region_view.h"
+#include "tests/snapshot/snapshot_testing.h"
 #include "tests/snapshot/test_dirs.h"
 
 namespace modelswap {
@@ -25,13 +26,8 @@ using testing::ScratchDir;
 
 constexpr uint32_t kBlock = 4096;
 
-std::span<const std::byte> Text(const std::string& s) {
-  return std::as_bytes(std::span(s));
-}
-
-std::string Read(const Region& r, uint64_t off, size_t n) {
-  return std::string(reinterpret_cast<const char*>(r.bytes().data() + off), n);
-}
+using modelswap::testing::Read;
+using modelswap::testing::Text;
 
 class RegionTest : public ::testing::Test {
  protected:

@@ -18,7 +18,7 @@
 #include "sidecar/snapshot/snapshot_format.h"
 #include "sidecar/snapshot/snapshot_host.h"
 #include "sidecar/snapshot/snapshot_restore.h"
-#include "tests/snapshot/chain_copy.h"
+#include "tests/snapshot/snapshot_testing.h"
 #include "tests/snapshot/state_check.h"
 #include "tests/snapshot/test_dirs.h"
 
@@ -33,13 +33,8 @@ constexpr uint32_t kBlock = 4096;
 constexpr uint64_t kBlocks = 64;
 constexpr uint64_t kBytes = kBlocks * kBlock;
 
-std::span<const std::byte> Text(const std::string& s) {
-  return std::as_bytes(std::span(s));
-}
-
-std::string Read(const Region& r, uint64_t off, size_t n) {
-  return std::string(reinterpret_cast<const char*>(r.bytes().data() + off), n);
-}
+using modelswap::testing::Read;
+using modelswap::testing::Text;
 
 class RestoredRegionTest : public ::testing::Test {
  protected:
@@ -215,31 +210,9 @@ TEST_F(RestoredRegionTest, EverySnapshotOfARestoredRegionIsOneCommittedState) {
     o.on_durable = [&](const std::string&, uint64_t gen) { durable.push_back(gen); };
     SnapshotHost host(DefaultEnv(), o);
     Region r = Open(shm.path());
-    std::atomic<bool> done{false};
-    std::thread app([&] {
-      StateChecker state(r.bytes(), kBlock);
-      std::mt19937_64 rng(static_cast<uint64_t>(round));
-      for (int i = 0; i < 300; ++i) {
-        state.Update(r, rng);
-        r.Commit();
-      }
-      done.store(true, std::memory_order_release);  // pairs with the loop's acquire
-    });
-    while (!done.load(std::memory_order_acquire))
-      ASSERT_TRUE(host.RunOnce());
-    app.join();
-    ASSERT_TRUE(host.RunOnce());
+    modelswap::testing::CommitWhileSnapshotting(host, r, 300, kBlock, static_cast<uint64_t>(round));
     ASSERT_EQ(durable.back(), 2300u);
-    for (const uint64_t gen : durable) {
-      ScratchDir fresh(true), one(false);
-      modelswap::testing::CopyChain(snaps / "state", one / "state", "state", gen);
-      ASSERT_TRUE(RestoreRegion(DefaultEnv(), one.path(), fresh.path(), "state"));
-      Region restored = Open(fresh.path());
-      Result<uint64_t> got = StateChecker(restored.bytes(), kBlock).Verify(restored.generation());
-      ASSERT_TRUE(got) << "round " << round << " generation " << gen << ": "
-                       << got.error().message();
-      EXPECT_EQ(*got, gen);
-    }
+    modelswap::testing::ExpectEachRestoresExactly(snaps / "state", durable, {kBytes, kBlock});
   }
 }
 

@@ -15,7 +15,7 @@
 #include "sidecar/client/region.h"
 #include "sidecar/snapshot/snapshot_format.h"
 #include "sidecar/snapshot/snapshot_restore.h"
-#include "tests/snapshot/chain_copy.h"
+#include "tests/snapshot/snapshot_testing.h"
 #include "tests/snapshot/state_check.h"
 #include "tests/snapshot/test_dirs.h"
 
@@ -28,13 +28,8 @@ namespace fs = std::filesystem;
 constexpr uint32_t kBlock = 4096;
 constexpr uint64_t kBytes = 16 * kBlock;
 
-std::span<const std::byte> Text(const std::string& s) {
-  return std::as_bytes(std::span(s));
-}
-
-std::string Read(const Region& r, uint64_t off, size_t n) {
-  return std::string(reinterpret_cast<const char*>(r.bytes().data() + off), n);
-}
+using modelswap::testing::Read;
+using modelswap::testing::Text;
 
 void FlipByte(const std::string& path, uint64_t offset) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
@@ -344,36 +339,10 @@ TEST_F(SnapshotHostTest, EverySnapshotIsOneCommittedStateWhileTheAppCommits) {
   o.on_durable = [&](const std::string&, uint64_t gen) { durable.push_back(gen); };
   SnapshotHost host(DefaultEnv(), o);
   Region r = OpenRegion(shm_.path());
-  std::atomic<bool> done{false};
-  std::thread app([&] {
-    modelswap::testing::StateChecker state(r.bytes(), kBlock);
-    std::mt19937_64 rng(7);
-    for (int i = 0; i < 150000; ++i) {
-      state.Update(r, rng);
-      r.Commit();
-    }
-    done.store(true, std::memory_order_release);  // pairs with the loop's acquire
-  });
-  while (!done.load(std::memory_order_acquire))
-    ASSERT_TRUE(host.RunOnce());
-  app.join();
-  ASSERT_TRUE(host.RunOnce());
+  modelswap::testing::CommitWhileSnapshotting(host, r, 150000, kBlock, /*seed=*/7);
   ASSERT_FALSE(durable.empty());
   EXPECT_EQ(durable.back(), 150000u);
-  for (const uint64_t gen : durable) {
-    ScratchDir fresh(true);
-    // Restore exactly this generation: copy it and its chain into a scratch snapshot dir.
-    ScratchDir snaps(false);
-    modelswap::testing::CopyChain(snaps_ / "state", snaps / "state", "state", gen);
-    Result<RestoreResult> rr = RestoreRegion(DefaultEnv(), snaps.path(), fresh.path(), "state");
-    ASSERT_TRUE(rr) << rr.error().ToString();
-    Result<Region> restored = Region::Open(fresh.path(), "state", {kBytes, kBlock});
-    ASSERT_TRUE(restored);
-    modelswap::testing::StateChecker check(restored->bytes(), kBlock);
-    Result<uint64_t> v = check.Verify(restored->generation());
-    ASSERT_TRUE(v) << "generation " << gen << ": " << v.error().message();
-    EXPECT_EQ(*v, gen);
-  }
+  modelswap::testing::ExpectEachRestoresExactly(snaps_ / "state", durable, {kBytes, kBlock});
 }
 
 TEST_F(SnapshotHostTest, StopRunsAFinalPass) {

@@ -11,8 +11,11 @@
 //     lags; the channel writer (which never waits by itself) is given credit-based flow control,
 //     the reader acknowledging every 64 messages on a second channel. The channel is also run
 //     flooded (writer flat out), showing what the reader then gets and skips;
-// and, first, the cross-core cache-line round trip on the same two cpus (two threads
-// ping-ponging one cache line), the floor for any shared-memory handoff. Ratios at the end:
+// and the cross-core cache-line round trip on the same two cpus (two threads ping-ponging one
+// cache line), the floor for any shared-memory handoff. It is measured first and again right
+// before each message size's channel latency run, because on a VM the host may move the two
+// vcpus at any time (the round trip was seen to vary 185-255 ns, even within one run, on the
+// development VM); each ratio uses the round trip measured next to it. Ratios per size:
 // channel p50 / round trip, pipe p50 / channel p50, socket p50 / channel p50.
 // Not a test: run it by hand on an otherwise idle machine (bench/ is never run by ctest).
 #include <fcntl.h>
@@ -407,6 +410,7 @@ int Main(int argc, char** argv) {
   std::printf("%-12s %8s | %8s %8s %8s | %12s %9s\n", "transport", "message", "p50 ns", "p99 ns",
               "p99.9 ns", "reader msg/s", "MB/s");
   for (uint32_t bytes : {64u, 3000u}) {
+    const double rtt_now = RoundTripNs(cfg);
     Row chan = ChannelLatency(cfg, dir, bytes);
     ChannelThroughput(cfg, dir, bytes, /*credit=*/true, &chan);
     ChannelThroughput(cfg, dir, bytes, /*credit=*/false, &chan);
@@ -415,10 +419,11 @@ int Main(int argc, char** argv) {
     for (const Row* r : {&chan, &pipe, &sock})
       Print(bytes, *r);
     std::printf(
-        "  ratios %u B: channel p50 / round trip %.2f (target <= 2) | pipe p50 / channel p50 "
-        "%.1f, socket p50 / channel p50 %.1f (target >= 20) | channel / pipe reader "
-        "throughput %.1f\n",
-        bytes, chan.p50 / rtt, pipe.p50 / chan.p50, sock.p50 / chan.p50, chan.rate / pipe.rate);
+        "  ratios %u B: channel p50 / round trip %.2f (round trip %.0f ns just before; target <= "
+        "2) | pipe p50 / channel p50 %.1f, socket p50 / channel p50 %.1f (target >= 20) | "
+        "channel / pipe reader throughput %.1f\n",
+        bytes, chan.p50 / rtt_now, rtt_now, pipe.p50 / chan.p50, sock.p50 / chan.p50,
+        chan.rate / pipe.rate);
   }
   std::filesystem::remove_all(dir);
   return 0;

@@ -117,6 +117,7 @@ class ChannelWriter {
   uint32_t message_bytes_ = 0;
   uint32_t stride_ = 0;
   uint32_t abandoned_slots_ = 0;
+  uint64_t last_publish_ticks_ = 0;  // TSC at the previous Publish (x86-64: gates CLDEMOTE)
 };
 
 class ChannelReader {

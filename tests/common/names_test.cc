@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 namespace modelswap {
 namespace {
 
@@ -42,6 +44,16 @@ TEST(Names, Layout) {
   EXPECT_EQ(ManifestPath("/models", "ranker"), "/models/ranker/manifest.json");
   EXPECT_EQ(VersionPath("/models/", "ranker", "v7"), "/models/ranker/versions/v7.msf");
   EXPECT_EQ(VersionTempPrefix("v7"), ".tmp-v7.msf-");
+}
+
+TEST(Names, ResolveShmDir) {
+  EXPECT_EQ(ResolveShmDir("/given"), "/given");
+  ::setenv("MODELSWAP_SHM_DIR", "/from-env", 1);
+  EXPECT_EQ(ResolveShmDir(""), "/from-env");
+  ::setenv("MODELSWAP_SHM_DIR", "", 1);
+  EXPECT_EQ(ResolveShmDir(""), "/dev/shm/modelswap");
+  ::unsetenv("MODELSWAP_SHM_DIR");
+  EXPECT_EQ(ResolveShmDir(""), "/dev/shm/modelswap");
 }
 
 }  // namespace

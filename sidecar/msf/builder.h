@@ -33,7 +33,7 @@ struct BuildOptions {
   uint64_t hash_seed = 0x6d6f64656c737761;  // "modelswa"
   size_t chunk_bytes = 4 << 20;             // write size; a multiple of 2 MiB
   // Turns an entry ordinal (0-based, in Add order) into words for error messages.
-  std::function<std::string(uint64_t)> describe_entry;
+  std::function<std::string(uint64_t)> describe_entry = nullptr;
 };
 
 struct BuildResult {

@@ -22,6 +22,7 @@
 #include <string>
 #include <thread>
 
+#include "common/names.h"
 #include "examples/loadbalancer/lb_messages.h"
 #include "sidecar/client/channel.h"
 
@@ -39,7 +40,7 @@ uint64_t NowNs() {
 }
 
 struct Flags {
-  std::string shm = modelswap::DefaultShmDir();
+  std::string shm = modelswap::ResolveShmDir("");
   int period_ms = 200;
   uint64_t count = 0;  // 0: run forever
   int final_wait_periods = 50;

@@ -57,8 +57,6 @@ struct ReadResult {
 Status ValidateChannelName(std::string_view name);
 // `<shm_dir>/channels/<name>.chan` (name must be valid).
 std::string ChannelPath(std::string_view shm_dir, std::string_view name);
-// $MODELSWAP_SHM_DIR, else /dev/shm/modelswap.
-std::string DefaultShmDir();
 
 // A mapped channel file; move-only. Shared by writer and reader.
 class ChannelMapping {

@@ -173,11 +173,6 @@ std::string ChannelPath(std::string_view shm_dir, std::string_view name) {
   return fmt::format("{}/channels/{}.chan", shm_dir, name);
 }
 
-std::string DefaultShmDir() {
-  const char* dir = std::getenv("MODELSWAP_SHM_DIR");
-  return dir != nullptr && dir[0] != '\0' ? dir : "/dev/shm/modelswap";
-}
-
 Status ValidateChannelHeader(const ms_channel_header& h, uint64_t file_size,
                              uint32_t expected_slots, uint32_t expected_message_bytes) {
   MS_RETURN_IF_ERROR(CheckShmMagicAndVersion("channel", h.magic, MS_CHANNEL_MAGIC, h.layout_version,

@@ -2,6 +2,7 @@
 #include <new>
 #include <string>
 
+#include "sidecar/client/c_abi.h"
 #include "sidecar/client/client.h"
 #include "sidecar/client/modelswap.h"
 
@@ -14,29 +15,18 @@ struct ms_handle {
 
 namespace {
 
-thread_local std::string last_error;
-
 ms_status StatusOf(const modelswap::Error& e) {
-  last_error = e.ToString();
-  return static_cast<ms_status>(-static_cast<int>(e.code()));
+  return modelswap::c_abi::Report<ms_status>(e);
 }
 
 ms_status Invalid(const char* what) {
-  last_error = std::string("InvalidArgument: ") + what;
-  return MS_INVALID_ARGUMENT;
+  return modelswap::c_abi::Report<ms_status>(modelswap::Code::kInvalidArgument, what);
 }
 
 // Everything below may allocate; bad_alloc (or anything else) must not unwind into C.
 template <class F>
 ms_status Guard(F&& f) noexcept {
-  try {
-    return f();
-  } catch (const std::exception& e) {
-    last_error = std::string("Internal: ") + e.what();
-  } catch (...) {
-    last_error = "Internal: unknown exception";
-  }
-  return MS_INTERNAL;
+  return modelswap::c_abi::Guard<ms_status>(std::forward<F>(f));
 }
 
 }  // namespace
@@ -100,7 +90,7 @@ const char* ms_handle_version(const ms_handle* handle) {
 }
 
 const char* ms_last_error(void) {
-  return last_error.c_str();
+  return modelswap::c_abi::LastError().c_str();
 }
 
 }  // extern "C"

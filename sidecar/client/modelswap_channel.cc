@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 
+#include "common/names.h"
+#include "sidecar/client/c_abi.h"
 #include "sidecar/client/channel.h"
 
 struct ms_channel_writer {
@@ -21,28 +23,16 @@ namespace {
 
 using modelswap::Code;
 
-thread_local std::string last_error;
-
-ms_channel_status ToStatus(Code code) {
-  static_assert(static_cast<int>(Code::kInternal) == 12, "C codes mirror modelswap::Code");
-  return static_cast<ms_channel_status>(-static_cast<int>(code));
-}
-
 ms_channel_status Report(const modelswap::Error& error) {
-  last_error = error.ToString();
-  return ToStatus(error.code());
+  return modelswap::c_abi::Report<ms_channel_status>(error);
 }
 
 ms_channel_status Report(Code code, const char* message) {
-  try {
-    last_error = message;
-  } catch (...) {  // allocation failed: keep the old message rather than throw into C
-  }
-  return ToStatus(code);
+  return modelswap::c_abi::Report<ms_channel_status>(code, message);
 }
 
 std::string ShmDir(const char* shm_dir) {
-  return shm_dir != nullptr ? std::string(shm_dir) : modelswap::DefaultShmDir();
+  return modelswap::ResolveShmDir(shm_dir != nullptr ? shm_dir : "");
 }
 
 ms_channel_status FromRead(const modelswap::ReadResult& r, ms_channel_read_info* info) {
@@ -61,17 +51,13 @@ extern "C" {
 ms_channel_status ms_channel_writer_open(const char* shm_dir, const char* name, uint32_t slot_count,
                                          uint32_t message_bytes, ms_channel_writer** out) {
   if (name == nullptr || out == nullptr) return Report(Code::kInvalidArgument, "null argument");
-  try {
+  return modelswap::c_abi::Guard<ms_channel_status>([&] {
     auto writer = modelswap::ChannelWriter::Open(
         ShmDir(shm_dir), name, {.slot_count = slot_count, .message_bytes = message_bytes});
     if (!writer) return Report(writer.error());
     *out = new ms_channel_writer{std::move(*writer)};
     return MS_CHANNEL_OK;
-  } catch (const std::exception& e) {
-    return Report(Code::kInternal, e.what());
-  } catch (...) {
-    return Report(Code::kInternal, "unknown exception");
-  }
+  });
 }
 
 ms_channel_status ms_channel_publish(ms_channel_writer* writer, const void* data, uint32_t len,
@@ -102,7 +88,7 @@ ms_channel_status ms_channel_reader_open(const char* shm_dir, const char* name,
   if (start != MS_CHANNEL_START_NEXT_PUBLISHED && start != MS_CHANNEL_START_OLDEST_AVAILABLE) {
     return Report(Code::kInvalidArgument, "unknown ms_channel_start value");
   }
-  try {
+  return modelswap::c_abi::Guard<ms_channel_status>([&] {
     auto reader = modelswap::ChannelReader::Open(ShmDir(shm_dir), name, expected_message_bytes,
                                                  start == MS_CHANNEL_START_OLDEST_AVAILABLE
                                                      ? modelswap::StartAt::kOldestAvailable
@@ -110,11 +96,7 @@ ms_channel_status ms_channel_reader_open(const char* shm_dir, const char* name,
     if (!reader) return Report(reader.error());
     *out = new ms_channel_reader{std::move(*reader)};
     return MS_CHANNEL_OK;
-  } catch (const std::exception& e) {
-    return Report(Code::kInternal, e.what());
-  } catch (...) {
-    return Report(Code::kInternal, "unknown exception");
-  }
+  });
 }
 
 ms_channel_status ms_channel_read_next(ms_channel_reader* reader, void* buf, uint32_t buf_len,
@@ -142,7 +124,7 @@ void ms_channel_reader_close(ms_channel_reader* reader) {
 }
 
 const char* ms_channel_last_error(void) {
-  return last_error.c_str();
+  return modelswap::c_abi::LastError().c_str();
 }
 
 }  // extern "C"

@@ -1,14 +1,12 @@
 // The C ABI (modelswap_region.h) over the C++ Region: a handle is a heap object owning a Region;
-// errors become negative codes plus a thread-local message. Every entry point that can allocate
-// catches everything, so no exception crosses into C.
+// errors and exceptions become C statuses and the thread's last error (c_abi.h).
 #include "sidecar/client/modelswap_region.h"
 
-#include <cstring>
-#include <exception>
-#include <new>
 #include <string>
+#include <utility>
 
 #include "common/names.h"
+#include "sidecar/client/c_abi.h"
 #include "sidecar/client/region.h"
 
 struct ms_region {
@@ -17,26 +15,17 @@ struct ms_region {
 
 namespace {
 
-using modelswap::Code;
-
-thread_local std::string last_error;
-
-ms_region_status ToStatus(Code code) {
-  static_assert(static_cast<int>(Code::kInternal) == 12, "C codes mirror modelswap::Code");
-  return static_cast<ms_region_status>(-static_cast<int>(code));
-}
-
 ms_region_status Report(const modelswap::Error& error) {
-  last_error = error.ToString();
-  return ToStatus(error.code());
+  return modelswap::c_abi::Report<ms_region_status>(error);
 }
 
-ms_region_status ReportException() {
-  try {
-    last_error = "internal error: out of memory or an unexpected exception";
-  } catch (...) {  // keep the old message rather than throw into C
-  }
-  return MS_REGION_INTERNAL;
+ms_region_status Invalid(const char* message) {
+  return modelswap::c_abi::Report<ms_region_status>(modelswap::Code::kInvalidArgument, message);
+}
+
+template <class F>
+ms_region_status Guard(F&& f) noexcept {
+  return modelswap::c_abi::Guard<ms_region_status>(std::forward<F>(f));
 }
 
 }  // namespace
@@ -46,12 +35,9 @@ extern "C" {
 ms_region_status ms_region_open(const char* shm_dir, const char* name, uint64_t bytes,
                                 uint32_t block_bytes, ms_region** out,
                                 ms_region_attach_info* info) {
-  try {
-    if (name == nullptr || out == nullptr) {
-      last_error = "ms_region_open: name and out must not be NULL";
-      return MS_REGION_INVALID_ARGUMENT;
-    }
-    *out = nullptr;
+  if (name == nullptr || out == nullptr) return Invalid("ms_region_open: name and out are NULL");
+  *out = nullptr;
+  return Guard([&] {
     modelswap::RegionOptions options{.bytes = bytes};
     if (block_bytes != 0) options.block_bytes = block_bytes;
     modelswap::Result<modelswap::Region> region = modelswap::Region::Open(
@@ -67,11 +53,8 @@ ms_region_status ms_region_open(const char* shm_dir, const char* name, uint64_t 
                .reserved = {}};
     }
     *out = new ms_region{std::move(*region)};
-    last_error.clear();
     return MS_REGION_OK;
-  } catch (...) {
-    return ReportException();
-  }
+  });
 }
 
 void* ms_region_data(const ms_region* region) {
@@ -83,31 +66,20 @@ uint64_t ms_region_size(const ms_region* region) {
 }
 
 ms_region_status ms_region_mark_dirty(ms_region* region, uint64_t offset, uint64_t length) {
-  try {
-    if (modelswap::Status s = region->region.MarkDirty(offset, length); !s)
-      return Report(s.error());
-    return MS_REGION_OK;
-  } catch (...) {
-    return ReportException();
-  }
+  return Guard([&] {
+    modelswap::Status s = region->region.MarkDirty(offset, length);
+    return s ? MS_REGION_OK : Report(s.error());
+  });
 }
 
 ms_region_status ms_region_write(ms_region* region, uint64_t offset, const void* data,
                                  uint64_t length) {
-  try {
-    if (data == nullptr && length != 0) {
-      last_error = "ms_region_write: data is NULL";
-      return MS_REGION_INVALID_ARGUMENT;
-    }
-    if (modelswap::Status s = region->region.Write(
-            offset, {static_cast<const std::byte*>(data), static_cast<size_t>(length)});
-        !s) {
-      return Report(s.error());
-    }
-    return MS_REGION_OK;
-  } catch (...) {
-    return ReportException();
-  }
+  if (data == nullptr && length != 0) return Invalid("ms_region_write: data is NULL");
+  return Guard([&] {
+    modelswap::Status s = region->region.Write(
+        offset, {static_cast<const std::byte*>(data), static_cast<size_t>(length)});
+    return s ? MS_REGION_OK : Report(s.error());
+  });
 }
 
 uint64_t ms_region_commit(ms_region* region) {
@@ -127,7 +99,7 @@ void ms_region_close(ms_region* region) {
 }
 
 const char* ms_region_last_error(void) {
-  return last_error.c_str();
+  return modelswap::c_abi::LastError().c_str();
 }
 
 }  // extern "C"

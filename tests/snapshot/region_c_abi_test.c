@@ -9,14 +9,8 @@
 #include "sidecar/client/modelswap_region.h"
 #include "sidecar/client/region_layout.h"
 
-#define CHECK(cond)                                                                           \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
-              ms_region_last_error());                                                        \
-      exit(1);                                                                                \
-    }                                                                                         \
-  } while (0)
+#define MS_LAST_ERROR ms_region_last_error
+#include "tests/testing/c_check.h"
 
 int main(int argc, char** argv) {
   CHECK(argc == 2);

@@ -25,7 +25,7 @@ if [ "${MODELSWAP_SKIP_SANITIZE:-0}" != 1 ]; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMODELSWAP_SANITIZE=ON \
     -DMODELSWAP_BUILD_BENCH=OFF >/dev/null
   # Test executables built here carry the ctest label "sanitize"; those not listed are not built.
-  wanted="common_test model_files_test channel_test client_test agent_unit_test"
+  wanted="common_test model_files_test channel_test client_test agent_unit_test region_test snapshot_test"
   available=$(cmake --build build-asan --target help | awk '{print $2}')
   targets=""
   for t in $wanted; do grep -qx "$t" <<<"$available" && targets="$targets $t"; done

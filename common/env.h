@@ -18,7 +18,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -60,15 +59,6 @@ class Env {
   // Writes all of data at offset, retrying short writes.
   virtual Status PWrite(int fd, std::span<const std::byte> data, uint64_t offset) = 0;
   virtual Status Fsync(int fd) = 0;
-  // Copies n bytes from in_fd at in_offset to out_fd at out_offset inside the kernel (sendfile:
-  // one copy, page cache to page cache, no user buffer), falling back to read + write where the
-  // pair of files does not support it. kCorruption if in_fd ends first.
-  virtual Status CopyRange(int in_fd, uint64_t in_offset, int out_fd, uint64_t out_offset,
-                           uint64_t n) = 0;
-  // The first range [begin, end) of data (not a hole) at or after offset, by SEEK_DATA and
-  // SEEK_HOLE; {size, size} when only holes follow. Filesystems without hole reporting report
-  // all of the file as data.
-  virtual Result<std::pair<uint64_t, uint64_t>> NextData(int fd, uint64_t offset) = 0;
   // Reserves space. kNotSupported when the filesystem refuses (blobfuse, some FUSE, tmpfs on old
   // kernels): callers then simply write without reserving.
   virtual Status Fallocate(int fd, uint64_t offset, uint64_t length) = 0;
@@ -160,12 +150,6 @@ class EnvWrapper : public Env {
   }
   Status DropFileCache(const std::string& p) override { return target_->DropFileCache(p); }
   Status AdviseSequential(int fd) override { return target_->AdviseSequential(fd); }
-  Status CopyRange(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t n) override {
-    return target_->CopyRange(in, in_off, out, out_off, n);
-  }
-  Result<std::pair<uint64_t, uint64_t>> NextData(int fd, uint64_t offset) override {
-    return target_->NextData(fd, offset);
-  }
   Result<uint64_t> ResidentBytes(std::span<const std::byte> r) override {
     return target_->ResidentBytes(r);
   }

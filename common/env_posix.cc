@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/mman.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -44,25 +43,6 @@ class BoostMappedFile final : public MappedFile {
 };
 
 class PosixEnv final : public Env {
-  // CopyRange where sendfile cannot: through a 1 MiB buffer.
-  Status CopyByReadWrite(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t n) {
-    std::vector<std::byte> buffer(static_cast<size_t>(std::min<uint64_t>(n, 1u << 20)));
-    while (n > 0) {
-      const auto want = static_cast<size_t>(std::min<uint64_t>(n, buffer.size()));
-      MS_ASSIGN_OR_RETURN(const size_t got, PRead(in, std::span(buffer).first(want), in_off));
-      if (got == 0) {
-        return Fail(Code::kCorruption, "fd " + std::to_string(in) + ": file ends at byte " +
-                                           std::to_string(in_off) + " (truncated)");
-      }
-      MS_RETURN_IF_ERROR(PWrite(out, std::span(buffer).first(got), out_off));
-      in_off += got;
-      out_off += got;
-      n -= got;
-    }
-    return Ok();
-  }
-
- public:
  public:
   Result<int> Open(const std::string& path, OpenMode mode) override {
     int flags = O_CLOEXEC;
@@ -93,42 +73,6 @@ class PosixEnv final : public Env {
       if (n >= 0) return static_cast<size_t>(n);
       if (errno != EINTR) return Fail(PosixError("pread", "fd " + std::to_string(fd), errno));
     }
-  }
-
-  Status CopyRange(int in, uint64_t in_off, int out, uint64_t out_off, uint64_t n) override {
-    while (n > 0) {
-      if (::lseek(out, static_cast<off_t>(out_off), SEEK_SET) < 0)
-        return Fail(PosixError("lseek", "fd " + std::to_string(out), errno));
-      auto at = static_cast<off_t>(in_off);
-      const ssize_t w =
-          ::sendfile(out, in, &at, static_cast<size_t>(std::min<uint64_t>(n, 1u << 30)));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0 && (errno == EINVAL || errno == ENOSYS))
-        return CopyByReadWrite(in, in_off, out, out_off, n);
-      if (w < 0) return Fail(PosixError("sendfile", "fd " + std::to_string(in), errno));
-      if (w == 0) {
-        return Fail(Code::kCorruption, "fd " + std::to_string(in) + ": file ends at byte " +
-                                           std::to_string(in_off) + " (truncated)");
-      }
-      in_off += static_cast<uint64_t>(w);
-      out_off += static_cast<uint64_t>(w);
-      n -= static_cast<uint64_t>(w);
-    }
-    return Ok();
-  }
-
-  Result<std::pair<uint64_t, uint64_t>> NextData(int fd, uint64_t offset) override {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) return Fail(PosixError("fstat", "fd " + std::to_string(fd), errno));
-    const auto size = static_cast<uint64_t>(st.st_size);
-    if (offset >= size) return std::pair{size, size};
-    const off_t data = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
-    if (data < 0 && errno == ENXIO) return std::pair{size, size};     // only holes follow
-    if (data < 0 && errno == EINVAL) return std::pair{offset, size};  // no hole reporting
-    if (data < 0) return Fail(PosixError("lseek(SEEK_DATA)", "fd " + std::to_string(fd), errno));
-    const off_t hole = ::lseek(fd, data, SEEK_HOLE);
-    if (hole < 0) return Fail(PosixError("lseek(SEEK_HOLE)", "fd " + std::to_string(fd), errno));
-    return std::pair{static_cast<uint64_t>(data), static_cast<uint64_t>(hole)};
   }
 
   Status PWrite(int fd, std::span<const std::byte> data, uint64_t offset) override {

@@ -86,11 +86,6 @@ Status FillFromFull(RegionFile& region, uint64_t gen, uint64_t off,
   return flush();
 }
 
-void MarkRestored(RegionFile& region, uint64_t gen, uint64_t first, uint64_t last) {
-  for (uint64_t b = first; b < last; ++b)
-    SetTags(region, b, gen, MS_REGION_TAG_IN_WORK);
-}
-
 DeltaFiller::DeltaFiller(RegionFile& region, const SnapshotHeader& delta, uint64_t gen)
     : region_(region), delta_(delta), gen_(gen), index_bytes_(DeltaIndexBytes(delta.entry_count)) {
   index_.reserve(static_cast<size_t>(index_bytes_));

@@ -47,10 +47,6 @@ class DeltaFiller {
   uint64_t within_ = 0;           // bytes of blocks_[next_] already written
 };
 
-// Tags blocks [first, last) as restored at gen, in the work image (their content was copied in
-// by other means, e.g. a kernel copy of a full snapshot's data).
-void MarkRestored(RegionFile& region, uint64_t gen, uint64_t first, uint64_t last);
-
 // The region's generations say "committed, pinned and durable at gen".
 void SetRestoredGenerations(RegionFile& region, uint64_t gen);
 

@@ -6,7 +6,7 @@ add_library(modelswap_snapshot STATIC
   ${CMAKE_CURRENT_LIST_DIR}/snapshot_format.cc
   ${CMAKE_CURRENT_LIST_DIR}/region_view.cc
   ${CMAKE_CURRENT_LIST_DIR}/snapshot_writer.cc
-  ${CMAKE_CURRENT_LIST_DIR}/background_hasher.cc
+  ${CMAKE_CURRENT_LIST_DIR}/chunk_pipeline.cc
   ${CMAKE_CURRENT_LIST_DIR}/region_filler.cc
   ${CMAKE_CURRENT_LIST_DIR}/snapshot_restore.cc
   ${CMAKE_CURRENT_LIST_DIR}/snapshot_stats.cc

@@ -18,42 +18,25 @@
 
 #include "common/checksum.h"
 #include "sidecar/client/region_file.h"
-#include "sidecar/snapshot/background_hasher.h"
+#include "sidecar/snapshot/chunk_pipeline.h"
 #include "sidecar/snapshot/region_filler.h"
 
 namespace modelswap::snapshot {
 namespace {
 
-// A multiple of every block size; small enough to stay in L2 between the read, the hash and the
-// copies.
-constexpr size_t kChunkBytes = MS_REGION_MAX_BLOCK_BYTES;
-// One kernel copy of a full snapshot's data: large enough that a cold read streams at the disk's
-// speed, small enough that the hasher starts early. A multiple of kChunkBytes.
-constexpr size_t kCopyBytes = 8 * kChunkBytes;
+// The unit of reading, hashing and copying: a multiple of every block size, large enough that
+// the reader's preads keep a cold disk streaming, small enough that the pipeline's 4 chunks stay
+// in the shared cache while the copier and the hasher read them.
+constexpr size_t kChunkBytes = 4 * size_t{MS_REGION_MAX_BLOCK_BYTES};
 
 using ChunkSink = std::function<Status(uint64_t offset, std::span<const std::byte> chunk)>;
-
-// Fills out from offset, retrying short reads; kCorruption if the file ends first.
-Status ReadFull(Env* env, int fd, std::span<std::byte> out, uint64_t offset,
-                const std::string& path) {
-  while (!out.empty()) {
-    MS_ASSIGN_OR_RETURN(const size_t n, env->PRead(fd, out, offset));
-    if (n == 0) {
-      return Fail(Code::kCorruption,
-                  fmt::format("snapshot {}: file ends at byte {} (truncated)", path, offset));
-    }
-    out = out.subspan(n);
-    offset += n;
-  }
-  return Ok();
-}
 
 Result<SnapshotHeader> ReadHeader(Env* env, int fd, const std::string& path,
                                   const std::string& name, uint64_t generation) {
   MS_ASSIGN_OR_RETURN(const FileInfo info, env->Stat(path));
   HeaderBytes bytes{};
   const size_t want = static_cast<size_t>(std::min<uint64_t>(info.size, bytes.size()));
-  MS_RETURN_IF_ERROR(ReadFull(env, fd, std::span(bytes).first(want), 0, path));
+  MS_RETURN_IF_ERROR(ReadFullAt(env, fd, std::span(bytes).first(want), 0, path));
   return CheckSnapshotHeader(std::span(bytes).first(want), name, generation, info.size);
 }
 
@@ -64,9 +47,21 @@ struct ChainFile {
   SnapshotHeader header;
 };
 
-// The hasher's digest against the header's data checksum.
-Status CheckDigest(BackgroundHasher& hasher, const SnapshotHeader& h, const std::string& path) {
-  MS_ASSIGN_OR_RETURN(const uint64_t actual, hasher.Finish());
+// Streams the data through sink and checks the data checksum. Reading and hashing run on two
+// more threads (ChunkPipeline), overlapping the sink's copying.
+Status ReadData(Env* env, int fd, const SnapshotHeader& h, const std::string& path,
+                const ChunkSink& sink) {
+  if (Status s = env->AdviseSequential(fd); !s)
+    spdlog::debug("snapshot {}: read-ahead hint refused: {}", path, s.error().ToString());
+  ChunkPipeline pipeline(env, fd, path, kSnapshotHeaderBytes, SnapshotDataBytes(h), kChunkBytes);
+  for (uint64_t off = 0;;) {
+    MS_ASSIGN_OR_RETURN(const std::span<const std::byte> chunk, pipeline.Next());
+    if (chunk.empty()) break;
+    if (sink) MS_RETURN_IF_ERROR(sink(off, chunk));
+    pipeline.Release();
+    off += chunk.size();
+  }
+  MS_ASSIGN_OR_RETURN(const uint64_t actual, pipeline.Finish());
   if (actual != h.data_checksum) {
     return Fail(Code::kCorruption,
                 fmt::format("snapshot {}: data checksum mismatch: header says {}, data hashes "
@@ -74,66 +69,6 @@ Status CheckDigest(BackgroundHasher& hasher, const SnapshotHeader& h, const std:
                             path, FormatChecksum(h.data_checksum), FormatChecksum(actual)));
   }
   return Ok();
-}
-
-// Streams the data through sink and checks the data checksum. The hash runs on a second thread
-// (BackgroundHasher), overlapping the next chunk's read and copy.
-Status ReadData(Env* env, int fd, const SnapshotHeader& h, const std::string& path,
-                const ChunkSink& sink) {
-  const uint64_t data_bytes = SnapshotDataBytes(h);
-  if (Status s = env->AdviseSequential(fd); !s)
-    spdlog::debug("snapshot {}: read-ahead hint refused: {}", path, s.error().ToString());
-  BackgroundHasher hasher(kChunkBytes);
-  for (uint64_t off = 0; off < data_bytes; off += kChunkBytes) {
-    const auto chunk = hasher.Acquire().first(
-        static_cast<size_t>(std::min<uint64_t>(kChunkBytes, data_bytes - off)));
-    MS_RETURN_IF_ERROR(ReadFull(env, fd, chunk, kSnapshotHeaderBytes + off, path));
-    if (sink) MS_RETURN_IF_ERROR(sink(off, chunk));
-    hasher.Submit(chunk.size());
-  }
-  return CheckDigest(hasher, h, path);
-}
-
-// Copies a full snapshot's image into the work image with the kernel's copy (one copy, no user
-// buffer; 0.8-0.9x the time of read(2) into fresh memory) and skips its holes (SEEK_DATA), so a
-// sparse state stays sparse in memory. The hasher thread reads each chunk back from the region
-// and hashes it, so the checksum covers exactly what the region now holds. A chunk whose kernel
-// copy fails goes through a user buffer instead, which tells a read error (the file's fault:
-// *sink_failed stays false) from a write error (the shm dir's, e.g. a full emptyDir).
-Status FillFromFullFile(Env* env, const ChainFile& f, uint64_t gen, RegionFile& region,
-                        bool* sink_failed) {
-  const SnapshotHeader& h = f.header;
-  const uint64_t size = h.region_bytes, bs = h.block_bytes, work = region.header()->work_offset;
-  if (Status s = env->AdviseSequential(f.fd); !s)
-    spdlog::debug("snapshot {}: read-ahead hint refused: {}", f.path, s.error().ToString());
-  BackgroundHasher hasher(kChunkBytes, env);
-  std::vector<std::byte> buffer;  // only for the fallback
-  for (uint64_t at = 0; at < size;) {
-    MS_ASSIGN_OR_RETURN(const auto data, env->NextData(f.fd, kSnapshotHeaderBytes + at));
-    // Whole blocks that hold data: [begin, end) of the image.
-    const uint64_t begin =
-        std::min(size, std::max(at, (data.first - kSnapshotHeaderBytes) / bs * bs));
-    const uint64_t end = std::min(size, (data.second - kSnapshotHeaderBytes + bs - 1) / bs * bs);
-    if (begin > at) hasher.SubmitZeros(begin - at);
-    for (uint64_t off = begin; off < end; off += kCopyBytes) {
-      const uint64_t n = std::min<uint64_t>(kCopyBytes, end - off);
-      if (!env->CopyRange(f.fd, kSnapshotHeaderBytes + off, region.fd(), work + off, n)) {
-        for (uint64_t piece = off; piece < off + n; piece += kChunkBytes) {
-          buffer.resize(kChunkBytes);
-          const auto chunk = std::span(buffer).first(
-              static_cast<size_t>(std::min<uint64_t>(kChunkBytes, off + n - piece)));
-          MS_RETURN_IF_ERROR(ReadFull(env, f.fd, chunk, kSnapshotHeaderBytes + piece, f.path));
-          Status s = FillFromFull(region, gen, piece, chunk);
-          *sink_failed = !s;
-          MS_RETURN_IF_ERROR(s);
-        }
-      }
-      MarkRestored(region, gen, off / bs, (off + n + bs - 1) / bs);
-      hasher.SubmitFileRange(region.fd(), work + off, n);
-    }
-    at = std::max(end, begin);
-  }
-  return CheckDigest(hasher, h, f.path);
 }
 
 // Closes the chain's files however the restore ends.
@@ -189,7 +124,11 @@ Status FillRegion(Env* env, const Chain& chain, uint64_t gen, RegionFile& region
                   bool* sink_failed) {
   for (const ChainFile& f : chain.files) {
     if (f.header.kind == SnapshotKind::kFull) {
-      MS_RETURN_IF_ERROR(FillFromFullFile(env, f, gen, region, sink_failed));
+      MS_RETURN_IF_ERROR(ReadData(env, f.fd, f.header, f.path, [&](uint64_t off, auto chunk) {
+        Status fed = FillFromFull(region, gen, off, chunk);
+        *sink_failed = !fed;
+        return fed;
+      }));
       continue;
     }
     DeltaFiller delta(region, f.header, gen);

@@ -74,6 +74,11 @@ class Env {
   virtual Status FsyncDir(const std::string& dir) = 0;
   virtual Status CreateDirs(const std::string& dir) = 0;
   virtual Result<FileInfo> Stat(const std::string& path) = 0;
+  // Makes the kernel fetch path's attributes afresh (statx AT_STATX_FORCE_SYNC). On FUSE mounts
+  // (blobfuse, bindfs) this ends the attribute cache's window, in which a replaced file still
+  // shows its old size and mtime and reads can return the old bytes from the page cache; on
+  // local filesystems it costs one stat. kNotFound if path does not exist.
+  virtual Status RevalidateAttributes(const std::string& path) = 0;
   // Names (not paths) of the entries of dir, without "." and "..".
   virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
 
@@ -138,6 +143,9 @@ class EnvWrapper : public Env {
   Status FsyncDir(const std::string& d) override { return target_->FsyncDir(d); }
   Status CreateDirs(const std::string& d) override { return target_->CreateDirs(d); }
   Result<FileInfo> Stat(const std::string& p) override { return target_->Stat(p); }
+  Status RevalidateAttributes(const std::string& p) override {
+    return target_->RevalidateAttributes(p);
+  }
   Result<std::vector<std::string>> ListDir(const std::string& d) override {
     return target_->ListDir(d);
   }

@@ -171,6 +171,13 @@ class PosixEnv final : public Env {
     return Ok();
   }
 
+  Status RevalidateAttributes(const std::string& path) override {
+    struct statx stx {};
+    if (::statx(AT_FDCWD, path.c_str(), AT_STATX_FORCE_SYNC, STATX_SIZE | STATX_MTIME, &stx) != 0)
+      return Fail(PosixError("statx", path, errno));
+    return Ok();
+  }
+
   Result<FileInfo> Stat(const std::string& path) override {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return Fail(PosixError("stat", path, errno));

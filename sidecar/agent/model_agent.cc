@@ -106,6 +106,10 @@ void ModelAgent::MaybeLoad() {
     held = highest_generation_;
     have_active = active_ != nullptr;
   }
+  // On a FUSE volume a replaced manifest can look unchanged (cached attributes and pages) for up
+  // to the attribute timeout, which delayed swaps by up to a second; a forced stat ends that.
+  // Errors are left to ReadManifest, which reports them.
+  (void)env_->RevalidateAttributes(ManifestPath(config_.root, model_));
   auto m = ReadManifest(env_, config_.root, model_, held);
   if (!m) {
     std::lock_guard lock(mu_);

@@ -99,8 +99,8 @@ class FuseTest : public AgentFixture {
     }
     mnt_ = dir_ / "mnt";
     std::filesystem::create_directories(mnt_);
-    std::string cmd =
-        "bindfs --no-allow-other '" + root_ + "' '" + mnt_ + "' 2>" + (dir_ / "bindfs.log");
+    std::string cmd = "bindfs --no-allow-other " + MountOptions() + " '" + root_ + "' '" + mnt_ +
+                      "' 2>" + (dir_ / "bindfs.log");
     if (std::system(cmd.c_str()) != 0) {
       GTEST_SKIP() << "bindfs could not mount (no FUSE permission?): "
                    << ReadFile(dir_ / "bindfs.log");
@@ -115,8 +115,18 @@ class FuseTest : public AgentFixture {
     }
     AgentFixture::TearDown();
   }
+  virtual std::string MountOptions() const { return ""; }
+
   std::string mnt_;
   bool mounted_ = false;
+};
+
+// The kernel keeps FUSE attributes and directory entries for 5 minutes (blobfuse mounts are often
+// configured with long timeouts): without a forced attribute refresh, the agent would read the
+// old manifest from the page cache for that long.
+class LongCacheFuseTest : public FuseTest {
+ protected:
+  std::string MountOptions() const override { return "-o attr_timeout=300,entry_timeout=300"; }
 };
 
 TEST_F(FuseTest, PollingPicksUpAManifestReplacedByCopyAndDelete) {
@@ -139,6 +149,21 @@ TEST_F(FuseTest, PollingPicksUpAManifestReplacedByCopyAndDelete) {
   EXPECT_EQ(m["active"]["file"], mnt_ + "/" + kModel + "/versions/v3.msf");
   EXPECT_EQ(m["rejections"], 0);
   if (saw_torn) std::fprintf(stderr, "note: the agent saw a torn manifest and ignored it\n");
+}
+
+TEST_F(LongCacheFuseTest, PollingSeesAReplacedManifestDespiteTheKernelCaches) {
+  Publish("v1");
+  StartAgent({"--poll-interval", "100"}, mnt_);
+  ASSERT_TRUE(WaitActive(1));
+  // Each manifest is longer than the one before (the version name is in it twice): with the old
+  // size still cached, the kernel would cut every read short and the agent would see a torn
+  // manifest until the attributes expired.
+  Publish("v2-with-a-longer-name");  // renamed over the old one, underneath the mount
+  ASSERT_TRUE(WaitActive(2));        // within 20 s, far inside the 300 s the caches would last
+  Publish("v3-with-an-even-longer-name");
+  ASSERT_TRUE(WaitActive(3));
+  EXPECT_EQ(ModelStatus()["active"]["file"],
+            mnt_ + "/" + kModel + "/versions/v3-with-an-even-longer-name.msf");
 }
 
 }  // namespace

@@ -61,7 +61,12 @@ void KubeBackend::Start(Controller* controller) {
     };
   };
   std::string managed = std::string(kLabelManagedBy) + "=" + kManagedBy;
-  mv_reflector_ = MakeReflector(&mvs_, kModelVersions, "", by(ModelKeyOfMv));
+  mv_reflector_ = MakeReflector(
+      &mvs_, kModelVersions, "",
+      [this, enqueue = by(ModelKeyOfMv)](const ObjectPtr& old_obj, const ObjectPtr& new_obj) {
+        NoteActivation(old_obj, new_obj);  // before the reconcile the event triggers
+        enqueue(old_obj, new_obj);
+      });
   job_reflector_ = MakeReflector(&jobs_, kJobs, managed, by(ModelKeyOfLabel));
   writer_pod_reflector_ = MakeReflector(&writer_pods_, kPods, managed, by(ModelKeyOfLabel));
   injected_pod_reflector_ =
@@ -90,6 +95,17 @@ bool KubeBackend::HasSynced() const {
          injected_pods_.HasSynced();
 }
 
+void KubeBackend::NoteActivation(const ObjectPtr& old_obj, const ObjectPtr& new_obj) {
+  std::lock_guard lock(deactivated_mu_);
+  if (!new_obj) {  // deleted
+    if (old_obj) deactivated_.erase(Field<std::string>(*old_obj, {"metadata", "uid"}, ""));
+    return;
+  }
+  if (Field<bool>(*new_obj, {"spec", "activate"}, true)) return;
+  int64_t& seen = deactivated_[Field<std::string>(*new_obj, {"metadata", "uid"}, "")];
+  seen = std::max(seen, Field<int64_t>(*new_obj, {"metadata", "generation"}, 0));
+}
+
 Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
   if (!HasSynced()) return Fail(Code::kUnavailable, "informer caches not synced yet");
   ModelInputs in;
@@ -100,6 +116,11 @@ Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
       spdlog::warn("skipping invalid modelversion key={} err=\"{}\"", KeyOf(*obj),
                    mv.error().message());
       continue;
+    }
+    {
+      std::lock_guard lock(deactivated_mu_);
+      if (auto it = deactivated_.find(mv->uid); it != deactivated_.end())
+        mv->deactivated_generation = it->second;
     }
     in.versions.push_back(std::move(*mv));
   }

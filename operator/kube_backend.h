@@ -12,7 +12,9 @@
 // Thread safety: Observe/Execute from any worker; Start/Stop from the owner.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/env.h"
@@ -65,6 +67,13 @@ class KubeBackend final : public Backend {
   std::unique_ptr<Reflector> mv_reflector_, job_reflector_, writer_pod_reflector_,
       injected_pod_reflector_;
   std::unique_ptr<AgentProber> prober_;
+
+  // Per ModelVersion uid, the newest metadata.generation a watch event showed with
+  // spec.activate false. A quick false -> true flip (a rollback of a Superseded version) can
+  // happen between two reconciles, which only see the latest object; the event stream sees both.
+  void NoteActivation(const ObjectPtr& old_obj, const ObjectPtr& new_obj);
+  std::mutex deactivated_mu_;
+  std::map<std::string, int64_t> deactivated_;  // guarded by deactivated_mu_
 };
 
 }  // namespace modelswap::op

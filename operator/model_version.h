@@ -83,6 +83,10 @@ struct ModelVersion {
   int retain = 3;
   WriterSpec writer;
   ModelVersionStatus status;
+  // Not part of the object: the newest generation a watch event showed with spec.activate false
+  // (0 = none seen by this process). Filled by the backend; lets a quick false -> true flip
+  // count as a rollback request even if no reconcile ran while it was false.
+  int64_t deactivated_generation = 0;
   // The object as read, so writes keep every field the operator does not know.
   std::shared_ptr<const Json> raw;
 

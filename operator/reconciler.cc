@@ -203,7 +203,8 @@ bool WantsRollback(const VersionView& v, bool is_active) {
     return false;
   }
   const Condition* c = mv.status.FindCondition("Active");
-  bool was_off = c != nullptr && c->reason == "ActivationNotRequested";
+  bool was_off = (c != nullptr && c->reason == "ActivationNotRequested") ||
+                 mv.deactivated_generation > v.next.published_generation;
   bool never_published = v.next.manifest_generation == 0;
   return (was_off || never_published) && v.next.published_generation < mv.generation &&
          v.Find(TaskKind::kPublish, mv.generation) == nullptr;

@@ -149,6 +149,23 @@ TEST_F(ControllerTest, RollbackRunsAPublishOnlyJob) {
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
 }
 
+TEST_F(ControllerTest, QuickActivateFlipRollsBackASupersededVersion) {
+  server_.Create(kModelVersions, "default", NewMv("v1", true, 1));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
+  server_.Create(kModelVersions, "default", NewMv("v2", true, 1));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v2-write", Result("v2", 2));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  // Back to back, as `kubectl patch ... false; kubectl patch ... true` in a script: a reconcile
+  // rarely runs in between, so only the watch events show that activate was false.
+  server_.PatchSpec(kModelVersions, "default", "ranker-v1", {{"spec", {{"activate", false}}}});
+  server_.PatchSpec(kModelVersions, "default", "ranker-v1", {{"spec", {{"activate", true}}}});
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-publish-3").has_value(); }));
+  server_.CompleteJob("default", "ranker-v1-publish-3", R"({"manifest_generation":5})");
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+}
+
 TEST_F(ControllerTest, RetentionAndFinalizerRemoveFiles) {
   server_.Create(kModelVersions, "default", NewMv("v1", true, 1));
   ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));

@@ -218,6 +218,25 @@ TEST(ReconcilerTest, RollbackToASupersededVersionAfterActivateWasFalse) {
   EXPECT_EQ(tasks[0]->task_name, "ranker-v1-publish-3");
 }
 
+// activate false -> true so quickly that no reconcile saw it false: the backend saw the event.
+TEST(ReconcilerTest, RollbackAfterAQuickFlipSeenOnlyInTheEventStream) {
+  ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
+  std::vector<ModelVersion> vs = {v1, v2};
+  std::vector<TaskObservation> ts = {
+      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
+      Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v2", 2))};
+  Apply(Decide(Inputs(vs, ts)), vs);
+  ASSERT_EQ(vs[0].status.phase, Phase::kSuperseded);
+  vs[0].generation = 3;  // spec.activate went false (generation 2) and back to true (3)
+  EXPECT_TRUE(Of(Decide(Inputs(vs, ts)), Action::Type::kStartTask).empty())
+      << "without the event, a spec change alone must not republish";
+  vs[0].deactivated_generation = 2;
+  auto d = Decide(Inputs(vs, ts));
+  auto tasks = Of(d, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]->task_name, "ranker-v1-publish-3");
+}
+
 TEST(ReconcilerTest, RetentionRemovesOldFilesButNotLoadedOnes) {
   ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20), v3 = Mv("v3", 30);  // retain: 1
   std::vector<ModelVersion> vs = {v1, v2, v3};

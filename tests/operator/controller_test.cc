@@ -68,6 +68,15 @@ class ControllerTest : public ::testing::Test {
     return WaitFor([&] { return Phase(mv) == phase; });
   }
   int JobCount() { return static_cast<int>(server_.List(kJobs, "default").size()); }
+  // Creates v1 and v2 (activate, retain 1) and completes both writers: v2 ends up Active.
+  void WriteV1ThenV2() {
+    for (const auto& [version, gen] : {std::pair{"v1", 1}, std::pair{"v2", 2}}) {
+      const std::string job = std::string("ranker-") + version + "-write";
+      server_.Create(kModelVersions, "default", NewMv(version, true, 1));
+      ASSERT_TRUE(WaitFor([&] { return Job(job).has_value(); }));
+      server_.CompleteJob("default", job, Result(version, gen));
+    }
+  }
 
   fake::FakeApiServer server_;
   OperatorMetrics metrics_;
@@ -150,12 +159,7 @@ TEST_F(ControllerTest, RollbackRunsAPublishOnlyJob) {
 }
 
 TEST_F(ControllerTest, QuickActivateFlipRollsBackASupersededVersion) {
-  server_.Create(kModelVersions, "default", NewMv("v1", true, 1));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
-  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
-  server_.Create(kModelVersions, "default", NewMv("v2", true, 1));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
-  server_.CompleteJob("default", "ranker-v2-write", Result("v2", 2));
+  WriteV1ThenV2();
   ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
   // Back to back, as `kubectl patch ... false; kubectl patch ... true` in a script: a reconcile
   // rarely runs in between, so only the watch events show that activate was false.
@@ -167,12 +171,7 @@ TEST_F(ControllerTest, QuickActivateFlipRollsBackASupersededVersion) {
 }
 
 TEST_F(ControllerTest, RetentionAndFinalizerRemoveFiles) {
-  server_.Create(kModelVersions, "default", NewMv("v1", true, 1));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
-  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
-  server_.Create(kModelVersions, "default", NewMv("v2", true, 1));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
-  server_.CompleteJob("default", "ranker-v2-write", Result("v2", 2));
+  WriteV1ThenV2();
   server_.Create(kModelVersions, "default", NewMv("v3", true, 1));
   ASSERT_TRUE(WaitFor([&] { return Job("ranker-v3-write").has_value(); }));
   server_.CompleteJob("default", "ranker-v3-write", Result("v3", 3));

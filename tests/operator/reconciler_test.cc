@@ -199,13 +199,19 @@ TEST(ReconcilerTest, ActivateOnAReadyVersionRunsAPublishTask) {
   EXPECT_EQ(vs[0].status.phase, Phase::kSuperseded);
 }
 
-TEST(ReconcilerTest, RollbackToASupersededVersionAfterActivateWasFalse) {
+// v1 and v2 written, decided once: v2 Active, v1 Superseded.
+std::pair<std::vector<ModelVersion>, std::vector<TaskObservation>> V1SupersededByV2() {
   ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
   std::vector<ModelVersion> vs = {v1, v2};
   std::vector<TaskObservation> ts = {
       Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
       Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v2", 2))};
   Apply(Decide(Inputs(vs, ts)), vs);
+  return {vs, ts};
+}
+
+TEST(ReconcilerTest, RollbackToASupersededVersionAfterActivateWasFalse) {
+  auto [vs, ts] = V1SupersededByV2();
   vs[0].activate = false;
   vs[0].generation = 2;
   Apply(Decide(Inputs(vs, ts)), vs);
@@ -220,12 +226,7 @@ TEST(ReconcilerTest, RollbackToASupersededVersionAfterActivateWasFalse) {
 
 // activate false -> true so quickly that no reconcile saw it false: the backend saw the event.
 TEST(ReconcilerTest, RollbackAfterAQuickFlipSeenOnlyInTheEventStream) {
-  ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
-  std::vector<ModelVersion> vs = {v1, v2};
-  std::vector<TaskObservation> ts = {
-      Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v1", 1)),
-      Task(v2, TaskKind::kWrite, TaskObservation::State::kSucceeded, WriteResult("v2", 2))};
-  Apply(Decide(Inputs(vs, ts)), vs);
+  auto [vs, ts] = V1SupersededByV2();
   ASSERT_EQ(vs[0].status.phase, Phase::kSuperseded);
   vs[0].generation = 3;  // spec.activate went false (generation 2) and back to true (3)
   EXPECT_TRUE(Of(Decide(Inputs(vs, ts)), Action::Type::kStartTask).empty())

@@ -112,7 +112,9 @@ void AddAgent(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--snapshot-interval", a->snapshot_interval_ms,
                   "snapshot pass interval, ms (default 1000)")
       ->check(CLI::Range(int64_t{1}, int64_t{86'400'000}));
-  cmd->add_option("--snapshot-keep", a->snapshot_keep, "snapshots kept per region (default 3)")
+  cmd->add_option("--snapshot-keep", a->snapshot_keep,
+                  "restore points kept per region, plus the older files their delta chains "
+                  "need (default 3)")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--stage-threads", a->stage_threads, "parallel readers when staging (default 4)")
       ->check(CLI::Range(1, 64));

@@ -1,25 +1,15 @@
 // Sidecar injection as a pure AdmissionReview -> response function; see webhook.h.
 #include "operator/webhook.h"
 
-#include <openssl/evp.h>
-
 #include <map>
 
+#include "operator/certs.h"
 #include "operator/resource.h"
 
 namespace modelswap::op {
 namespace {
 
 using Json = nlohmann::json;
-
-std::string Base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  return out;
-}
 
 // metadata.<field> as a string map; values that are not strings are skipped (the API server
 // would have rejected them anyway).
@@ -426,8 +416,10 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
     return Allowed(uid, warnings,
                    asked ? AdmissionVerdict::kUnchanged : AdmissionVerdict::kSkipped);
   }
-  Json response = {
-      {"uid", uid}, {"allowed", true}, {"patchType", "JSONPatch"}, {"patch", Base64(ops->dump())}};
+  Json response = {{"uid", uid},
+                   {"allowed", true},
+                   {"patchType", "JSONPatch"},
+                   {"patch", Base64Encode(ops->dump())}};
   if (!warnings.empty()) response["warnings"] = warnings;
   return {200, Envelope(std::move(response)).dump(), AdmissionVerdict::kPatched, ""};
 }

@@ -6,7 +6,10 @@
 // second. Tasks run as child processes of the modelswap-sidecar binary (--sidecar-bin, else the
 // one next to this binary, else PATH) with --root DATA; their stdout JSON is the result. Status
 // is written atomically to DIR/.status/NAME.json (with the object's generation, creation time
-// and finalizers, so a restart continues where it stopped); Events are appended to
+// and finalizers, so a restart continues where it stopped), and each task's record to
+// DIR/.status/tasks/TASK.json (a restarted operator adopts a task still running and never starts
+// it twice; a stopped operator kills its tasks and forgets them, so they run again); Events are
+// appended to
 // DIR/.status/events.log; a file that does not parse gets DIR/.status/FILE.error naming the
 // problem (and is otherwise ignored, never deleted).
 //

@@ -34,14 +34,6 @@ Status ValidateObjectName(const std::string& name) {
   return Ok();
 }
 
-std::string LastLine(const std::string& text) {
-  std::string t = text;
-  while (!t.empty() && (t.back() == '\n' || t.back() == '\r'))
-    t.pop_back();
-  auto nl = t.rfind('\n');
-  return nl == std::string::npos ? t : t.substr(nl + 1);
-}
-
 }  // namespace
 
 StandaloneBackend::StandaloneBackend(Env* env, StandaloneOptions opts, std::string sidecar_bin,
@@ -49,7 +41,19 @@ StandaloneBackend::StandaloneBackend(Env* env, StandaloneOptions opts, std::stri
     : env_(env),
       opts_(std::move(opts)),
       sidecar_bin_(std::move(sidecar_bin)),
-      enqueue_(std::move(enqueue)) {}
+      enqueue_(std::move(enqueue)) {
+  for (LocalTask& t : LoadTaskRecords(env_, opts_.dir)) {
+    const std::string name = t.obs.name;
+    tasks_.emplace(name, std::move(t));
+  }
+}
+
+void StandaloneBackend::SaveTaskLocked(const LocalTask& t) {
+  // A record that cannot be written costs only the restart guarantee: the task itself is fine.
+  if (auto st = SaveTaskRecord(env_, opts_.dir, t); !st) {
+    spdlog::error("standalone task={} err=\"{}\"", t.obs.name, st.error().ToString());
+  }
+}
 
 std::string StandaloneBackend::StatusPath(const std::string& name) const {
   return JoinPath(JoinPath(opts_.dir, ".status"), name + ".json");
@@ -76,6 +80,17 @@ void StandaloneBackend::Scan() {
   }
   {
     std::lock_guard lock(mu_);
+    // Finished tasks of objects that no longer exist (deleted while no operator ran): nothing
+    // will ask for them again.
+    for (auto t = tasks_.begin(); t != tasks_.end();) {
+      if (objects_.count(t->second.obs.owner) != 0 ||
+          t->second.obs.state == TaskObservation::State::kRunning) {
+        ++t;
+        continue;
+      }
+      RemoveTaskFiles(env_, opts_.dir, t->second);
+      t = tasks_.erase(t);
+    }
     for (auto& [name, o] : objects_) {
       if (seen.count(name) != 0 || IsBeingDeleted(o.obj)) continue;
       o.obj["metadata"]["deletionTimestamp"] = FormatTime(env_->NowUnixNanos());
@@ -192,19 +207,19 @@ void StandaloneBackend::Reap() {
     std::lock_guard lock(mu_);
     for (auto& [name, t] : tasks_) {
       if (t.obs.state != TaskObservation::State::kRunning) continue;
-      auto code = TryReap(t.pid);
-      if (!code) continue;
-      t.obs.result = ReadFileToString(env_, t.out_path, 1 << 20).value_or("");
-      std::string err = ReadFileToString(env_, t.err_path, 1 << 20).value_or("");
-      if (*code == 0) {
-        t.obs.state = TaskObservation::State::kSucceeded;
+      if (t.adopted) {
+        // Not our child: it has ended once its pid no longer names the process we adopted.
+        if (ProcessStartTicks(t.pid) == t.start_ticks) continue;
+        FinishTask(env_, &t, std::nullopt);
       } else {
-        t.obs.state = TaskObservation::State::kFailed;
-        t.obs.reason = "ExitCode" + std::to_string(*code);
-        t.obs.message = LastLine(err);
-        if (t.obs.result.empty()) t.obs.result = err;  // the error JSON may be in stderr
+        auto code = TryReap(t.pid);
+        if (!code) continue;
+        FinishTask(env_, &t, *code);
       }
-      spdlog::info("task finished task={} exit={}", name, *code);
+      SaveTaskLocked(t);
+      spdlog::info("task finished task={} state={} reason={}", name,
+                   t.obs.state == TaskObservation::State::kSucceeded ? "Succeeded" : "Failed",
+                   t.obs.reason);
       done.push_back(t.model);
     }
   }
@@ -242,11 +257,29 @@ void StandaloneBackend::KillTasks() {
   std::lock_guard lock(mu_);
   for (auto& [name, t] : tasks_) {
     if (t.obs.state != TaskObservation::State::kRunning) continue;
-    ::kill(t.pid, SIGTERM);
-    int status = 0;
-    ::waitpid(t.pid, &status, 0);
-    t.obs.state = TaskObservation::State::kFailed;
-    t.obs.reason = "Stopped";
+    std::optional<int> code;
+    if (t.adopted) {
+      if (ProcessStartTicks(t.pid) == t.start_ticks) ::kill(t.pid, SIGTERM);
+      // Not our child: wait (bounded) for it to go, then judge it by its output.
+      for (int i = 0; i < 100 && ProcessStartTicks(t.pid) == t.start_ticks; ++i)
+        env_->SleepForNanos(50'000'000);
+      // Still there after 5 s: leave its record "Running" for the next operator to adopt.
+      if (ProcessStartTicks(t.pid) == t.start_ticks) continue;
+    } else {
+      ::kill(t.pid, SIGTERM);
+      int status = 0;
+      if (::waitpid(t.pid, &status, 0) == t.pid && WIFEXITED(status)) code = WEXITSTATUS(status);
+    }
+    FinishTask(env_, &t, code);
+    if (t.obs.state == TaskObservation::State::kSucceeded) {
+      SaveTaskLocked(t);  // it finished before the signal landed: keep its result
+    } else {
+      // Stopped by us, not failed: forget it, so the next operator runs it again (writers
+      // publish by rename, so a killed one leaves nothing half-written behind).
+      spdlog::info("task stopped task={}", name);
+      RemoveTaskFiles(env_, opts_.dir, t);
+      t.obs.reason = "Stopped";
+    }
   }
 }
 
@@ -295,6 +328,17 @@ Status StandaloneBackend::Execute(const Action& a) {
         if (f[i] == kFinalizer) f.erase(i);
       }
       if (IsBeingDeleted(obj) && f.empty()) {
+        // Its tasks go with it, as a Job owned by a deleted object would; running ones stay
+        // until Reap has collected them.
+        for (auto t = tasks_.begin(); t != tasks_.end();) {
+          if (t->second.obs.owner != a.mv.name ||
+              t->second.obs.state == TaskObservation::State::kRunning) {
+            ++t;
+            continue;
+          }
+          RemoveTaskFiles(env_, opts_.dir, t->second);
+          t = tasks_.erase(t);
+        }
         objects_.erase(it);
         auto st = env_->Remove(StatusPath(a.mv.name));
         if (!st && st.error().code() != Code::kNotFound) return st;
@@ -307,18 +351,22 @@ Status StandaloneBackend::Execute(const Action& a) {
       std::vector<std::string> argv{sidecar_bin_};
       auto args = TaskArgs(a.mv, a.task_kind, opts_.root);
       argv.insert(argv.end(), args.begin(), args.end());
-      std::string base = JoinPath(JoinPath(opts_.dir, ".status"), "tasks");
+      std::string base = TasksDir(opts_.dir);
       MS_RETURN_IF_ERROR(env_->CreateDirs(base));
-      Task t;
+      LocalTask t;
       t.out_path = JoinPath(base, a.task_name + ".out");
       t.err_path = JoinPath(base, a.task_name + ".err");
       MS_ASSIGN_OR_RETURN(t.pid, SpawnProcess(argv, t.out_path, t.err_path));
+      // Read before the child can exit: a child that already exited (a zombie until Reap) has
+      // no start time, and then a restart only reads its outcome from its output.
+      t.start_ticks = ProcessStartTicks(t.pid).value_or(0);
       t.model = a.mv.model;
       t.obs.name = a.task_name;
       t.obs.kind = a.task_kind;
       t.obs.owner = a.mv.name;
       t.obs.generation = a.mv.generation;
       spdlog::info("task started task={} pid={}", a.task_name, t.pid);
+      SaveTaskLocked(t);
       tasks_[a.task_name] = std::move(t);
       return Ok();
     }

@@ -4,7 +4,9 @@
 // Objects get what the API server would add: a generation bumped when the spec changes, a
 // creation time (the file's mtime when first seen, so versions roll in the order their files
 // appeared), finalizers and a deletionTimestamp when the file disappears. That state is kept in
-// DIR/.status/NAME.json next to the status, so a restarted operator continues.
+// DIR/.status/NAME.json next to the status, and each task's record in DIR/.status/tasks
+// (standalone_tasks.h), so a restarted operator continues: it finds its tasks again, adopts
+// those still running and never starts one twice.
 //
 // Thread safety: every method is safe from any thread (one mutex); Scan/Reap/ProbeAgent are
 // called by the standalone loop, Observe/Execute by the controller's worker.
@@ -20,6 +22,7 @@
 #include "common/env.h"
 #include "operator/controller.h"
 #include "operator/standalone.h"
+#include "operator/standalone_tasks.h"
 
 namespace modelswap::op {
 
@@ -47,12 +50,6 @@ class StandaloneBackend final : public Backend {
     std::string file;
     std::string spec;  // serialized spec, to detect changes
   };
-  struct Task {
-    TaskObservation obs;
-    pid_t pid = -1;
-    std::string model;
-    std::string out_path, err_path;
-  };
 
   void ScanFile(const std::string& file, std::map<std::string, std::string>* seen,
                 std::vector<std::string>* changed);
@@ -61,6 +58,7 @@ class StandaloneBackend final : public Backend {
   Status PersistLocked(const std::string& name);
   std::string StatusPath(const std::string& name) const;
   void WriteError(const std::string& file, const std::string& message);
+  void SaveTaskLocked(const LocalTask& t);
 
   Env* env_;
   StandaloneOptions opts_;
@@ -68,7 +66,7 @@ class StandaloneBackend final : public Backend {
   Enqueue enqueue_;
   mutable std::mutex mu_;
   std::map<std::string, Object> objects_;
-  std::map<std::string, Task> tasks_;
+  std::map<std::string, LocalTask> tasks_;  // by task name
   std::map<std::string, ModelLoad> loads_;
   bool probed_ = false;
   uint64_t rv_ = 0;

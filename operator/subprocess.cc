@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 extern char** environ;
 
@@ -168,6 +170,26 @@ std::optional<int> TryReap(pid_t pid) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
+}
+
+std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // "PID (COMM) STATE ... ": COMM may hold spaces and ')', so fields are counted from the last ')'.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(close + 1));
+  std::string state;
+  fields >> state;  // field 3
+  if (state == "Z" || state == "X") return std::nullopt;
+  std::string skip;
+  for (int field = 4; field < 22; ++field)
+    fields >> skip;
+  uint64_t start = 0;
+  if (!(fields >> start)) return std::nullopt;
+  return start;
 }
 
 }  // namespace modelswap::op

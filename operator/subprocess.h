@@ -42,4 +42,9 @@ Result<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::stri
 // Non-blocking reap: nullopt while running, else the exit code (128+signal if signalled).
 std::optional<int> TryReap(pid_t pid);
 
+// When process `pid` started, in clock ticks since boot (/proc/PID/stat field 22): with the pid,
+// it names one process for good, since a reused pid gets a later start. nullopt if there is no
+// such process or it has exited (a zombie waiting to be reaped). Linux only.
+std::optional<uint64_t> ProcessStartTicks(pid_t pid);
+
 }  // namespace modelswap::op

@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "operator/kube_object.h"
 #include "operator/subprocess.h"
@@ -129,6 +131,106 @@ TEST_F(StandaloneTest, FailingWriterFailsTheVersion) {
   ASSERT_TRUE(WaitPhase("ranker-v1", "Failed"));
   Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1.json"));
   EXPECT_NE(Field<std::string>(st, {"status", "message"}).find("no tab"), std::string::npos);
+}
+
+// A writer that logs each start in TOOLS/invocations and waits for TOOLS/go before it works.
+std::string GatedSidecar(testing::TempDir& tools) {
+  const std::string fake = tools.Write("fake-sidecar", kFakeSidecar, true);
+  const std::string gate = "#!/bin/sh\nif [ \"$1\" = write ]; then\n  echo \"$1\" >> " +
+                           tools.path + "/invocations\n  while [ ! -e " + tools.path +
+                           "/go ]; do sleep 0.05; done\nfi\nexec " + fake + " \"$@\"\n";
+  return tools.Write("gated-sidecar", gate, true);
+}
+
+int Lines(const std::string& path) {
+  if (!std::filesystem::exists(path)) return 0;
+  const std::string text = testing::ReadFile(path);
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// An operator killed while its writer runs: the next one adopts the writer (same pid and start
+// time) instead of starting a second one, and takes its result when it ends.
+TEST_F(StandaloneTest, RestartAdoptsARunningWriterAndNeverRunsItTwice) {
+  const std::string sidecar = GatedSidecar(tools_);
+  const std::string invocations = tools_.path + "/invocations";
+  Start(sidecar);
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(invocations) == 1; }));
+  ASSERT_TRUE(WaitFor([&] {
+    return std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-write.json");
+  }));
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+  Start(sidecar);
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::ReadFile(tools_.path + "/operator.err").find("adopted running task") !=
+           std::string::npos;
+  }));
+  // Two scan intervals with the task adopted: a second writer would have logged itself by now.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(Lines(invocations), 1);
+  tools_.Write("go", "");
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_EQ(Lines(invocations), 1);
+  Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1.json"));
+  EXPECT_EQ(Field<int64_t>(st, {"status", "bytes"}), 4096);
+}
+
+// The writer finishes while no operator runs: the next operator reads its outcome from its
+// output instead of running it again (which this writer would refuse: the file exists).
+TEST_F(StandaloneTest, RestartAfterTheWriterFinishedUnwatchedKeepsItsResult) {
+  const std::string sidecar = GatedSidecar(tools_);
+  const std::string invocations = tools_.path + "/invocations";
+  Start(sidecar);
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitFor([&] {
+    return Lines(invocations) == 1 &&
+           std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-write.json");
+  }));
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+  tools_.Write("go", "");
+  const std::string out = objects_.path + "/.status/tasks/ranker-v1-write.out";
+  ASSERT_TRUE(WaitFor([&] { return Lines(out) == 1; }));  // the writer printed its result
+  Start(sidecar);
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_EQ(Lines(invocations), 1);
+  Json task = Json::parse(testing::ReadFile(objects_.path + "/.status/tasks/ranker-v1-write.json"));
+  EXPECT_EQ(Field<std::string>(task, {"state"}), "Succeeded");
+}
+
+// A graceful stop kills the running writer and forgets it (stopped is not failed): the next
+// operator runs it again and the version rolls out.
+TEST_F(StandaloneTest, GracefulStopForgetsTheKilledWriterSoItRunsAgain) {
+  const std::string sidecar = GatedSidecar(tools_);
+  const std::string invocations = tools_.path + "/invocations";
+  Start(sidecar);
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitFor([&] {
+    return Lines(invocations) == 1 &&
+           std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-write.json");
+  }));
+  ::kill(pid_, SIGTERM);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+  EXPECT_FALSE(std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-write.json"));
+  tools_.Write("go", "");
+  Start(sidecar);
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_EQ(Lines(invocations), 2);
+}
+
+// A task record that does not parse is skipped with a log line; the operator still runs.
+TEST_F(StandaloneTest, CorruptTaskRecordIsSkipped) {
+  std::filesystem::create_directories(objects_.path + "/.status/tasks");
+  objects_.Write(".status/tasks/ranker-v1-write.json", "{\"name\": \"../../etc\", \"kind\"");
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_NE(testing::ReadFile(tools_.path + "/operator.err").find("skipping task record"),
+            std::string::npos);
 }
 
 TEST_F(StandaloneTest, RealSidecarWritesAndPublishes) {

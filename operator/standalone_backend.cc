@@ -167,7 +167,11 @@ void StandaloneBackend::AdoptLocked(const std::string& name, Json doc, const std
       if (s.is_object() && s.contains("metadata")) {
         meta = s["metadata"];
         status = s.value("status", Json::object());
-        old_spec = s.value("spec", spec);
+        // Files from before the spec was saved as an object hold it serialised, as a string.
+        const Json& saved_spec = s.contains("spec") ? s["spec"] : Json();
+        old_spec = saved_spec.is_string()   ? saved_spec.get<std::string>()
+                   : saved_spec.is_object() ? saved_spec.dump()
+                                            : spec;
       }
     }
     if (old_spec != spec) meta["generation"] = Field<int64_t>(meta, {"generation"}, 1) + 1;
@@ -196,7 +200,8 @@ void StandaloneBackend::AdoptLocked(const std::string& name, Json doc, const std
 
 Status StandaloneBackend::PersistLocked(const std::string& name) {
   const Object& o = objects_.at(name);
-  Json saved = {{"metadata", o.obj["metadata"]}, {"spec", o.spec}, {"status", o.obj["status"]}};
+  Json saved = {
+      {"metadata", o.obj["metadata"]}, {"spec", o.obj["spec"]}, {"status", o.obj["status"]}};
   saved["metadata"].erase("resourceVersion");
   return WriteFileAtomic(env_, StatusPath(name), saved.dump(2) + "\n");
 }

@@ -222,6 +222,36 @@ TEST_F(StandaloneTest, GracefulStopForgetsTheKilledWriterSoItRunsAgain) {
   EXPECT_EQ(Lines(invocations), 2);
 }
 
+// The status file keeps the spec (as an object) so a restarted operator can tell an edit made
+// while it was down: unchanged keeps the generation, changed bumps it.
+TEST_F(StandaloneTest, RestartBumpsTheGenerationOnlyForASpecChangedMeanwhile) {
+  const std::string sidecar = tools_.Write("fake-sidecar", kFakeSidecar, true);
+  const std::string status = objects_.path + "/.status/ranker-v1.json";
+  auto restart = [&] {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    Start(sidecar);
+  };
+  Start(sidecar);
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  Json st = Json::parse(testing::ReadFile(status));
+  EXPECT_TRUE(st["spec"].is_object());
+  EXPECT_EQ(Field<int64_t>(st, {"spec", "retain"}), 3);
+  restart();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));  // it has scanned and reconciled
+  EXPECT_EQ(Field<int64_t>(Json::parse(testing::ReadFile(status)), {"metadata", "generation"}), 1);
+  ::kill(pid_, SIGTERM);
+  ::waitpid(pid_, nullptr, 0);
+  objects_.Write("v1.yaml", MvYaml("v1", 5));
+  Start(sidecar);
+  ASSERT_TRUE(WaitFor([&] {
+    Json j = Json::parse(testing::ReadFile(status), nullptr, false);
+    return Field<int64_t>(j, {"metadata", "generation"}) == 2 &&
+           Field<int64_t>(j, {"status", "observedGeneration"}) == 2;
+  }));
+}
+
 // A task record that does not parse is skipped with a log line; the operator still runs.
 TEST_F(StandaloneTest, CorruptTaskRecordIsSkipped) {
   std::filesystem::create_directories(objects_.path + "/.status/tasks");

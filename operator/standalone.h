@@ -11,10 +11,12 @@
 // it twice; a stopped operator kills its tasks and forgets them, so they run again); Events are
 // appended to
 // DIR/.status/events.log; a file that does not parse gets DIR/.status/FILE.error naming the
-// problem (and is otherwise ignored, never deleted).
+// problem (and is otherwise ignored, never deleted); objects it defined before keep their last
+// good state until it is fixed.
 //
-// A removed file is a deletion: the finalizer logic removes the version's file from DATA like a
-// cluster would, then the status file goes.
+// A removed file is a deletion once it has stayed away for two seconds (so a file briefly
+// missing or truncated while an editor or a copy rewrites it deletes nothing): the finalizer
+// logic removes the version's file from DATA like a cluster would, then the status file goes.
 #pragma once
 
 #include <atomic>

@@ -34,6 +34,10 @@ Status ValidateObjectName(const std::string& name) {
   return Ok();
 }
 
+// How long an object's file must stay absent (or without the object) before the object counts
+// as deleted: two polling rounds.
+constexpr int64_t kDeleteAfterMissingNs = 2'000'000'000;
+
 }  // namespace
 
 StandaloneBackend::StandaloneBackend(Env* env, StandaloneOptions opts, std::string sidecar_bin,
@@ -91,9 +95,18 @@ void StandaloneBackend::Scan() {
       RemoveTaskFiles(env_, opts_.dir, t->second);
       t = tasks_.erase(t);
     }
+    const int64_t now = env_->NowUnixNanos();
     for (auto& [name, o] : objects_) {
-      if (seen.count(name) != 0 || IsBeingDeleted(o.obj)) continue;
-      o.obj["metadata"]["deletionTimestamp"] = FormatTime(env_->NowUnixNanos());
+      if (seen.count(name) != 0) {
+        o.missing_since_ns = 0;
+        continue;
+      }
+      if (IsBeingDeleted(o.obj)) continue;
+      // Gone for a while, not just now: an editor or a copy may leave a file truncated or
+      // briefly absent, and a deletion removes the version's data.
+      if (o.missing_since_ns == 0) o.missing_since_ns = now;
+      if (now - o.missing_since_ns < kDeleteAfterMissingNs) continue;
+      o.obj["metadata"]["deletionTimestamp"] = FormatTime(now);
       o.obj["metadata"]["resourceVersion"] = std::to_string(++rv_);
       changed.push_back(Field<std::string>(o.obj, {"spec", "model"}));
     }
@@ -109,7 +122,14 @@ void StandaloneBackend::ScanFile(const std::string& file, std::map<std::string, 
   auto info = env_->Stat(path);
   if (!text || !info) return;  // vanished between list and read: the next scan sees it gone
   auto docs = YamlToJson(*text);
-  if (!docs) return WriteError(file, docs.error().message());
+  if (!docs) {
+    // Unreadable as a whole: whatever it defined before stays as it was until it is fixed.
+    std::lock_guard lock(mu_);
+    for (const auto& [name, o] : objects_) {
+      if (o.file == file) (*seen)[name] = file;
+    }
+    return WriteError(file, docs.error().message());
+  }
   std::string problems;
   for (auto& doc : *docs) {
     std::string name = Field<std::string>(doc, {"metadata", "name"});
@@ -126,6 +146,10 @@ void StandaloneBackend::ScanFile(const std::string& file, std::map<std::string, 
     }
     if (!st) {
       problems += (problems.empty() ? "" : "\n") + st.error().message();
+      std::lock_guard lock(mu_);
+      if (auto it = objects_.find(name); it != objects_.end() && it->second.file == file) {
+        (*seen)[name] = file;  // a bad edit of an existing object keeps its last good state
+      }
       continue;
     }
     (*seen)[name] = file;

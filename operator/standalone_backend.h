@@ -48,7 +48,8 @@ class StandaloneBackend final : public Backend {
   struct Object {
     Json obj;  // metadata + spec + status, as ParseModelVersion reads it
     std::string file;
-    std::string spec;  // serialized spec, to detect changes
+    std::string spec;              // serialized spec, to detect changes
+    int64_t missing_since_ns = 0;  // when a scan first did not find it (0: found last time)
   };
 
   void ScanFile(const std::string& file, std::map<std::string, std::string>* seen,

@@ -252,6 +252,28 @@ TEST_F(StandaloneTest, RestartBumpsTheGenerationOnlyForASpecChangedMeanwhile) {
   }));
 }
 
+// A bad edit (a truncated or broken file) must not delete what the file defined: the version
+// keeps serving and its data stays until the file is fixed.
+TEST_F(StandaloneTest, BrokenEditKeepsTheVersionAndItsData) {
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  const std::string error = objects_.path + "/.status/v1.yaml.error";
+  const std::string full = MvYaml("v1");
+  // Not YAML at all; then YAML cut before spec.storage (the object's name is still readable).
+  for (const std::string& broken : {std::string("apiVersion: modelswap.io/v1alpha1\nkind: [Mo"),
+                                    full.substr(0, full.find("  storage"))}) {
+    objects_.Write("v1.yaml", broken);
+    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(error); }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // past the deletion grace
+    EXPECT_EQ(Phase("ranker-v1"), "Active");
+    EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
+    objects_.Write("v1.yaml", MvYaml("v1"));
+    ASSERT_TRUE(WaitFor([&] { return !std::filesystem::exists(error); }));
+  }
+  EXPECT_EQ(Phase("ranker-v1"), "Active");
+}
+
 // A task record that does not parse is skipped with a log line; the operator still runs.
 TEST_F(StandaloneTest, CorruptTaskRecordIsSkipped) {
   std::filesystem::create_directories(objects_.path + "/.status/tasks");

@@ -1,0 +1,169 @@
+"""Python end of modelswap state regions (``<shm-dir>/regions/<name>.region``), over the C ABI.
+
+A region is app state that survives a SIGKILL of the app (it lives in the pod's memory emptyDir)
+and of the pod (the agent's snapshot host persists committed states and restores the newest one
+into a new pod's region before the app starts). The app keeps its state in ``Region.data``,
+declares each change before making it (``mark_dirty`` or ``write``), and calls ``commit()`` when
+the state is consistent; after a crash the next open finds exactly the last committed state.
+
+Unlike channels (channel.py), this is not pure Python: the commit protocol needs a sequentially
+consistent store/load pair with the host (region_layout.h), which Python cannot issue, so every
+call goes through ``libmodelswap_region.so`` (the C ABI of modelswap_region.h, built from this
+repository as the CMake target ``modelswap_region_c``) with ctypes. The library is found through
+the ``lib`` argument, else ``$MODELSWAP_REGION_LIB``, else the system's library path.
+
+Threading: one Region per thread at a time (the C ABI's rule). Errors: RegionError, whose
+``code`` is a modelswap Code name ("InvalidArgument", "FailedPrecondition", ...), as in channel.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from typing import NamedTuple, Optional
+
+__all__ = ["AttachInfo", "Region", "RegionError", "load_library"]
+
+# modelswap::Code in order; a C status is the negated index (c_abi.h).
+_CODES = ("Ok", "InvalidArgument", "NotFound", "AlreadyExists", "Corruption", "IOError",
+          "NotSupported", "Unavailable", "FailedPrecondition", "Aborted", "DeadlineExceeded",
+          "PermissionDenied", "Internal")
+
+
+class RegionError(Exception):
+    """A failed region call: ``code`` names the modelswap Code, the message says what failed."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class AttachInfo(NamedTuple):
+    """What opening the region found and did (ms_region_attach_info)."""
+    generation: int          # committed generation after recovery (0 = never committed)
+    restored_gen: int        # generation the agent restored the region from (0 = none)
+    rolled_back_blocks: int  # blocks whose uncommitted writes were undone
+    created: bool            # this open created the region (all zeros)
+    rolled_forward: bool     # a commit that a crash interrupted was completed
+
+
+class _CAttachInfo(ctypes.Structure):
+    _fields_ = [("generation", ctypes.c_uint64), ("restored_gen", ctypes.c_uint64),
+                ("rolled_back_blocks", ctypes.c_uint64), ("created", ctypes.c_uint8),
+                ("rolled_forward", ctypes.c_uint8), ("reserved", ctypes.c_uint8 * 6)]
+
+
+_lib_cache: dict = {}
+
+
+def load_library(path: Optional[str] = None) -> ctypes.CDLL:
+    """Loads libmodelswap_region.so (see the module comment for where it is looked for)."""
+    path = path or os.environ.get("MODELSWAP_REGION_LIB") or ctypes.util.find_library(
+        "modelswap_region")
+    if not path:
+        raise RegionError("NotFound", "libmodelswap_region.so not found: build the CMake target "
+                          "modelswap_region_c and set MODELSWAP_REGION_LIB to its path")
+    if path in _lib_cache:
+        return _lib_cache[path]
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as e:
+        raise RegionError("NotFound", f"cannot load {path}: {e}") from None
+    u64, u32, vp = ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p
+    signatures = {
+        "ms_region_open": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_char_p, u64, u32,
+                                          ctypes.POINTER(vp), ctypes.POINTER(_CAttachInfo)]),
+        "ms_region_data": (vp, [vp]),
+        "ms_region_size": (u64, [vp]),
+        "ms_region_mark_dirty": (ctypes.c_int, [vp, u64, u64]),
+        "ms_region_write": (ctypes.c_int, [vp, u64, ctypes.c_char_p, u64]),
+        "ms_region_commit": (u64, [vp]),
+        "ms_region_generation": (u64, [vp]),
+        "ms_region_durable_generation": (u64, [vp]),
+        "ms_region_close": (None, [vp]),
+        "ms_region_last_error": (ctypes.c_char_p, []),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    _lib_cache[path] = lib
+    return lib
+
+
+class Region:
+    """An open region. ``data`` is a writable memoryview of its bytes, valid until close()."""
+
+    def __init__(self, name: str, size: int, *, shm_dir: Optional[str] = None,
+                 block_bytes: int = 0, lib: Optional[str] = None):
+        self._lib = load_library(lib)
+        handle = ctypes.c_void_p()
+        info = _CAttachInfo()
+        self._check(self._lib.ms_region_open(
+            shm_dir.encode() if shm_dir is not None else None, name.encode(), size, block_bytes,
+            ctypes.byref(handle), ctypes.byref(info)))
+        self._handle = handle
+        self.size = int(self._lib.ms_region_size(handle))
+        self.info = AttachInfo(info.generation, info.restored_gen, info.rolled_back_blocks,
+                               bool(info.created), bool(info.rolled_forward))
+        raw = (ctypes.c_char * self.size).from_address(self._lib.ms_region_data(handle))
+        self.data = memoryview(raw).cast("B")
+
+    def _check(self, status: int) -> None:
+        if status != 0:
+            code = _CODES[-status] if 0 < -status < len(_CODES) else f"Status{status}"
+            raise RegionError(code, self._lib.ms_region_last_error().decode(errors="replace"))
+
+    def _open_handle(self) -> ctypes.c_void_p:
+        if self._handle is None:
+            raise RegionError("FailedPrecondition", "region is closed")
+        return self._handle
+
+    def mark_dirty(self, offset: int, length: int) -> None:
+        """Declares that data[offset:offset+length] is about to change (call BEFORE changing)."""
+        self._check(self._lib.ms_region_mark_dirty(self._open_handle(), offset, length))
+
+    def write(self, offset: int, data: bytes) -> None:
+        """mark_dirty + copy of ``data`` (any bytes-like object) to ``offset``."""
+        view = bytes(data)
+        self._check(self._lib.ms_region_write(self._open_handle(), offset, view, len(view)))
+
+    def commit(self) -> int:
+        """Makes the current content the committed state; returns its generation. Wait-free."""
+        return int(self._lib.ms_region_commit(self._open_handle()))
+
+    @property
+    def generation(self) -> int:
+        return int(self._lib.ms_region_generation(self._open_handle()))
+
+    @property
+    def durable_generation(self) -> int:
+        """Newest generation the agent has made durable (an estimate; it advances on its own)."""
+        return int(self._lib.ms_region_durable_generation(self._open_handle()))
+
+    def close(self) -> None:
+        """Detaches; uncommitted writes are rolled back at the next open. Idempotent.
+
+        The memory is unmapped, so ``data`` is released first (close() refuses with
+        FailedPrecondition while something holds a buffer export of ``data`` itself). Views
+        derived from it (slices, memoryview(), numpy.frombuffer, ctypes from_buffer) share its
+        memory without Python counting them: drop them before close(), as with any mapping.
+        """
+        if self._handle is None:
+            return
+        try:
+            self.data.release()
+        except BufferError:  # e.g. a numpy array over it: unmapping would leave it dangling
+            raise RegionError("FailedPrecondition",
+                              "views of Region.data are still in use; drop them before close()"
+                              ) from None
+        self._lib.ms_region_close(self._handle)
+        self._handle = None
+
+    def __enter__(self) -> "Region":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,154 @@
+"""Tests of the Python region end (sidecar/client/python/modelswap/region.py) over the C ABI.
+
+Commit, re-attach and rollback; each error path; an app process SIGKILLed mid-update (the
+committed state survives, the uncommitted writes roll back); and the whole pod-restart path with
+the C++ snapshot host (snapshot-host-test-bin): a Python-committed state made durable, then
+restored into a new, empty shm dir where a Python app finds it. Run by CTest as
+`python3 -m unittest test_region_py` from this directory with PYTHONPATH at
+sidecar/client/python, $MODELSWAP_REGION_LIB at libmodelswap_region.so and $SNAPSHOT_HOST_BIN.
+Every child process is bounded by a timeout.
+"""
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+
+from modelswap.region import Region, RegionError, load_library
+
+HOST = os.environ.get("SNAPSHOT_HOST_BIN", "")
+BLOCK = 4096
+SIZE = 4 * BLOCK
+TIMEOUT = 60
+
+
+class RegionPyTest(unittest.TestCase):
+    def setUp(self):
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.dir = tempfile.mkdtemp(prefix="ms-region-py-", dir=base)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_commit_reattach_and_rollback(self):
+        with Region("state", SIZE, shm_dir=self.dir) as r:
+            self.assertTrue(r.info.created)
+            self.assertEqual(r.size, SIZE)
+            r.write(10, b"hello")
+            r.mark_dirty(BLOCK, 3)
+            r.data[BLOCK:BLOCK + 3] = b"abc"
+            self.assertEqual(r.commit(), 1)
+            self.assertEqual(r.generation, 1)
+            self.assertEqual(r.durable_generation, 0)  # no agent here
+            r.write(10, b"XXXXX")  # never committed
+        with Region("state", SIZE, shm_dir=self.dir) as r:
+            self.assertFalse(r.info.created)
+            self.assertEqual(r.info.generation, 1)
+            self.assertEqual(r.info.rolled_back_blocks, 1)
+            self.assertEqual(bytes(r.data[10:15]), b"hello")
+            self.assertEqual(bytes(r.data[BLOCK:BLOCK + 3]), b"abc")
+
+    def test_errors_name_the_problem(self):
+        with self.assertRaises(RegionError) as e:
+            Region("bad/name", SIZE, shm_dir=self.dir)
+        self.assertEqual(e.exception.code, "InvalidArgument")
+        with self.assertRaises(RegionError) as e:
+            Region("state", SIZE, shm_dir=self.dir, block_bytes=1000)
+        self.assertIn("power of two", e.exception.message)
+        r = Region("state", SIZE, shm_dir=self.dir)
+        with self.assertRaises(RegionError) as e:
+            Region("state", SIZE, shm_dir=self.dir)
+        self.assertEqual(e.exception.code, "FailedPrecondition")
+        self.assertIn("another live app", e.exception.message)
+        with self.assertRaises(RegionError) as e:
+            r.mark_dirty(SIZE - 1, 2)
+        self.assertEqual(e.exception.code, "InvalidArgument")
+        self.assertIn("outside", e.exception.message)
+        r.close()
+        r.close()  # idempotent
+        with self.assertRaises(RegionError) as e:
+            r.commit()
+        self.assertEqual(e.exception.code, "FailedPrecondition")
+        with self.assertRaises(RegionError) as e:
+            Region("state", SIZE + BLOCK, shm_dir=self.dir)
+        self.assertIn("size mismatch", e.exception.message)
+        with self.assertRaises(RegionError) as e:
+            load_library("/nonexistent/libmodelswap_region.so")
+        self.assertEqual(e.exception.code, "NotFound")
+
+    def test_close_refuses_while_views_are_exported(self):
+        r = Region("state", SIZE, shm_dir=self.dir)
+        held = pickle.PickleBuffer(r.data)  # holds a buffer export of r.data itself
+        with self.assertRaises(RegionError) as e:
+            r.close()
+        self.assertEqual(e.exception.code, "FailedPrecondition")
+        del held
+        r.close()
+
+    def test_sigkill_mid_update_keeps_the_last_commit(self):
+        # The app stamps every block with the same counter and commits, 200 times; then it
+        # half-applies update 201 and SIGKILLs itself.
+        app = textwrap.dedent(f"""
+            import os, signal, struct
+            from modelswap.region import Region
+            r = Region("state", {SIZE}, shm_dir={self.dir!r})
+            for n in range(1, 202):
+                for b in range({SIZE // BLOCK}):
+                    r.write(b * {BLOCK}, struct.pack("<Q", n) * ({BLOCK} // 8))
+                    if n == 201 and b == 1:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                r.commit()
+        """)
+        p = subprocess.run([sys.executable, "-c", app], timeout=TIMEOUT)
+        self.assertEqual(p.returncode, -signal.SIGKILL)
+        with Region("state", SIZE, shm_dir=self.dir) as r:
+            self.assertEqual(r.info.generation, 200)
+            self.assertEqual(r.info.rolled_back_blocks, 2)
+            expected = (200).to_bytes(8, "little") * (SIZE // 8)
+            self.assertEqual(bytes(r.data), expected)
+
+    @unittest.skipUnless(HOST, "SNAPSHOT_HOST_BIN not set")
+    def test_snapshot_host_persists_and_restores_a_python_region(self):
+        snapshots = os.path.join(self.dir, "snapshots")
+        shm_a, shm_b = os.path.join(self.dir, "pod-a"), os.path.join(self.dir, "pod-b")
+        for d in (snapshots, shm_a, shm_b):
+            os.makedirs(d)
+        state = b"python state " * 100
+        with Region("state", SIZE, shm_dir=shm_a) as r:
+            r.write(100, state)
+            gen = r.commit()
+            host = subprocess.Popen([HOST, shm_a, snapshots, "20", "3"], stdout=subprocess.PIPE,
+                                    text=True)
+            try:
+                self.assertEqual(host.stdout.readline().split()[:2], ["ready", "ok"])
+                while True:  # bounded by the host's pass interval; the timeout below guards
+                    line = host.stdout.readline()
+                    self.assertTrue(line, "host exited before making the region durable")
+                    if line.split() == ["durable", "state", str(gen)]:
+                        break
+            finally:
+                host.terminate()
+                host.wait(timeout=TIMEOUT)
+                host.stdout.close()
+            self.assertGreaterEqual(r.durable_generation, gen)
+        # A new pod: empty shm dir; the host restores before it says ready.
+        host = subprocess.Popen([HOST, shm_b, snapshots, "20", "3"], stdout=subprocess.PIPE,
+                                text=True)
+        try:
+            self.assertEqual(host.stdout.readline().split()[:2], ["ready", "ok"])
+        finally:
+            host.terminate()
+            host.wait(timeout=TIMEOUT)
+            host.stdout.close()
+        with Region("state", SIZE, shm_dir=shm_b) as r:
+            self.assertEqual(r.info.restored_gen, gen)
+            self.assertEqual(r.info.generation, gen)
+            self.assertEqual(bytes(r.data[100:100 + len(state)]), state)
+
+
+if __name__ == "__main__":
+    unittest.main()

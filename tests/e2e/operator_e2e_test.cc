@@ -1,6 +1,8 @@
 // End to end against a real cluster (skipped unless MODELSWAP_E2E_KUBECONFIG is set):
 // the CRD is applied, a ModelVersion created, the operator (in this process) creates the
-// writer Job with the right spec and sets the status; cleanup deletes what the test made.
+// writer Job with the right spec and sets the status; leader election over a real Lease (one
+// holder, hand-over on release, one winner when two replicas race); cleanup deletes what the
+// test made.
 // MODELSWAP_E2E_NAMESPACE picks the namespace (default "default"). The writer Job need not
 // succeed (the cluster may have no PVC "models"): the test checks what the operator controls.
 #include <gtest/gtest.h>
@@ -16,6 +18,7 @@
 #include "operator/controller.h"
 #include "operator/http_client.h"
 #include "operator/kube_backend.h"
+#include "operator/leaderelection.h"
 #include "operator/yaml_json.h"
 
 namespace modelswap::op {
@@ -149,6 +152,62 @@ TEST_F(E2E, ModelVersionGetsAWriterJobAndStatus) {
   controller.Stop();
   backend.Stop();
   (void)client_->Delete(kJobs, ns_, job_name);
+}
+
+std::string RandomSuffix() {
+  return std::to_string(std::random_device{}() % 1000000);
+}
+
+TEST_F(E2E, LeaseIsHeldByOneReplicaAndHandedOverOnRelease) {
+  const std::string name = "modelswap-e2e-lease-" + RandomSuffix();
+  auto a = LeaderElector::Create(client_.get(), DefaultEnv(),
+                                 {.ns = ns_, .name = name, .identity = "e2e-a"});
+  auto b = LeaderElector::Create(client_.get(), DefaultEnv(),
+                                 {.ns = ns_, .name = name, .identity = "e2e-b"});
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  auto st = (*a)->TryAcquireOrRenew();
+  ASSERT_TRUE(st) << st.error().ToString();  // creates the Lease
+  EXPECT_TRUE((*a)->IsLeader());
+  st = (*b)->TryAcquireOrRenew();
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code(), Code::kFailedPrecondition) << st.error().ToString();
+  EXPECT_FALSE((*b)->IsLeader());
+  st = (*a)->TryAcquireOrRenew();  // a renewal: an Update with the Lease's resourceVersion
+  ASSERT_TRUE(st) << st.error().ToString();
+  (*a)->Release();
+  EXPECT_FALSE((*a)->IsLeader());
+  st = (*b)->TryAcquireOrRenew();  // free at once, no lease duration to wait out
+  ASSERT_TRUE(st) << st.error().ToString();
+  EXPECT_TRUE((*b)->IsLeader());
+  auto lease = client_->Get(kLeases, ns_, name);
+  ASSERT_TRUE(lease.has_value()) << lease.error().ToString();
+  EXPECT_EQ(Field<std::string>(*lease, {"spec", "holderIdentity"}), "e2e-b");
+  EXPECT_GE(Field<int64_t>(*lease, {"spec", "leaseTransitions"}), 1);
+  (void)client_->Delete(kLeases, ns_, name);
+}
+
+// Two replicas try to take a fresh Lease at the same moment: the API server's create and
+// resourceVersion checks let exactly one win; the other sees AlreadyExists or a 409.
+TEST_F(E2E, RacingReplicasElectExactlyOneLeader) {
+  for (int round = 0; round < 5; ++round) {
+    const std::string name = "modelswap-e2e-race-" + RandomSuffix();
+    std::vector<std::unique_ptr<LeaderElector>> electors;
+    for (const char* id : {"e2e-a", "e2e-b"}) {
+      auto e = LeaderElector::Create(client_.get(), DefaultEnv(),
+                                     {.ns = ns_, .name = name, .identity = id});
+      ASSERT_TRUE(e.has_value());
+      electors.push_back(std::move(*e));
+    }
+    std::thread other([&] { (void)electors[1]->TryAcquireOrRenew(); });
+    (void)electors[0]->TryAcquireOrRenew();
+    other.join();
+    EXPECT_EQ(int(electors[0]->IsLeader()) + int(electors[1]->IsLeader()), 1) << "round " << round;
+    auto lease = client_->Get(kLeases, ns_, name);
+    ASSERT_TRUE(lease.has_value()) << lease.error().ToString();
+    const std::string holder = Field<std::string>(*lease, {"spec", "holderIdentity"});
+    EXPECT_EQ(holder, electors[0]->IsLeader() ? "e2e-a" : "e2e-b");
+    (void)client_->Delete(kLeases, ns_, name);
+  }
 }
 
 }  // namespace

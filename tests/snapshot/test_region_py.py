@@ -68,6 +68,8 @@ class RegionPyTest(unittest.TestCase):
             r.mark_dirty(SIZE - 1, 2)
         self.assertEqual(e.exception.code, "InvalidArgument")
         self.assertIn("outside", e.exception.message)
+        with self.assertRaises(TypeError):
+            r.write(0, 5)  # not bytes-like
         r.close()
         r.close()  # idempotent
         with self.assertRaises(RegionError) as e:

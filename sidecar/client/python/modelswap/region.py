@@ -127,7 +127,7 @@ class Region:
 
     def write(self, offset: int, data: bytes) -> None:
         """mark_dirty + copy of ``data`` (any bytes-like object) to ``offset``."""
-        view = bytes(data)
+        view = memoryview(data).tobytes()  # bytes(n) of an int would quietly write n zeros
         self._check(self._lib.ms_region_write(self._open_handle(), offset, view, len(view)))
 
     def commit(self) -> int:

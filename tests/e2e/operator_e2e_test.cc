@@ -85,6 +85,10 @@ class E2E : public ::testing::Test {
   std::unique_ptr<HttpKubeClient> client_;
 };
 
+std::string RandomSuffix() {
+  return std::to_string(std::random_device{}() % 1000000);
+}
+
 TEST_F(E2E, CrdRejectsBadInput) {
   ApplyCrd();
   Json bad = {{"apiVersion", "modelswap.io/v1alpha1"},
@@ -154,8 +158,74 @@ TEST_F(E2E, ModelVersionGetsAWriterJobAndStatus) {
   (void)client_->Delete(kJobs, ns_, job_name);
 }
 
-std::string RandomSuffix() {
-  return std::to_string(std::random_device{}() % 1000000);
+// The API rules the reconciler relies on, checked on a real server: status goes only through the
+// status subresource (status sent to the main endpoint is dropped), generation moves with spec
+// changes only, a stale resourceVersion is a 409, and a watch from a list's resourceVersion
+// delivers the changes after it in order.
+TEST_F(E2E, StatusSubresourceGenerationAndWatchFollowTheApiRules) {
+  ApplyCrd();
+  const std::string name = "e2e-rules-" + RandomSuffix();
+  Json mv = {{"apiVersion", "modelswap.io/v1alpha1"},
+             {"kind", "ModelVersion"},
+             {"metadata", {{"name", name}}},
+             {"spec",
+              {{"model", name},
+               {"version", "v1"},
+               {"storage", {{"claimName", "models"}}},
+               {"source", {{"generate", {{"bytes", 4096}}}}}}}};
+  auto created = client_->Create(kModelVersions, ns_, mv);
+  ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  EXPECT_EQ(Field<int64_t>(*created, {"metadata", "generation"}), 1);
+  const std::string created_rv = ResourceVersionOf(*created);
+
+  auto with_status = client_->Patch(kModelVersions, ns_, name, PatchType::kMerge,
+                                    {{"status", {{"phase", "Pending"}}}}, true);
+  ASSERT_TRUE(with_status.has_value()) << with_status.error().ToString();
+  EXPECT_EQ(Field<std::string>(*with_status, {"status", "phase"}), "Pending");
+  EXPECT_EQ(Field<int64_t>(*with_status, {"metadata", "generation"}), 1);
+
+  Json main_put = *with_status;
+  main_put["status"]["phase"] = "Failed";  // dropped: the main endpoint ignores status
+  auto put = client_->Update(kModelVersions, ns_, main_put);
+  ASSERT_TRUE(put.has_value()) << put.error().ToString();
+  EXPECT_EQ(Field<std::string>(*put, {"status", "phase"}), "Pending");
+  EXPECT_EQ(Field<int64_t>(*put, {"metadata", "generation"}), 1);
+
+  auto spec_patch =
+      client_->Patch(kModelVersions, ns_, name, PatchType::kMerge, {{"spec", {{"retain", 5}}}});
+  ASSERT_TRUE(spec_patch.has_value()) << spec_patch.error().ToString();
+  EXPECT_EQ(Field<int64_t>(*spec_patch, {"metadata", "generation"}), 2);
+  EXPECT_EQ(Field<std::string>(*spec_patch, {"status", "phase"}), "Pending");
+
+  Json stale = *with_status;  // carries the resourceVersion from before the spec patch
+  stale["status"]["phase"] = "Writing";
+  auto conflict = client_->Update(kModelVersions, ns_, stale, true);
+  ASSERT_FALSE(conflict.has_value());
+  EXPECT_EQ(conflict.error().code(), Code::kAborted) << conflict.error().ToString();
+
+  std::vector<std::pair<EventType, int64_t>> seen;  // event type, generation
+  Cancellation cancel;
+  WatchOptions opts;
+  opts.resource_version = created_rv;
+  opts.field_selector = "metadata.name=" + name;
+  opts.timeout_seconds = 30;
+  auto st = client_->Watch(
+      kModelVersions, ns_, opts,
+      [&](WatchEvent&& e) {
+        if (e.type == EventType::kBookmark) return true;
+        seen.emplace_back(e.type, Field<int64_t>(e.object, {"metadata", "generation"}));
+        return Field<int64_t>(e.object, {"metadata", "generation"}) < 2;  // stop at the patch
+      },
+      &cancel);
+  EXPECT_TRUE(st) << st.error().ToString();
+  ASSERT_FALSE(seen.empty());
+  for (const auto& [type, generation] : seen)
+    EXPECT_EQ(type, EventType::kModified);
+  EXPECT_EQ(seen.back().second, 2);
+  EXPECT_EQ(seen.front().second, 1);  // the status patch, before the spec patch
+
+  auto deleted = client_->Delete(kModelVersions, ns_, name);
+  EXPECT_TRUE(deleted.has_value()) << deleted.error().ToString();
 }
 
 TEST_F(E2E, LeaseIsHeldByOneReplicaAndHandedOverOnRelease) {

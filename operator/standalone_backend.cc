@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -37,6 +38,10 @@ Status ValidateObjectName(const std::string& name) {
 // How long an object's file must stay absent (or without the object) before the object counts
 // as deleted: two polling rounds.
 constexpr int64_t kDeleteAfterMissingNs = 2'000'000'000;
+// How long a file must stay unmodified before it is read (see ScanFile).
+constexpr int64_t kSettleNs = 1'000'000'000;
+// How long stopping waits for its tasks to exit after SIGTERM, all of them together.
+constexpr int64_t kStopGraceNs = 5'000'000'000;
 
 }  // namespace
 
@@ -84,18 +89,20 @@ void StandaloneBackend::Scan() {
   }
   {
     std::lock_guard lock(mu_);
-    // Finished tasks of objects that no longer exist (deleted while no operator ran): nothing
-    // will ask for them again.
+    // Finished tasks of objects that are gone, status file included (deleted while no operator
+    // ran): nothing will ask for them again. An object whose file is broken right now keeps its
+    // status file, and so its tasks.
     for (auto t = tasks_.begin(); t != tasks_.end();) {
       if (objects_.count(t->second.obs.owner) != 0 ||
-          t->second.obs.state == TaskObservation::State::kRunning) {
+          t->second.obs.state == TaskObservation::State::kRunning ||
+          env_->Stat(StatusPath(t->second.obs.owner))) {
         ++t;
         continue;
       }
       RemoveTaskFiles(env_, opts_.dir, t->second);
       t = tasks_.erase(t);
     }
-    const int64_t now = env_->NowUnixNanos();
+    const int64_t now = env_->NowMonotonicNanos();
     for (auto& [name, o] : objects_) {
       if (seen.count(name) != 0) {
         o.missing_since_ns = 0;
@@ -106,7 +113,7 @@ void StandaloneBackend::Scan() {
       // briefly absent, and a deletion removes the version's data.
       if (o.missing_since_ns == 0) o.missing_since_ns = now;
       if (now - o.missing_since_ns < kDeleteAfterMissingNs) continue;
-      o.obj["metadata"]["deletionTimestamp"] = FormatTime(now);
+      o.obj["metadata"]["deletionTimestamp"] = FormatTime(env_->NowUnixNanos());
       o.obj["metadata"]["resourceVersion"] = std::to_string(++rv_);
       changed.push_back(Field<std::string>(o.obj, {"spec", "model"}));
     }
@@ -117,17 +124,30 @@ void StandaloneBackend::Scan() {
 
 void StandaloneBackend::ScanFile(const std::string& file, std::map<std::string, std::string>* seen,
                                  std::vector<std::string>* changed) {
-  std::string path = JoinPath(opts_.dir, file);
-  auto text = ReadFileToString(env_, path, 1 << 20);
-  auto info = env_->Stat(path);
-  if (!text || !info) return;  // vanished between list and read: the next scan sees it gone
-  auto docs = YamlToJson(*text);
-  if (!docs) {
-    // Unreadable as a whole: whatever it defined before stays as it was until it is fixed.
+  // What the file defined stays as it was, neither changed nor deleted.
+  auto keep_objects = [&] {
     std::lock_guard lock(mu_);
     for (const auto& [name, o] : objects_) {
       if (o.file == file) (*seen)[name] = file;
     }
+  };
+  std::string path = JoinPath(opts_.dir, file);
+  auto info = env_->Stat(path);
+  if (!info && info.error().code() == Code::kNotFound) return;  // gone: the object is missing
+  // Written within the last second: maybe still mid-write (an editor, a copy), and a truncated
+  // file can still parse, with defaults where its last lines were. Read it on a later scan.
+  const int64_t age = env_->NowUnixNanos() - (info ? info->mtime_ns : 0);
+  if (info && age >= 0 && age < kSettleNs) return keep_objects();
+  auto text =
+      info ? ReadFileToString(env_, path, 1 << 20) : Result<std::string>(Fail(info.error()));
+  if (!text && text.error().code() == Code::kNotFound) return;  // vanished since the stat
+  if (!text) {  // too big, unreadable: an error for the user, not a deletion
+    keep_objects();
+    return WriteError(file, text.error().message());
+  }
+  auto docs = YamlToJson(*text);
+  if (!docs) {  // unparseable as a whole: its objects keep their last good state until fixed
+    keep_objects();
     return WriteError(file, docs.error().message());
   }
   std::string problems;
@@ -234,22 +254,40 @@ void StandaloneBackend::Reap() {
   std::vector<std::string> done;
   {
     std::lock_guard lock(mu_);
-    for (auto& [name, t] : tasks_) {
-      if (t.obs.state != TaskObservation::State::kRunning) continue;
+    for (auto it = tasks_.begin(); it != tasks_.end();) {
+      LocalTask& t = it->second;
+      bool known = true;
+      if (t.obs.state != TaskObservation::State::kRunning) {
+        ++it;
+        continue;
+      }
       if (t.adopted) {
-        // Not our child: it has ended once its pid no longer names the process we adopted.
-        if (ProcessStartTicks(t.pid) == t.start_ticks) continue;
-        FinishTask(env_, &t, std::nullopt);
+        // Not our child: it has ended once it no longer holds its lifetime lock.
+        if (LifetimeLockHeld(t.lock_path)) {
+          ++it;
+          continue;
+        }
+        known = FinishTask(env_, &t, std::nullopt);
       } else {
         auto code = TryReap(t.pid);
-        if (!code) continue;
+        if (!code) {
+          ++it;
+          continue;
+        }
         FinishTask(env_, &t, *code);
       }
+      done.push_back(t.model);
+      if (!known) {  // an adopted task killed before it printed a result: run it again
+        spdlog::info("task ended without a result task={}; it will run again", it->first);
+        RemoveTaskFiles(env_, opts_.dir, t);
+        it = tasks_.erase(it);
+        continue;
+      }
       SaveTaskLocked(t);
-      spdlog::info("task finished task={} state={} reason={}", name,
+      spdlog::info("task finished task={} state={} reason={}", it->first,
                    t.obs.state == TaskObservation::State::kSucceeded ? "Succeeded" : "Failed",
                    t.obs.reason);
-      done.push_back(t.model);
+      ++it;
     }
   }
   for (const auto& m : done)
@@ -284,31 +322,37 @@ void StandaloneBackend::ProbeAgent() {
 
 void StandaloneBackend::KillTasks() {
   std::lock_guard lock(mu_);
+  // Adopted tasks are left running: they are not ours to signal (their pid may even have been
+  // reused), and the next operator adopts them again through their locks. Our own children get
+  // SIGTERM together, then share one deadline before SIGKILL.
+  std::vector<LocalTask*> own;
   for (auto& [name, t] : tasks_) {
-    if (t.obs.state != TaskObservation::State::kRunning) continue;
+    if (t.obs.state != TaskObservation::State::kRunning || t.adopted) continue;
+    ::kill(t.pid, SIGTERM);
+    own.push_back(&t);
+  }
+  const int64_t deadline = env_->NowMonotonicNanos() + kStopGraceNs;
+  for (LocalTask* t : own) {
     std::optional<int> code;
-    if (t.adopted) {
-      if (ProcessStartTicks(t.pid) == t.start_ticks) ::kill(t.pid, SIGTERM);
-      // Not our child: wait (bounded) for it to go, then judge it by its output.
-      for (int i = 0; i < 100 && ProcessStartTicks(t.pid) == t.start_ticks; ++i)
-        env_->SleepForNanos(50'000'000);
-      // Still there after 5 s: leave its record "Running" for the next operator to adopt.
-      if (ProcessStartTicks(t.pid) == t.start_ticks) continue;
-    } else {
-      ::kill(t.pid, SIGTERM);
+    while (!(code = TryReap(t->pid)) && env_->NowMonotonicNanos() < deadline)
+      env_->SleepForNanos(20'000'000);
+    if (!code) {
+      ::kill(t->pid, SIGKILL);
       int status = 0;
-      if (::waitpid(t.pid, &status, 0) == t.pid && WIFEXITED(status)) code = WEXITSTATUS(status);
+      ::waitpid(t->pid, &status, 0);
     }
-    FinishTask(env_, &t, code);
-    if (t.obs.state == TaskObservation::State::kSucceeded) {
-      SaveTaskLocked(t);  // it finished before the signal landed: keep its result
-    } else {
-      // Stopped by us, not failed: forget it, so the next operator runs it again (writers
-      // publish by rename, so a killed one leaves nothing half-written behind).
-      spdlog::info("task stopped task={}", name);
-      RemoveTaskFiles(env_, opts_.dir, t);
-      t.obs.reason = "Stopped";
+    // Exit 0: it finished before the signal landed, keep its result. Anything else was our
+    // stop, not a failure: forget it, so the next operator runs it again (writers reuse a
+    // complete file and publish by rename, so a killed one leaves nothing half-done behind).
+    if (code && *code == 0) {
+      FinishTask(env_, t, *code);
+      SaveTaskLocked(*t);
+      continue;
     }
+    spdlog::info("task stopped task={}", t->obs.name);
+    RemoveTaskFiles(env_, opts_.dir, *t);
+    t->obs.state = TaskObservation::State::kFailed;
+    t->obs.reason = "Stopped";
   }
 }
 
@@ -380,20 +424,29 @@ Status StandaloneBackend::Execute(const Action& a) {
       std::vector<std::string> argv{sidecar_bin_};
       auto args = TaskArgs(a.mv, a.task_kind, opts_.root);
       argv.insert(argv.end(), args.begin(), args.end());
-      std::string base = TasksDir(opts_.dir);
-      MS_RETURN_IF_ERROR(env_->CreateDirs(base));
-      LocalTask t;
-      t.out_path = JoinPath(base, a.task_name + ".out");
-      t.err_path = JoinPath(base, a.task_name + ".err");
-      MS_ASSIGN_OR_RETURN(t.pid, SpawnProcess(argv, t.out_path, t.err_path));
-      // Read before the child can exit: a child that already exited (a zombie until Reap) has
-      // no start time, and then a restart only reads its outcome from its output.
-      t.start_ticks = ProcessStartTicks(t.pid).value_or(0);
-      t.model = a.mv.model;
-      t.obs.name = a.task_name;
-      t.obs.kind = a.task_kind;
-      t.obs.owner = a.mv.name;
-      t.obs.generation = a.mv.generation;
+      MS_RETURN_IF_ERROR(env_->CreateDirs(TasksDir(opts_.dir)));
+      LocalTask t =
+          NewLocalTask(opts_.dir, a.task_name, a.task_kind, a.mv.name, a.mv.generation, a.mv.model);
+      auto lock_fd = AcquireLifetimeLock(t.lock_path);
+      if (!lock_fd && lock_fd.error().code() == Code::kFailedPrecondition) {
+        // Still running from an operator that died before it could record it: adopt it.
+        spdlog::info("standalone: adopted running task={} (no record)", a.task_name);
+        t.adopted = true;
+        SaveTaskLocked(t);
+        tasks_[a.task_name] = std::move(t);
+        return Ok();
+      }
+      if (!lock_fd) return Fail(lock_fd.error());
+      // Recorded before the spawn: whatever point the operator dies at, the next one finds the
+      // record, and the lock says whether the process got to run.
+      SaveTaskLocked(t);
+      auto pid = SpawnProcess(argv, t.out_path, t.err_path, *lock_fd);
+      ::close(*lock_fd);  // the child holds the lock from here on (its own fd 3)
+      if (!pid) {
+        RemoveTaskFiles(env_, opts_.dir, t);
+        return Fail(pid.error());
+      }
+      t.pid = *pid;
       spdlog::info("task started task={} pid={}", a.task_name, t.pid);
       SaveTaskLocked(t);
       tasks_[a.task_name] = std::move(t);

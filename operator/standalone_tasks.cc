@@ -76,10 +76,11 @@ Result<LocalTask> ParseRecord(const std::string& objects_dir, const std::string&
   t.obs.message = Field<std::string>(j, {"message"});
   t.obs.finished_unix_ns = Field<int64_t>(j, {"finishedUnixNs"});
   t.model = Field<std::string>(j, {"model"});
-  t.pid = static_cast<pid_t>(Field<int64_t>(j, {"pid"}, -1));
-  t.start_ticks = Field<uint64_t>(j, {"startTicks"});
+  // Any pid in the record belonged to an earlier operator's child: never ours to signal.
+  t.pid = -1;
   t.out_path = JoinPath(TasksDir(objects_dir), t.obs.name + ".out");
   t.err_path = JoinPath(TasksDir(objects_dir), t.obs.name + ".err");
+  t.lock_path = JoinPath(TasksDir(objects_dir), t.obs.name + ".lock");
   if (t.obs.owner.empty() || t.model.empty())
     return Fail(Code::kCorruption, "owner or model missing");
   return t;
@@ -97,8 +98,7 @@ Status SaveTaskRecord(Env* env, const std::string& objects_dir, const LocalTask&
             {"owner", t.obs.owner},
             {"generation", t.obs.generation},
             {"model", t.model},
-            {"pid", t.pid},
-            {"startTicks", t.start_ticks},
+            {"pid", t.pid},  // diagnostics only: liveness is the lock
             {"state", std::string(StateName(t.obs.state))},
             {"reason", t.obs.reason},
             {"message", t.obs.message},
@@ -107,7 +107,8 @@ Status SaveTaskRecord(Env* env, const std::string& objects_dir, const LocalTask&
 }
 
 void RemoveTaskFiles(Env* env, const std::string& objects_dir, const LocalTask& t) {
-  for (const std::string& path : {RecordPath(objects_dir, t.obs.name), t.out_path, t.err_path}) {
+  for (const std::string& path :
+       {RecordPath(objects_dir, t.obs.name), t.out_path, t.err_path, t.lock_path}) {
     auto st = env->Remove(path);
     if (!st && st.error().code() != Code::kNotFound) {
       spdlog::warn("standalone task={} err=\"{}\"", t.obs.name, st.error().ToString());
@@ -115,7 +116,21 @@ void RemoveTaskFiles(Env* env, const std::string& objects_dir, const LocalTask& 
   }
 }
 
-void FinishTask(Env* env, LocalTask* t, std::optional<int> exit_code) {
+LocalTask NewLocalTask(const std::string& objects_dir, const std::string& name, TaskKind kind,
+                       const std::string& owner, int64_t generation, const std::string& model) {
+  LocalTask t;
+  t.obs.name = name;
+  t.obs.kind = kind;
+  t.obs.owner = owner;
+  t.obs.generation = generation;
+  t.model = model;
+  t.out_path = JoinPath(TasksDir(objects_dir), name + ".out");
+  t.err_path = JoinPath(TasksDir(objects_dir), name + ".err");
+  t.lock_path = JoinPath(TasksDir(objects_dir), name + ".lock");
+  return t;
+}
+
+bool FinishTask(Env* env, LocalTask* t, std::optional<int> exit_code) {
   const std::string err = ReadFileToString(env, t->err_path, kMaxOutputBytes).value_or("");
   const std::string out = ReadFileToString(env, t->out_path, kMaxOutputBytes).value_or("");
   bool ok;
@@ -123,14 +138,18 @@ void FinishTask(Env* env, LocalTask* t, std::optional<int> exit_code) {
     ok = *exit_code == 0;
     t->obs.reason = ok ? "" : "ExitCode" + std::to_string(*exit_code);
   } else {
+    // A success result is on stdout; an error result on stdout or stderr (task.h).
     auto result = ParseTaskResult(out);
-    ok = result.has_value() && result->error.empty();
+    if (!result) result = ParseTaskResult(err);
+    if (!result) return false;  // no result at all: killed, so no outcome to keep
+    ok = result->error.empty();
     t->obs.reason = ok ? "" : "ExitCodeUnknown";
   }
   t->obs.state = ok ? State::kSucceeded : State::kFailed;
   t->obs.message = ok ? "" : LastLine(err);
   t->obs.finished_unix_ns = env->NowUnixNanos();
   ReadResult(env, t);
+  return true;
 }
 
 std::vector<LocalTask> LoadTaskRecords(Env* env, const std::string& objects_dir) {
@@ -149,16 +168,20 @@ std::vector<LocalTask> LoadTaskRecords(Env* env, const std::string& objects_dir)
     }
     if (t->obs.state != State::kRunning) {
       ReadResult(env, &*t);
-    } else if (t->start_ticks != 0 && ProcessStartTicks(t->pid) == t->start_ticks) {
+    } else if (LifetimeLockHeld(t->lock_path)) {
       t->adopted = true;
-      spdlog::info("standalone: adopted running task={} pid={}", t->obs.name, t->pid);
-    } else {
-      FinishTask(env, &*t, std::nullopt);
+      spdlog::info("standalone: adopted running task={}", t->obs.name);
+    } else if (FinishTask(env, &*t, std::nullopt)) {
       spdlog::info("standalone: task={} ended while no operator ran; outcome from its output: {}",
                    t->obs.name, StateName(t->obs.state));
       if (auto st = SaveTaskRecord(env, objects_dir, *t); !st) {
         spdlog::warn("standalone task={} err=\"{}\"", t->obs.name, st.error().ToString());
       }
+    } else {
+      spdlog::info("standalone: task={} was stopped before it finished; it will run again",
+                   t->obs.name);
+      RemoveTaskFiles(env, objects_dir, *t);
+      continue;
     }
     tasks.push_back(std::move(*t));
   }

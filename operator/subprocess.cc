@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,8 +13,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 extern char** environ;
 
@@ -145,7 +144,7 @@ Result<ProcessOutput> RunProcess(const std::vector<std::string>& argv,
 }
 
 Result<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& stdout_path,
-                           const std::string& stderr_path) {
+                           const std::string& stderr_path, int lock_fd) {
   if (argv.empty()) return Fail(Code::kInvalidArgument, "spawn: empty command");
   MS_ASSIGN_OR_RETURN(std::string exe, FindProgram(argv[0]));
   posix_spawn_file_actions_t fa;
@@ -153,11 +152,24 @@ Result<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::stri
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  // dup2 clears close-on-exec on the copy: only this child inherits the lock, not children other
+  // threads spawn meanwhile (the caller's fd stays close-on-exec).
+  // (A dup2 onto itself would not clear it, so fd 3 itself is first copied elsewhere.)
+  int moved = -1;
+  if (lock_fd == 3) {
+    moved = lock_fd = ::fcntl(lock_fd, F_DUPFD_CLOEXEC, 10);
+    if (moved < 0) {
+      posix_spawn_file_actions_destroy(&fa);
+      return Fail(Code::kIOError, std::string("spawn: fcntl: ") + std::strerror(errno));
+    }
+  }
+  if (lock_fd >= 0) posix_spawn_file_actions_adddup2(&fa, lock_fd, 3);
   std::vector<std::string> args = argv;
   auto cargs = CStrings(args);
   pid_t pid = -1;
   int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, cargs.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
+  if (moved >= 0) ::close(moved);
   if (rc != 0) return Fail(Code::kIOError, "spawn " + exe + ": " + strerror(rc));
   return pid;
 }
@@ -172,24 +184,25 @@ std::optional<int> TryReap(pid_t pid) {
   return -1;
 }
 
-std::optional<uint64_t> ProcessStartTicks(pid_t pid) {
-  if (pid <= 0) return std::nullopt;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
-  // "PID (COMM) STATE ... ": COMM may hold spaces and ')', so fields are counted from the last ')'.
-  const auto close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream fields(line.substr(close + 1));
-  std::string state;
-  fields >> state;  // field 3
-  if (state == "Z" || state == "X") return std::nullopt;
-  std::string skip;
-  for (int field = 4; field < 22; ++field)
-    fields >> skip;
-  uint64_t start = 0;
-  if (!(fields >> start)) return std::nullopt;
-  return start;
+Result<int> AcquireLifetimeLock(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Fail(Code::kIOError, "open " + path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return Fail(Code::kFailedPrecondition, path + " is held");
+    return Fail(Code::kIOError, "flock " + path + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+bool LifetimeLockHeld(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  // A shared lock conflicts only with the holder's exclusive one, and is dropped with the fd.
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return held;
 }
 
 }  // namespace modelswap::op

@@ -35,16 +35,24 @@ Result<ProcessOutput> RunProcess(const std::vector<std::string>& argv,
                                  const std::map<std::string, std::string>& extra_env,
                                  std::chrono::milliseconds timeout);
 
-// Starts argv[0] with stdout/stderr redirected to files (created/truncated).
+// Starts argv[0] with stdout/stderr redirected to files (created/truncated); lock_fd >= 0 is
+// passed to the child as fd 3 (see AcquireLifetimeLock).
 Result<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::string& stdout_path,
-                           const std::string& stderr_path);
+                           const std::string& stderr_path, int lock_fd = -1);
 
 // Non-blocking reap: nullopt while running, else the exit code (128+signal if signalled).
 std::optional<int> TryReap(pid_t pid);
 
-// When process `pid` started, in clock ticks since boot (/proc/PID/stat field 22): with the pid,
-// it names one process for good, since a reused pid gets a later start. nullopt if there is no
-// such process or it has exited (a zombie waiting to be reaped). Linux only.
-std::optional<uint64_t> ProcessStartTicks(pid_t pid);
+// Lifetime locks: a file whose flock(2) a spawned process holds for as long as it lives (the
+// kernel drops it when the process exits, SIGKILL included), so that a later process, even one
+// that is not its parent, can tell whether it still runs. Unlike a pid, the lock cannot be
+// mistaken for a new process that reused the number, and a zombie holds none.
+//
+// AcquireLifetimeLock creates and locks `path`; the returned fd (close-on-exec) is handed to
+// SpawnProcess as `lock_fd`, which gives the child its own descriptor of the lock (fd 3), after
+// which the caller closes its fd. kFailedPrecondition if another process holds the lock.
+Result<int> AcquireLifetimeLock(const std::string& path);
+// True while some process holds the lock at `path` (false if the file does not exist).
+bool LifetimeLockHeld(const std::string& path);
 
 }  // namespace modelswap::op

@@ -201,6 +201,61 @@ TEST_F(StandaloneTest, RestartAfterTheWriterFinishedUnwatchedKeepsItsResult) {
   EXPECT_EQ(Field<std::string>(task, {"state"}), "Succeeded");
 }
 
+// The operator and then its orphaned writer are killed (as a reboot or a container restart
+// would): the writer left no result, so the next operator forgets it and runs it again instead
+// of failing the version.
+TEST_F(StandaloneTest, WriterKilledWhileNoOperatorRanRunsAgain) {
+  const std::string sidecar = GatedSidecar(tools_);
+  const std::string invocations = tools_.path + "/invocations";
+  const std::string record = objects_.path + "/.status/tasks/ranker-v1-write.json";
+  Start(sidecar);
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitFor([&] {
+    if (Lines(invocations) != 1 || !std::filesystem::exists(record)) return false;
+    Json j = Json::parse(testing::ReadFile(record), nullptr, false);
+    return Field<int64_t>(j, {"pid"}, -1) > 0;
+  }));
+  const pid_t writer =
+      static_cast<pid_t>(Field<int64_t>(Json::parse(testing::ReadFile(record)), {"pid"}, -1));
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+  ASSERT_EQ(::kill(writer, SIGKILL), 0);
+  // Not our child: wait until it is gone (its lock is then free).
+  ASSERT_TRUE(WaitFor([&] {
+    return ::kill(writer, 0) != 0 ||
+           testing::ReadFile("/proc/" + std::to_string(writer) + "/stat").find(") Z") !=
+               std::string::npos;
+  }));
+  tools_.Write("go", "");
+  Start(sidecar);
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_EQ(Lines(invocations), 2);
+}
+
+// The operator died after the writer started but before anything was recorded (simulated by
+// deleting the record): the writer's lifetime lock still tells the next operator it runs.
+TEST_F(StandaloneTest, RunningWriterWithoutARecordIsAdoptedThroughItsLock) {
+  const std::string sidecar = GatedSidecar(tools_);
+  const std::string invocations = tools_.path + "/invocations";
+  const std::string record = objects_.path + "/.status/tasks/ranker-v1-write.json";
+  Start(sidecar);
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Lines(invocations) == 1 && std::filesystem::exists(record); }));
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+  std::filesystem::remove(record);
+  Start(sidecar);
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::ReadFile(tools_.path + "/operator.err").find("(no record)") !=
+           std::string::npos;
+  }));
+  tools_.Write("go", "");
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_EQ(Lines(invocations), 1);
+}
+
 // A graceful stop kills the running writer and forgets it (stopped is not failed): the next
 // operator runs it again and the version rolls out.
 TEST_F(StandaloneTest, GracefulStopForgetsTheKilledWriterSoItRunsAgain) {
@@ -272,6 +327,20 @@ TEST_F(StandaloneTest, BrokenEditKeepsTheVersionAndItsData) {
     ASSERT_TRUE(WaitFor([&] { return !std::filesystem::exists(error); }));
   }
   EXPECT_EQ(Phase("ranker-v1"), "Active");
+}
+
+// A file that cannot be read (here: over the 1 MiB limit) is an error for the user, never a
+// deletion of what it defined.
+TEST_F(StandaloneTest, UnreadableFileKeepsTheVersion) {
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  objects_.Write("v1.yaml", MvYaml("v1") + "# " + std::string(2 << 20, 'x') + "\n");
+  const std::string error = objects_.path + "/.status/v1.yaml.error";
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(error); }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // past the deletion grace
+  EXPECT_EQ(Phase("ranker-v1"), "Active");
+  EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
 }
 
 // A task record that does not parse is skipped with a log line; the operator still runs.

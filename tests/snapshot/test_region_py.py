@@ -91,6 +91,44 @@ class RegionPyTest(unittest.TestCase):
         del held
         r.close()
 
+    def test_close_refuses_while_a_slice_is_alive(self):
+        r = Region("state", SIZE, shm_dir=self.dir)
+        head = r.data[:16]  # a derived view: would dangle after unmapping
+        with self.assertRaises(RegionError) as e:
+            r.close()
+        self.assertEqual(e.exception.code, "FailedPrecondition")
+        self.assertEqual(bytes(head), bytes(16))  # still mapped, still readable
+        del head
+        r.close()
+        with Region("state", SIZE, shm_dir=self.dir):  # really detached
+            pass
+
+    def test_dropped_region_is_closed_when_its_last_view_goes(self):
+        r = Region("state", SIZE, shm_dir=self.dir)
+        r.write(0, b"x")
+        r.commit()
+        tail = r.data[-8:]
+        del r  # no close(): the slice keeps the mapping (and the attachment) alive
+        with self.assertRaises(RegionError) as e:
+            Region("state", SIZE, shm_dir=self.dir)
+        self.assertIn("another live app", e.exception.message)
+        self.assertEqual(str(e.exception).count("FailedPrecondition"), 1)
+        self.assertEqual(bytes(tail), bytes(8))
+        del tail  # last view gone: closed
+        with Region("state", SIZE, shm_dir=self.dir) as again:
+            self.assertEqual(again.info.generation, 1)
+
+    def test_negative_numbers_are_rejected_in_python(self):
+        with Region("state", SIZE, shm_dir=self.dir) as r:
+            for call in (lambda: r.mark_dirty(-1, 1), lambda: r.mark_dirty(0, -1),
+                         lambda: r.write(-4, b"x")):
+                with self.assertRaises(RegionError) as e:
+                    call()
+                self.assertEqual(e.exception.code, "InvalidArgument")
+                self.assertIn("negative", e.exception.message)
+        with self.assertRaises(RegionError):
+            Region("other", -SIZE, shm_dir=self.dir)
+
     def test_sigkill_mid_update_keeps_the_last_commit(self):
         # The app stamps every block with the same counter and commits, 200 times; then it
         # half-applies update 201 and SIGKILLs itself.

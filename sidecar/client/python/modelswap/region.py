@@ -21,11 +21,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
+import weakref
 from typing import NamedTuple, Optional
 
 __all__ = ["AttachInfo", "Region", "RegionError", "load_library"]
 
-# modelswap::Code in order; a C status is the negated index (c_abi.h).
+# modelswap::Code in order; a C status is the negated index (modelswap_region.h).
 _CODES = ("Ok", "InvalidArgument", "NotFound", "AlreadyExists", "Corruption", "IOError",
           "NotSupported", "Unavailable", "FailedPrecondition", "Aborted", "DeadlineExceeded",
           "PermissionDenied", "Internal")
@@ -35,7 +37,8 @@ class RegionError(Exception):
     """A failed region call: ``code`` names the modelswap Code, the message says what failed."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
+        # The C ABI's messages already start with their code name.
+        super().__init__(message if message.startswith(code + ":") else f"{code}: {message}")
         self.code = code
         self.message = message
 
@@ -93,11 +96,24 @@ def load_library(path: Optional[str] = None) -> ctypes.CDLL:
     return lib
 
 
+def _check_non_negative(**values: int) -> None:
+    # ctypes would wrap a negative int to a huge uint64, and the C error would name that number.
+    for name, value in values.items():
+        if value < 0:
+            raise RegionError("InvalidArgument", f"{name} must not be negative, got {value}")
+
+
 class Region:
-    """An open region. ``data`` is a writable memoryview of its bytes, valid until close()."""
+    """An open region. ``data`` is a writable memoryview of its bytes.
+
+    The mapping lives as long as anything can reach it: close() refuses while views derived from
+    ``data`` are alive, and a Region dropped without close() is closed (uncommitted writes rolled
+    back at the next open) once the last view of its memory is gone.
+    """
 
     def __init__(self, name: str, size: int, *, shm_dir: Optional[str] = None,
                  block_bytes: int = 0, lib: Optional[str] = None):
+        _check_non_negative(size=size, block_bytes=block_bytes)
         self._lib = load_library(lib)
         handle = ctypes.c_void_p()
         info = _CAttachInfo()
@@ -108,8 +124,11 @@ class Region:
         self.size = int(self._lib.ms_region_size(handle))
         self.info = AttachInfo(info.generation, info.restored_gen, info.rolled_back_blocks,
                                bool(info.created), bool(info.rolled_forward))
-        raw = (ctypes.c_char * self.size).from_address(self._lib.ms_region_data(handle))
-        self.data = memoryview(raw).cast("B")
+        # Every view of the memory (data, its slices, numpy arrays over it) keeps `raw` alive,
+        # so the region is closed only when `raw` goes: by close(), or by this finalizer.
+        self._raw = (ctypes.c_char * self.size).from_address(self._lib.ms_region_data(handle))
+        self._close_region = weakref.finalize(self._raw, self._lib.ms_region_close, handle)
+        self.data = memoryview(self._raw).cast("B")
 
     def _check(self, status: int) -> None:
         if status != 0:
@@ -123,10 +142,12 @@ class Region:
 
     def mark_dirty(self, offset: int, length: int) -> None:
         """Declares that data[offset:offset+length] is about to change (call BEFORE changing)."""
+        _check_non_negative(offset=offset, length=length)
         self._check(self._lib.ms_region_mark_dirty(self._open_handle(), offset, length))
 
     def write(self, offset: int, data: bytes) -> None:
         """mark_dirty + copy of ``data`` (any bytes-like object) to ``offset``."""
+        _check_non_negative(offset=offset)
         view = memoryview(data).tobytes()  # bytes(n) of an int would quietly write n zeros
         self._check(self._lib.ms_region_write(self._open_handle(), offset, view, len(view)))
 
@@ -144,22 +165,26 @@ class Region:
         return int(self._lib.ms_region_durable_generation(self._open_handle()))
 
     def close(self) -> None:
-        """Detaches; uncommitted writes are rolled back at the next open. Idempotent.
+        """Detaches and unmaps; uncommitted writes are rolled back at the next open. Idempotent.
 
-        The memory is unmapped, so ``data`` is released first (close() refuses with
-        FailedPrecondition while something holds a buffer export of ``data`` itself). Views
-        derived from it (slices, memoryview(), numpy.frombuffer, ctypes from_buffer) share its
-        memory without Python counting them: drop them before close(), as with any mapping.
+        Refuses (FailedPrecondition) while views derived from ``data`` are alive (slices,
+        memoryview() copies, numpy arrays over it), which would otherwise point at unmapped
+        memory. ``data`` itself is released either way; drop the views and call close() again.
         """
         if self._handle is None:
             return
         try:
             self.data.release()
-        except BufferError:  # e.g. a numpy array over it: unmapping would leave it dangling
+        except BufferError:  # something holds a buffer export of data itself
             raise RegionError("FailedPrecondition",
                               "views of Region.data are still in use; drop them before close()"
                               ) from None
-        self._lib.ms_region_close(self._handle)
+        # References to raw now: self._raw and getrefcount's argument; a third is a live view.
+        if sys.getrefcount(self._raw) > 2:
+            raise RegionError("FailedPrecondition",
+                              "views of Region.data are still in use; drop them before close()")
+        self._close_region()  # ms_region_close, exactly once
+        self._raw = None
         self._handle = None
 
     def __enter__(self) -> "Region":

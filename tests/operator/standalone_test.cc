@@ -57,6 +57,12 @@ std::string MvYaml(const std::string& v, int retain = 3) {
          std::to_string(retain) + "\n";
 }
 
+int Lines(const std::string& path) {
+  if (!std::filesystem::exists(path)) return 0;
+  const std::string text = testing::ReadFile(path);
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
 class StandaloneTest : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -80,6 +86,45 @@ class StandaloneTest : public ::testing::Test {
   }
   bool WaitPhase(const std::string& name, const std::string& phase) {
     return WaitFor([&] { return Phase(name) == phase; });
+  }
+
+  // Starts the operator with GatedSidecar, applies v1 and returns once its writer runs (and is
+  // recorded with its pid), waiting for TOOLS/go.
+  void StartWithGatedWriter() {
+    Start(GatedSidecar());
+    objects_.Write("v1.yaml", MvYaml("v1"));
+    ASSERT_TRUE(WaitFor([&] {
+      if (Invocations() != 1 || !std::filesystem::exists(Record())) return false;
+      Json j = Json::parse(testing::ReadFile(Record()), nullptr, false);
+      return Field<int64_t>(j, {"pid"}, -1) > 0;
+    }));
+  }
+  void StopOperator(int signal) {
+    ::kill(pid_, signal);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  // A writer that logs each start in TOOLS/invocations and waits for TOOLS/go before it works.
+  std::string GatedSidecar() {
+    const std::string fake = tools_.Write("fake-sidecar", kFakeSidecar, true);
+    const std::string gate = "#!/bin/sh\nif [ \"$1\" = write ]; then\n  echo \"$1\" >> " +
+                             tools_.path + "/invocations\n  while [ ! -e " + tools_.path +
+                             "/go ]; do sleep 0.05; done\nfi\nexec " + fake + " \"$@\"\n";
+    return tools_.Write("gated-sidecar", gate, true);
+  }
+  int Invocations() { return Lines(tools_.path + "/invocations"); }
+  std::string Record() { return objects_.path + "/.status/tasks/ranker-v1-write.json"; }
+  // The operator rewrites a bad file's .error on every scan: returns once two scans have run
+  // after `after` from now, so whatever such a scan would start has had a poll interval to act.
+  void WaitForScansAfter(const std::string& error_file, std::chrono::milliseconds after) {
+    const auto edge = std::filesystem::file_time_type::clock::now() + after;
+    auto written = [&] {
+      std::error_code ec;
+      return std::filesystem::last_write_time(error_file, ec);
+    };
+    ASSERT_TRUE(WaitFor([&] { return written() > edge; }));
+    const auto first = written();
+    ASSERT_TRUE(WaitFor([&] { return written() > first; }));
   }
 
   testing::TempDir objects_, data_, tools_;
@@ -133,46 +178,23 @@ TEST_F(StandaloneTest, FailingWriterFailsTheVersion) {
   EXPECT_NE(Field<std::string>(st, {"status", "message"}).find("no tab"), std::string::npos);
 }
 
-// A writer that logs each start in TOOLS/invocations and waits for TOOLS/go before it works.
-std::string GatedSidecar(testing::TempDir& tools) {
-  const std::string fake = tools.Write("fake-sidecar", kFakeSidecar, true);
-  const std::string gate = "#!/bin/sh\nif [ \"$1\" = write ]; then\n  echo \"$1\" >> " +
-                           tools.path + "/invocations\n  while [ ! -e " + tools.path +
-                           "/go ]; do sleep 0.05; done\nfi\nexec " + fake + " \"$@\"\n";
-  return tools.Write("gated-sidecar", gate, true);
-}
-
-int Lines(const std::string& path) {
-  if (!std::filesystem::exists(path)) return 0;
-  const std::string text = testing::ReadFile(path);
-  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-}
-
 // An operator killed while its writer runs: the next one adopts the writer (same pid and start
 // time) instead of starting a second one, and takes its result when it ends.
 TEST_F(StandaloneTest, RestartAdoptsARunningWriterAndNeverRunsItTwice) {
-  const std::string sidecar = GatedSidecar(tools_);
-  const std::string invocations = tools_.path + "/invocations";
-  Start(sidecar);
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitFor([&] { return Lines(invocations) == 1; }));
-  ASSERT_TRUE(WaitFor([&] {
-    return std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-write.json");
-  }));
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
-  Start(sidecar);
+  StartWithGatedWriter();
+  StopOperator(SIGKILL);
+  Start(tools_.path + "/gated-sidecar");
   ASSERT_TRUE(WaitFor([&] {
     return testing::ReadFile(tools_.path + "/operator.err").find("adopted running task") !=
            std::string::npos;
   }));
-  // Two scan intervals with the task adopted: a second writer would have logged itself by now.
+  // A window for what must not happen (a second writer): two polling rounds with the task
+  // adopted, in which a second one would have logged its start.
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  EXPECT_EQ(Lines(invocations), 1);
+  EXPECT_EQ(Invocations(), 1);
   tools_.Write("go", "");
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  EXPECT_EQ(Lines(invocations), 1);
+  EXPECT_EQ(Invocations(), 1);
   Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1.json"));
   EXPECT_EQ(Field<int64_t>(st, {"status", "bytes"}), 4096);
 }
@@ -180,46 +202,25 @@ TEST_F(StandaloneTest, RestartAdoptsARunningWriterAndNeverRunsItTwice) {
 // The writer finishes while no operator runs: the next operator reads its outcome from its
 // output instead of running it again (which this writer would refuse: the file exists).
 TEST_F(StandaloneTest, RestartAfterTheWriterFinishedUnwatchedKeepsItsResult) {
-  const std::string sidecar = GatedSidecar(tools_);
-  const std::string invocations = tools_.path + "/invocations";
-  Start(sidecar);
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitFor([&] {
-    return Lines(invocations) == 1 &&
-           std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-write.json");
-  }));
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+  StartWithGatedWriter();
+  StopOperator(SIGKILL);
   tools_.Write("go", "");
   const std::string out = objects_.path + "/.status/tasks/ranker-v1-write.out";
   ASSERT_TRUE(WaitFor([&] { return Lines(out) == 1; }));  // the writer printed its result
-  Start(sidecar);
+  Start(tools_.path + "/gated-sidecar");
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  EXPECT_EQ(Lines(invocations), 1);
-  Json task = Json::parse(testing::ReadFile(objects_.path + "/.status/tasks/ranker-v1-write.json"));
-  EXPECT_EQ(Field<std::string>(task, {"state"}), "Succeeded");
+  EXPECT_EQ(Invocations(), 1);
+  EXPECT_EQ(Field<std::string>(Json::parse(testing::ReadFile(Record())), {"state"}), "Succeeded");
 }
 
 // The operator and then its orphaned writer are killed (as a reboot or a container restart
 // would): the writer left no result, so the next operator forgets it and runs it again instead
 // of failing the version.
 TEST_F(StandaloneTest, WriterKilledWhileNoOperatorRanRunsAgain) {
-  const std::string sidecar = GatedSidecar(tools_);
-  const std::string invocations = tools_.path + "/invocations";
-  const std::string record = objects_.path + "/.status/tasks/ranker-v1-write.json";
-  Start(sidecar);
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitFor([&] {
-    if (Lines(invocations) != 1 || !std::filesystem::exists(record)) return false;
-    Json j = Json::parse(testing::ReadFile(record), nullptr, false);
-    return Field<int64_t>(j, {"pid"}, -1) > 0;
-  }));
+  StartWithGatedWriter();
   const pid_t writer =
-      static_cast<pid_t>(Field<int64_t>(Json::parse(testing::ReadFile(record)), {"pid"}, -1));
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
+      static_cast<pid_t>(Field<int64_t>(Json::parse(testing::ReadFile(Record())), {"pid"}, -1));
+  StopOperator(SIGKILL);
   ASSERT_EQ(::kill(writer, SIGKILL), 0);
   // Not our child: wait until it is gone (its lock is then free).
   ASSERT_TRUE(WaitFor([&] {
@@ -228,53 +229,37 @@ TEST_F(StandaloneTest, WriterKilledWhileNoOperatorRanRunsAgain) {
                std::string::npos;
   }));
   tools_.Write("go", "");
-  Start(sidecar);
+  Start(tools_.path + "/gated-sidecar");
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  EXPECT_EQ(Lines(invocations), 2);
+  EXPECT_EQ(Invocations(), 2);
 }
 
 // The operator died after the writer started but before anything was recorded (simulated by
 // deleting the record): the writer's lifetime lock still tells the next operator it runs.
 TEST_F(StandaloneTest, RunningWriterWithoutARecordIsAdoptedThroughItsLock) {
-  const std::string sidecar = GatedSidecar(tools_);
-  const std::string invocations = tools_.path + "/invocations";
-  const std::string record = objects_.path + "/.status/tasks/ranker-v1-write.json";
-  Start(sidecar);
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitFor([&] { return Lines(invocations) == 1 && std::filesystem::exists(record); }));
-  ::kill(pid_, SIGKILL);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
-  std::filesystem::remove(record);
-  Start(sidecar);
+  StartWithGatedWriter();
+  StopOperator(SIGKILL);
+  std::filesystem::remove(Record());
+  Start(tools_.path + "/gated-sidecar");
   ASSERT_TRUE(WaitFor([&] {
     return testing::ReadFile(tools_.path + "/operator.err").find("(no record)") !=
            std::string::npos;
   }));
   tools_.Write("go", "");
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  EXPECT_EQ(Lines(invocations), 1);
+  EXPECT_EQ(Invocations(), 1);
 }
 
 // A graceful stop kills the running writer and forgets it (stopped is not failed): the next
 // operator runs it again and the version rolls out.
 TEST_F(StandaloneTest, GracefulStopForgetsTheKilledWriterSoItRunsAgain) {
-  const std::string sidecar = GatedSidecar(tools_);
-  const std::string invocations = tools_.path + "/invocations";
-  Start(sidecar);
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitFor([&] {
-    return Lines(invocations) == 1 &&
-           std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-write.json");
-  }));
-  ::kill(pid_, SIGTERM);
-  ::waitpid(pid_, nullptr, 0);
-  pid_ = -1;
-  EXPECT_FALSE(std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-write.json"));
+  StartWithGatedWriter();
+  StopOperator(SIGTERM);
+  EXPECT_FALSE(std::filesystem::exists(Record()));
   tools_.Write("go", "");
-  Start(sidecar);
+  Start(tools_.path + "/gated-sidecar");
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  EXPECT_EQ(Lines(invocations), 2);
+  EXPECT_EQ(Invocations(), 2);
 }
 
 // The status file keeps the spec (as an object) so a restarted operator can tell an edit made
@@ -293,8 +278,11 @@ TEST_F(StandaloneTest, RestartBumpsTheGenerationOnlyForASpecChangedMeanwhile) {
   Json st = Json::parse(testing::ReadFile(status));
   EXPECT_TRUE(st["spec"].is_object());
   EXPECT_EQ(Field<int64_t>(st, {"spec", "retain"}), 3);
+  // A file that never parses, sorted after v1.yaml: its .error, rewritten on every scan, shows
+  // the restarted operator has scanned v1.yaml twice (and reconciled in between).
+  objects_.Write("zz-marker.yaml", "kind: [");
   restart();
-  std::this_thread::sleep_for(std::chrono::milliseconds(2000));  // it has scanned and reconciled
+  WaitForScansAfter(objects_.path + "/.status/zz-marker.yaml.error", std::chrono::milliseconds(0));
   EXPECT_EQ(Field<int64_t>(Json::parse(testing::ReadFile(status)), {"metadata", "generation"}), 1);
   ::kill(pid_, SIGTERM);
   ::waitpid(pid_, nullptr, 0);
@@ -319,8 +307,8 @@ TEST_F(StandaloneTest, BrokenEditKeepsTheVersionAndItsData) {
   for (const std::string& broken : {std::string("apiVersion: modelswap.io/v1alpha1\nkind: [Mo"),
                                     full.substr(0, full.find("  storage"))}) {
     objects_.Write("v1.yaml", broken);
-    ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(error); }));
-    std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // past the deletion grace
+    // Scans past the 2 s deletion grace: a deletion would have been marked and acted on.
+    WaitForScansAfter(error, std::chrono::milliseconds(2500));
     EXPECT_EQ(Phase("ranker-v1"), "Active");
     EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
     objects_.Write("v1.yaml", MvYaml("v1"));
@@ -337,8 +325,7 @@ TEST_F(StandaloneTest, UnreadableFileKeepsTheVersion) {
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
   objects_.Write("v1.yaml", MvYaml("v1") + "# " + std::string(2 << 20, 'x') + "\n");
   const std::string error = objects_.path + "/.status/v1.yaml.error";
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(error); }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // past the deletion grace
+  WaitForScansAfter(error, std::chrono::milliseconds(2500));  // past the deletion grace
   EXPECT_EQ(Phase("ranker-v1"), "Active");
   EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
 }

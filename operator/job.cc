@@ -20,8 +20,10 @@ Json Labels(const ModelVersion& mv, TaskKind kind) {
 }  // namespace
 
 Json BuildJob(const ModelVersion& mv, TaskKind kind, const std::string& job_name,
-              const std::string& default_image) {
+              const std::string& default_image, const std::string& request) {
   Json labels = Labels(mv, kind);
+  Json annotations = {{kAnnotationGeneration, std::to_string(mv.generation)}};
+  if (!request.empty()) annotations[kAnnotationActivateRequest] = request;
   Json container = {{"name", "writer"},
                     {"image", mv.writer.image.empty() ? default_image : mv.writer.image},
                     {"args", TaskArgs(mv, kind, mv.root)},
@@ -39,7 +41,7 @@ Json BuildJob(const ModelVersion& mv, TaskKind kind, const std::string& job_name
            {{"name", job_name},
             {"namespace", mv.ns},
             {"labels", labels},
-            {"annotations", {{kAnnotationGeneration, std::to_string(mv.generation)}}},
+            {"annotations", annotations},
             {"ownerReferences",
              {{{"apiVersion", kModelVersions.ApiVersion()},
                {"kind", kModelVersions.kind},
@@ -78,6 +80,7 @@ TaskObservation ObserveJob(const Json& job, const std::vector<ObjectPtr>& pods) 
   t.name = NameOf(job);
   t.kind = TaskKindFromName(LabelOf(job, kLabelTask)).value_or(TaskKind::kWrite);
   t.generation = std::atoll(AnnotationOf(job, kAnnotationGeneration).c_str());
+  t.request = AnnotationOf(job, kAnnotationActivateRequest);
   for (const auto& ref : Field<Json>(job, {"metadata", "ownerReferences"}, Json::array())) {
     if (Field<bool>(ref, {"controller"})) t.owner = Field<std::string>(ref, {"name"});
   }

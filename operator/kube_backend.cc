@@ -150,7 +150,7 @@ Status KubeBackend::Execute(const Action& a) {
     case Action::Type::kRemoveFinalizer:
       return RemoveFinalizer(mv);
     case Action::Type::kStartTask: {
-      Json job = BuildJob(mv, a.task_kind, a.task_name, opts_.sidecar_image);
+      Json job = BuildJob(mv, a.task_kind, a.task_name, opts_.sidecar_image, a.task_request);
       auto created = client_->Create(kJobs, mv.ns, job);
       if (!created && created.error().code() != Code::kAlreadyExists) return Fail(created.error());
       if (created)

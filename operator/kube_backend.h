@@ -71,6 +71,7 @@ class KubeBackend final : public Backend {
   // Per ModelVersion uid, the newest metadata.generation a watch event showed with
   // spec.activate false. A quick false -> true flip (a rollback of a Superseded version) can
   // happen between two reconciles, which only see the latest object; the event stream sees both.
+  // Lost with a relist or restart: the activate-requested-at annotation is the gap-free way.
   void NoteActivation(const ObjectPtr& old_obj, const ObjectPtr& new_obj);
   std::mutex deactivated_mu_;
   std::map<std::string, int64_t> deactivated_;  // guarded by deactivated_mu_

@@ -167,6 +167,7 @@ Result<ModelVersion> ParseModelVersion(const Json& obj) {
   mv.created_ns =
       std::max<int64_t>(0, ParseTime(Field<std::string>(obj, {"metadata", "creationTimestamp"})));
   mv.deleting = IsBeingDeleted(obj);
+  mv.activate_request = AnnotationOf(obj, kAnnotationActivateRequest);
   if (auto m = obj.find("metadata"); m != obj.end() && m->is_object()) {
     if (auto f = m->find("finalizers"); f != m->end() && f->is_array()) {
       for (const auto& s : *f) {
@@ -214,6 +215,7 @@ ModelVersionStatus ParseStatus(const Json& st) {
   s.checksum = Field<std::string>(st, {"checksum"});
   s.manifest_generation = Field<int64_t>(st, {"manifestGeneration"});
   s.published_generation = Field<int64_t>(st, {"publishedGeneration"});
+  s.last_handled_activate_request = Field<std::string>(st, {"lastHandledActivateRequest"});
   s.file_removed = Field<bool>(st, {"fileRemoved"});
   s.pods_loaded = Field<int>(st, {"pods", "loaded"});
   s.pods_total = Field<int>(st, {"pods", "total"});
@@ -235,6 +237,9 @@ Json StatusToJson(const ModelVersionStatus& s) {
   if (!s.checksum.empty()) j["checksum"] = s.checksum;
   if (s.manifest_generation != 0) j["manifestGeneration"] = s.manifest_generation;
   if (s.published_generation != 0) j["publishedGeneration"] = s.published_generation;
+  if (!s.last_handled_activate_request.empty()) {
+    j["lastHandledActivateRequest"] = s.last_handled_activate_request;
+  }
   if (s.file_removed) j["fileRemoved"] = true;
   j["pods"] = {{"loaded", s.pods_loaded}, {"total", s.pods_total}};
   Json conds = Json::array();

@@ -40,6 +40,9 @@ struct ModelVersionStatus {
   std::string checksum;
   int64_t manifest_generation = 0;
   int64_t published_generation = 0;
+  // The value of the activate-requested-at annotation last acted on (or refused); a different
+  // value is a new request. Kept in status so a restarted operator does not act on it twice.
+  std::string last_handled_activate_request;
   bool file_removed = false;
   int pods_loaded = 0;
   int pods_total = 0;
@@ -80,6 +83,9 @@ struct ModelVersion {
   std::string root = "/models";
   SourceSpec source;
   bool activate = true;
+  // metadata.annotations["modelswap.io/activate-requested-at"]: "" = none. An annotation, not a
+  // spec field, so asking twice needs no spec edit and survives any relist (see reconciler.h).
+  std::string activate_request;
   int retain = 3;
   WriterSpec writer;
   ModelVersionStatus status;

@@ -29,6 +29,17 @@ struct VersionView {
     }
     return nullptr;
   }
+  const TaskObservation* FindRequest(const std::string& request) const {
+    for (auto* t : tasks) {
+      if (t->kind == TaskKind::kPublish && t->request == request) return t;
+    }
+    return nullptr;
+  }
+  // An activate-requested-at value not yet acted on (or refused).
+  bool RequestPending() const {
+    return !mv->activate_request.empty() &&
+           mv->activate_request != next.last_handled_activate_request;
+  }
 };
 
 std::string FailureMessage(const TaskObservation& t) {
@@ -72,17 +83,31 @@ void FoldTasks(VersionView& v) {
           }
         }
         break;
-      case TaskKind::kPublish:
-        if (t->generation <= s.published_generation) break;
+      case TaskKind::kPublish: {
+        // A publish for an activate request is folded once, while its request is the current,
+        // unhandled one; a task for an older request (its Job lingers until its TTL) only
+        // contributes its manifest generation, which max() keeps idempotent. A publish for a
+        // spec change is folded once its generation is newer than the last published one.
+        const bool for_request = !t->request.empty();
+        const bool current = for_request
+                                 ? v.RequestPending() && t->request == v.mv->activate_request
+                                 : t->generation > s.published_generation;
         if (t->state == State::kSucceeded && result && result->manifest_generation > 0) {
-          s.manifest_generation = result->manifest_generation;
-          s.published_generation = t->generation;
+          s.manifest_generation = std::max(s.manifest_generation, result->manifest_generation);
+          if (!current) break;
+          s.published_generation = std::max(s.published_generation, t->generation);
           s.job_name = t->name;
           s.message.clear();
-        } else if (t->state == State::kFailed) {
+        } else if (t->state == State::kFailed && current) {
           s.message = "publish failed: " + FailureMessage(*t);
+        } else {
+          break;
         }
+        // Handled either way: a failed request is not retried by itself (the Job already had
+        // its retries); a new annotation value asks again.
+        if (for_request) s.last_handled_activate_request = t->request;
         break;
+      }
       case TaskKind::kRemove:
         v.remove_task = t;
         if (t->state == State::kSucceeded) {
@@ -202,6 +227,7 @@ bool WantsRollback(const VersionView& v, bool is_active) {
   if (mv.deleting || !mv.activate || is_active || !v.next.written() || v.next.file_removed) {
     return false;
   }
+  if (v.RequestPending()) return v.FindRequest(mv.activate_request) == nullptr;
   const Condition* c = mv.status.FindCondition("Active");
   bool was_off = (c != nullptr && c->reason == "ActivationNotRequested") ||
                  mv.deactivated_generation > v.next.published_generation;
@@ -222,7 +248,14 @@ std::optional<Action> Schedule(std::vector<VersionView>& views, int active, cons
     }
   }
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 2. rollbacks
-    if (WantsRollback(views[i], i == active)) return MakeTask(*views[i].mv, TaskKind::kPublish);
+    if (!WantsRollback(views[i], i == active)) continue;
+    const ModelVersion& mv = *views[i].mv;
+    Action a = MakeTask(mv, TaskKind::kPublish);
+    if (views[i].RequestPending()) {
+      a.task_request = mv.activate_request;
+      a.task_name = TaskName(mv.name, TaskKind::kPublish, mv.generation, mv.activate_request);
+    }
+    return a;
   }
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 3. the next write, in order
     auto& v = views[i];
@@ -243,6 +276,31 @@ std::optional<Action> Schedule(std::vector<VersionView>& views, int active, cons
     return MakeTask(*v.mv, TaskKind::kRemove);
   }
   return std::nullopt;
+}
+
+// An activate request that needs no publish is handled here: the version is already the active
+// one, or it cannot be published (refused with a Warning naming why). A version not written yet
+// keeps its request pending: it is published when written (if spec.activate), then active.
+void SettleRequest(VersionView& v, bool is_active, std::vector<Action>* out) {
+  const ModelVersion& mv = *v.mv;
+  if (mv.deleting || !v.RequestPending()) return;
+  std::string refused;
+  if (is_active) {
+  } else if (!mv.activate) {
+    refused = "spec.activate is false";
+  } else if (v.next.file_removed) {
+    refused = "its file was retired (spec.retain of the active version)";
+  } else if (v.write_failed) {
+    refused = "it was never written";
+  } else {
+    return;  // a publish (or the write) will handle it
+  }
+  v.next.last_handled_activate_request = mv.activate_request;
+  if (!refused.empty()) {
+    out->push_back(MakeEvent(mv, "Warning", "ActivateRequestRefused",
+                             std::string(kAnnotationActivateRequest) + "=" + mv.activate_request +
+                                 " not acted on: " + refused));
+  }
 }
 
 // Finalizers: add to live versions; release deleted ones once nothing is left to do.
@@ -353,6 +411,7 @@ Decision Decide(const ModelInputs& in) {
     VersionView& v = views[i];
     Finalize(v, i == active, busy || task.has_value(), &d.actions);
     if (v.mv->deleting) continue;  // its status no longer matters; it is going away
+    SettleRequest(v, i == active, &d.actions);
     SetPhaseAndConditions(v, i == active, i == scheduled_write, in.load, in.now_unix_ns);
     if (task && task->mv.name == v.mv->name) v.next.job_name = task->task_name;
     if (v.next == v.mv->status) continue;

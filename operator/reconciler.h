@@ -17,7 +17,11 @@
 //    publishes, the next write, retention removals.
 //  - rollback: spec.activate true on a written, non-active version that was never published
 //    or whose activate was seen false (Active condition reason ActivationNotRequested) runs a
-//    publish-only task.
+//    publish-only task. So does a new value of the annotation modelswap.io/activate-requested-at
+//    (status.lastHandledActivateRequest holds the last one handled, so a restarted or relisting
+//    operator acts on each value once, which a quick false -> true flip cannot guarantee); a
+//    request on the active version is simply recorded, one that cannot be honoured (activate
+//    false, file retired, write failed) is recorded with a Warning Event.
 //  - retention: of the written versions older than the active one, the newest spec.retain
 //    (of the active version) keep their files; older ones are removed, never while an agent
 //    reports one loaded and never while load information is incomplete.
@@ -64,6 +68,7 @@ struct Action {
   // kStartTask
   TaskKind task_kind = TaskKind::kWrite;
   std::string task_name;
+  std::string task_request;  // publish for an activate request: its value (kept on the task)
   // kWriteStatus
   ModelVersionStatus status;
   // kEvent

@@ -55,5 +55,9 @@ inline constexpr const char* kLabelInjected = "modelswap.io/injected";
 inline constexpr const char* kLabelInjectOptIn = "modelswap.io/inject";
 inline constexpr const char* kAnnotationModels = "modelswap.io/models";
 inline constexpr const char* kAnnotationGeneration = "modelswap.io/generation";
+// A request to (re)publish a ModelVersion: any new value asks once (like Flux's
+// reconcile.fluxcd.io/requestedAt); status.lastHandledActivateRequest records the value handled.
+// Also set on the publish Job made for the request, naming the request it serves.
+inline constexpr const char* kAnnotationActivateRequest = "modelswap.io/activate-requested-at";
 
 }  // namespace modelswap::op

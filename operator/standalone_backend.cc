@@ -35,6 +35,18 @@ Status ValidateObjectName(const std::string& name) {
   return Ok();
 }
 
+// What the API server checks of metadata.annotations (a map of strings; values up to its 256 KiB
+// total, far above the 1 MiB file limit's share, so only the types are checked here).
+Status ValidateAnnotations(const std::string& name, const Json& doc) {
+  const Json a = Field<Json>(doc, {"metadata", "annotations"}, Json::object());
+  bool ok = a.is_object() || a.is_null();
+  for (auto it = a.begin(); ok && a.is_object() && it != a.end(); ++it)
+    ok = it.value().is_string();
+  if (ok) return Ok();
+  return Fail(Code::kInvalidArgument,
+              name + ": metadata.annotations must map names to strings (quote values)");
+}
+
 // How long an object's file must stay absent (or without the object) before the object counts
 // as deleted: two polling rounds.
 constexpr int64_t kDeleteAfterMissingNs = 2'000'000'000;
@@ -159,6 +171,8 @@ void StandaloneBackend::ScanFile(const std::string& file, std::map<std::string, 
       st = Fail(Code::kInvalidArgument, "not a modelswap.io/v1alpha1 ModelVersion");
     } else if (st = ValidateObjectName(name); st && seen->count(name) != 0) {
       st = Fail(Code::kAlreadyExists, "\"" + name + "\" is also defined in " + (*seen)[name]);
+    } else if (st) {
+      st = ValidateAnnotations(name, doc);
     }
     if (st) {
       doc["metadata"]["namespace"] = "";
@@ -197,6 +211,17 @@ void StandaloneBackend::ScanFile(const std::string& file, std::map<std::string, 
 void StandaloneBackend::AdoptLocked(const std::string& name, Json doc, const std::string& file,
                                     int64_t mtime_ns, std::vector<std::string>* changed) {
   std::string spec = doc["spec"].dump();
+  // The file's annotations (e.g. modelswap.io/activate-requested-at) are the user's, as in a
+  // cluster: taken as they are, a change to them is a change, but not a new generation.
+  Json annotations = Field<Json>(doc, {"metadata", "annotations"}, Json::object());
+  if (!annotations.is_object()) annotations = Json::object();  // `annotations:` left empty
+  auto set_annotations = [&](Json& meta) {
+    if (annotations.empty()) {
+      meta.erase("annotations");
+    } else {
+      meta["annotations"] = annotations;
+    }
+  };
   auto it = objects_.find(name);
   if (it == objects_.end()) {
     // First sight in this process: continue from the persisted state if there is one.
@@ -219,17 +244,22 @@ void StandaloneBackend::AdoptLocked(const std::string& name, Json doc, const std
       }
     }
     if (old_spec != spec) meta["generation"] = Field<int64_t>(meta, {"generation"}, 1) + 1;
+    set_annotations(meta);
     it = objects_.emplace(name, Object{}).first;
     it->second.obj = doc;
     it->second.obj["metadata"] = meta;
     it->second.obj["metadata"]["name"] = name;
     it->second.obj["metadata"]["namespace"] = "";
     it->second.obj["status"] = status;
-  } else if (it->second.spec == spec && !IsBeingDeleted(it->second.obj)) {
+  } else if (it->second.spec == spec &&
+             Field<Json>(it->second.obj, {"metadata", "annotations"}, Json::object()) ==
+                 annotations &&
+             !IsBeingDeleted(it->second.obj)) {
     return;  // unchanged
   } else {
     Json meta = it->second.obj["metadata"];
     if (it->second.spec != spec) meta["generation"] = Field<int64_t>(meta, {"generation"}) + 1;
+    set_annotations(meta);
     meta.erase("deletionTimestamp");  // the file is back
     Json status = it->second.obj["status"];
     it->second.obj = doc;
@@ -425,8 +455,8 @@ Status StandaloneBackend::Execute(const Action& a) {
       auto args = TaskArgs(a.mv, a.task_kind, opts_.root);
       argv.insert(argv.end(), args.begin(), args.end());
       MS_RETURN_IF_ERROR(env_->CreateDirs(TasksDir(opts_.dir)));
-      LocalTask t =
-          NewLocalTask(opts_.dir, a.task_name, a.task_kind, a.mv.name, a.mv.generation, a.mv.model);
+      LocalTask t = NewLocalTask(opts_.dir, a.task_name, a.task_kind, a.mv.name, a.mv.generation,
+                                 a.mv.model, a.task_request);
       auto lock_fd = AcquireLifetimeLock(t.lock_path);
       if (!lock_fd && lock_fd.error().code() == Code::kFailedPrecondition) {
         // Still running from an operator that died before it could record it: adopt it.

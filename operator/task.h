@@ -1,7 +1,8 @@
 // Tasks: the writer-side work the reconciler asks for (write, publish, remove a version file),
 // run as Kubernetes Jobs in a cluster and as child processes in standalone mode.
 //
-// Names are deterministic (<mv>-write, <mv>-publish-<generation>, <mv>-remove; shortened with a
+// Names are deterministic (<mv>-write, <mv>-publish-<generation>, <mv>-publish-<generation>-r<hash
+// of the activate request> for a publish asked for by annotation, <mv>-remove; shortened with a
 // hash when over 63 characters, the label-value limit job-name must fit): creating a task twice
 // is an AlreadyExists, never a second Job. Arguments follow the modelswap-sidecar CLI contract
 // (see the brief): `write --root R --model M --version V <source> [--publish]`, `publish ...`,
@@ -23,7 +24,9 @@ enum class TaskKind { kWrite, kPublish, kRemove };
 std::string_view TaskKindName(TaskKind k);  // write | publish | remove
 std::optional<TaskKind> TaskKindFromName(std::string_view name);
 
-std::string TaskName(const std::string& mv_name, TaskKind kind, int64_t generation);
+// `request`: the activate-requested-at value a publish serves ("" for one asked by the spec).
+std::string TaskName(const std::string& mv_name, TaskKind kind, int64_t generation,
+                     std::string_view request = "");
 
 // The sidecar arguments (after the program name) for a task over `root`.
 std::vector<std::string> TaskArgs(const ModelVersion& mv, TaskKind kind, const std::string& root);
@@ -35,6 +38,7 @@ struct TaskObservation {
   TaskKind kind = TaskKind::kWrite;
   std::string owner;       // ModelVersion name
   int64_t generation = 0;  // the ModelVersion generation the task was created for
+  std::string request;     // publish: the activate-requested-at value it serves ("" = none)
   State state = State::kRunning;
   std::string reason;   // Job condition reason (BackoffLimitExceeded, DeadlineExceeded) or ExitCode
   std::string message;  // Job condition message

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The local end-to-end demo, no cluster needed (the README's first command):
 #   standalone operator + agent + a sample app that looks keys up continuously;
-#   apply ModelVersion ranker-v1, then ranker-v2, and watch the app move to v2 with no restart
-#   and no failed lookup.
+#   apply ModelVersion ranker-v1, then ranker-v2, then roll back to v1 (by annotation), and watch
+#   the app move v1 -> v2 -> v1 with no restart and no failed lookup.
 # Everything runs from ./demo-run (removed at the start of each run). Ctrl-C stops it cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,7 +71,7 @@ curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || fail "agent not ready (s
 echo "   agent ready"
 
 say "starting the sample app: continuous lookups through the C++ client"
-"$app" --model ranker --shm-dir "$run/shm" --until-version v2 --progress >"$run/app.log" 2>&1 &
+"$app" --model ranker --shm-dir "$run/shm" --until-version v2,v1 --progress >"$run/app.log" 2>&1 &
 app_pid=$!
 pids+=($app_pid)
 # Show the app's own lines (a progress line a second) while versions roll under it.
@@ -83,8 +83,17 @@ say "kubectl apply -f ranker-v2.yaml: the app keeps serving while v2 is written 
 cp examples/demo/ranker-v2.yaml "$run/modelversions/"
 wait_phase ranker-v2 Active
 wait_phase ranker-v1 Superseded
+sleep 2
 
-say "waiting for the app to move to v2 (same process, pid $app_pid)"
+say "roll back: kubectl annotate mv ranker-v1 modelswap.io/activate-requested-at=<now> (here: in its file)"
+requested=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+sed "s/^metadata:\$/metadata:\n  annotations:\n    modelswap.io\/activate-requested-at: \"$requested\"/" \
+  examples/demo/ranker-v1.yaml >"$run/ranker-v1.yaml.new"
+mv "$run/ranker-v1.yaml.new" "$run/modelversions/ranker-v1.yaml"  # one rename: never half-read
+wait_phase ranker-v1 Active
+wait_phase ranker-v2 Superseded
+
+say "waiting for the app to move back to v1 (same process, pid $app_pid)"
 app_rc=0
 wait "$app_pid" || app_rc=$?
 summary=$(tail -n 1 "$run/app.log")
@@ -100,4 +109,4 @@ print(f"   lookups: {s['lookups']:,}   failed: {s['missing']}   torn reads: {s['
 print(f"   versions served, in order, by one process: {' -> '.join(s['versions_seen'])}")
 PY
 [ "$app_rc" = 0 ] || fail "the sample app saw failed or torn lookups (see $run/app.log)"
-echo "   demo OK: v1 -> v2 hot-swapped with no restart and no failed lookup"
+echo "   demo OK: v1 -> v2 -> v1 (rollback) hot-swapped with no restart and no failed lookup"

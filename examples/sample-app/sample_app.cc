@@ -6,7 +6,8 @@
 // other than its handle's) from a good one. It prints a line whenever it moves to a new version,
 // a progress line every second with --progress, and a JSON summary at the end.
 //
-//   sample-app --model ranker [--shm-dir DIR] [--duration-ms N] [--until-version V] [--keys N]
+//   sample-app --model ranker [--shm-dir DIR] [--duration-ms N] [--until-version V[,V...]] [--keys
+//   N]
 //
 // Exit code 0 if every lookup succeeded and no read was torn; 1 otherwise; 2 on usage errors.
 #include <CLI/CLI.hpp>
@@ -55,14 +56,18 @@ void ServeOneRequest(const modelswap::client::Handle& h, const std::string& mode
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string model, shm_dir, until_version;
+  std::string model, shm_dir;
+  std::vector<std::string> until_versions;
   uint64_t duration_ms = 0, keys = 1000;
   bool progress = false;
   CLI::App app{"modelswap sample app: continuous lookups across hot swaps"};
   app.add_option("--model", model, "model to read")->required();
   app.add_option("--shm-dir", shm_dir, "control block directory (default $MODELSWAP_SHM_DIR)");
   app.add_option("--duration-ms", duration_ms, "stop after this long (0 = until signalled)");
-  app.add_option("--until-version", until_version, "stop 1 s after this version is served");
+  app.add_option("--until-version", until_versions,
+                 "stop 1 s after these versions were served in this order (e.g. v2,v1: a "
+                 "rollout, then a rollback)")
+      ->delimiter(',');
   app.add_option("--keys", keys, "look up keys 0..N-1 (must exist in every version)");
   app.add_flag("--progress", progress, "print a progress line every second");
   CLI11_PARSE(app, argc, argv);
@@ -88,6 +93,7 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(std::random_device{}());
   auto last_progress = Clock::now();
   Clock::time_point until_seen{};
+  size_t until_next = 0;  // index in until_versions of the next version to wait for
   while (!g_stop) {
     if (duration_ms > 0 && Since(start) * 1000 >= static_cast<double>(duration_ms)) break;
     if (until_seen != Clock::time_point{} && Since(until_seen) >= 1.0) break;
@@ -105,7 +111,11 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(s.lookups),
                   static_cast<unsigned long long>(s.missing + s.torn));
       std::fflush(stdout);
-      if (h->version() == until_version) until_seen = Clock::now();
+      // Versions served before the sequence starts (the first one, usually) do not count.
+      if (until_next < until_versions.size() && h->version() == until_versions[until_next] &&
+          ++until_next == until_versions.size()) {
+        until_seen = Clock::now();
+      }
     }
     ServeOneRequest(*h, model, keys, rng, s);
     if (progress && Since(last_progress) >= 1.0) {

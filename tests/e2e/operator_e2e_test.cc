@@ -160,7 +160,8 @@ TEST_F(E2E, ModelVersionGetsAWriterJobAndStatus) {
 
 // The API rules the reconciler relies on, checked on a real server: status goes only through the
 // status subresource (status sent to the main endpoint is dropped), generation moves with spec
-// changes only, a stale resourceVersion is a 409, and a watch from a list's resourceVersion
+// changes only (not annotations), status fields the operator writes are in the CRD's schema, a
+// stale resourceVersion is a 409, and a watch from a list's resourceVersion
 // delivers the changes after it in order.
 TEST_F(E2E, StatusSubresourceGenerationAndWatchFollowTheApiRules) {
   ApplyCrd();
@@ -190,6 +191,19 @@ TEST_F(E2E, StatusSubresourceGenerationAndWatchFollowTheApiRules) {
   ASSERT_TRUE(put.has_value()) << put.error().ToString();
   EXPECT_EQ(Field<std::string>(*put, {"status", "phase"}), "Pending");
   EXPECT_EQ(Field<int64_t>(*put, {"metadata", "generation"}), 1);
+
+  // Annotations are metadata: no new generation (a rollback by annotation needs no spec edit),
+  // and the status field recording a handled request survives the CRD's structural pruning.
+  const std::string request = "2026-11-22T07:00:00Z";
+  auto annotated =
+      client_->Patch(kModelVersions, ns_, name, PatchType::kMerge,
+                     {{"metadata", {{"annotations", {{kAnnotationActivateRequest, request}}}}}});
+  ASSERT_TRUE(annotated.has_value()) << annotated.error().ToString();
+  EXPECT_EQ(Field<int64_t>(*annotated, {"metadata", "generation"}), 1);
+  auto handled = client_->Patch(kModelVersions, ns_, name, PatchType::kMerge,
+                                {{"status", {{"lastHandledActivateRequest", request}}}}, true);
+  ASSERT_TRUE(handled.has_value()) << handled.error().ToString();
+  EXPECT_EQ(Field<std::string>(*handled, {"status", "lastHandledActivateRequest"}), request);
 
   auto spec_patch =
       client_->Patch(kModelVersions, ns_, name, PatchType::kMerge, {{"spec", {{"retain", 5}}}});

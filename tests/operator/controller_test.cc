@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "operator/http_client.h"
 #include "operator/kube_backend.h"
 #include "tests/operator/fake_apiserver.h"
@@ -40,6 +42,11 @@ class ControllerTest : public ::testing::Test {
     ClusterConfig cfg;
     cfg.server = server_.url();
     client_ = std::move(*HttpKubeClient::Create(DefaultEnv(), cfg));
+    StartOperator();
+  }
+  // A fresh backend and controller, as a restarted operator process: empty caches and no memory
+  // of earlier watch events.
+  void StartOperator() {
     KubeBackendOptions o{.ns = "default",
                          .sidecar_image = "example/sidecar:1",
                          .instance = "test",
@@ -54,7 +61,8 @@ class ControllerTest : public ::testing::Test {
     ASSERT_TRUE(WaitFor([&] { return backend_->HasSynced(); }));
     controller_->Start();
   }
-  void TearDown() override {
+  void TearDown() override { StopOperator(); }
+  void StopOperator() {
     controller_->Stop();
     backend_->Stop();
   }
@@ -168,6 +176,45 @@ TEST_F(ControllerTest, QuickActivateFlipRollsBackASupersededVersion) {
   ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-publish-3").has_value(); }));
   server_.CompleteJob("default", "ranker-v1-publish-3", R"({"manifest_generation":5})");
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+}
+
+// The annotation asks once per value and the status remembers the value handled: made while the
+// operator is down, it is acted on when it is back; a second restart does not act on it again.
+TEST_F(ControllerTest, ActivateRequestAnnotationRollsBackAcrossRestarts) {
+  WriteV1ThenV2();
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  StopOperator();
+  const std::string request = "2026-11-22T07:00:00Z";
+  server_.PatchSpec(kModelVersions, "default", "ranker-v1",
+                    {{"metadata", {{"annotations", {{kAnnotationActivateRequest, request}}}}}});
+  StartOperator();
+  const std::string job = TaskName("ranker-v1", TaskKind::kPublish, 1, request);
+  ASSERT_TRUE(WaitFor([&] { return Job(job).has_value(); }));
+  EXPECT_EQ(AnnotationOf(*Job(job), kAnnotationActivateRequest), request);
+  std::vector<std::string> args = (*Job(job))["spec"]["template"]["spec"]["containers"][0]["args"];
+  EXPECT_EQ(args[0], "publish");
+  server_.CompleteJob("default", job, R"({"manifest_generation":5})");
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  ASSERT_TRUE(WaitPhase("ranker-v2", "Superseded"));
+  Json v1 = *server_.Get(kModelVersions, "default", "ranker-v1");
+  EXPECT_EQ(Field<std::string>(v1, {"status", "lastHandledActivateRequest"}), request);
+  EXPECT_EQ(Field<int64_t>(v1, {"metadata", "generation"}), 1) << "no spec edit was needed";
+
+  // Roll forward to v2 the same way, then restart: v1's old request stays handled.
+  server_.PatchSpec(kModelVersions, "default", "ranker-v2",
+                    {{"metadata", {{"annotations", {{kAnnotationActivateRequest, request}}}}}});
+  const std::string job2 = TaskName("ranker-v2", TaskKind::kPublish, 1, request);
+  ASSERT_TRUE(WaitFor([&] { return Job(job2).has_value(); }));
+  server_.CompleteJob("default", job2, R"({"manifest_generation":6})");
+  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
+  StopOperator();
+  const int jobs = JobCount();
+  StartOperator();
+  const uint64_t rv = server_.rv();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a window to act wrongly in
+  EXPECT_EQ(JobCount(), jobs);
+  EXPECT_EQ(Phase("ranker-v2"), "Active");
+  EXPECT_EQ(server_.rv(), rv) << "nothing left to write after a restart";
 }
 
 TEST_F(ControllerTest, RetentionAndFinalizerRemoveFiles) {

@@ -341,6 +341,37 @@ TEST_F(StandaloneTest, CorruptTaskRecordIsSkipped) {
             std::string::npos);
 }
 
+// The rollback annotation works on files as on a cluster: a change to it is a change (but not a
+// new generation), and a malformed one is reported without touching the version.
+TEST_F(StandaloneTest, ActivateRequestAnnotationRollsBack) {
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  objects_.Write("v2.yaml", MvYaml("v2"));
+  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  auto annotated = [](const std::string& value) {
+    std::string y = MvYaml("v1");
+    return y.replace(y.find("spec:"), 0,
+                     "  annotations:\n    modelswap.io/activate-requested-at: " + value + "\n");
+  };
+  objects_.Write("v1.yaml", annotated("7"));  // a number, not a string
+  const std::string error_file = objects_.path + "/.status/v1.yaml.error";
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::ReadFile(error_file).find("metadata.annotations") != std::string::npos;
+  })) << testing::ReadFile(error_file);
+  EXPECT_EQ(Phase("ranker-v1"), "Superseded");
+  objects_.Write("v1.yaml", annotated("\"2026-11-22T07:00:00Z\""));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  EXPECT_EQ(Phase("ranker-v2"), "Superseded");
+  EXPECT_EQ(testing::ReadFile(data_.path + "/ranker/manifest"), "v1\n");
+  Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1.json"));
+  EXPECT_EQ(Field<std::string>(st, {"status", "lastHandledActivateRequest"}),
+            "2026-11-22T07:00:00Z");
+  EXPECT_EQ(Field<int64_t>(st, {"metadata", "generation"}), 1);
+  EXPECT_FALSE(std::filesystem::exists(error_file));
+}
+
 TEST_F(StandaloneTest, RealSidecarWritesAndPublishes) {
   const char* env_bin = std::getenv("MODELSWAP_SIDECAR_BIN");  // a sidecar built elsewhere
   std::string bin = env_bin != nullptr ? env_bin : MODELSWAP_SIDECAR_BIN;

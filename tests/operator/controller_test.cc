@@ -4,8 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <thread>
-
 #include "operator/http_client.h"
 #include "operator/kube_backend.h"
 #include "tests/operator/fake_apiserver.h"
@@ -208,10 +206,15 @@ TEST_F(ControllerTest, ActivateRequestAnnotationRollsBackAcrossRestarts) {
   server_.CompleteJob("default", job2, R"({"manifest_generation":6})");
   ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
   StopOperator();
+  for (const Json& j : server_.List(kJobs, "default"))  // expired (TTL): only status remembers
+    server_.Delete(kJobs, "default", NameOf(j));
   const int jobs = JobCount();
+  const double reconciled = metrics_.reconciles_ok();
   StartOperator();
   const uint64_t rv = server_.rv();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a window to act wrongly in
+  // The restarted operator's first reconcile of the model has run: whatever it would start or
+  // write is on the server by now.
+  ASSERT_TRUE(WaitFor([&] { return metrics_.reconciles_ok() > reconciled; }));
   EXPECT_EQ(JobCount(), jobs);
   EXPECT_EQ(Phase("ranker-v2"), "Active");
   EXPECT_EQ(server_.rv(), rv) << "nothing left to write after a restart";

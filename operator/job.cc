@@ -20,10 +20,13 @@ Json Labels(const ModelVersion& mv, TaskKind kind) {
 }  // namespace
 
 Json BuildJob(const ModelVersion& mv, TaskKind kind, const std::string& job_name,
-              const std::string& default_image, const std::string& request) {
+              const std::string& default_image, const ActivateRequest& request) {
   Json labels = Labels(mv, kind);
   Json annotations = {{kAnnotationGeneration, std::to_string(mv.generation)}};
-  if (!request.empty()) annotations[kAnnotationActivateRequest] = request;
+  if (!request.empty()) {
+    annotations[kAnnotationActivateRequest] = request.value;
+    annotations[kAnnotationActivateRequestNumber] = std::to_string(request.number);
+  }
   Json container = {{"name", "writer"},
                     {"image", mv.writer.image.empty() ? default_image : mv.writer.image},
                     {"args", TaskArgs(mv, kind, mv.root)},
@@ -80,7 +83,8 @@ TaskObservation ObserveJob(const Json& job, const std::vector<ObjectPtr>& pods) 
   t.name = NameOf(job);
   t.kind = TaskKindFromName(LabelOf(job, kLabelTask)).value_or(TaskKind::kWrite);
   t.generation = std::atoll(AnnotationOf(job, kAnnotationGeneration).c_str());
-  t.request = AnnotationOf(job, kAnnotationActivateRequest);
+  t.request = {AnnotationOf(job, kAnnotationActivateRequest),
+               std::atoll(AnnotationOf(job, kAnnotationActivateRequestNumber).c_str())};
   for (const auto& ref : Field<Json>(job, {"metadata", "ownerReferences"}, Json::array())) {
     if (Field<bool>(ref, {"controller"})) t.owner = Field<std::string>(ref, {"name"});
   }

@@ -5,7 +5,7 @@
 // spec.storage mounted at spec.storage.root; ownerReference (controller) to the ModelVersion so
 // deleting it garbage-collects the Job; labels for the operator's informers (managed-by, model,
 // version, modelversion, task); annotations with the ModelVersion generation it was made for
-// and, for a publish asked for by annotation, the request it serves;
+// and, for a publish asked for by annotation, the request it serves (value and number);
 // backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished from spec.writer (remove tasks
 // get at most 5 minutes: a missing PVC must not hold a finalizer for an hour). The result is
 // the writer container's termination message (terminationMessagePolicy FallbackToLogsOnError,
@@ -25,7 +25,7 @@ namespace modelswap::op {
 
 // request: the activate request a publish serves, kept as an annotation ("" = none).
 Json BuildJob(const ModelVersion& mv, TaskKind kind, const std::string& job_name,
-              const std::string& default_image, const std::string& request = "");
+              const std::string& default_image, const ActivateRequest& request = {});
 
 // pods: the Job's pods (label job-name), any order.
 TaskObservation ObserveJob(const Json& job, const std::vector<ObjectPtr>& pods);

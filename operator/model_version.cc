@@ -216,6 +216,7 @@ ModelVersionStatus ParseStatus(const Json& st) {
   s.manifest_generation = Field<int64_t>(st, {"manifestGeneration"});
   s.published_generation = Field<int64_t>(st, {"publishedGeneration"});
   s.last_handled_activate_request = Field<std::string>(st, {"lastHandledActivateRequest"});
+  s.activate_requests_handled = Field<int64_t>(st, {"activateRequestsHandled"});
   s.file_removed = Field<bool>(st, {"fileRemoved"});
   s.pods_loaded = Field<int>(st, {"pods", "loaded"});
   s.pods_total = Field<int>(st, {"pods", "total"});
@@ -240,6 +241,7 @@ Json StatusToJson(const ModelVersionStatus& s) {
   if (!s.last_handled_activate_request.empty()) {
     j["lastHandledActivateRequest"] = s.last_handled_activate_request;
   }
+  if (s.activate_requests_handled != 0) j["activateRequestsHandled"] = s.activate_requests_handled;
   if (s.file_removed) j["fileRemoved"] = true;
   j["pods"] = {{"loaded", s.pods_loaded}, {"total", s.pods_total}};
   Json conds = Json::array();

@@ -43,6 +43,7 @@ struct ModelVersionStatus {
   // The value of the activate-requested-at annotation last acted on (or refused); a different
   // value is a new request. Kept in status so a restarted operator does not act on it twice.
   std::string last_handled_activate_request;
+  int64_t activate_requests_handled = 0;  // how many requests were handled (numbers requests)
   bool file_removed = false;
   int pods_loaded = 0;
   int pods_total = 0;

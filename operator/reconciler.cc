@@ -6,6 +6,7 @@
 
 #include "operator/kube_object.h"
 #include "operator/resource.h"
+#include "operator/version_view.h"
 
 namespace modelswap::op {
 namespace {
@@ -13,115 +14,6 @@ namespace {
 using State = TaskObservation::State;
 
 constexpr int64_t kResultGraceNs = 60'000'000'000;
-
-struct VersionView {
-  const ModelVersion* mv;
-  std::vector<const TaskObservation*> tasks;
-  ModelVersionStatus next;
-  bool write_failed = false;
-  bool write_running = false;
-  bool any_running = false;
-  const TaskObservation* remove_task = nullptr;
-
-  const TaskObservation* Find(TaskKind k, int64_t generation = -1) const {
-    for (auto* t : tasks) {
-      if (t->kind == k && (generation < 0 || t->generation == generation)) return t;
-    }
-    return nullptr;
-  }
-  const TaskObservation* FindRequest(const std::string& request) const {
-    for (auto* t : tasks) {
-      if (t->kind == TaskKind::kPublish && t->request == request) return t;
-    }
-    return nullptr;
-  }
-  // An activate-requested-at value not yet acted on (or refused).
-  bool RequestPending() const {
-    return !mv->activate_request.empty() &&
-           mv->activate_request != next.last_handled_activate_request;
-  }
-};
-
-std::string FailureMessage(const TaskObservation& t) {
-  std::string msg = t.reason.empty() ? "task failed" : t.reason;
-  if (!t.message.empty()) msg += ": " + t.message;
-  if (auto r = ParseTaskResult(t.result); r && !r->error.empty()) {
-    msg += " (" + (r->code.empty() ? "" : r->code + ": ") + r->error + ")";
-  }
-  return msg;
-}
-
-// Folds finished tasks into the status: results are facts that must survive the task's deletion.
-void FoldTasks(VersionView& v) {
-  ModelVersionStatus& s = v.next;
-  for (const TaskObservation* t : v.tasks) {
-    if (t->state == State::kRunning) {
-      v.any_running = true;
-      if (t->kind == TaskKind::kWrite) v.write_running = true;
-      s.job_name = t->name;
-      continue;
-    }
-    auto result = ParseTaskResult(t->result);
-    switch (t->kind) {
-      case TaskKind::kWrite:
-        s.job_name = t->name;
-        if (t->state == State::kFailed) {
-          if (!s.written()) {
-            v.write_failed = true;
-            s.message = FailureMessage(*t);
-          }
-        } else if (!s.written()) {
-          s.file = result && !result->path.empty()
-                       ? result->path
-                       : v.mv->root + "/" + v.mv->model + "/versions/" + v.mv->version + ".msf";
-          s.bytes = result ? result->bytes : 0;
-          s.checksum = result ? result->checksum : "";
-          s.message = result ? "" : "writer succeeded but its result was not readable";
-          if (result && result->manifest_generation > 0) {
-            s.manifest_generation = result->manifest_generation;
-            s.published_generation = t->generation;
-          }
-        }
-        break;
-      case TaskKind::kPublish: {
-        // A publish for an activate request is folded once, while its request is the current,
-        // unhandled one; a task for an older request (its Job lingers until its TTL) only
-        // contributes its manifest generation, which max() keeps idempotent. A publish for a
-        // spec change is folded once its generation is newer than the last published one.
-        const bool for_request = !t->request.empty();
-        const bool current = for_request
-                                 ? v.RequestPending() && t->request == v.mv->activate_request
-                                 : t->generation > s.published_generation;
-        if (t->state == State::kSucceeded && result && result->manifest_generation > 0) {
-          s.manifest_generation = std::max(s.manifest_generation, result->manifest_generation);
-          if (!current) break;
-          s.published_generation = std::max(s.published_generation, t->generation);
-          s.job_name = t->name;
-          s.message.clear();
-        } else if (t->state == State::kFailed && current) {
-          s.message = "publish failed: " + FailureMessage(*t);
-        } else {
-          break;
-        }
-        // Handled either way: a failed request is not retried by itself (the Job already had
-        // its retries); a new annotation value asks again.
-        if (for_request) s.last_handled_activate_request = t->request;
-        break;
-      }
-      case TaskKind::kRemove:
-        v.remove_task = t;
-        if (t->state == State::kSucceeded) {
-          s.file_removed = true;
-        } else {
-          s.message = "remove failed: " + FailureMessage(*t);
-        }
-        break;
-    }
-  }
-  if (!s.written() && !v.write_running && v.mv->status.phase == Phase::kFailed) {
-    v.write_failed = true;  // the failed Job is gone (TTL); the status remembers
-  }
-}
 
 void SetCondition(ModelVersionStatus& s, const ModelVersion& mv, const std::string& type,
                   bool value, const std::string& reason, const std::string& message, int64_t now) {
@@ -227,7 +119,6 @@ bool WantsRollback(const VersionView& v, bool is_active) {
   if (mv.deleting || !mv.activate || is_active || !v.next.written() || v.next.file_removed) {
     return false;
   }
-  if (v.RequestPending()) return v.FindRequest(mv.activate_request) == nullptr;
   const Condition* c = mv.status.FindCondition("Active");
   bool was_off = (c != nullptr && c->reason == "ActivationNotRequested") ||
                  mv.deactivated_generation > v.next.published_generation;
@@ -236,9 +127,35 @@ bool WantsRollback(const VersionView& v, bool is_active) {
          v.Find(TaskKind::kPublish, mv.generation) == nullptr;
 }
 
-// Picks the one task the model may run now, if any.
-std::optional<Action> Schedule(std::vector<VersionView>& views, int active, const ModelLoad& load,
-                               int* scheduled_write) {
+// A pending activate request that could be honoured now: the version is written, its file
+// still there, and spec.activate true.
+bool RequestEligible(const VersionView& v) {
+  return !v.mv->deleting && v.RequestPending() && v.mv->activate && v.next.written() &&
+         !v.next.file_removed;
+}
+
+// Of the versions with eligible requests, the one to act on: the newest request when every value
+// is a UTC RFC 3339 time (as `date -u +%FT%TZ` prints), else the newest-created version. Acting on
+// each in turn instead would swap every pod through versions nobody wants any more.
+int PickRequest(const std::vector<VersionView>& views) {
+  bool all_times = true;
+  for (const VersionView& v : views) {
+    if (RequestEligible(v) && ParseTime(v.mv->activate_request) < 0) all_times = false;
+  }
+  int pick = -1;
+  for (int i = 0; i < static_cast<int>(views.size()); ++i) {
+    if (!RequestEligible(views[i])) continue;
+    if (pick < 0 || !all_times ||
+        ParseTime(views[i].mv->activate_request) >= ParseTime(views[pick].mv->activate_request)) {
+      pick = i;
+    }
+  }
+  return pick;
+}
+
+// Picks the one task the model may run now, if any. `request`: PickRequest's choice (or -1).
+std::optional<Action> Schedule(std::vector<VersionView>& views, int active, int request,
+                               const ModelLoad& load, int* scheduled_write) {
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 1. deleted versions' files
     const VersionView& v = views[i];
     const ModelVersion& mv = *v.mv;
@@ -248,13 +165,15 @@ std::optional<Action> Schedule(std::vector<VersionView>& views, int active, cons
     }
   }
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 2. rollbacks
-    if (!WantsRollback(views[i], i == active)) continue;
-    const ModelVersion& mv = *views[i].mv;
-    Action a = MakeTask(mv, TaskKind::kPublish);
-    if (views[i].RequestPending()) {
-      a.task_request = mv.activate_request;
-      a.task_name = TaskName(mv.name, TaskKind::kPublish, mv.generation, mv.activate_request);
-    }
+    if (WantsRollback(views[i], i == active)) return MakeTask(*views[i].mv, TaskKind::kPublish);
+  }
+  // A task for the picked request cannot exist yet: running, it would make the model busy (no
+  // scheduling); finished, FoldTasks would have marked the request handled.
+  if (request >= 0 && request != active) {
+    const VersionView& v = views[request];
+    Action a = MakeTask(*v.mv, TaskKind::kPublish);
+    a.task_request = v.CurrentRequest();
+    a.task_name = TaskName(v.mv->name, TaskKind::kPublish, v.mv->generation, a.task_request);
     return a;
   }
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 3. the next write, in order
@@ -278,28 +197,42 @@ std::optional<Action> Schedule(std::vector<VersionView>& views, int active, cons
   return std::nullopt;
 }
 
-// An activate request that needs no publish is handled here: the version is already the active
-// one, or it cannot be published (refused with a Warning naming why). A version not written yet
-// keeps its request pending: it is published when written (if spec.activate), then active.
-void SettleRequest(VersionView& v, bool is_active, std::vector<Action>* out) {
+// Activate requests that need no publish of their own are recorded here as handled:
+//  - refused (Warning) when the version cannot be published: activate false, file retired,
+//    write failed;
+//  - once the picked request is acted on (`picked_acted`): the picked one itself if its version
+//    is already active (`picked_publishing` false: no publish for it started, so nothing runs or
+//    starts that could change that; else FoldTasks records it when its publish ends), and every
+//    other eligible one as superseded by it (Normal event).
+// A request whose version is not written yet stays pending: the write publishes it (if
+// spec.activate); so does every request while the model is busy, to be picked once it is not.
+void SettleRequest(VersionView& v, const VersionView* picked, bool picked_acted,
+                   bool picked_publishing, std::vector<Action>* out) {
   const ModelVersion& mv = *v.mv;
   if (mv.deleting || !v.RequestPending()) return;
+  const std::string what = std::string(kAnnotationActivateRequest) + "=" + mv.activate_request;
   std::string refused;
-  if (is_active) {
-  } else if (!mv.activate) {
+  if (!mv.activate) {
     refused = "spec.activate is false";
   } else if (v.next.file_removed) {
     refused = "its file was retired (spec.retain of the active version)";
   } else if (v.write_failed) {
     refused = "it was never written";
-  } else {
-    return;  // a publish (or the write) will handle it
   }
-  v.next.last_handled_activate_request = mv.activate_request;
   if (!refused.empty()) {
-    out->push_back(MakeEvent(mv, "Warning", "ActivateRequestRefused",
-                             std::string(kAnnotationActivateRequest) + "=" + mv.activate_request +
-                                 " not acted on: " + refused));
+    MarkRequestHandled(v.next, mv.activate_request);
+    out->push_back(
+        MakeEvent(mv, "Warning", "ActivateRequestRefused", what + " not acted on: " + refused));
+  } else if (!picked_acted || !RequestEligible(v)) {
+    return;
+  } else if (&v == picked) {
+    if (!picked_publishing) MarkRequestHandled(v.next, mv.activate_request);
+  } else {
+    MarkRequestHandled(v.next, mv.activate_request);
+    out->push_back(MakeEvent(mv, "Normal", "ActivateRequestSuperseded",
+                             what + " not acted on: the newer request " +
+                                 picked->mv->activate_request + " on " + picked->mv->name +
+                                 " was"));
   }
 }
 
@@ -399,7 +332,12 @@ Decision Decide(const ModelInputs& in) {
   Decision d;
   int scheduled_write = -1;
   std::optional<Action> task;
-  if (!busy) task = Schedule(views, active, in.load, &scheduled_write);
+  const int request = busy ? -1 : PickRequest(views);
+  if (!busy) task = Schedule(views, active, request, in.load, &scheduled_write);
+  // The picked request is acted on when its publish starts now, or when its version is already
+  // the active one and no task (which could change that) starts instead.
+  const bool picked_publishing = task && !task->task_request.empty();
+  const bool picked_acted = request >= 0 && (task ? picked_publishing : request == active);
   if (task) {
     // The task first: if starting it fails, no status claims it is running.
     d.actions.push_back(*task);
@@ -411,7 +349,11 @@ Decision Decide(const ModelInputs& in) {
     VersionView& v = views[i];
     Finalize(v, i == active, busy || task.has_value(), &d.actions);
     if (v.mv->deleting) continue;  // its status no longer matters; it is going away
-    SettleRequest(v, i == active, &d.actions);
+    SettleRequest(v, request >= 0 ? &views[request] : nullptr, picked_acted, picked_publishing,
+                  &d.actions);
+    if (v.request_failed) {
+      d.actions.push_back(MakeEvent(*v.mv, "Warning", "ActivateRequestFailed", v.next.message));
+    }
     SetPhaseAndConditions(v, i == active, i == scheduled_write, in.load, in.now_unix_ns);
     if (task && task->mv.name == v.mv->name) v.next.job_name = task->task_name;
     if (v.next == v.mv->status) continue;

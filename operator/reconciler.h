@@ -19,9 +19,11 @@
 //    or whose activate was seen false (Active condition reason ActivationNotRequested) runs a
 //    publish-only task. So does a new value of the annotation modelswap.io/activate-requested-at
 //    (status.lastHandledActivateRequest holds the last one handled, so a restarted or relisting
-//    operator acts on each value once, which a quick false -> true flip cannot guarantee); a
-//    request on the active version is simply recorded, one that cannot be honoured (activate
-//    false, file retired, write failed) is recorded with a Warning Event.
+//    operator acts on each value once, which a quick false -> true flip cannot guarantee).
+//    Requests wait while the model is busy; of several waiting, only the newest is acted on
+//    (the others are recorded as superseded); one on the active version is simply recorded; one
+//    that cannot be honoured (activate false, file retired, write failed) is recorded with a
+//    Warning Event.
 //  - retention: of the written versions older than the active one, the newest spec.retain
 //    (of the active version) keep their files; older ones are removed, never while an agent
 //    reports one loaded and never while load information is incomplete.
@@ -68,7 +70,7 @@ struct Action {
   // kStartTask
   TaskKind task_kind = TaskKind::kWrite;
   std::string task_name;
-  std::string task_request;  // publish for an activate request: its value (kept on the task)
+  ActivateRequest task_request;  // publish for an activate request: which (kept on the task)
   // kWriteStatus
   ModelVersionStatus status;
   // kEvent

@@ -59,5 +59,8 @@ inline constexpr const char* kAnnotationGeneration = "modelswap.io/generation";
 // reconcile.fluxcd.io/requestedAt); status.lastHandledActivateRequest records the value handled.
 // Also set on the publish Job made for the request, naming the request it serves.
 inline constexpr const char* kAnnotationActivateRequest = "modelswap.io/activate-requested-at";
+// On a publish Job for a request: the request's number (see ActivateRequest in task.h).
+inline constexpr const char* kAnnotationActivateRequestNumber =
+    "modelswap.io/activate-request-number";
 
 }  // namespace modelswap::op

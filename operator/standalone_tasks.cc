@@ -72,7 +72,7 @@ Result<LocalTask> ParseRecord(const std::string& objects_dir, const std::string&
   t.obs.state = *state;
   t.obs.owner = Field<std::string>(j, {"owner"});
   t.obs.generation = Field<int64_t>(j, {"generation"});
-  t.obs.request = Field<std::string>(j, {"request"});
+  t.obs.request = {Field<std::string>(j, {"request"}), Field<int64_t>(j, {"requestNumber"})};
   t.obs.reason = Field<std::string>(j, {"reason"});
   t.obs.message = Field<std::string>(j, {"message"});
   t.obs.finished_unix_ns = Field<int64_t>(j, {"finishedUnixNs"});
@@ -98,7 +98,8 @@ Status SaveTaskRecord(Env* env, const std::string& objects_dir, const LocalTask&
             {"kind", std::string(TaskKindName(t.obs.kind))},
             {"owner", t.obs.owner},
             {"generation", t.obs.generation},
-            {"request", t.obs.request},
+            {"request", t.obs.request.value},
+            {"requestNumber", t.obs.request.number},
             {"model", t.model},
             {"pid", t.pid},  // diagnostics only: liveness is the lock
             {"state", std::string(StateName(t.obs.state))},
@@ -120,7 +121,7 @@ void RemoveTaskFiles(Env* env, const std::string& objects_dir, const LocalTask& 
 
 LocalTask NewLocalTask(const std::string& objects_dir, const std::string& name, TaskKind kind,
                        const std::string& owner, int64_t generation, const std::string& model,
-                       const std::string& request) {
+                       const ActivateRequest& request) {
   LocalTask t;
   t.obs.request = request;
   t.obs.name = name;

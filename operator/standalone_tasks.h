@@ -46,7 +46,7 @@ std::string TasksDir(const std::string& objects_dir);
 // A running task's paths and observation, not yet started.
 LocalTask NewLocalTask(const std::string& objects_dir, const std::string& name, TaskKind kind,
                        const std::string& owner, int64_t generation, const std::string& model,
-                       const std::string& request = "");
+                       const ActivateRequest& request = {});
 
 // Writes t's record (atomically) to TasksDir.
 Status SaveTaskRecord(Env* env, const std::string& objects_dir, const LocalTask& t);

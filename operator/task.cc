@@ -37,13 +37,14 @@ std::optional<TaskKind> TaskKindFromName(std::string_view name) {
 }
 
 std::string TaskName(const std::string& mv_name, TaskKind kind, int64_t generation,
-                     std::string_view request) {
+                     const ActivateRequest& request) {
   std::string suffix = "-" + std::string(TaskKindName(kind));
   if (kind == TaskKind::kPublish) suffix += "-" + std::to_string(generation);
   if (kind == TaskKind::kPublish && !request.empty()) {
     // The request value is free text (a timestamp, usually): only its hash fits a name.
     char r[11];
-    std::snprintf(r, sizeof(r), "-r%08x", Fnv1a(request));
+    std::snprintf(r, sizeof(r), "-r%08x",
+                  Fnv1a(std::to_string(request.number) + "#" + request.value));
     suffix += r;
   }
   constexpr size_t kMax = 63;

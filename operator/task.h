@@ -2,7 +2,8 @@
 // run as Kubernetes Jobs in a cluster and as child processes in standalone mode.
 //
 // Names are deterministic (<mv>-write, <mv>-publish-<generation>, <mv>-publish-<generation>-r<hash
-// of the activate request> for a publish asked for by annotation, <mv>-remove; shortened with a
+// of the activate request and its number> for a publish asked for by annotation, <mv>-remove;
+// shortened with a
 // hash when over 63 characters, the label-value limit job-name must fit): creating a task twice
 // is an AlreadyExists, never a second Job. Arguments follow the modelswap-sidecar CLI contract
 // (see the brief): `write --root R --model M --version V <source> [--publish]`, `publish ...`,
@@ -21,12 +22,23 @@
 namespace modelswap::op {
 
 enum class TaskKind { kWrite, kPublish, kRemove };
+
+// The activate request (annotation modelswap.io/activate-requested-at) a publish task serves: the
+// value, and the number of requests its version had handled before (status
+// activateRequestsHandled), so that the same value asked again later (a revert) is a new request
+// with its own task, never mistaken for an old task that is still around. Empty: no request.
+struct ActivateRequest {
+  std::string value;
+  int64_t number = 0;
+  bool empty() const { return value.empty(); }
+  bool operator==(const ActivateRequest&) const = default;
+};
 std::string_view TaskKindName(TaskKind k);  // write | publish | remove
 std::optional<TaskKind> TaskKindFromName(std::string_view name);
 
-// `request`: the activate-requested-at value a publish serves ("" for one asked by the spec).
+// `request`: the activate request a publish serves (empty for one asked by the spec).
 std::string TaskName(const std::string& mv_name, TaskKind kind, int64_t generation,
-                     std::string_view request = "");
+                     const ActivateRequest& request = {});
 
 // The sidecar arguments (after the program name) for a task over `root`.
 std::vector<std::string> TaskArgs(const ModelVersion& mv, TaskKind kind, const std::string& root);
@@ -36,9 +48,9 @@ struct TaskObservation {
   enum class State { kRunning, kSucceeded, kFailed };
   std::string name;
   TaskKind kind = TaskKind::kWrite;
-  std::string owner;       // ModelVersion name
-  int64_t generation = 0;  // the ModelVersion generation the task was created for
-  std::string request;     // publish: the activate-requested-at value it serves ("" = none)
+  std::string owner;        // ModelVersion name
+  int64_t generation = 0;   // the ModelVersion generation the task was created for
+  ActivateRequest request;  // publish: the activate request it serves (empty: none)
   State state = State::kRunning;
   std::string reason;   // Job condition reason (BackoffLimitExceeded, DeadlineExceeded) or ExitCode
   std::string message;  // Job condition message

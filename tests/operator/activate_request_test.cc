@@ -14,9 +14,9 @@ using State = TaskObservation::State;
 constexpr const char* kReq1 = "2026-11-22T07:00:00Z";
 constexpr const char* kReq2 = "2026-11-22T08:30:00Z";
 
-// The publish Job the operator makes for a request, finished as given.
-TaskObservation RequestTask(const ModelVersion& mv, const std::string& request, State state,
-                            const std::string& result) {
+// The publish Job the operator makes for a version's current request, in the given state.
+TaskObservation RequestTask(const ModelVersion& mv, State state, const std::string& result) {
+  const ActivateRequest request{mv.activate_request, mv.status.activate_requests_handled};
   TaskObservation t = Task(mv, TaskKind::kPublish, state, result, mv.generation);
   t.name = TaskName(mv.name, TaskKind::kPublish, mv.generation, request);
   t.request = request;
@@ -55,8 +55,8 @@ TEST(ActivateRequestTest, RequestOnASupersededVersionRepublishesItOnce) {
   auto tasks = Of(d, Action::Type::kStartTask);
   ASSERT_EQ(tasks.size(), 1u);
   EXPECT_EQ(tasks[0]->task_kind, TaskKind::kPublish);
-  EXPECT_EQ(tasks[0]->task_request, kReq1);
-  EXPECT_EQ(tasks[0]->task_name, TaskName("ranker-v1", TaskKind::kPublish, 1, kReq1));
+  EXPECT_EQ(tasks[0]->task_request, (ActivateRequest{kReq1, 0}));
+  EXPECT_EQ(tasks[0]->task_name, TaskName("ranker-v1", TaskKind::kPublish, 1, {kReq1, 0}));
   EXPECT_NE(tasks[0]->task_name, TaskName("ranker-v1", TaskKind::kPublish, 1));
   Apply(d, vs);
   EXPECT_EQ(vs[0].status.last_handled_activate_request, "") << "handled only when it ran";
@@ -67,10 +67,10 @@ TEST(ActivateRequestTest, RequestOnASupersededVersionRepublishesItOnce) {
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0]->task_name, tasks[0]->task_name);
 
-  ts.push_back(RequestTask(vs[0], kReq1, State::kRunning, ""));
+  ts.push_back(RequestTask(vs[0], State::kRunning, ""));
   EXPECT_TRUE(Of(Decide(Inputs(vs, ts)), Action::Type::kStartTask).empty());
 
-  ts.back() = RequestTask(vs[0], kReq1, State::kSucceeded, R"({"manifest_generation":3})");
+  ts.back() = RequestTask(vs[0], State::kSucceeded, R"({"manifest_generation":3})");
   Apply(Decide(Inputs(vs, ts)), vs);
   EXPECT_EQ(vs[0].status.phase, Phase::kActive);
   EXPECT_EQ(vs[0].status.manifest_generation, 3);
@@ -80,7 +80,7 @@ TEST(ActivateRequestTest, RequestOnASupersededVersionRepublishesItOnce) {
   // v2 rolls forward again; v1's request, already handled, must not pull it back, with or
   // without its Job still around.
   vs[1].activate_request = kReq2;
-  ts.push_back(RequestTask(vs[1], kReq2, State::kSucceeded, R"({"manifest_generation":4})"));
+  ts.push_back(RequestTask(vs[1], State::kSucceeded, R"({"manifest_generation":4})"));
   Apply(Decide(Inputs(vs, ts)), vs);
   EXPECT_EQ(vs[1].status.phase, Phase::kActive);
   EXPECT_EQ(vs[0].status.phase, Phase::kSuperseded);
@@ -92,9 +92,9 @@ TEST(ActivateRequestTest, RequestOnASupersededVersionRepublishesItOnce) {
 TEST(ActivateRequestTest, ANewValueAsksAgainAndOldJobsDoNotRegress) {
   auto [vs, ts] = V1SupersededByV2();
   vs[0].activate_request = kReq1;
-  ts.push_back(RequestTask(vs[0], kReq1, State::kSucceeded, R"({"manifest_generation":3})"));
+  ts.push_back(RequestTask(vs[0], State::kSucceeded, R"({"manifest_generation":3})"));
   vs[1].activate_request = kReq1;
-  ts.push_back(RequestTask(vs[1], kReq1, State::kSucceeded, R"({"manifest_generation":4})"));
+  ts.push_back(RequestTask(vs[1], State::kSucceeded, R"({"manifest_generation":4})"));
   Apply(Decide(Inputs(vs, ts)), vs);
   ASSERT_EQ(vs[1].status.phase, Phase::kActive);
   ASSERT_EQ(vs[0].status.phase, Phase::kSuperseded);
@@ -103,9 +103,9 @@ TEST(ActivateRequestTest, ANewValueAsksAgainAndOldJobsDoNotRegress) {
   const Decision d = Decide(Inputs(vs, ts));
   auto tasks = Of(d, Action::Type::kStartTask);
   ASSERT_EQ(tasks.size(), 1u);
-  EXPECT_EQ(tasks[0]->task_request, kReq2);
-  EXPECT_NE(tasks[0]->task_name, TaskName("ranker-v1", TaskKind::kPublish, 1, kReq1));
-  ts.push_back(RequestTask(vs[0], kReq2, State::kSucceeded, R"({"manifest_generation":5})"));
+  EXPECT_EQ(tasks[0]->task_request, (ActivateRequest{kReq2, 1}));
+  EXPECT_NE(tasks[0]->task_name, TaskName("ranker-v1", TaskKind::kPublish, 1, {kReq1, 0}));
+  ts.push_back(RequestTask(vs[0], State::kSucceeded, R"({"manifest_generation":5})"));
   Apply(Decide(Inputs(vs, ts)), vs);
   EXPECT_EQ(vs[0].status.phase, Phase::kActive);
   EXPECT_EQ(vs[0].status.manifest_generation, 5) << "kReq1's older Job must not lower it";
@@ -174,7 +174,7 @@ TEST(ActivateRequestTest, FailedRequestPublishIsReportedNotRetried) {
   auto [vs, ts] = V1SupersededByV2();
   vs[0].activate_request = kReq1;
   TaskObservation failed =
-      RequestTask(vs[0], kReq1, State::kFailed, R"({"error":"file vanished","code":"NotFound"})");
+      RequestTask(vs[0], State::kFailed, R"({"error":"file vanished","code":"NotFound"})");
   failed.reason = "BackoffLimitExceeded";
   ts.push_back(failed);
   auto d = Decide(Inputs(vs, ts));
@@ -184,18 +184,103 @@ TEST(ActivateRequestTest, FailedRequestPublishIsReportedNotRetried) {
   EXPECT_NE(vs[0].status.message.find("publish failed"), std::string::npos);
   EXPECT_NE(vs[0].status.message.find("file vanished"), std::string::npos);
   EXPECT_EQ(vs[0].status.last_handled_activate_request, kReq1);
+  EXPECT_EQ(Warnings(d, "ActivateRequestFailed").size(), 1u);
   ts.pop_back();  // the failed Job expires: the status alone keeps it from running again
   EXPECT_TRUE(Of(Decide(Inputs(vs, ts)), Action::Type::kStartTask).empty());
 }
 
+// Review finding: a request on the active version made while another publish runs must wait,
+// not be recorded as already done (the running publish is about to change the active version).
+TEST(ActivateRequestTest, RequestWhileAnotherPublishRunsWaitsForIt) {
+  auto [vs, ts] = V1SupersededByV2();
+  vs[0].activate_request = kReq1;
+  ts.push_back(RequestTask(vs[0], State::kRunning, ""));
+  vs[1].activate_request = kReq2;  // "undo": back to v2, while v1's publish still runs
+  auto d = Decide(Inputs(vs, ts));
+  Apply(d, vs);
+  EXPECT_EQ(vs[1].status.last_handled_activate_request, "") << "must stay pending";
+  EXPECT_TRUE(Of(d, Action::Type::kStartTask).empty());
+  ts.back() = RequestTask(vs[0], State::kSucceeded, R"({"manifest_generation":3})");
+  const Decision d2 = Decide(Inputs(vs, ts));
+  Apply(d2, vs);
+  ASSERT_EQ(vs[0].status.phase, Phase::kActive);
+  auto tasks = Of(d2, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u) << "v2's request is acted on once v1's publish is done";
+  EXPECT_EQ(tasks[0]->mv.name, "ranker-v2");
+  EXPECT_EQ(tasks[0]->task_request, (ActivateRequest{kReq2, 0}));
+}
+
+// Review finding: R1 -> R2 -> R1 (a revert) while R1's first Job is still around is a third
+// request, not the first one again.
+TEST(ActivateRequestTest, AValueAskedAgainLaterIsANewRequest) {
+  auto [vs, ts] = V1SupersededByV2();
+  vs[0].activate_request = kReq1;
+  ts.push_back(RequestTask(vs[0], State::kSucceeded, R"({"manifest_generation":3})"));
+  Apply(Decide(Inputs(vs, ts)), vs);
+  vs[1].activate_request = kReq1;
+  ts.push_back(RequestTask(vs[1], State::kSucceeded, R"({"manifest_generation":4})"));
+  Apply(Decide(Inputs(vs, ts)), vs);
+  vs[0].activate_request = kReq2;
+  ts.push_back(RequestTask(vs[0], State::kSucceeded, R"({"manifest_generation":5})"));
+  Apply(Decide(Inputs(vs, ts)), vs);
+  vs[1].activate_request = kReq2;
+  ts.push_back(RequestTask(vs[1], State::kSucceeded, R"({"manifest_generation":6})"));
+  Apply(Decide(Inputs(vs, ts)), vs);
+  ASSERT_EQ(vs[1].status.phase, Phase::kActive);
+  ASSERT_EQ(vs[0].status.activate_requests_handled, 2);
+
+  vs[0].activate_request = kReq1;  // reverted; its first Job (number 0) still exists
+  const Decision d = Decide(Inputs(vs, ts));
+  Apply(d, vs);
+  EXPECT_EQ(vs[0].status.last_handled_activate_request, kReq2) << "the old Job is not this one";
+  auto tasks = Of(d, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]->task_request, (ActivateRequest{kReq1, 2}));
+  EXPECT_NE(tasks[0]->task_name, ts[2].name);
+}
+
+// Review finding: several requests pending at once (made while the model was busy): only the
+// newest is acted on; the others are recorded as superseded, so pods do not swap through them.
+TEST(ActivateRequestTest, NewestOfSeveralPendingRequestsWins) {
+  for (bool times : {true, false}) {
+    ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20), v3 = Mv("v3", 30);
+    std::vector<ModelVersion> vs = {v1, v2, v3};
+    std::vector<TaskObservation> ts;
+    for (int i = 0; i < 3; ++i) {
+      std::string v = "v" + std::to_string(i + 1);
+      ts.push_back(Task(vs[i], TaskKind::kWrite, State::kSucceeded, WriteResult(v, i + 1)));
+    }
+    vs[2].retain = 3;
+    Apply(Decide(Inputs(vs, ts)), vs);
+    ASSERT_EQ(vs[2].status.phase, Phase::kActive);
+    // v1 asked last (by its time), v2 before; without times, the newest-created (v2) wins.
+    vs[0].activate_request = times ? kReq2 : "second";
+    vs[1].activate_request = times ? kReq1 : "first";
+    const Decision d = Decide(Inputs(vs, ts));
+    Apply(d, vs);
+    const std::string winner = times ? "ranker-v1" : "ranker-v2";
+    const std::string loser = times ? "ranker-v2" : "ranker-v1";
+    auto tasks = Of(d, Action::Type::kStartTask);
+    ASSERT_EQ(tasks.size(), 1u);
+    EXPECT_EQ(tasks[0]->mv.name, winner);
+    const ModelVersion& lost = vs[times ? 1 : 0];
+    EXPECT_EQ(lost.status.last_handled_activate_request, lost.activate_request) << loser;
+    bool superseded = false;
+    for (const Action* e : Of(d, Action::Type::kEvent))
+      superseded |= e->reason == "ActivateRequestSuperseded" && e->mv.name == loser;
+    EXPECT_TRUE(superseded);
+  }
+}
+
 TEST(ActivateRequestTest, RequestTaskNamesAreShortAndDistinct) {
   std::string name(80, 'a');
-  std::string t1 = TaskName(name, TaskKind::kPublish, 12, kReq1);
+  std::string t1 = TaskName(name, TaskKind::kPublish, 12, {kReq1, 0});
   EXPECT_LE(t1.size(), 63u);
-  EXPECT_EQ(t1, TaskName(name, TaskKind::kPublish, 12, kReq1));
-  EXPECT_NE(t1, TaskName(name, TaskKind::kPublish, 12, kReq2));
+  EXPECT_EQ(t1, TaskName(name, TaskKind::kPublish, 12, {kReq1, 0}));
+  EXPECT_NE(t1, TaskName(name, TaskKind::kPublish, 12, {kReq2, 0}));
+  EXPECT_NE(t1, TaskName(name, TaskKind::kPublish, 12, {kReq1, 2})) << "the same value, later";
   EXPECT_NE(t1, TaskName(name, TaskKind::kPublish, 12));
-  EXPECT_EQ(TaskName("m", TaskKind::kWrite, 1, kReq1), "m-write") << "only publishes carry it";
+  EXPECT_EQ(TaskName("m", TaskKind::kWrite, 1, {kReq1, 0}), "m-write") << "only publishes";
 }
 
 }  // namespace

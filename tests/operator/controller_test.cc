@@ -186,7 +186,7 @@ TEST_F(ControllerTest, ActivateRequestAnnotationRollsBackAcrossRestarts) {
   server_.PatchSpec(kModelVersions, "default", "ranker-v1",
                     {{"metadata", {{"annotations", {{kAnnotationActivateRequest, request}}}}}});
   StartOperator();
-  const std::string job = TaskName("ranker-v1", TaskKind::kPublish, 1, request);
+  const std::string job = TaskName("ranker-v1", TaskKind::kPublish, 1, {request, 0});
   ASSERT_TRUE(WaitFor([&] { return Job(job).has_value(); }));
   EXPECT_EQ(AnnotationOf(*Job(job), kAnnotationActivateRequest), request);
   std::vector<std::string> args = (*Job(job))["spec"]["template"]["spec"]["containers"][0]["args"];
@@ -201,7 +201,7 @@ TEST_F(ControllerTest, ActivateRequestAnnotationRollsBackAcrossRestarts) {
   // Roll forward to v2 the same way, then restart: v1's old request stays handled.
   server_.PatchSpec(kModelVersions, "default", "ranker-v2",
                     {{"metadata", {{"annotations", {{kAnnotationActivateRequest, request}}}}}});
-  const std::string job2 = TaskName("ranker-v2", TaskKind::kPublish, 1, request);
+  const std::string job2 = TaskName("ranker-v2", TaskKind::kPublish, 1, {request, 0});
   ASSERT_TRUE(WaitFor([&] { return Job(job2).has_value(); }));
   server_.CompleteJob("default", job2, R"({"manifest_generation":6})");
   ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
@@ -210,8 +210,8 @@ TEST_F(ControllerTest, ActivateRequestAnnotationRollsBackAcrossRestarts) {
     server_.Delete(kJobs, "default", NameOf(j));
   const int jobs = JobCount();
   const double reconciled = metrics_.reconciles_ok();
-  StartOperator();
   const uint64_t rv = server_.rv();
+  StartOperator();
   // The restarted operator's first reconcile of the model has run: whatever it would start or
   // write is on the server by now.
   ASSERT_TRUE(WaitFor([&] { return metrics_.reconciles_ok() > reconciled; }));

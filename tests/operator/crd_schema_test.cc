@@ -53,6 +53,7 @@ TEST(CrdSchemaTest, EveryStatusFieldTheOperatorWritesIsDeclared) {
   s.manifest_generation = 2;
   s.published_generation = 3;
   s.last_handled_activate_request = "2026-11-22T07:00:00Z";
+  s.activate_requests_handled = 2;
   s.file_removed = true;
   s.pods_loaded = 1;
   s.pods_total = 2;

@@ -98,6 +98,10 @@ void ms_region_close(ms_region* region) {
   delete region;
 }
 
+void ms_region_abandon_after_fork(ms_region* region) {
+  region->region.AbandonAfterFork();
+}
+
 const char* ms_region_last_error(void) {
   return modelswap::c_abi::LastError().c_str();
 }

@@ -72,6 +72,11 @@ uint64_t ms_region_generation(const ms_region* region);
 uint64_t ms_region_durable_generation(const ms_region* region);
 /* Detaches (uncommitted writes are rolled back at the next open). NULL is fine. */
 void ms_region_close(ms_region* region);
+/* After fork(), in the child: drops the child's hold on the region file (its descriptor and its
+ * mapping, which would keep the parent's attach lock alive while the child lives, so a restart of
+ * a SIGKILLed parent could not attach). The data address stays valid but reads zeros; the handle
+ * must not be used or closed afterwards (its small allocation is left). */
+void ms_region_abandon_after_fork(ms_region* region);
 
 /* The last error message on this thread ("" if none); valid until the next call on it. */
 const char* ms_region_last_error(void);

@@ -126,8 +126,8 @@ void Region::MarkBlocks(uint64_t first, uint64_t last) {
     // Relaxed: only this app reads or writes dirty flags (the host never looks at them).
     if (Ref8(dirty[b]).load(std::memory_order_relaxed) != 0) continue;
     MoveOutOfWork(b);
+    dirty_list_.push_back(static_cast<uint32_t>(b));  // first: it may throw (see dirty_list_)
     Ref8(dirty[b]).store(1, std::memory_order_relaxed);
-    dirty_list_.push_back(static_cast<uint32_t>(b));
   }
   // The flags must reach memory before the app's writes to those blocks, so that a crash between
   // the two still rolls the blocks back. Only the compiler could reorder them (a killed process

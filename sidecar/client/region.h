@@ -64,6 +64,10 @@ class Region {
   // The app's state; writable. Stable for the life of this object.
   std::span<std::byte> bytes() const { return {file_.work(), size_}; }
   uint64_t size() const { return size_; }
+  // In a child after fork(): drops the child's hold on the region file (descriptor and mapping,
+  // which would keep the parent's attach lock alive as long as the child lives). bytes() then
+  // reads zeros; no other call may follow.
+  void AbandonAfterFork() { file_.AbandonAfterFork(); }
 
   // Declares that [offset, offset + length) is about to change. kInvalidArgument (nothing
   // marked) if the range is outside the region.
@@ -97,7 +101,9 @@ class Region {
   uint32_t block_shift_ = 0;
   uint64_t block_count_ = 0;
   uint64_t next_gen_ = 1;
-  std::vector<uint32_t> dirty_list_;  // reserved to block_count: never allocates when marking
+  // Reserved to min(block_count, kMaxReservedDirty): marking allocates only in larger regions,
+  // and appends before setting a flag, so a failed allocation leaves no flag without its entry.
+  std::vector<uint32_t> dirty_list_;
   RegionAttachInfo attach_;
 };
 

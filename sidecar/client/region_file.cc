@@ -119,6 +119,17 @@ RegionFile::~RegionFile() {
   fd_ = -1;
 }
 
+void RegionFile::AbandonAfterFork() {
+  if (base_ != nullptr) {
+    // MAP_FIXED replaces the shared file mapping in place with private zero pages.
+    (void)::mmap(base_, size_, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                 0);
+  }
+  if (fd_ >= 0) ::close(fd_);
+  base_ = nullptr;  // nothing left for the destructor to unmap or close
+  fd_ = -1;
+}
+
 Result<RegionFile> RegionFile::Open(const std::string& path, Lock lock,
                                     const RegionOptions& expected) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);

@@ -81,6 +81,11 @@ class RegionFile {
   uint64_t inode() const { return inode_; }
   int fd() const { return fd_; }
 
+  // For a child after fork(): lets go of the file without unmapping the address range (stale
+  // pointers into it stay valid, reading zeros). The mapping, not only the descriptor, holds the
+  // file open, and with it the parent's flock; both are dropped here.
+  void AbandonAfterFork();
+
   // Atomic views of the shared fields; the order at each use is the protocol's (region_layout.h).
   static std::atomic_ref<uint64_t> Atomic(uint64_t& field) { return std::atomic_ref(field); }
 

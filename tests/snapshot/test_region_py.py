@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import unittest
 
 from modelswap.region import Region, RegionError, load_library
@@ -118,16 +119,106 @@ class RegionPyTest(unittest.TestCase):
         with Region("state", SIZE, shm_dir=self.dir) as again:
             self.assertEqual(again.info.generation, 1)
 
-    def test_negative_numbers_are_rejected_in_python(self):
+    def test_numbers_c_would_wrap_are_rejected_in_python(self):
         with Region("state", SIZE, shm_dir=self.dir) as r:
             for call in (lambda: r.mark_dirty(-1, 1), lambda: r.mark_dirty(0, -1),
-                         lambda: r.write(-4, b"x")):
+                         lambda: r.write(-4, b"x"), lambda: r.write(2**64, b"x"),
+                         lambda: r.mark_dirty(0, 2**64 + 1)):
                 with self.assertRaises(RegionError) as e:
                     call()
                 self.assertEqual(e.exception.code, "InvalidArgument")
-                self.assertIn("negative", e.exception.message)
-        with self.assertRaises(RegionError):
-            Region("other", -SIZE, shm_dir=self.dir)
+                self.assertIn("must be in [0, 2**64)", e.exception.message)
+            self.assertEqual(bytes(r.data[:1]), b"\0", "nothing was written at a wrapped offset")
+        for kwargs in ({"size": -SIZE}, {"size": SIZE, "block_bytes": 2**32}):
+            with self.assertRaises(RegionError) as e:
+                Region("other", shm_dir=self.dir, **kwargs)
+            self.assertEqual(e.exception.code, "InvalidArgument")
+
+    def test_nul_in_a_name_is_rejected_not_truncated(self):
+        with self.assertRaises(RegionError) as e:
+            Region("state\0other", SIZE, shm_dir=self.dir)
+        self.assertEqual(e.exception.code, "InvalidArgument")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "regions", "state.region")))
+
+    def test_threads_share_a_region_without_losing_changes(self):
+        rounds, threads = 300, 4
+        with Region("state", SIZE, shm_dir=self.dir) as r:
+            def worker(block):
+                for n in range(1, rounds + 1):
+                    r.write(block * BLOCK, n.to_bytes(8, "little") * (BLOCK // 8))
+                    r.commit()
+            ts = [threading.Thread(target=worker, args=(b,)) for b in range(threads)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(TIMEOUT)
+            r.commit()
+        with Region("state", SIZE, shm_dir=self.dir) as r:
+            self.assertEqual(r.info.rolled_back_blocks, 0)
+            for b in range(threads):
+                self.assertEqual(bytes(r.data[b * BLOCK:(b + 1) * BLOCK]),
+                                 rounds.to_bytes(8, "little") * (BLOCK // 8), f"block {b}")
+
+    def test_forked_child_neither_uses_nor_keeps_the_region(self):
+        # A pre-forking server: the parent opens the region and forks a worker, then is SIGKILLed
+        # while the worker lives on. The worker's calls fail, and it must not keep the parent's
+        # attach lock: the parent's restart attaches.
+        app = textwrap.dedent(f"""
+            import os, signal, sys, time
+            from modelswap.region import Region, RegionError
+            r = Region("state", {SIZE}, shm_dir={self.dir!r})
+            r.write(0, b"parent")
+            r.commit()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    r.commit()
+                    print("child-committed", flush=True)
+                except RegionError as e:
+                    print("child-refused", e.code, flush=True)
+                print("child-data", bytes(r.data[:6]).hex(), flush=True)  # let go: zeros
+                null = os.open(os.devnull, os.O_WRONLY)  # let the test's pipe reach EOF
+                os.dup2(null, 1)
+                os.dup2(null, 2)
+                time.sleep({TIMEOUT})
+                os._exit(0)
+            print("child", pid, flush=True)
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGKILL)
+        """)
+        p = subprocess.run([sys.executable, "-c", app], timeout=TIMEOUT, capture_output=True,
+                           text=True)
+        lines = p.stdout.split("\n")
+        self.assertTrue(any(l.startswith("child ") for l in lines), p.stdout + p.stderr)
+        child = int(next(l for l in lines if l.startswith("child ")).split()[1])
+        try:
+            self.assertEqual(p.returncode, -signal.SIGKILL)
+            self.assertIn("child-refused FailedPrecondition", lines)
+            self.assertIn("child-data 000000000000", lines)
+            os.kill(child, 0)  # the worker still lives
+            with Region("state", SIZE, shm_dir=self.dir) as r:
+                self.assertEqual(bytes(r.data[:6]), b"parent")
+        finally:
+            os.kill(child, signal.SIGKILL)
+
+    def test_with_block_ends_quietly_while_a_view_is_alive(self):
+        with Region("state", SIZE, shm_dir=self.dir) as r:
+            head = r.data[:8]
+        with self.assertRaises(RegionError) as e:
+            r.commit()
+        self.assertEqual(e.exception.code, "FailedPrecondition")
+        with self.assertRaises(RegionError) as e:  # still attached: head keeps the mapping
+            Region("state", SIZE, shm_dir=self.dir)
+        self.assertIn("another live app", e.exception.message)
+        self.assertEqual(bytes(head), bytes(8))
+        del head
+        with Region("state", SIZE, shm_dir=self.dir):
+            pass
+        with self.assertRaises(ValueError):  # an exception in the block is not replaced
+            with Region("state", SIZE, shm_dir=self.dir) as r:
+                head = r.data[:8]
+                raise ValueError("app error")
+        del head
 
     def test_sigkill_mid_update_keeps_the_last_commit(self):
         # The app stamps every block with the same counter and commits, 200 times; then it
@@ -163,6 +254,8 @@ class RegionPyTest(unittest.TestCase):
             gen = r.commit()
             host = subprocess.Popen([HOST, shm_a, snapshots, "20", "3"], stdout=subprocess.PIPE,
                                     text=True)
+            watchdog = threading.Timer(TIMEOUT, host.kill)  # bounds the read loop below
+            watchdog.start()
             try:
                 self.assertEqual(host.stdout.readline().split()[:2], ["ready", "ok"])
                 while True:  # bounded by the host's pass interval; the timeout below guards
@@ -171,6 +264,7 @@ class RegionPyTest(unittest.TestCase):
                     if line.split() == ["durable", "state", str(gen)]:
                         break
             finally:
+                watchdog.cancel()
                 host.terminate()
                 host.wait(timeout=TIMEOUT)
                 host.stdout.close()

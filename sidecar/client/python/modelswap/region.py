@@ -12,8 +12,13 @@ call goes through ``libmodelswap_region.so`` (the C ABI of modelswap_region.h, b
 repository as the CMake target ``modelswap_region_c``) with ctypes. The library is found through
 the ``lib`` argument, else ``$MODELSWAP_REGION_LIB``, else the system's library path.
 
-Threading: one Region per thread at a time (the C ABI's rule). Errors: RegionError, whose
-``code`` is a modelswap Code name ("InvalidArgument", "FailedPrecondition", ...), as in channel.py.
+Threading: a Region's methods may be called from any thread (a lock serialises them; the C ABI
+allows one call per handle at a time), but changing ``data`` must not race with ``commit()``:
+commit when the state is consistent. Fork: a Region belongs to the process that opened it; in a
+forked child every call raises and ``data`` reads zeros, because the child lets go of the region
+file at the fork (ms_region_abandon_after_fork), so the attach lock ends with the parent (a
+pre-forking server's workers would otherwise keep a SIGKILLed parent's restart from attaching). Errors: RegionError, whose ``code`` is a modelswap
+Code name ("InvalidArgument", "FailedPrecondition", ...), as in channel.py.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 import weakref
 from typing import NamedTuple, Optional
 
@@ -86,6 +92,7 @@ def load_library(path: Optional[str] = None) -> ctypes.CDLL:
         "ms_region_generation": (u64, [vp]),
         "ms_region_durable_generation": (u64, [vp]),
         "ms_region_close": (None, [vp]),
+        "ms_region_abandon_after_fork": (None, [vp]),
         "ms_region_last_error": (ctypes.c_char_p, []),
     }
     for name, (restype, argtypes) in signatures.items():
@@ -96,11 +103,44 @@ def load_library(path: Optional[str] = None) -> ctypes.CDLL:
     return lib
 
 
-def _check_non_negative(**values: int) -> None:
-    # ctypes would wrap a negative int to a huge uint64, and the C error would name that number.
+def _check_range(bits: int = 64, **values: int) -> None:
+    # ctypes silently wraps an int to the C width: -1 would become a huge offset and 2**64 zero.
     for name, value in values.items():
-        if value < 0:
-            raise RegionError("InvalidArgument", f"{name} must not be negative, got {value}")
+        if not 0 <= value < 1 << bits:
+            raise RegionError("InvalidArgument",
+                              f"{name} must be in [0, 2**{bits}), got {value}")
+
+
+def _c_string(what: str, value: str) -> bytes:
+    # C would stop at an embedded NUL and open another region ("a\0b" -> "a").
+    if "\0" in value:
+        raise RegionError("InvalidArgument", f"{what} contains a NUL character: {value!r}")
+    return value.encode()
+
+
+# Handles open in this process: (lib, handle, finalizer) by handle address. After a fork the child
+# closes its copies of their descriptors (see the module comment) and forgets them.
+_open_handles: dict = {}
+_open_lock = threading.Lock()
+
+
+def _close_handle(lib: ctypes.CDLL, address: int) -> None:
+    with _open_lock:
+        _open_handles.pop(address, None)
+    lib.ms_region_close(ctypes.c_void_p(address))
+
+
+def _after_fork_in_child() -> None:
+    global _open_lock
+    _open_lock = threading.Lock()  # the parent may have held it at the fork
+    for lib, address, finalizer in list(_open_handles.values()):
+        finalizer.detach()  # never closed in the child: ms_region_abandon_after_fork instead
+        lib.ms_region_abandon_after_fork(ctypes.c_void_p(address))
+    _open_handles.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Region:
@@ -113,21 +153,36 @@ class Region:
 
     def __init__(self, name: str, size: int, *, shm_dir: Optional[str] = None,
                  block_bytes: int = 0, lib: Optional[str] = None):
-        _check_non_negative(size=size, block_bytes=block_bytes)
+        _check_range(size=size)
+        _check_range(32, block_bytes=block_bytes)
+        c_name = _c_string("name", name)
+        c_dir = _c_string("shm_dir", shm_dir) if shm_dir is not None else None
         self._lib = load_library(lib)
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._handle = None
         handle = ctypes.c_void_p()
         info = _CAttachInfo()
-        self._check(self._lib.ms_region_open(
-            shm_dir.encode() if shm_dir is not None else None, name.encode(), size, block_bytes,
-            ctypes.byref(handle), ctypes.byref(info)))
+        self._check(self._lib.ms_region_open(c_dir, c_name, size, block_bytes,
+                                             ctypes.byref(handle), ctypes.byref(info)))
+        try:
+            self.size = int(self._lib.ms_region_size(handle))
+            # Every view of the memory (data, its slices, numpy arrays over it) keeps `raw` alive,
+            # so the region is closed only when `raw` goes: by close(), or by this finalizer. Not
+            # at interpreter exit (atexit): threads may still use views then; the kernel unmaps
+            # and drops the lock when the process ends anyway.
+            self._raw = (ctypes.c_char * self.size).from_address(self._lib.ms_region_data(handle))
+            self._close_region = weakref.finalize(self._raw, _close_handle, self._lib,
+                                                  handle.value)
+            self._close_region.atexit = False
+        except BaseException:  # e.g. KeyboardInterrupt: never leak the handle and its lock
+            self._lib.ms_region_close(handle)
+            raise
+        with _open_lock:
+            _open_handles[handle.value] = (self._lib, handle.value, self._close_region)
         self._handle = handle
-        self.size = int(self._lib.ms_region_size(handle))
         self.info = AttachInfo(info.generation, info.restored_gen, info.rolled_back_blocks,
                                bool(info.created), bool(info.rolled_forward))
-        # Every view of the memory (data, its slices, numpy arrays over it) keeps `raw` alive,
-        # so the region is closed only when `raw` goes: by close(), or by this finalizer.
-        self._raw = (ctypes.c_char * self.size).from_address(self._lib.ms_region_data(handle))
-        self._close_region = weakref.finalize(self._raw, self._lib.ms_region_close, handle)
         self.data = memoryview(self._raw).cast("B")
 
     def _check(self, status: int) -> None:
@@ -136,59 +191,81 @@ class Region:
             raise RegionError(code, self._lib.ms_region_last_error().decode(errors="replace"))
 
     def _open_handle(self) -> ctypes.c_void_p:
+        # Called with self._lock held.
+        if self._pid != os.getpid():
+            raise RegionError("FailedPrecondition",
+                              f"region was opened by process {self._pid}; a forked child must "
+                              "open its own (after the parent has closed it)")
         if self._handle is None:
             raise RegionError("FailedPrecondition", "region is closed")
         return self._handle
 
     def mark_dirty(self, offset: int, length: int) -> None:
         """Declares that data[offset:offset+length] is about to change (call BEFORE changing)."""
-        _check_non_negative(offset=offset, length=length)
-        self._check(self._lib.ms_region_mark_dirty(self._open_handle(), offset, length))
+        _check_range(offset=offset, length=length)
+        with self._lock:
+            self._check(self._lib.ms_region_mark_dirty(self._open_handle(), offset, length))
 
     def write(self, offset: int, data: bytes) -> None:
         """mark_dirty + copy of ``data`` (any bytes-like object) to ``offset``."""
-        _check_non_negative(offset=offset)
+        _check_range(offset=offset)
         view = memoryview(data).tobytes()  # bytes(n) of an int would quietly write n zeros
-        self._check(self._lib.ms_region_write(self._open_handle(), offset, view, len(view)))
+        with self._lock:
+            self._check(self._lib.ms_region_write(self._open_handle(), offset, view, len(view)))
 
     def commit(self) -> int:
         """Makes the current content the committed state; returns its generation. Wait-free."""
-        return int(self._lib.ms_region_commit(self._open_handle()))
+        with self._lock:
+            return int(self._lib.ms_region_commit(self._open_handle()))
 
     @property
     def generation(self) -> int:
-        return int(self._lib.ms_region_generation(self._open_handle()))
+        with self._lock:
+            return int(self._lib.ms_region_generation(self._open_handle()))
 
     @property
     def durable_generation(self) -> int:
         """Newest generation the agent has made durable (an estimate; it advances on its own)."""
-        return int(self._lib.ms_region_durable_generation(self._open_handle()))
+        with self._lock:
+            return int(self._lib.ms_region_durable_generation(self._open_handle()))
 
     def close(self) -> None:
         """Detaches and unmaps; uncommitted writes are rolled back at the next open. Idempotent.
 
         Refuses (FailedPrecondition) while views derived from ``data`` are alive (slices,
         memoryview() copies, numpy arrays over it), which would otherwise point at unmapped
-        memory. ``data`` itself is released either way; drop the views and call close() again.
+        memory; ``data`` stays usable then: drop the views and call close() again.
         """
-        if self._handle is None:
-            return
-        try:
-            self.data.release()
-        except BufferError:  # something holds a buffer export of data itself
-            raise RegionError("FailedPrecondition",
-                              "views of Region.data are still in use; drop them before close()"
-                              ) from None
-        # References to raw now: self._raw and getrefcount's argument; a third is a live view.
-        if sys.getrefcount(self._raw) > 2:
-            raise RegionError("FailedPrecondition",
-                              "views of Region.data are still in use; drop them before close()")
-        self._close_region()  # ms_region_close, exactly once
-        self._raw = None
-        self._handle = None
+        with self._lock:
+            if self._handle is None:
+                return
+            self._open_handle()  # a forked child must not unmap the parent's view of it
+            try:
+                self.data.release()
+            except BufferError:  # something holds a buffer export of data itself
+                raise RegionError("FailedPrecondition",
+                                  "views of Region.data are still in use; drop them before "
+                                  "close()") from None
+            # References to raw now: self._raw and getrefcount's argument; a third is a view.
+            if sys.getrefcount(self._raw) > 2:
+                self.data = memoryview(self._raw).cast("B")
+                raise RegionError("FailedPrecondition",
+                                  "views of Region.data are still in use; drop them before "
+                                  "close()")
+            self._close_region()  # ms_region_close, exactly once
+            self._raw = None
+            self._handle = None
 
     def __enter__(self) -> "Region":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        # Never raises over an exception in flight: with views still alive, the Region is closed
+        # for calls now and unmapped when the last view goes (the finalizer on raw).
+        try:
+            self.close()
+        except RegionError:
+            with self._lock:
+                self._handle = None
+                self.data = None
+                self._raw = None

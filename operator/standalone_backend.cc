@@ -67,6 +67,47 @@ StandaloneBackend::StandaloneBackend(Env* env, StandaloneOptions opts, std::stri
     const std::string name = t.obs.name;
     tasks_.emplace(name, std::move(t));
   }
+  LoadSavedObjects();
+}
+
+// Every object a previous operator knew, from its status file, before any object file is read:
+// one whose file was deleted while no operator ran is then deleted like any other (its version
+// file removed), and one whose file now names another model or version is refused as an edit of
+// an immutable field, instead of being taken for a version that was already written.
+void StandaloneBackend::LoadSavedObjects() {
+  const std::string dir = JoinPath(opts_.dir, ".status");
+  auto names = env_->ListDir(dir);
+  if (!names) return;  // no status yet
+  for (const std::string& entry : *names) {
+    constexpr std::string_view kExt = ".json";
+    if (entry.size() <= kExt.size() || !entry.ends_with(kExt)) continue;
+    const std::string name = entry.substr(0, entry.size() - kExt.size());
+    if (!ValidateObjectName(name)) continue;
+    auto text = ReadFileToString(env_, JoinPath(dir, entry), 1 << 20);
+    Json saved = text ? Json::parse(*text, nullptr, false) : Json();
+    if (!saved.is_object() || !saved.contains("metadata") || !saved["metadata"].is_object()) {
+      spdlog::warn("standalone: skipping unreadable status file {}", JoinPath(dir, entry));
+      continue;
+    }
+    Json spec = saved.value("spec", Json());
+    if (spec.is_string()) spec = Json::parse(spec.get<std::string>(), nullptr, false);
+    Object o;
+    o.obj = {{"apiVersion", kModelVersions.ApiVersion()},
+             {"kind", kModelVersions.kind},
+             {"metadata", saved["metadata"]},
+             {"spec", spec},
+             {"status", saved.value("status", Json::object())}};
+    o.obj["metadata"]["name"] = name;
+    o.obj["metadata"]["namespace"] = "";
+    o.obj["metadata"]["resourceVersion"] = std::to_string(++rv_);
+    if (auto mv = ParseModelVersion(o.obj); !mv) {
+      spdlog::warn("standalone: skipping status file {}: {}", entry, mv.error().ToString());
+      continue;
+    }
+    o.file = saved.value("file", "");
+    o.spec = spec.dump();
+    objects_.emplace(name, std::move(o));
+  }
 }
 
 void StandaloneBackend::SaveTaskLocked(const LocalTask& t) {
@@ -81,9 +122,13 @@ std::string StandaloneBackend::StatusPath(const std::string& name) const {
 }
 
 void StandaloneBackend::WriteError(const std::string& file, const std::string& message) {
-  spdlog::error("standalone file={} err=\"{}\"", file, message);
-  auto st = WriteFileAtomic(env_, JoinPath(JoinPath(opts_.dir, ".status"), file + ".error"),
-                            message + "\n");
+  // Scans run every second: a file that stays broken is logged once. Its .error is rewritten
+  // each time all the same: the file's mtime says when the operator last looked at it.
+  const std::string path = JoinPath(JoinPath(opts_.dir, ".status"), file + ".error");
+  if (ReadFileToString(env_, path, 1 << 20).value_or("") != message + "\n") {
+    spdlog::error("standalone file={} err=\"{}\"", file, message);
+  }
+  auto st = WriteFileAtomic(env_, path, message + "\n");
   (void)st;  // the log line above already reports the problem
 }
 
@@ -96,6 +141,12 @@ void StandaloneBackend::Scan() {
   std::sort(names->begin(), names->end());
   std::map<std::string, std::string> seen;  // object name -> file
   std::vector<std::string> changed;
+  if (first_scan_) {  // every model known from before gets a first reconcile (tasks to adopt)
+    first_scan_ = false;
+    std::lock_guard lock(mu_);
+    for (const auto& [name, o] : objects_)
+      changed.push_back(Field<std::string>(o.obj, {"spec", "model"}));
+  }
   for (const auto& file : *names) {
     if (IsObjectFile(file)) ScanFile(file, &seen, &changed);
   }
@@ -137,10 +188,12 @@ void StandaloneBackend::Scan() {
 void StandaloneBackend::ScanFile(const std::string& file, std::map<std::string, std::string>* seen,
                                  std::vector<std::string>* changed) {
   // What the file defined stays as it was, neither changed nor deleted.
+  // Objects restored from a status file older than the "file" field there have an unknown file:
+  // any file that cannot be read right now might be theirs, so it keeps them too.
   auto keep_objects = [&] {
     std::lock_guard lock(mu_);
     for (const auto& [name, o] : objects_) {
-      if (o.file == file) (*seen)[name] = file;
+      if (o.file == file || (o.file.empty() && seen->count(name) == 0)) (*seen)[name] = file;
     }
   };
   std::string path = JoinPath(opts_.dir, file);
@@ -156,6 +209,11 @@ void StandaloneBackend::ScanFile(const std::string& file, std::map<std::string, 
   if (!text) {  // too big, unreadable: an error for the user, not a deletion
     keep_objects();
     return WriteError(file, text.error().message());
+  }
+  // Rewritten between the stat and the read: what was read may be a torn mix; next scan.
+  if (auto again = env_->Stat(path); !again || again->mtime_ns != info->mtime_ns ||
+                                     again->size != info->size || again->inode != info->inode) {
+    return keep_objects();
   }
   auto docs = YamlToJson(*text);
   if (!docs) {  // unparseable as a whole: its objects keep their last good state until fixed
@@ -255,7 +313,13 @@ void StandaloneBackend::AdoptLocked(const std::string& name, Json doc, const std
              Field<Json>(it->second.obj, {"metadata", "annotations"}, Json::object()) ==
                  annotations &&
              !IsBeingDeleted(it->second.obj)) {
-    return;  // unchanged
+    if (it->second.file != file) {  // unchanged, but moved to another file (a rename)
+      it->second.file = file;
+      if (auto st = PersistLocked(name); !st) {  // so a restart ties it to the right file
+        spdlog::error("standalone: {}", st.error().ToString());
+      }
+    }
+    return;
   } else {
     Json meta = it->second.obj["metadata"];
     if (it->second.spec != spec) meta["generation"] = Field<int64_t>(meta, {"generation"}) + 1;
@@ -274,8 +338,10 @@ void StandaloneBackend::AdoptLocked(const std::string& name, Json doc, const std
 
 Status StandaloneBackend::PersistLocked(const std::string& name) {
   const Object& o = objects_.at(name);
-  Json saved = {
-      {"metadata", o.obj["metadata"]}, {"spec", o.obj["spec"]}, {"status", o.obj["status"]}};
+  Json saved = {{"metadata", o.obj["metadata"]},
+                {"spec", o.obj["spec"]},
+                {"status", o.obj["status"]},
+                {"file", o.file}};
   saved["metadata"].erase("resourceVersion");
   return WriteFileAtomic(env_, StatusPath(name), saved.dump(2) + "\n");
 }

@@ -57,6 +57,7 @@ class StandaloneBackend final : public Backend {
   void AdoptLocked(const std::string& name, Json doc, const std::string& file, int64_t mtime_ns,
                    std::vector<std::string>* changed);
   Status PersistLocked(const std::string& name);
+  void LoadSavedObjects();
   std::string StatusPath(const std::string& name) const;
   void WriteError(const std::string& file, const std::string& message);
   void SaveTaskLocked(const LocalTask& t);
@@ -70,6 +71,7 @@ class StandaloneBackend final : public Backend {
   std::map<std::string, LocalTask> tasks_;  // by task name
   std::map<std::string, ModelLoad> loads_;
   bool probed_ = false;
+  bool first_scan_ = true;  // Scan() thread only
   uint64_t rv_ = 0;
 };
 

@@ -164,10 +164,28 @@ Result<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::stri
     }
   }
   if (lock_fd >= 0) posix_spawn_file_actions_adddup2(&fa, lock_fd, 3);
+  // The operator blocks SIGTERM/SIGINT in all its threads (a signal thread waits for them), and a
+  // spawned child would inherit that mask and ignore the SIGTERM of a graceful stop. Its own
+  // process group keeps a terminal's Ctrl-C (sent to the whole foreground group) off it: the
+  // operator stops its children itself, and one killed by the signal would count as failed.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   std::vector<std::string> args = argv;
   auto cargs = CStrings(args);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, cargs.data(), environ);
+  int rc = posix_spawn(&pid, exe.c_str(), &fa, &attr, cargs.data(), environ);
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   if (moved >= 0) ::close(moved);
   if (rc != 0) return Fail(Code::kIOError, "spawn " + exe + ": " + strerror(rc));
@@ -197,10 +215,12 @@ Result<int> AcquireLifetimeLock(const std::string& path) {
 }
 
 bool LifetimeLockHeld(const std::string& path) {
+  // Only a lock this call obtains proves the task gone (or a lock file that is gone): any other
+  // failure (EMFILE, EACCES, ...) says nothing, and "gone" would run the task a second time.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) return errno != ENOENT;
   // A shared lock conflicts only with the holder's exclusive one, and is dropped with the fd.
-  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
   ::close(fd);
   return held;
 }

@@ -104,12 +104,15 @@ class StandaloneTest : public ::testing::Test {
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }
-  // A writer that logs each start in TOOLS/invocations and waits for TOOLS/go before it works.
+  // A writer that logs each start in TOOLS/invocations and waits for TOOLS/go before it works;
+  // a SIGTERM it receives is logged in TOOLS/signals.
   std::string GatedSidecar() {
     const std::string fake = tools_.Write("fake-sidecar", kFakeSidecar, true);
-    const std::string gate = "#!/bin/sh\nif [ \"$1\" = write ]; then\n  echo \"$1\" >> " +
-                             tools_.path + "/invocations\n  while [ ! -e " + tools_.path +
-                             "/go ]; do sleep 0.05; done\nfi\nexec " + fake + " \"$@\"\n";
+    const std::string gate =
+        "#!/bin/sh\ntrap 'echo TERM >> " + tools_.path +
+        "/signals; exit 143' TERM\nif [ \"$1\" = write ]; then\n  echo \"$1\" >> " + tools_.path +
+        "/invocations\n  while [ ! -e " + tools_.path + "/go ]; do sleep 0.05; done\nfi\nexec " +
+        fake + " \"$@\"\n";
     return tools_.Write("gated-sidecar", gate, true);
   }
   int Invocations() { return Lines(tools_.path + "/invocations"); }
@@ -256,6 +259,9 @@ TEST_F(StandaloneTest, GracefulStopForgetsTheKilledWriterSoItRunsAgain) {
   StartWithGatedWriter();
   StopOperator(SIGTERM);
   EXPECT_FALSE(std::filesystem::exists(Record()));
+  // Stopped by its SIGTERM (which a blocked signal mask inherited from the operator used to
+  // hold off until the SIGKILL 5 s later).
+  EXPECT_EQ(testing::ReadFile(tools_.path + "/signals"), "TERM\n");
   tools_.Write("go", "");
   Start(tools_.path + "/gated-sidecar");
   ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
@@ -370,6 +376,51 @@ TEST_F(StandaloneTest, ActivateRequestAnnotationRollsBack) {
             "2026-11-22T07:00:00Z");
   EXPECT_EQ(Field<int64_t>(st, {"metadata", "generation"}), 1);
   EXPECT_FALSE(std::filesystem::exists(error_file));
+}
+
+// Review findings: an object that moved to another file is tied to that file (a broken edit of
+// the new file keeps it), and what happened to the files while no operator ran is acted on.
+TEST_F(StandaloneTest, RenamedFileThenBrokenKeepsTheVersion) {
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  objects_.Write("a.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  std::filesystem::rename(objects_.path + "/a.yaml", objects_.path + "/b.yaml");
+  ASSERT_TRUE(WaitFor([&] {
+    Json j =
+        Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1.json"), nullptr, false);
+    return Field<std::string>(j, {"file"}) == "b.yaml";
+  }));
+  objects_.Write("b.yaml", "apiVersion: [");  // broken
+  const std::string error = objects_.path + "/.status/b.yaml.error";
+  WaitForScansAfter(error, std::chrono::milliseconds(2500));  // past the deletion grace
+  EXPECT_EQ(Phase("ranker-v1"), "Active");
+  EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
+}
+
+TEST_F(StandaloneTest, FilesDeletedOrReplacedWhileStoppedAreActedOnAtRestart) {
+  const std::string sidecar = tools_.Write("fake-sidecar", kFakeSidecar, true);
+  Start(sidecar);
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  objects_.Write("v2.yaml", MvYaml("v2"));
+  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  StopOperator(SIGTERM);
+  // While stopped: v1's file deleted; v2's file now names another version under the same name.
+  std::filesystem::remove(objects_.path + "/v1.yaml");
+  std::string other = MvYaml("v3");
+  other.replace(other.find("name: ranker-v3"), 15, "name: ranker-v2");
+  objects_.Write("v2.yaml", other);
+  Start(sidecar);
+  ASSERT_TRUE(
+      WaitFor([&] { return !std::filesystem::exists(objects_.path + "/.status/ranker-v1.json"); }));
+  EXPECT_FALSE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
+  const std::string error = objects_.path + "/.status/v2.yaml.error";
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(error); }));
+  EXPECT_NE(testing::ReadFile(error).find("immutable"), std::string::npos)
+      << testing::ReadFile(error);
+  EXPECT_EQ(Phase("ranker-v2"), "Active");
+  EXPECT_FALSE(std::filesystem::exists(data_.path + "/ranker/versions/v3.msf"));
 }
 
 TEST_F(StandaloneTest, RealSidecarWritesAndPublishes) {

@@ -371,6 +371,22 @@ void StandaloneBackend::Reap() {
           continue;
         }
         FinishTask(env_, &t, *code);
+        if (t.obs.state == TaskObservation::State::kFailed && t.retries_left > 0 && !stopping_) {
+          spdlog::warn("task failed task={} reason={} attempt={}: starting it again", it->first,
+                       t.obs.reason, t.attempts);
+          --t.retries_left;
+          ++t.attempts;
+          t.obs.state = TaskObservation::State::kRunning;
+          t.obs.reason.clear();
+          t.obs.message.clear();
+          t.obs.finished_unix_ns = 0;
+          if (SpawnLocked(t)) {
+            ++it;
+            continue;
+          }
+          t.obs.state = TaskObservation::State::kFailed;  // could not even start: keep the failure
+          t.obs.reason = "SpawnFailed";
+        }
       }
       done.push_back(t.model);
       if (!known) {  // an adopted task killed before it printed a result: run it again
@@ -416,8 +432,29 @@ void StandaloneBackend::ProbeAgent() {
     enqueue_(m);
 }
 
+// Takes t's lifetime lock and starts t.argv holding it. kFailedPrecondition: the lock is held, by
+// a run of the same task this process does not know about.
+Status StandaloneBackend::SpawnLocked(LocalTask& t) {
+  auto lock_fd = AcquireLifetimeLock(t.lock_path);
+  if (!lock_fd) return Fail(lock_fd.error());
+  // Recorded before the spawn: whatever point the operator dies at, the next one finds the
+  // record, and the lock says whether the process got to run.
+  SaveTaskLocked(t);
+  auto pid = SpawnProcess(t.argv, t.out_path, t.err_path, *lock_fd);
+  ::close(*lock_fd);  // the child holds the lock from here on (its own fd 3)
+  if (!pid) {
+    RemoveTaskFiles(env_, opts_.dir, t);
+    return Fail(pid.error());
+  }
+  t.pid = *pid;
+  spdlog::info("task started task={} pid={} attempt={}", t.obs.name, t.pid, t.attempts);
+  SaveTaskLocked(t);
+  return Ok();
+}
+
 void StandaloneBackend::KillTasks() {
   std::lock_guard lock(mu_);
+  stopping_ = true;  // no retries from here on
   // Adopted tasks are left running: they are not ours to signal (their pid may even have been
   // reused), and the next operator adopts them again through their locks. Our own children get
   // SIGTERM together, then share one deadline before SIGKILL.
@@ -523,8 +560,10 @@ Status StandaloneBackend::Execute(const Action& a) {
       MS_RETURN_IF_ERROR(env_->CreateDirs(TasksDir(opts_.dir)));
       LocalTask t = NewLocalTask(opts_.dir, a.task_name, a.task_kind, a.mv.name, a.mv.generation,
                                  a.mv.model, a.task_request);
-      auto lock_fd = AcquireLifetimeLock(t.lock_path);
-      if (!lock_fd && lock_fd.error().code() == Code::kFailedPrecondition) {
+      t.argv = std::move(argv);
+      t.retries_left = a.mv.writer.backoff_limit;
+      auto started = SpawnLocked(t);
+      if (!started && started.error().code() == Code::kFailedPrecondition) {
         // Still running from an operator that died before it could record it: adopt it.
         spdlog::info("standalone: adopted running task={} (no record)", a.task_name);
         t.adopted = true;
@@ -532,19 +571,7 @@ Status StandaloneBackend::Execute(const Action& a) {
         tasks_[a.task_name] = std::move(t);
         return Ok();
       }
-      if (!lock_fd) return Fail(lock_fd.error());
-      // Recorded before the spawn: whatever point the operator dies at, the next one finds the
-      // record, and the lock says whether the process got to run.
-      SaveTaskLocked(t);
-      auto pid = SpawnProcess(argv, t.out_path, t.err_path, *lock_fd);
-      ::close(*lock_fd);  // the child holds the lock from here on (its own fd 3)
-      if (!pid) {
-        RemoveTaskFiles(env_, opts_.dir, t);
-        return Fail(pid.error());
-      }
-      t.pid = *pid;
-      spdlog::info("task started task={} pid={}", a.task_name, t.pid);
-      SaveTaskLocked(t);
+      if (!started) return started;
       tasks_[a.task_name] = std::move(t);
       return Ok();
     }

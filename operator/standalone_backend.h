@@ -58,6 +58,7 @@ class StandaloneBackend final : public Backend {
                    std::vector<std::string>* changed);
   Status PersistLocked(const std::string& name);
   void LoadSavedObjects();
+  Status SpawnLocked(LocalTask& t);
   std::string StatusPath(const std::string& name) const;
   void WriteError(const std::string& file, const std::string& message);
   void SaveTaskLocked(const LocalTask& t);
@@ -72,6 +73,7 @@ class StandaloneBackend final : public Backend {
   std::map<std::string, ModelLoad> loads_;
   bool probed_ = false;
   bool first_scan_ = true;  // Scan() thread only
+  bool stopping_ = false;   // KillTasks ran: no more retries
   uint64_t rv_ = 0;
 };
 

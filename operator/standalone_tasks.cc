@@ -102,6 +102,7 @@ Status SaveTaskRecord(Env* env, const std::string& objects_dir, const LocalTask&
             {"requestNumber", t.obs.request.number},
             {"model", t.model},
             {"pid", t.pid},  // diagnostics only: liveness is the lock
+            {"attempts", t.attempts},
             {"state", std::string(StateName(t.obs.state))},
             {"reason", t.obs.reason},
             {"message", t.obs.message},

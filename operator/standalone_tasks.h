@@ -37,6 +37,11 @@ struct LocalTask {
   std::string model;
   pid_t pid = -1;        // our child's pid; -1 for an adopted task (not ours to signal or wait)
   bool adopted = false;  // started by an earlier operator process
+  // Like a Job's backoffLimit: a child of ours that fails is started again (same arguments) as
+  // long as retries are left. An adopted task cannot be: its arguments are not known here.
+  std::vector<std::string> argv;
+  int attempts = 1;
+  int retries_left = 0;
   std::string out_path, err_path, lock_path;
 };
 

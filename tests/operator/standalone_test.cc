@@ -170,15 +170,21 @@ TEST_F(StandaloneTest, BadFileGetsAnErrorNamingTheProblem) {
   EXPECT_FALSE(std::filesystem::exists(objects_.path + "/.status/bad.yaml.error"));
 }
 
-TEST_F(StandaloneTest, FailingWriterFailsTheVersion) {
+// As a Job would, the writer is run 1 + spec.writer.backoffLimit (default 2) times before the
+// version fails.
+TEST_F(StandaloneTest, FailingWriterFailsTheVersionAfterItsRetries) {
   Start(tools_.Write("failing-sidecar",
-                     "#!/bin/sh\necho '{\"error\":\"tsv line 3: no "
-                     "tab\",\"code\":\"InvalidArgument\"}' >&2\nexit 1\n",
+                     "#!/bin/sh\necho run >> " + tools_.path +
+                         "/invocations\necho '{\"error\":\"tsv line 3: no "
+                         "tab\",\"code\":\"InvalidArgument\"}' >&2\nexit 1\n",
                      true));
   objects_.Write("v1.yaml", MvYaml("v1"));
   ASSERT_TRUE(WaitPhase("ranker-v1", "Failed"));
   Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1.json"));
   EXPECT_NE(Field<std::string>(st, {"status", "message"}).find("no tab"), std::string::npos);
+  EXPECT_EQ(Invocations(), 3);
+  Json record = Json::parse(testing::ReadFile(Record()));
+  EXPECT_EQ(Field<int>(record, {"attempts"}), 3);
 }
 
 // An operator killed while its writer runs: the next one adopts the writer (same pid and start

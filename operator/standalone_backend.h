@@ -8,6 +8,9 @@
 // (standalone_tasks.h), so a restarted operator continues: it finds its tasks again, adopts
 // those still running and never starts one twice.
 //
+// Implemented in two files: standalone_files.cc (object and status files) and
+// standalone_backend.cc (tasks, agent probe, Observe/Execute).
+//
 // Thread safety: every method is safe from any thread (one mutex); Scan/Reap/ProbeAgent are
 // called by the standalone loop, Observe/Execute by the controller's worker.
 #pragma once

@@ -36,6 +36,22 @@ int RunStandalone(const StandaloneOptions& o, const std::atomic<bool>& stop) {
     spdlog::error("--root: {}", st.error().ToString());
     return 2;
   }
+  // One operator per directory: a second would write the same status files and race the first
+  // for every decision. Held (close-on-exec, so no task inherits it) until this function returns.
+  const std::string lock_path = JoinPath(JoinPath(o.dir, ".status"), "operator.lock");
+  auto dir_lock = AcquireLifetimeLock(lock_path);
+  if (!dir_lock) {
+    spdlog::error("--standalone {}: {}", o.dir,
+                  dir_lock.error().code() == Code::kFailedPrecondition
+                      ? "another modelswap-operator is running on this directory (it holds " +
+                            lock_path + "); stop it first"
+                      : dir_lock.error().ToString());
+    return 2;
+  }
+  struct CloseAtExit {
+    int fd;
+    ~CloseAtExit() { ::close(fd); }
+  } close_lock{*dir_lock};
   std::string bin = ResolveSidecarBin(o);
   if (auto found = FindProgram(bin); !found) {
     spdlog::warn("standalone: {} (tasks will fail until it exists)", found.error().message());

@@ -14,6 +14,9 @@
 // problem (and is otherwise ignored, never deleted); objects it defined before keep their last
 // good state until it is fixed.
 //
+// One operator per DIR: it holds DIR/.status/operator.lock (flock) while it runs, and a second
+// one refuses to start.
+//
 // A removed file is a deletion once it has stayed away for two seconds (so a file briefly
 // missing or truncated while an editor or a copy rewrites it deletes nothing): the finalizer
 // logic removes the version's file from DATA like a cluster would, then the status file goes.

@@ -429,6 +429,22 @@ TEST_F(StandaloneTest, FilesDeletedOrReplacedWhileStoppedAreActedOnAtRestart) {
   EXPECT_FALSE(std::filesystem::exists(data_.path + "/ranker/versions/v3.msf"));
 }
 
+TEST_F(StandaloneTest, SecondOperatorOnTheSameDirectoryRefusesToStart) {
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));  // the first one is up and holds the lock
+  auto second = SpawnProcess({MODELSWAP_OPERATOR_BIN, "--standalone", objects_.path, "--root",
+                              data_.path, "--sidecar-bin", tools_.path + "/fake-sidecar"},
+                             tools_.path + "/second.out", tools_.path + "/second.err");
+  ASSERT_TRUE(second.has_value());
+  std::optional<int> code;
+  ASSERT_TRUE(WaitFor([&] { return (code = TryReap(*second)).has_value(); }));
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(testing::ReadFile(tools_.path + "/second.err").find("another modelswap-operator"),
+            std::string::npos)
+      << testing::ReadFile(tools_.path + "/second.err");
+}
+
 TEST_F(StandaloneTest, RealSidecarWritesAndPublishes) {
   const char* env_bin = std::getenv("MODELSWAP_SIDECAR_BIN");  // a sidecar built elsewhere
   std::string bin = env_bin != nullptr ? env_bin : MODELSWAP_SIDECAR_BIN;

@@ -367,7 +367,12 @@ ReadResult ChannelReader::ReadNext(std::span<std::byte> out) {
     // been overwritten. published_seq may prove more ids gone; acquire pairs with its release.
     const uint64_t t = (v1 + 1) / 2;
     const uint64_t p = Word(map_.header()->published_seq).load(std::memory_order_acquire);
-    const uint64_t first_alive = std::max(t, p) - mask_;  // = newest - N + 1
+    const uint64_t newest = std::max(t, p);
+    // Lapped means newest >= want + N. Anything else is a damaged file (a version not of this
+    // slot's ids, or near 2^64): report nothing rather than move the cursor backwards or wrap
+    // the missed count.
+    if (newest <= want || newest - want <= mask_) return {.status = ReadStatus::kEmpty};
+    const uint64_t first_alive = newest - mask_;  // = newest - N + 1
     pending_missed_ += first_alive - want;
     next_seq_ = first_alive;
   }
@@ -382,6 +387,9 @@ ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
     std::byte* slot = SlotAt(map_.base(), p & mask_, stride_);
     // Acquire: pairs with the writer's release store of the even version.
     const uint64_t v1 = Word(slot).load(std::memory_order_acquire);
+    // A one-slot ring whose slot is being given p + 1: p is gone and p + 1 not yet published.
+    // Not waited for: the writer may have died mid-write (then only a new writer ends it).
+    if (v1 == 2 * p + 1) return {.status = ReadStatus::kEmpty};
     uint32_t len = 0;
     if (v1 != 2 * p || !TryCopy(p, v1, out, &len)) continue;  // lapped: a newer p exists
     uint64_t missed = 0;

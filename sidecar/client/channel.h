@@ -77,6 +77,7 @@ class ChannelMapping {
   ms_channel_header* header() const { return reinterpret_cast<ms_channel_header*>(base_); }
 
  private:
+  void Release();  // unmaps and closes (drops a writer's flock); leaves it empty
   int fd_ = -1;
   std::byte* base_ = nullptr;
   size_t size_ = 0;

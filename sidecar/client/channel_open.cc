@@ -49,8 +49,12 @@ Result<ChannelMapping> MapFd(int fd, size_t size, bool writable, std::string pat
 }
 
 // Opens an existing channel file; the writer also takes the flock. Closes fd on every failure.
+// `checked` (may be null) receives the header as validated: a copy taken once, because the shared
+// header could change between a check and a later read of the same field (the file is group
+// writable), and the immutable fields sized the mapping's bounds.
 Result<ChannelMapping> OpenExisting(const std::string& path, bool writer, uint32_t expected_slots,
-                                    uint32_t expected_message_bytes) {
+                                    uint32_t expected_message_bytes,
+                                    ms_channel_header* checked = nullptr) {
   const int fd = ::open(path.c_str(), (writer ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Fail(Errno("open", path));
   auto fail = [fd](Error e) {
@@ -72,10 +76,12 @@ Result<ChannelMapping> OpenExisting(const std::string& path, bool writer, uint32
                                   path, size, MS_CHANNEL_HEADER_BYTES)));
   }
   MS_ASSIGN_OR_RETURN(ChannelMapping map, MapFd(fd, size, writer, path));
-  if (Status s = ValidateChannelHeader(*map.header(), size, expected_slots, expected_message_bytes);
-      !s) {
+  ms_channel_header copy;
+  std::memcpy(&copy, map.header(), sizeof(copy));
+  if (Status s = ValidateChannelHeader(copy, size, expected_slots, expected_message_bytes); !s) {
     return Fail(s.error().Context("channel " + path));
   }
+  if (checked != nullptr) *checked = copy;
   return map;
 }
 
@@ -146,9 +152,11 @@ Status CheckOptions(const ChannelOptions& o) {
 
 }  // namespace
 
+// Not `this->~ChannelMapping()`: that would end path_'s lifetime too, and assigning to a
+// destroyed string is a double free once its buffer is on the heap.
 ChannelMapping& ChannelMapping::operator=(ChannelMapping&& other) noexcept {
   if (this != &other) {
-    this->~ChannelMapping();
+    Release();
     fd_ = std::exchange(other.fd_, -1);
     base_ = std::exchange(other.base_, nullptr);
     size_ = std::exchange(other.size_, 0);
@@ -158,9 +166,14 @@ ChannelMapping& ChannelMapping::operator=(ChannelMapping&& other) noexcept {
 }
 
 ChannelMapping::~ChannelMapping() {
+  Release();
+}
+
+void ChannelMapping::Release() {
   if (base_ != nullptr) ::munmap(base_, size_);
   if (fd_ >= 0) ::close(fd_);  // also drops a writer's flock
   base_ = nullptr;
+  size_ = 0;
   fd_ = -1;
 }
 
@@ -244,14 +257,14 @@ Result<ChannelWriter> ChannelWriter::Open(std::string_view shm_dir, std::string_
 Result<ChannelReader> ChannelReader::Open(std::string_view shm_dir, std::string_view name,
                                           uint32_t expected_message_bytes, StartAt start) {
   MS_RETURN_IF_ERROR(ValidateChannelName(name));
+  ms_channel_header h;
   MS_ASSIGN_OR_RETURN(ChannelMapping map, OpenExisting(ChannelPath(shm_dir, name), /*writer=*/false,
-                                                       0, expected_message_bytes));
+                                                       0, expected_message_bytes, &h));
   ChannelReader reader(std::move(map));
-  // Copy the checked immutable fields: the hot path never trusts the shared header again.
-  const ms_channel_header* h = reader.map_.header();
-  reader.mask_ = h->slot_count - 1;
-  reader.message_bytes_ = h->message_bytes;
-  reader.stride_ = h->slot_stride;
+  // The checked immutable fields: the hot path never trusts the shared header again.
+  reader.mask_ = h.slot_count - 1;
+  reader.message_bytes_ = h.message_bytes;
+  reader.stride_ = h.slot_stride;
   const uint64_t p = reader.published_seq();
   reader.next_seq_ = p + 1;
   if (start == StartAt::kOldestAvailable)

@@ -100,9 +100,11 @@ Status ValidateRegionHeader(const ms_region_header& h, uint64_t file_size,
   return Ok();
 }
 
+// Not `this->~RegionFile()`: that would end path_'s lifetime too, and assigning to a destroyed
+// string is a double free once its buffer is on the heap.
 RegionFile& RegionFile::operator=(RegionFile&& other) noexcept {
   if (this != &other) {
-    this->~RegionFile();
+    Release();
     fd_ = std::exchange(other.fd_, -1);
     base_ = std::exchange(other.base_, nullptr);
     size_ = std::exchange(other.size_, 0);
@@ -113,9 +115,14 @@ RegionFile& RegionFile::operator=(RegionFile&& other) noexcept {
 }
 
 RegionFile::~RegionFile() {
+  Release();
+}
+
+void RegionFile::Release() {
   if (base_ != nullptr) ::munmap(base_, size_);
   if (fd_ >= 0) ::close(fd_);  // also drops an app's flock
   base_ = nullptr;
+  size_ = 0;
   fd_ = -1;
 }
 

@@ -92,6 +92,7 @@ class RegionFile {
  private:
   RegionFile(int fd, std::byte* base, size_t size, std::string path, uint64_t inode)
       : fd_(fd), base_(base), size_(size), path_(std::move(path)), inode_(inode) {}
+  void Release();  // unmaps and closes (drops an app's flock); leaves it empty
 
   int fd_ = -1;
   std::byte* base_ = nullptr;

@@ -251,5 +251,55 @@ TEST_F(ChannelTest, ReaderAcceptsAnyMessageSizeWhenAskedForZero) {
   EXPECT_EQ(r->slot_count(), 4u);
 }
 
+// Review findings: ReadLatest on a one-slot channel whose slot is being rewritten (by a writer
+// that may have died there) returned only when the write finished, i.e. never after a SIGKILL;
+// a damaged version word could move the cursor backwards and wrap the missed count.
+TEST_F(ChannelTest, ReadLatestOnAOneSlotChannelMidRewriteIsEmpty) {
+  ChannelWriter w = OpenWriter("one", 1, 16);
+  PublishN(w, 1);
+  ChannelReader r = OpenReader("one", 16);
+  PokeValue<uint64_t>("one", SlotOffset(2, 1, 16), 2 * 2 - 1);  // message 2 half-written
+  std::vector<std::byte> buf(16);
+  EXPECT_EQ(r.ReadLatest(buf).status, ReadStatus::kEmpty);
+}
+
+TEST_F(ChannelTest, DamagedVersionNeverMovesTheCursorBack) {
+  ChannelWriter w = OpenWriter("damaged", 4, 16);
+  ChannelReader r = OpenReader("damaged", 16);
+  PublishN(w, 2);
+  std::vector<std::byte> buf(16);
+  ASSERT_EQ(r.ReadNext(buf).seq, 1u);
+  PokeValue<uint64_t>("damaged", SlotOffset(2, 4, 16), ~uint64_t{0});
+  ReadResult res = r.ReadNext(buf);
+  EXPECT_EQ(res.status, ReadStatus::kEmpty);
+  EXPECT_EQ(r.total_missed(), 0u);
+  PokeValue<uint64_t>("damaged", SlotOffset(2, 4, 16), 2 * 2);  // repaired
+  res = r.ReadNext(buf);
+  ASSERT_EQ(res.status, ReadStatus::kMessage);
+  EXPECT_EQ(res.seq, 2u);
+  EXPECT_EQ(res.missed, 0u);
+}
+
+// Move-assigning over a live reader or writer (re-opening to follow a replaced file) used to
+// destroy the target's path string and then assign to it: a double free (caught under ASan).
+TEST_F(ChannelTest, MoveAssignOverALiveReaderAndWriter) {
+  ChannelWriter w = OpenWriter("first-channel-with-a-long-name", 4, 16);
+  ChannelWriter w2 = OpenWriter("second-channel-with-a-long-name", 4, 16);
+  ChannelReader r = OpenReader("first-channel-with-a-long-name", 16);
+  ChannelReader r2 = OpenReader("second-channel-with-a-long-name", 16);
+  r = std::move(r2);
+  w = std::move(w2);  // drops the first channel's writer lock
+  PublishN(w, 3);
+  std::vector<std::byte> buf(16);
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    ReadResult res = r.ReadNext(buf);
+    ASSERT_EQ(res.status, ReadStatus::kMessage);
+    EXPECT_EQ(res.seq, seq);
+  }
+  EXPECT_TRUE(ChannelWriter::Open(dir_, "first-channel-with-a-long-name",
+                                  {.slot_count = 4, .message_bytes = 16})
+                  .has_value());
+}
+
 }  // namespace
 }  // namespace modelswap::channel_test

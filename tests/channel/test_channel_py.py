@@ -197,6 +197,28 @@ class PythonOnlyTest(ChannelPyTest):
         self.assertEqual(w.publish(b"hi"), 11)
         self.assertEqual(r.read_next().data, b"hi")
 
+    def test_interrupted_publish_is_finished_not_rewritten(self):
+        # A publish interrupted (an exception from a signal handler) after its even version
+        # store: the next publish must not rewrite that id under the same version.
+        w = ch.ChannelWriter(self.dir, "intr", 4, 16)
+        r = ch.ChannelReader(self.dir, "intr", 16, start="oldest")
+        w.publish(b"one")
+        m = w._m
+        seq = w._next
+        off = m.slot(seq)
+        m.mm[off + ch.SLOT_HEADER_BYTES:off + ch.SLOT_HEADER_BYTES + 3] = b"two"
+        ch._U32.pack_into(m.mm, off + ch.SLOT_OFF_LENGTH, 3)
+        ch._U64.pack_into(m.mm, off, 2 * seq)  # ... and there it was interrupted
+        self.assertEqual(w.publish(b"three"), seq + 1)
+        self.assertEqual([r.read_next().data for _ in range(3)], [b"one", b"two", b"three"])
+
+    def test_read_latest_of_a_one_slot_channel_mid_rewrite_is_none(self):
+        w = ch.ChannelWriter(self.dir, "one", 1, 16)
+        r = ch.ChannelReader(self.dir, "one", 16)
+        w.publish(b"x")
+        ch._U64.pack_into(w._m.mm, w._m.slot(2), 2 * 2 - 1)  # a writer died writing id 2
+        self.assertIsNone(r.read_latest())
+
     def test_sequence_continues_across_python_writer_restart(self):
         with ch.ChannelWriter(self.dir, "re", 8, 16) as w:
             w.publish(b"a")

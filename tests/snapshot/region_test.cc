@@ -39,6 +39,20 @@ class RegionTest : public ::testing::Test {
   ScratchDir shm_{true};
 };
 
+// Move-assigning over a live region used to destroy the target's path string and then assign
+// to it: a double free (caught under ASan).
+TEST_F(RegionTest, MoveAssignOverALiveRegion) {
+  Result<Region> a =
+      Region::Open(shm_.path(), "first-region-with-a-long-name", {8 * kBlock, kBlock});
+  Result<Region> b =
+      Region::Open(shm_.path(), "second-region-with-a-long-name", {8 * kBlock, kBlock});
+  ASSERT_TRUE(a && b);
+  *a = std::move(*b);  // detaches from the first region
+  ASSERT_TRUE(a->Write(0, Text("moved")));
+  EXPECT_EQ(a->Commit(), 1u);
+  EXPECT_TRUE(Region::Open(shm_.path(), "first-region-with-a-long-name", {8 * kBlock, kBlock}));
+}
+
 TEST_F(RegionTest, NewRegionStartsZeroAtGenerationZero) {
   Region r = OpenOrDie();
   EXPECT_TRUE(r.attach_info().created);

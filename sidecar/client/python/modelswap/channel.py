@@ -233,7 +233,12 @@ def _create(shm_dir: str, name: str, path: str, slots: int, msg_bytes: int) -> N
         if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
             raise _os_error(e, f"create {d}") from None
         temp = f"{d}/.{name}.chan.tmp-{os.getpid()}"
-        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o660)
+        try:  # a leftover (or a planted symlink) must not be opened: remove, then create anew
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o660)
     try:
         os.ftruncate(fd, file_bytes(slots, msg_bytes))
         header = _HEADER.pack(MAGIC, LAYOUT_VERSION, HEADER_BYTES, slots, msg_bytes,
@@ -312,11 +317,21 @@ class ChannelWriter:
     def publish(self, data: bytes) -> int:
         """Publishes data (at most message_bytes); returns its sequence id. Never waits."""
         m = self._m
+        data = memoryview(data).cast("B")  # bytes, whatever the item size of a memoryview
         if len(data) > m.message_bytes:
             raise ChannelError("InvalidArgument",
                                f"message of {len(data)} bytes exceeds {m.message_bytes}")
         seq = self._next
         off = m.slot(seq)
+        if _U64.unpack_from(m.mm, off)[0] >= 2 * seq:
+            # An earlier call was interrupted (KeyboardInterrupt, a signal handler's exception)
+            # after its even version store: seq is complete. Rewriting it under the same even
+            # version could hand a reader a mix of both, so finish that publish and move on.
+            self._barrier()
+            if _U64.unpack_from(m.mm, OFF_PUBLISHED_SEQ)[0] < seq:
+                _U64.pack_into(m.mm, OFF_PUBLISHED_SEQ, seq)
+            self._next = seq = seq + 1
+            off = m.slot(seq)
         _U64.pack_into(m.mm, off, 2 * seq - 1)  # odd: write in progress
         self._barrier()  # the odd version before any payload byte
         _U32.pack_into(m.mm, off + SLOT_OFF_LENGTH, len(data))
@@ -404,6 +419,8 @@ class ChannelReader:
             t = (v1 + 1) // 2
             self._barrier()
             first_alive = max(t, self.published_seq()) - m.mask
+            if first_alive <= want:
+                return None  # a damaged version word (see channel.cc): never move backwards
             self._pending_missed += first_alive - want
             self.next_seq = first_alive
 
@@ -416,6 +433,8 @@ class ChannelReader:
                 return None
             self._barrier()  # published_seq before the slot it names
             v1 = _U64.unpack_from(m.mm, m.slot(p))[0]
+            if v1 == 2 * p + 1:
+                return None  # a one-slot ring: p is being overwritten by p + 1 (see channel.cc)
             data = self._copy(p, v1) if v1 == 2 * p else None
             if data is None:
                 continue  # lapped meanwhile: a newer message exists

@@ -88,8 +88,13 @@ SidecarSupport ClassifyDryRun(const Result<Json>& answer, std::string* why) {
     return SidecarSupport::kNotSupported;
   }
   const Error& e = answer.error();
-  if (e.code() == Code::kInvalidArgument) {
+  if (e.code() == Code::kInvalidArgument &&
+      e.message().find("spec.initContainers[0].") != std::string::npos &&
+      (e.message().find("startupProbe") != std::string::npos ||
+       e.message().find("restartPolicy") != std::string::npos)) {
     // 422 Invalid: a gate-off server rejects the startupProbe once it dropped restartPolicy.
+    // Only that answer says so: any other 400/422 (another webhook that cannot dry-run, a
+    // policy engine, a quota) says nothing about sidecars.
     say("dry-run pod rejected as invalid (no native sidecars): " + e.message());
     return SidecarSupport::kNotSupported;
   }

@@ -247,6 +247,23 @@ Result<bool> AddAgent(const Plan& p, const Json& spec, Patch& patch) {
   return true;
 }
 
+// In the plain-container fallback the agent is containers[0], which kubectl logs/exec/attach pick
+// when no container is named: the annotation kubectl honours keeps them on the app's first
+// container, unless the pod already names one.
+void AddDefaultContainer(const Json& pod, const Json& spec, Patch& patch) {
+  constexpr const char* kDefault = "kubectl.kubernetes.io/default-container";
+  const Json* containers = ArrayAt(spec, "containers");
+  if (containers == nullptr || containers->empty() || !(*containers)[0].contains("name")) return;
+  const Json first = (*containers)[0]["name"];
+  auto meta = pod.find("metadata");
+  if (meta == pod.end() || !meta->is_object() || !meta->contains("annotations") ||
+      !(*meta)["annotations"].is_object()) {
+    patch.Add("/metadata/annotations", {{kDefault, first}});
+  } else if (!(*meta)["annotations"].contains(kDefault)) {
+    patch.Add("/metadata/annotations/" + JsonPointerEscape(kDefault), first);
+  }
+}
+
 void AddLabel(const Json& pod, Patch& patch) {
   auto meta = pod.find("metadata");
   const Json* labels = nullptr;
@@ -322,6 +339,8 @@ Result<Json> BuildInjectionPatch(const Json& pod, const InjectionConfig& cfg, bo
   MS_RETURN_IF_ERROR(WireContainers(plan, *spec, "initContainers", patch));
   MS_RETURN_IF_ERROR(WireContainers(plan, *spec, "containers", patch));
   MS_ASSIGN_OR_RETURN(bool added_agent, AddAgent(plan, *spec, patch));
+  // spec is the pod as it came: its containers[0] is the app's, not the agent just added.
+  if (added_agent && !native_sidecars) AddDefaultContainer(pod, *spec, patch);
   AddLabel(pod, patch);
   if (added_agent && !native_sidecars && warnings != nullptr) {
     warnings->push_back(
@@ -333,6 +352,17 @@ Result<Json> BuildInjectionPatch(const Json& pod, const InjectionConfig& cfg, bo
 
 namespace {
 
+// Responses may quote request text (a parser error message can hold raw invalid UTF-8), which
+// dump() would throw on: replaced instead, so a bad request gets its 400, not a 500.
+std::string Dump(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// Deeper than any Pod: a request nested further is refused while parsing, before anything
+// recursive (dump, destruction) could run out of stack on it.
+constexpr int kMaxJsonDepth = 64;
+struct TooDeep {};
+
 Json Envelope(Json response) {
   return {{"apiVersion", kAdmissionApiVersion},
           {"kind", "AdmissionReview"},
@@ -341,7 +371,7 @@ Json Envelope(Json response) {
 
 AdmissionOutcome BadRequest(const std::string& uid, const std::string& message) {
   Json status = {{"code", 400}, {"reason", "BadRequest"}, {"message", "modelswap: " + message}};
-  return {400, Envelope({{"uid", uid}, {"allowed", false}, {"status", status}}).dump(),
+  return {400, Dump(Envelope({{"uid", uid}, {"allowed", false}, {"status", status}})),
           AdmissionVerdict::kBadRequest, message};
 }
 
@@ -349,7 +379,7 @@ AdmissionOutcome Allowed(const std::string& uid, const std::vector<std::string>&
                          AdmissionVerdict verdict) {
   Json response = {{"uid", uid}, {"allowed", true}};
   if (!warnings.empty()) response["warnings"] = warnings;
-  return {200, Envelope(std::move(response)).dump(), verdict, ""};
+  return {200, Dump(Envelope(std::move(response))), verdict, ""};
 }
 
 // Reads request.kind/resource: only pods/v1 CREATEs are ours; anything else passes untouched.
@@ -372,9 +402,15 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
                                  bool native_sidecars) {
   Json review;
   try {
-    review = Json::parse(request_body);
+    review = Json::parse(request_body, [](int depth, Json::parse_event_t, Json&) {
+      if (depth > kMaxJsonDepth) throw TooDeep{};
+      return true;
+    });
   } catch (const Json::exception& e) {
     return BadRequest("", std::string("request body is not JSON: ") + e.what());
+  } catch (const TooDeep&) {
+    return BadRequest("", "request body nests deeper than " + std::to_string(kMaxJsonDepth) +
+                              " levels: not an AdmissionReview");
   }
   if (!review.is_object()) return BadRequest("", "request body is not a JSON object");
   auto request = review.find("request");
@@ -388,8 +424,10 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
     return BadRequest(uid, "request is not an AdmissionReview (kind)");
   }
   if (api == review.end() || *api != kAdmissionApiVersion) {
-    return BadRequest(uid, "AdmissionReview apiVersion " +
-                               (api == review.end() ? "null" : api->dump()) +
+    const std::string got = api == review.end() ? "null"
+                            : api->is_string() ? "\"" + api->get<std::string>().substr(0, 64) + "\""
+                                               : std::string("a JSON ") + api->type_name();
+    return BadRequest(uid, "AdmissionReview apiVersion " + got +
                                " is not supported: configure admissionReviewVersions [v1]");
   }
   if (request == review.end() || !request->is_object()) {
@@ -407,7 +445,7 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
   if (!ops) {
     const std::string& msg = ops.error().message();
     Json status = {{"code", 400}, {"reason", "BadRequest"}, {"message", "modelswap: " + msg}};
-    return {200, Envelope({{"uid", uid}, {"allowed", false}, {"status", status}}).dump(),
+    return {200, Dump(Envelope({{"uid", uid}, {"allowed", false}, {"status", status}})),
             AdmissionVerdict::kDenied, msg};
   }
   if (ops->empty()) {
@@ -419,9 +457,9 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
   Json response = {{"uid", uid},
                    {"allowed", true},
                    {"patchType", "JSONPatch"},
-                   {"patch", Base64Encode(ops->dump())}};
+                   {"patch", Base64Encode(Dump(*ops))}};
   if (!warnings.empty()) response["warnings"] = warnings;
-  return {200, Envelope(std::move(response)).dump(), AdmissionVerdict::kPatched, ""};
+  return {200, Dump(Envelope(std::move(response))), AdmissionVerdict::kPatched, ""};
 }
 
 }  // namespace modelswap::op

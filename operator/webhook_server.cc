@@ -85,6 +85,12 @@ void Handle(const WebhookServerOptions& o, http::http_request req) {
               "text/plain; charset=utf-8");
     return;
   }
+  // The API server always sends a Content-Length; a chunked body would bypass the size cap.
+  if (!req.headers().has(http::header_names::content_length)) {
+    req.reply(http::status_codes::LengthRequired, "Content-Length required\n",
+              "text/plain; charset=utf-8");
+    return;
+  }
   if (req.headers().content_length() > o.max_body_bytes) {
     req.reply(http::status_codes::RequestEntityTooLarge, "AdmissionReview too large\n",
               "text/plain; charset=utf-8");

@@ -84,6 +84,19 @@ TEST(ClassifyDryRun, ForbiddenIsInconclusive) {
   EXPECT_NE(why.find("create on pods"), std::string::npos);
 }
 
+// Review finding: a 400/422 for another reason (a webhook in the namespace that cannot take a
+// dry run, a policy) said "no native sidecars" and switched a capable cluster to the fallback.
+TEST(ClassifyDryRun, OtherInvalidAnswersAreInconclusive) {
+  EXPECT_EQ(ClassifyDryRun(Fail(Code::kInvalidArgument,
+                                "admission webhook \"x.example.com\" does not support dry run"),
+                           nullptr),
+            SidecarSupport::kUnknown);
+  EXPECT_EQ(ClassifyDryRun(Fail(Code::kInvalidArgument,
+                                "Pod \"p\" is invalid: spec.containers[0].image: Required value"),
+                           nullptr),
+            SidecarSupport::kUnknown);
+}
+
 TEST(ClassifyDryRun, UnavailableIsInconclusive) {
   EXPECT_EQ(ClassifyDryRun(Fail(Code::kUnavailable, "connection refused"), nullptr),
             SidecarSupport::kUnknown);

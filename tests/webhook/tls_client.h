@@ -87,9 +87,13 @@ class TlsClient {
 
   Result<HttpResponse> Request(const std::string& method, const std::string& path,
                                const std::string& body) {
-    std::string req = method + " " + path + " HTTP/1.1\r\nHost: webhook\r\n" +
+    return RequestRaw(method + " " + path + " HTTP/1.1\r\nHost: webhook\r\n" +
                       "Content-Type: application/json\r\nAccept: application/json, */*\r\n" +
-                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  }
+
+  // Sends `req` as it is (request line, headers and body) and reads one response.
+  Result<HttpResponse> RequestRaw(const std::string& req) {
     if (SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) {
       return Fail(Code::kUnavailable, "TLS write failed");
     }

@@ -101,6 +101,17 @@ TEST_F(WebhookServerTest, MalformedBodyIs400) {
   EXPECT_EQ(Json::parse(r->body)["response"]["allowed"], false);
 }
 
+// Review finding: a chunked body has no Content-Length, so the size cap never applied to it.
+TEST_F(WebhookServerTest, BodyWithoutContentLengthIsRefused) {
+  TlsClient c;
+  ASSERT_TRUE(c.Connect(server_->port(), Ca(), kHost).has_value());
+  auto r = c.RequestRaw(
+      "POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->status, 411);
+}
+
 TEST_F(WebhookServerTest, HealthzAndWrongPathsAndMethods) {
   TlsClient c;
   ASSERT_TRUE(c.Connect(server_->port(), Ca(), kHost).has_value());

@@ -124,6 +124,8 @@ TEST(Webhook, PlainContainerFallbackMatchesExpectedPod) {
   EXPECT_FALSE(agent.contains("startupProbe"));
   EXPECT_EQ(agent["lifecycle"]["postStart"]["exec"]["command"][3], "http://127.0.0.1:8471/readyz");
   EXPECT_EQ(pod["spec"]["containers"][1]["name"], "app");
+  // kubectl logs/exec without -c stay on the app, not the agent listed first.
+  EXPECT_EQ(pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"], "app");
   ASSERT_TRUE(r.review["response"].contains("warnings"));
   EXPECT_NE(r.review["response"]["warnings"][0].get<std::string>().find("native sidecars"),
             std::string::npos);
@@ -382,6 +384,24 @@ TEST(Webhook, MalformedJsonIsABadRequest) {
   EXPECT_EQ(review["response"]["allowed"], false);
   EXPECT_NE(review["response"]["status"]["message"].get<std::string>().find("not JSON"),
             std::string::npos);
+}
+
+// Review findings: a deeply nested body overflowed the stack when an error message dumped part of
+// it, and raw invalid UTF-8 in a parse error made the response itself throw (a 500).
+TEST(Webhook, HostileBodiesAreBadRequestsNotCrashes) {
+  const std::string deep = R"({"kind":"AdmissionReview","apiVersion":)" +
+                           std::string(100'000, '[') + std::string(100'000, ']') + "}";
+  AdmissionOutcome out = ReviewAdmission(deep, InjectionConfig{}, true);
+  EXPECT_EQ(out.http_status, 400);
+  EXPECT_NE(out.message.find("deeper"), std::string::npos) << out.message;
+  out = ReviewAdmission(std::string("{\"kind\":\xff\xfe}"), InjectionConfig{}, true);
+  EXPECT_EQ(out.http_status, 400);
+  EXPECT_TRUE(Json::accept(out.body)) << "the response is valid JSON";
+  Json request = Fixture("admission-request-pod-create.json");
+  request["apiVersion"] = Json::array({Json::array({1})});
+  Reviewed r = Review(request);
+  EXPECT_EQ(r.outcome.http_status, 400);
+  EXPECT_NE(r.outcome.message.find("a JSON array"), std::string::npos) << r.outcome.message;
 }
 
 TEST(Webhook, WrongApiVersionIsABadRequestThatEchoesUid) {

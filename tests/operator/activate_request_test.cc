@@ -123,32 +123,33 @@ TEST(ActivateRequestTest, RequestOnTheActiveVersionIsOnlyRecorded) {
   EXPECT_EQ(vs[1].status.phase, Phase::kActive);
 }
 
+// Decides v1's pending request, which must be refused with one Warning naming `why`; applies it.
+void ExpectRefused(std::vector<ModelVersion>& vs, const std::vector<TaskObservation>& ts,
+                   const std::string& why) {
+  vs[0].activate_request = kReq1;
+  const Decision d = Decide(Inputs(vs, ts));
+  EXPECT_TRUE(Of(d, Action::Type::kStartTask).empty());
+  auto w = Warnings(d, "ActivateRequestRefused");
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0]->message.find(why), std::string::npos) << w[0]->message;
+  EXPECT_NE(w[0]->message.find(kReq1), std::string::npos);
+  Apply(d, vs);
+  EXPECT_EQ(vs[0].status.last_handled_activate_request, kReq1);
+}
+
 TEST(ActivateRequestTest, RequestThatCannotBeHonouredIsRefusedWithAWarning) {
   {
     auto [vs, ts] = V1SupersededByV2();
     vs[0].activate = false;
     vs[0].generation = 2;
-    vs[0].activate_request = kReq1;
-    auto d = Decide(Inputs(vs, ts));
-    EXPECT_TRUE(Of(d, Action::Type::kStartTask).empty());
-    auto w = Warnings(d, "ActivateRequestRefused");
-    ASSERT_EQ(w.size(), 1u);
-    EXPECT_NE(w[0]->message.find("spec.activate is false"), std::string::npos) << w[0]->message;
-    EXPECT_NE(w[0]->message.find(kReq1), std::string::npos);
-    Apply(d, vs);
-    EXPECT_EQ(vs[0].status.last_handled_activate_request, kReq1);
+    ExpectRefused(vs, ts, "spec.activate is false");
     // Refused once: setting activate back to true later republishes by the spec, not twice.
     EXPECT_TRUE(Warnings(Decide(Inputs(vs, ts)), "ActivateRequestRefused").empty());
   }
   {
     auto [vs, ts] = V1SupersededByV2();
     vs[0].status.file_removed = true;  // retired by retention
-    vs[0].activate_request = kReq1;
-    auto d = Decide(Inputs(vs, ts));
-    EXPECT_TRUE(Of(d, Action::Type::kStartTask).empty());
-    auto w = Warnings(d, "ActivateRequestRefused");
-    ASSERT_EQ(w.size(), 1u);
-    EXPECT_NE(w[0]->message.find("retired"), std::string::npos) << w[0]->message;
+    ExpectRefused(vs, ts, "retired");
   }
 }
 

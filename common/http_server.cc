@@ -1,5 +1,5 @@
 // Plain HTTP endpoints with cpprestsdk; see http_server.h.
-#include "operator/http_server.h"
+#include "common/http_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,7 +8,7 @@
 
 #include <cpprest/http_listener.h>
 
-namespace modelswap::op {
+namespace modelswap {
 namespace {
 
 // Port 0: cpprestsdk cannot report the port it bound, so pick a free one first.
@@ -89,4 +89,4 @@ void HttpServer::Stop() {
   listener_.reset();
 }
 
-}  // namespace modelswap::op
+}  // namespace modelswap

@@ -18,7 +18,7 @@ namespace web::http::experimental::listener {
 class http_listener;
 }
 
-namespace modelswap::op {
+namespace modelswap {
 
 struct HttpReply {
   int code = 200;
@@ -48,4 +48,4 @@ class HttpServer {
 // "host:port" / ":port" -> (host, port); kInvalidArgument otherwise.
 Result<std::pair<std::string, int>> ParseListenAddress(const std::string& addr);
 
-}  // namespace modelswap::op
+}  // namespace modelswap

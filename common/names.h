@@ -18,7 +18,7 @@ namespace modelswap {
 // [A-Za-z0-9][A-Za-z0-9._-]{0,62}, so "<shm-dir>/<kind>s/<name>.<kind>" stays inside its folder.
 [[nodiscard]] Status ValidateShmObjectName(std::string_view kind, std::string_view name);
 
-// The shared-volume layout of DESIGN.md. Callers validate names first.
+// The shared-volume layout (docs/design.md, "Formats"). Callers validate names first.
 // The app-side shm dir: `configured` if not empty, else $MODELSWAP_SHM_DIR (set by the webhook
 // in injected pods), else /dev/shm/modelswap (the agent's default).
 std::string ResolveShmDir(std::string_view configured);

@@ -1,5 +1,5 @@
 // Child processes via posix_spawn; see subprocess.h.
-#include "operator/subprocess.h"
+#include "common/subprocess.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -16,7 +16,7 @@
 
 extern char** environ;
 
-namespace modelswap::op {
+namespace modelswap {
 namespace {
 
 bool IsExecutable(const std::string& path) {
@@ -225,4 +225,4 @@ bool LifetimeLockHeld(const std::string& path) {
   return held;
 }
 
-}  // namespace modelswap::op
+}  // namespace modelswap

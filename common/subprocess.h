@@ -17,7 +17,7 @@
 
 #include "common/status.h"
 
-namespace modelswap::op {
+namespace modelswap {
 
 // Absolute path of `program`, or kNotFound naming it and the PATH searched.
 Result<std::string> FindProgram(const std::string& program);
@@ -55,4 +55,4 @@ Result<int> AcquireLifetimeLock(const std::string& path);
 // True while some process holds the lock at `path` (false if the file does not exist).
 bool LifetimeLockHeld(const std::string& path);
 
-}  // namespace modelswap::op
+}  // namespace modelswap

@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "common/log.h"
-#include "operator/cluster_mode.h"
-#include "operator/standalone.h"
-#include "operator/webhook_config.h"
+#include "operator/controller/cluster_mode.h"
+#include "operator/standalone/standalone_mode.h"
+#include "operator/webhook/injection_config.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "common/log.h"
-#include "sidecar/cli.h"
+#include "sidecar/commands/cli.h"
 
 int main(int argc, char** argv) {
   modelswap::CommandContext ctx;
@@ -13,10 +13,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", ctx.log_level, "trace|debug|info|warn|error (default: warn)")
       ->envname("MODELSWAP_LOG_LEVEL");
   modelswap::AddFileCommands(app, ctx);
-#ifdef MODELSWAP_HAVE_AGENT
   modelswap::AddAgentCommands(app, ctx);
   modelswap::AddWaitReadyCommand(app, ctx);
-#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -14,9 +14,9 @@
 
 #include "common/checksum.h"
 #include "sidecar/agent/control_block_writer.h"
-#include "sidecar/client/client.h"
-#include "sidecar/version_file.h"
-#include "sidecar/writer.h"
+#include "sidecar/client/model/client.h"
+#include "sidecar/volume/version_file.h"
+#include "sidecar/writer/writer.h"
 
 namespace {
 

@@ -24,7 +24,7 @@
 #include "common/env.h"
 #include "common/names.h"
 #include "sidecar/agent/prefault.h"
-#include "sidecar/writer.h"
+#include "sidecar/writer/writer.h"
 
 namespace {
 

@@ -27,11 +27,11 @@
 #include <vector>
 
 #include "common/names.h"
-#include "sidecar/client/client.h"
-#include "sidecar/client/control_block_access.h"
-#include "sidecar/manifest.h"
-#include "sidecar/version_file.h"
-#include "sidecar/writer.h"
+#include "sidecar/client/model/client.h"
+#include "sidecar/client/model/control_block_access.h"
+#include "sidecar/volume/manifest.h"
+#include "sidecar/volume/version_file.h"
+#include "sidecar/writer/writer.h"
 
 namespace {
 

@@ -38,7 +38,7 @@
 #include <thread>
 #include <vector>
 
-#include "sidecar/client/channel.h"
+#include "sidecar/client/channel/channel.h"
 
 namespace modelswap::bench {
 namespace {

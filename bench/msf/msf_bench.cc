@@ -15,7 +15,7 @@
 
 #include "common/checksum.h"
 #include "sidecar/msf/builder.h"
-#include "sidecar/version_file.h"
+#include "sidecar/volume/version_file.h"
 
 namespace modelswap {
 namespace {

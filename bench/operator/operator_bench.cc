@@ -24,9 +24,10 @@
 #include <fstream>
 #include <thread>
 
-#include "operator/http_client.h"
-#include "operator/subprocess.h"
-#include "tests/operator/fake_apiserver.h"
+#include "common/subprocess.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/http_client.h"
+#include "tests/operator/fake/fake_apiserver.h"
 
 using namespace modelswap;
 using namespace modelswap::op;

@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "sidecar/client/region.h"
-#include "sidecar/snapshot/region_view.h"
+#include "sidecar/client/region/region.h"
+#include "sidecar/client/region/region_view.h"
 #include "sidecar/snapshot/snapshot_format.h"
 #include "sidecar/snapshot/snapshot_restore.h"
 #include "sidecar/snapshot/snapshot_writer.h"

@@ -4,7 +4,8 @@
 //
 // Four measurements, one after the other in the same run, each for S seconds (default 3) with N
 // client threads (default 2), every request a recorded AdmissionReview
-// (tests/webhook/testdata/admission-request-pod-create.json, which gets a full injection patch):
+// (tests/operator/webhook/testdata/admission-request-pod-create.json, which gets a full injection
+// patch):
 //   pure      ReviewAdmission() called in-process: the decision alone
 //   healthz   GET /healthz over kept-alive TLS: the transport baseline (cpprestsdk + OpenSSL)
 //   mutate    POST /mutate-pods over kept-alive TLS: what the API server sees
@@ -21,8 +22,8 @@
 #include <thread>
 #include <vector>
 
-#include "operator/webhook_server.h"
-#include "tests/webhook/tls_client.h"
+#include "operator/webhook/server.h"
+#include "tests/operator/webhook/tls_client.h"
 
 namespace {
 

@@ -24,7 +24,7 @@
 
 #include "common/names.h"
 #include "examples/loadbalancer/lb_messages.h"
-#include "sidecar/client/channel.h"
+#include "sidecar/client/channel/channel.h"
 
 namespace lb {
 namespace {

@@ -2,9 +2,9 @@
 // client and checks every value it reads, while versions are hot-swapped under it.
 //
 // Models written with `write --generate-bytes` have values "<model>/<version>/<key>/..." (see
-// sidecar/synthetic_data.h), so the app can tell a torn or mixed read (a value from a version
-// other than its handle's) from a good one. It prints a line whenever it moves to a new version,
-// a progress line every second with --progress, and a JSON summary at the end.
+// sidecar/writer/synthetic_data.h), so the app can tell a torn or mixed read (a value from a
+// version other than its handle's) from a good one. It prints a line whenever it moves to a new
+// version, a progress line every second with --progress, and a JSON summary at the end.
 //
 //   sample-app --model ranker [--shm-dir DIR] [--duration-ms N] [--until-version V[,V...]] [--keys
 //   N]
@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "sidecar/client/client.h"
-#include "sidecar/synthetic_data.h"
+#include "sidecar/client/model/client.h"
+#include "sidecar/writer/synthetic_data.h"
 
 namespace {
 

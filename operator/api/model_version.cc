@@ -1,10 +1,11 @@
 // Parsing and validation of ModelVersion objects; see model_version.h.
-#include "operator/model_version.h"
+#include "operator/api/model_version.h"
 
 #include <algorithm>
 #include <regex>
 
-#include "operator/resource.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 namespace {

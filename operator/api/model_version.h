@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "operator/kube_object.h"
+#include "operator/kube/object.h"
 
 namespace modelswap::op {
 

@@ -1,10 +1,11 @@
 // Agent status polling; see agent_prober.h.
-#include "operator/agent_prober.h"
+#include "operator/controller/agent_prober.h"
 
 #include <cpprest/http_client.h>
 #include <spdlog/spdlog.h>
 
-#include "operator/resource.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 

@@ -19,8 +19,8 @@
 #include <string>
 #include <thread>
 
-#include "operator/reconciler.h"
-#include "operator/store.h"
+#include "operator/controller/reconciler.h"
+#include "operator/kube/store.h"
 
 namespace modelswap::op {
 

@@ -1,5 +1,5 @@
 // Cluster mode wiring; see cluster_mode.h.
-#include "operator/cluster_mode.h"
+#include "operator/controller/cluster_mode.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "common/env.h"
-#include "operator/http_client.h"
-#include "operator/http_server.h"
-#include "operator/kube_backend.h"
-#include "operator/missing_agent.h"
+#include "common/http_server.h"
+#include "operator/controller/kube_backend.h"
+#include "operator/kube/http_client.h"
+#include "operator/webhook/missing_agent.h"
 
 namespace modelswap::op {
 namespace {

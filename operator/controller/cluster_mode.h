@@ -15,8 +15,8 @@
 #include <chrono>
 #include <string>
 
-#include "operator/leaderelection.h"
-#include "operator/webhook_runtime.h"
+#include "operator/kube/leaderelection.h"
+#include "operator/webhook/runtime.h"
 
 namespace modelswap::op {
 

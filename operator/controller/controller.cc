@@ -1,9 +1,9 @@
 // Workers running the reconciler; see controller.h.
-#include "operator/controller.h"
+#include "operator/controller/controller.h"
 
 #include <spdlog/spdlog.h>
 
-#include "operator/api_error.h"
+#include "operator/kube/api_error.h"
 
 namespace modelswap::op {
 

@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "common/env.h"
-#include "operator/metrics.h"
-#include "operator/reconciler.h"
-#include "operator/workqueue.h"
+#include "operator/controller/reconciler.h"
+#include "operator/kube/workqueue.h"
+#include "operator/metrics/metrics.h"
 
 namespace modelswap::op {
 

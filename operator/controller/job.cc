@@ -1,9 +1,10 @@
 // Jobs for tasks; see job.h.
-#include "operator/job.h"
+#include "operator/controller/job.h"
 
 #include <algorithm>
 
-#include "operator/resource.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 namespace {

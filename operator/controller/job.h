@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "operator/model_version.h"
-#include "operator/store.h"
-#include "operator/task.h"
+#include "operator/api/model_version.h"
+#include "operator/controller/task.h"
+#include "operator/kube/store.h"
 
 namespace modelswap::op {
 

@@ -1,10 +1,11 @@
 // Cluster backend: informer caches in, API writes out; see kube_backend.h.
-#include "operator/kube_backend.h"
+#include "operator/controller/kube_backend.h"
 
 #include <spdlog/spdlog.h>
 
-#include "operator/job.h"
-#include "operator/resource.h"
+#include "operator/api/well_known.h"
+#include "operator/controller/job.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 namespace {

@@ -18,11 +18,11 @@
 #include <string>
 
 #include "common/env.h"
-#include "operator/agent_prober.h"
-#include "operator/client.h"
-#include "operator/controller.h"
-#include "operator/metrics.h"
-#include "operator/reflector.h"
+#include "operator/controller/agent_prober.h"
+#include "operator/controller/controller.h"
+#include "operator/kube/client.h"
+#include "operator/kube/reflector.h"
+#include "operator/metrics/metrics.h"
 
 namespace modelswap::op {
 

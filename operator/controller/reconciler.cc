@@ -1,12 +1,13 @@
 // ModelVersion reconcile decisions; see reconciler.h for the rules.
-#include "operator/reconciler.h"
+#include "operator/controller/reconciler.h"
 
 #include <algorithm>
 #include <deque>
 
-#include "operator/kube_object.h"
-#include "operator/resource.h"
-#include "operator/version_view.h"
+#include "operator/api/well_known.h"
+#include "operator/controller/version_view.h"
+#include "operator/kube/object.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 namespace {

@@ -8,7 +8,7 @@
 // Being level-based, Decide() may be called any number of times on the same inputs: task names
 // are deterministic, so a repeated StartTask is an AlreadyExists, never a second Job.
 //
-// Rules (see DESIGN.md):
+// Rules (docs/design.md, "The operator"):
 //  - phases: Pending (waiting its turn) -> Writing (write task running) -> Ready (written, not
 //    published) | Active (the written version with the highest manifest generation) ->
 //    Superseded (published before, no longer active, or its file retired); Failed when the
@@ -42,8 +42,8 @@
 #include <string>
 #include <vector>
 
-#include "operator/model_version.h"
-#include "operator/task.h"
+#include "operator/api/model_version.h"
+#include "operator/controller/task.h"
 
 namespace modelswap::op {
 

@@ -1,5 +1,5 @@
 // Task names, arguments and results; see task.h.
-#include "operator/task.h"
+#include "operator/controller/task.h"
 
 #include <cstdio>
 

@@ -6,7 +6,7 @@
 // shortened with a
 // hash when over 63 characters, the label-value limit job-name must fit): creating a task twice
 // is an AlreadyExists, never a second Job. Arguments follow the modelswap-sidecar CLI contract
-// (see the brief): `write --root R --model M --version V <source> [--publish]`, `publish ...`,
+// (docs/design.md): `write --root R --model M --version V <source> [--publish]`, `publish ...`,
 // `remove ...`. The result is the one JSON line the sidecar prints and writes to the
 // termination log. Thread safety: pure functions.
 #pragma once
@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "operator/model_version.h"
+#include "operator/api/model_version.h"
 
 namespace modelswap::op {
 

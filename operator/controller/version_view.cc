@@ -1,5 +1,5 @@
 // Folding task observations into a version's status; see version_view.h.
-#include "operator/version_view.h"
+#include "operator/controller/version_view.h"
 
 #include <algorithm>
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "operator/model_version.h"
-#include "operator/task.h"
+#include "operator/api/model_version.h"
+#include "operator/controller/task.h"
 
 namespace modelswap::op {
 

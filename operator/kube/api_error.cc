@@ -1,5 +1,5 @@
 // Mapping of Kubernetes Status objects to modelswap Errors; see api_error.h.
-#include "operator/api_error.h"
+#include "operator/kube/api_error.h"
 
 #include <charconv>
 

@@ -1,7 +1,7 @@
 // Kubernetes API errors as modelswap Errors.
 //
 // Every failed API call answers with a `Status` object whose `code` equals the HTTP status (see
-// ../shared/k8s-fixtures/README.md). This file maps it to a Code so the reflector and the
+// tests/operator/testdata/README.md). This file maps it to a Code so the reflector and the
 // reconciler decide from the code alone:
 //   404 NotFound            -> kNotFound
 //   409 AlreadyExists       -> kAlreadyExists (a create lost to an existing object: usually fine)

@@ -1,5 +1,5 @@
 // Cancellation and ListAll; see client.h.
-#include "operator/client.h"
+#include "operator/kube/client.h"
 
 namespace modelswap::op {
 

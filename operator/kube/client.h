@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "common/status.h"
-#include "operator/kube_object.h"
-#include "operator/resource.h"
-#include "operator/watch.h"
+#include "operator/kube/object.h"
+#include "operator/kube/resource.h"
+#include "operator/kube/watch.h"
 
 namespace modelswap::op {
 

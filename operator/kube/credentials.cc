@@ -1,10 +1,10 @@
 // Bearer token sources; see credentials.h.
-#include "operator/credentials.h"
+#include "operator/kube/credentials.h"
 
 #include <nlohmann/json.hpp>
 
-#include "operator/kube_object.h"
-#include "operator/subprocess.h"
+#include "common/subprocess.h"
+#include "operator/kube/object.h"
 
 namespace modelswap::op {
 namespace {

@@ -18,7 +18,7 @@
 
 #include "common/env.h"
 #include "common/status.h"
-#include "operator/kubeconfig.h"
+#include "operator/kube/kubeconfig.h"
 
 namespace modelswap::op {
 

@@ -1,5 +1,5 @@
 // KubeClient over cpprestsdk; see http_client.h.
-#include "operator/http_client.h"
+#include "operator/kube/http_client.h"
 
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
@@ -8,7 +8,7 @@
 
 #include <boost/asio/ssl.hpp>
 
-#include "operator/api_error.h"
+#include "operator/kube/api_error.h"
 
 namespace modelswap::op {
 namespace {

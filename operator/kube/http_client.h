@@ -17,9 +17,9 @@
 #include <string>
 
 #include "common/env.h"
-#include "operator/client.h"
-#include "operator/credentials.h"
-#include "operator/kubeconfig.h"
+#include "operator/kube/client.h"
+#include "operator/kube/credentials.h"
+#include "operator/kube/kubeconfig.h"
 
 namespace web::http::client {
 class http_client;

@@ -1,5 +1,5 @@
 // kubeconfig and in-cluster configuration; see kubeconfig.h.
-#include "operator/kubeconfig.h"
+#include "operator/kube/kubeconfig.h"
 
 #include <yaml-cpp/yaml.h>
 

@@ -1,5 +1,5 @@
 // Lease-based leader election; see leaderelection.h.
-#include "operator/leaderelection.h"
+#include "operator/kube/leaderelection.h"
 
 #include <spdlog/spdlog.h>
 

@@ -23,7 +23,7 @@
 #include <string>
 
 #include "common/env.h"
-#include "operator/client.h"
+#include "operator/kube/client.h"
 
 namespace modelswap::op {
 

@@ -1,5 +1,5 @@
-// Accessors and time helpers for Kubernetes objects; see kube_object.h.
-#include "operator/kube_object.h"
+// Accessors and time helpers for Kubernetes objects; see object.h.
+#include "operator/kube/object.h"
 
 #include <cstdio>
 #include <ctime>

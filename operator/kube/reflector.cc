@@ -1,11 +1,11 @@
 // List + watch into a Store; see reflector.h for the state machine.
-#include "operator/reflector.h"
+#include "operator/kube/reflector.h"
 
 #include <spdlog/spdlog.h>
 
 #include <random>
 
-#include "operator/api_error.h"
+#include "operator/kube/api_error.h"
 
 namespace modelswap::op {
 

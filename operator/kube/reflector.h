@@ -29,9 +29,9 @@
 #include <thread>
 
 #include "common/env.h"
-#include "operator/backoff.h"
-#include "operator/client.h"
-#include "operator/store.h"
+#include "operator/kube/backoff.h"
+#include "operator/kube/client.h"
+#include "operator/kube/store.h"
 
 namespace modelswap::op {
 

@@ -1,5 +1,5 @@
 // The reflector's cache; see store.h.
-#include "operator/store.h"
+#include "operator/kube/store.h"
 
 #include <cstdlib>
 

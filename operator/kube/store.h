@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "operator/kube_object.h"
+#include "operator/kube/object.h"
 
 namespace modelswap::op {
 

@@ -1,7 +1,7 @@
 // Watch stream decoding; see watch.h.
-#include "operator/watch.h"
+#include "operator/kube/watch.h"
 
-#include "operator/api_error.h"
+#include "operator/kube/api_error.h"
 
 namespace modelswap::op {
 

@@ -5,7 +5,7 @@
 // sends exactly one event per chunk, but nothing here relies on that: bytes may arrive split
 // anywhere). A resourceVersion that fell out of the watch window is NOT an HTTP 410: it is an
 // HTTP 200 followed by one ERROR event whose object is a Status with code 410 (see
-// ../shared/k8s-fixtures/watch-410.wire); WatchErrorToError turns it into an Error for which
+// tests/operator/testdata/watch-410.wire); WatchErrorToError turns it into an Error for which
 // IsExpired() is true.
 //
 // Thread safety: a WatchDecoder belongs to one stream and one thread.
@@ -16,7 +16,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "operator/kube_object.h"
+#include "operator/kube/object.h"
 
 namespace modelswap::op {
 

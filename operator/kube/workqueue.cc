@@ -1,5 +1,5 @@
 // Rate-limited deduplicating work queue; see workqueue.h.
-#include "operator/workqueue.h"
+#include "operator/kube/workqueue.h"
 
 #include <algorithm>
 #include <cmath>

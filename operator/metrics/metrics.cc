@@ -1,5 +1,5 @@
 // Operator metrics; see metrics.h.
-#include "operator/metrics.h"
+#include "operator/metrics/metrics.h"
 
 #include <prometheus/text_serializer.h>
 

@@ -1,7 +1,7 @@
 // Standalone backend, the task side: writers run as child processes (started, retried, reaped,
 // adopted across restarts, stopped), the agent probe, and the Backend interface (Observe,
-// Execute). Reading the object and status files is in standalone_files.cc.
-#include "operator/standalone_backend.h"
+// Execute). Reading the object and status files is in files.cc.
+#include "operator/standalone/backend.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -10,9 +10,10 @@
 
 #include <fstream>
 
-#include "operator/agent_prober.h"
-#include "operator/resource.h"
-#include "operator/subprocess.h"
+#include "common/subprocess.h"
+#include "operator/api/well_known.h"
+#include "operator/controller/agent_prober.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 namespace {

@@ -1,15 +1,15 @@
 // StandaloneBackend: the reconciler's Backend over a directory of ModelVersion files, with
-// tasks run as local child processes (see standalone.h for the user-facing contract).
+// tasks run as local child processes (see standalone_mode.h for the user-facing contract).
 //
 // Objects get what the API server would add: a generation bumped when the spec changes, a
 // creation time (the file's mtime when first seen, so versions roll in the order their files
 // appeared), finalizers and a deletionTimestamp when the file disappears. That state is kept in
 // DIR/.status/NAME.json next to the status, and each task's record in DIR/.status/tasks
-// (standalone_tasks.h), so a restarted operator continues: it finds its tasks again, adopts
+// (tasks.h), so a restarted operator continues: it finds its tasks again, adopts
 // those still running and never starts one twice.
 //
-// Implemented in two files: standalone_files.cc (object and status files) and
-// standalone_backend.cc (tasks, agent probe, Observe/Execute).
+// Implemented in two files: files.cc (object and status files) and
+// backend.cc (tasks, agent probe, Observe/Execute).
 //
 // Thread safety: every method is safe from any thread (one mutex); Scan/Reap/ProbeAgent are
 // called by the standalone loop, Observe/Execute by the controller's worker.
@@ -23,9 +23,9 @@
 #include <string>
 
 #include "common/env.h"
-#include "operator/controller.h"
-#include "operator/standalone.h"
-#include "operator/standalone_tasks.h"
+#include "operator/controller/controller.h"
+#include "operator/standalone/standalone_mode.h"
+#include "operator/standalone/tasks.h"
 
 namespace modelswap::op {
 

@@ -1,13 +1,14 @@
 // Standalone backend, the file side: reading ModelVersion files from DIR (scans, settling,
 // bad-file handling, deletion grace) and the status files in DIR/.status that carry each
-// object's state across restarts. The task side is in standalone_backend.cc.
+// object's state across restarts. The task side is in backend.cc.
 #include <spdlog/spdlog.h>
 
 #include <regex>
 
-#include "operator/resource.h"
-#include "operator/standalone_backend.h"
-#include "operator/yaml_json.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/resource.h"
+#include "operator/standalone/backend.h"
+#include "operator/standalone/yaml_json.h"
 
 namespace modelswap::op {
 namespace {

@@ -1,5 +1,5 @@
-// Standalone mode loop: inotify + polling over DIR, reaping tasks; see standalone.h.
-#include "operator/standalone.h"
+// Standalone mode loop: inotify + polling over DIR, reaping tasks; see standalone_mode.h.
+#include "operator/standalone/standalone_mode.h"
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "common/env.h"
-#include "operator/standalone_backend.h"
-#include "operator/subprocess.h"
+#include "common/subprocess.h"
+#include "operator/standalone/backend.h"
 
 namespace modelswap::op {
 

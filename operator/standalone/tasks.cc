@@ -1,10 +1,10 @@
-// Standalone task records on disk; see standalone_tasks.h.
-#include "operator/standalone_tasks.h"
+// Standalone task records on disk; see tasks.h.
+#include "operator/standalone/tasks.h"
 
 #include <spdlog/spdlog.h>
 
-#include "operator/kube_object.h"
-#include "operator/subprocess.h"
+#include "common/subprocess.h"
+#include "operator/kube/object.h"
 
 namespace modelswap::op {
 namespace {

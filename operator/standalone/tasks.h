@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "common/env.h"
-#include "operator/task.h"
+#include "operator/controller/task.h"
 
 namespace modelswap::op {
 

@@ -1,5 +1,5 @@
 // YAML to JSON; see yaml_json.h.
-#include "operator/yaml_json.h"
+#include "operator/standalone/yaml_json.h"
 
 #include <yaml-cpp/yaml.h>
 

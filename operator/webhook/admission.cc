@@ -1,10 +1,11 @@
-// Sidecar injection as a pure AdmissionReview -> response function; see webhook.h.
-#include "operator/webhook.h"
+// Sidecar injection as a pure AdmissionReview -> response function; see admission.h.
+#include "operator/webhook/admission.h"
 
 #include <map>
 
-#include "operator/certs.h"
-#include "operator/resource.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/resource.h"
+#include "operator/webhook/certs.h"
 
 namespace modelswap::op {
 namespace {

@@ -1,8 +1,8 @@
 // The sidecar-injection webhook as a pure function: AdmissionReview JSON in, AdmissionReview
-// response JSON out. No I/O, no clock, no globals; TLS and HTTP live in webhook_server.h and the
-// cluster's native-sidecar support is a parameter (sidecar_support.h finds it out).
+// response JSON out. No I/O, no clock, no globals; TLS and HTTP live in server.h and the
+// cluster's native-sidecar support is a parameter (native_sidecar.h finds it out).
 //
-// A pod that asks for injection (webhook_config.h: annotation modelswap.io/inject: "true" plus
+// A pod that asks for injection (injection_config.h: annotation modelswap.io/inject: "true" plus
 // modelswap.io/models) gets a minimal JSONPatch (RFC 6902) that only ADDS what is missing:
 //   - the agent container "modelswap-agent": a native sidecar (first init container,
 //     restartPolicy Always, startupProbe on /readyz, so app containers start once the models are
@@ -31,7 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
-#include "operator/webhook_config.h"
+#include "operator/webhook/injection_config.h"
 
 namespace modelswap::op {
 
@@ -66,7 +66,7 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
                                                          bool native_sidecars,
                                                          std::vector<std::string>* warnings);
 
-// Whether `pod` asked for injection (webhook_config.h WantsInjection) but has no agent container:
+// Whether `pod` asked for injection (injection_config.h WantsInjection) but has no agent container:
 // created while the webhook was unreachable under failurePolicy Ignore. For the operator's
 // check that reports such pods (Warning Event, metric).
 bool PodMissingAgent(const nlohmann::json& pod);

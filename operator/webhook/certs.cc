@@ -1,5 +1,5 @@
 // Webhook certificates with OpenSSL 3; see certs.h.
-#include "operator/certs.h"
+#include "operator/webhook/certs.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>

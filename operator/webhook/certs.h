@@ -14,7 +14,7 @@
 // replica calls it periodically; the leader is not special). The HTTPS server asks Current() for
 // every new connection, so a rotation needs no restart.
 //
-// The API calls go through CertApi (the lead adapts operator/client.h to it); the JSON bodies
+// The API calls go through CertApi (the lead adapts operator/kube/client.h to it); the JSON bodies
 // are built by pure functions (SecretPatch, CaBundlePatch) tested without a server.
 //
 // Thread safety: the free functions are pure. CertManager's methods are safe from any thread.
@@ -84,7 +84,7 @@ nlohmann::json SecretPatch(const CertBundle& b, const std::string& resource_vers
 nlohmann::json CaBundlePatch(const nlohmann::json& mwc, const std::string& ca_pem,
                              const std::vector<std::string>& webhooks = {});
 
-// The API calls CertManager needs. Errors as operator/api_error.h maps them (404 -> kNotFound,
+// The API calls CertManager needs. Errors as operator/kube/api_error.h maps them (404 -> kNotFound,
 // 409 -> kAborted).
 class CertApi {
  public:

@@ -1,12 +1,13 @@
-// Injection settings and annotation parsing; see webhook_config.h.
-#include "operator/webhook_config.h"
+// Injection settings and annotation parsing; see injection_config.h.
+#include "operator/webhook/injection_config.h"
 
 #include <charconv>
 #include <cmath>
 #include <set>
 
 #include "common/names.h"
-#include "operator/resource.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 namespace {

@@ -1,7 +1,7 @@
 // CertApi over KubeClient; see kube_cert_api.h.
-#include "operator/kube_cert_api.h"
+#include "operator/webhook/kube_cert_api.h"
 
-#include "operator/resource.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 

@@ -13,8 +13,8 @@
 
 #include <string>
 
-#include "operator/certs.h"
-#include "operator/client.h"
+#include "operator/kube/client.h"
+#include "operator/webhook/certs.h"
 
 namespace modelswap::op {
 

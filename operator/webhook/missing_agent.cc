@@ -1,11 +1,12 @@
 // Reports opted-in pods running without the agent; see missing_agent.h.
-#include "operator/missing_agent.h"
+#include "operator/webhook/missing_agent.h"
 
 #include <spdlog/spdlog.h>
 
-#include "operator/resource.h"
-#include "operator/webhook.h"
-#include "operator/webhook_config.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/resource.h"
+#include "operator/webhook/admission.h"
+#include "operator/webhook/injection_config.h"
 
 namespace modelswap::op {
 namespace {

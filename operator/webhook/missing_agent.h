@@ -6,9 +6,9 @@
 // Such a pod never reads models through modelswap and nothing else would tell its owner.
 //
 // What is watched: only pods carrying the opt-in label modelswap.io/inject=true (the label the
-// chart's webhook objectSelector routes on; resource.h kLabelInjectOptIn), by label selector,
+// chart's webhook objectSelector routes on; well_known.h kLabelInjectOptIn), by label selector,
 // never all pods of the cluster. The operator's other pod informer selects on
-// modelswap.io/injected=true, which such pods never got. A pod counts when webhook.h's
+// modelswap.io/injected=true, which such pods never got. A pod counts when admission.h's
 // PodMissingAgent says so and it is neither finished (Succeeded/Failed) nor being deleted.
 //
 // Once per pod: the Event's name is derived from the pod's name and uid, so a resync, a relist,
@@ -30,10 +30,11 @@
 #include <string>
 
 #include "common/env.h"
-#include "operator/client.h"
-#include "operator/metrics.h"
-#include "operator/reflector.h"
-#include "operator/store.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/client.h"
+#include "operator/kube/reflector.h"
+#include "operator/kube/store.h"
+#include "operator/metrics/metrics.h"
 
 namespace modelswap::op {
 

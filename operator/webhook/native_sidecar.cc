@@ -1,5 +1,5 @@
-// Native-sidecar detection by dry-run pod creation; see sidecar_support.h.
-#include "operator/sidecar_support.h"
+// Native-sidecar detection by dry-run pod creation; see native_sidecar.h.
+#include "operator/webhook/native_sidecar.h"
 
 #include <spdlog/spdlog.h>
 

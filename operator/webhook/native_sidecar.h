@@ -3,7 +3,7 @@
 //
 // Why not the version: a 1.28 API server with the SidecarContainers gate off silently DROPS
 // restartPolicy: Always from an init container (the pod then blocks in init forever) and rejects
-// a startupProbe on it with 422 (../shared/k8s-fixtures/native-sidecar-*.http); managed clusters
+// a startupProbe on it with 422 (tests/operator/testdata/native-sidecar-*.http); managed clusters
 // differ in their gates. So the detector dry-run creates (POST ...?dryRun=All: admission and
 // validation run, nothing is stored) a probe pod shaped like an injected one, with a native
 // sidecar and a startupProbe, and reads the answer:
@@ -15,7 +15,7 @@
 // work, Native() is false: the plain-container fallback works everywhere.
 //
 // The API call is a callback (DryRunPodCreate) so this is testable without an API server. With
-// operator/client.h: [client](const std::string& ns, const Json& pod) { return
+// operator/kube/client.h: [client](const std::string& ns, const Json& pod) { return
 // client->Create(ResourceRef{"", "v1", "pods?dryRun=All", "Pod"}, ns, pod); } (or a dry-run flag
 // on KubeClient::Create). RBAC: create on pods in the operator's namespace.
 //

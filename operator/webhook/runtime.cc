@@ -1,10 +1,10 @@
-// The webhook's wiring in the operator process; see webhook_runtime.h.
-#include "operator/webhook_runtime.h"
+// The webhook's wiring in the operator process; see runtime.h.
+#include "operator/webhook/runtime.h"
 
 #include <spdlog/spdlog.h>
 
-#include "operator/backoff.h"
-#include "operator/resource.h"
+#include "operator/kube/backoff.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 namespace {

@@ -2,14 +2,14 @@
 // mode), on every replica, independently of leader election (standbys serve admissions too).
 //
 // It owns and wires the webhook's parts:
-//   - the HTTPS WebhookServer (webhook_server.h) on `addr`, answering /mutate-pods with
-//     ReviewAdmission (webhook.h) under the operator-wide InjectionConfig and the cluster's
+//   - the HTTPS WebhookServer (server.h) on `addr`, answering /mutate-pods with
+//     ReviewAdmission (admission.h) under the operator-wide InjectionConfig and the cluster's
 //     native-sidecar support;
 //   - the CertManager (certs.h) over KubeCertApi: the certificate is loaded (or created in the
 //     Secret, with the caBundle patched) on a background thread that retries with backoff
 //     (1 s .. 30 s) until it succeeds, then re-reads the source every reload_interval so a
 //     rotated Secret or mounted file is served from the next TLS connection on;
-//   - the SidecarSupportDetector (sidecar_support.h), dry-run creating its probe pod in the
+//   - the SidecarSupportDetector (native_sidecar.h), dry-run creating its probe pod in the
 //     operator's namespace through KubeClient::Create(..., dry_run = true).
 // Start() binds the listener before returning, so a bad or busy address is an error at start,
 // not later; until a certificate is loaded, handshakes fail and Ready() is false (the operator's
@@ -30,13 +30,13 @@
 
 #include "common/env.h"
 #include "common/status.h"
-#include "operator/certs.h"
-#include "operator/client.h"
-#include "operator/kube_cert_api.h"
-#include "operator/metrics.h"
-#include "operator/sidecar_support.h"
-#include "operator/webhook_config.h"
-#include "operator/webhook_server.h"
+#include "operator/kube/client.h"
+#include "operator/metrics/metrics.h"
+#include "operator/webhook/certs.h"
+#include "operator/webhook/injection_config.h"
+#include "operator/webhook/kube_cert_api.h"
+#include "operator/webhook/native_sidecar.h"
+#include "operator/webhook/server.h"
 
 namespace modelswap::op {
 

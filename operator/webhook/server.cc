@@ -1,5 +1,5 @@
-// HTTPS admission endpoint on cpprestsdk; see webhook_server.h.
-#include "operator/webhook_server.h"
+// HTTPS admission endpoint on cpprestsdk; see server.h.
+#include "operator/webhook/server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -4,7 +4,7 @@
 // The certificate is asked for on every new TLS connection (cpprestsdk builds one SSL context per
 // connection and calls our callback), so a rotated bundle (CertManager::Reload) is served from
 // the next connection on, without a restart; kept-alive connections finish on the old one.
-// The admission decision is a function (webhook.h's ReviewAdmission bound to the config and the
+// The admission decision is a function (admission.h's ReviewAdmission bound to the config and the
 // cluster's sidecar support): this file only moves bytes and measures.
 //
 // Every replica serves the webhook, leader or not.
@@ -20,8 +20,8 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "operator/certs.h"
-#include "operator/webhook.h"
+#include "operator/webhook/admission.h"
+#include "operator/webhook/certs.h"
 
 namespace web::http::experimental::listener {
 class http_listener;

@@ -17,7 +17,7 @@
 
 #include "common/env.h"
 #include "common/status.h"
-#include "sidecar/client/control_block_access.h"
+#include "sidecar/client/model/control_block_access.h"
 
 namespace modelswap::agent {
 

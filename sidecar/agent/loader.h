@@ -12,7 +12,7 @@
 
 #include "common/env.h"
 #include "common/status.h"
-#include "sidecar/manifest.h"
+#include "sidecar/volume/manifest.h"
 
 namespace modelswap::agent {
 

@@ -16,7 +16,7 @@
 
 #include "common/env.h"
 #include "sidecar/agent/loader.h"
-#include "sidecar/client/control_block_access.h"
+#include "sidecar/client/model/control_block_access.h"
 
 namespace modelswap::agent {
 

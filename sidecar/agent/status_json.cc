@@ -7,7 +7,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "common/checksum.h"
-#include "sidecar/manifest.h"
+#include "sidecar/volume/manifest.h"
 
 namespace modelswap::agent {
 

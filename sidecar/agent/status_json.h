@@ -1,9 +1,10 @@
 // The agent's /v1/status document and /metrics text, built from ModelStatus snapshots.
 //
-// /v1/status (contract in the brief): {"models": {"<model>": {"active": {...} | null, "state",
-// "resident_bytes", "swaps", "last_rejected": {...} | null, ...}}, "ready": bool}. Extra fields
-// per model: load timings, prefault method, live readers and the generations they hold, retired
-// versions still mapped, the last ignored manifest and why, inotify in use, counters.
+// /v1/status (docs/design.md, "The agent's HTTP endpoints"): {"models": {"<model>": {"active":
+// {...} | null, "state", "resident_bytes", "swaps", "last_rejected": {...} | null, ...}}, "ready":
+// bool}. Extra fields per model: load timings, prefault method, live readers and the generations
+// they hold, retired versions still mapped, the last ignored manifest and why, inotify in use,
+// counters.
 //
 // Thread safety: plain functions.
 #pragma once

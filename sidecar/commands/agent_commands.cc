@@ -10,8 +10,8 @@
 #include "common/log.h"
 #include "common/names.h"
 #include "sidecar/agent/agent.h"
-#include "sidecar/cli.h"
-#include "sidecar/client/client.h"
+#include "sidecar/client/model/client.h"
+#include "sidecar/commands/cli.h"
 
 namespace modelswap {
 namespace {

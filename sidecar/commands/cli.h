@@ -25,7 +25,7 @@ inline constexpr int kExitUsage = 2;
 inline constexpr int kExitAlreadyExists = 3;
 
 void AddFileCommands(CLI::App& app, CommandContext& ctx);
-// Defined in agent_commands.cc when the agent is built (MODELSWAP_HAVE_AGENT).
+// Defined in agent_commands.cc.
 void AddAgentCommands(CLI::App& app, CommandContext& ctx);
 void AddWaitReadyCommand(CLI::App& app, CommandContext& ctx);
 

@@ -10,12 +10,12 @@
 #include "common/checksum.h"
 #include "common/env.h"
 #include "common/log.h"
-#include "sidecar/cli.h"
-#include "sidecar/manifest.h"
+#include "sidecar/commands/cli.h"
 #include "sidecar/msf/reader.h"
-#include "sidecar/progress.h"
-#include "sidecar/version_file.h"
-#include "sidecar/writer.h"
+#include "sidecar/volume/manifest.h"
+#include "sidecar/volume/version_file.h"
+#include "sidecar/writer/progress.h"
+#include "sidecar/writer/writer.h"
 
 namespace modelswap {
 namespace {

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "common/log.h"
-#include "sidecar/cli.h"
+#include "sidecar/commands/cli.h"
 
 namespace modelswap {
 namespace {

@@ -4,7 +4,7 @@
 // the page cache then keeps 2 MiB folios, which makes prefaulting the file later several times
 // faster), checksummed on the way. Finish() builds the INDEX from the (hash, offset) pairs kept in
 // memory (16 bytes an entry), appends it, and writes the header last. The caller owns the file:
-// it opens a temp file, and fsyncs and renames it after Finish() (see sidecar/writer.h).
+// it opens a temp file, and fsyncs and renames it after Finish() (see sidecar/writer/writer.h).
 //
 // Duplicate keys are an error naming both entries (describe_entry turns an entry's ordinal into
 // words such as "line 17"). Keys are compared in full only when fingerprints collide, by reading

@@ -1,5 +1,5 @@
-// .msf validation and lookups. Every check has its own message; tests/sidecar/msf_reader_test.cc
-// has one test per check.
+// .msf validation and lookups. Every check has its own message;
+// tests/sidecar/msf/msf_reader_test.cc has one test per check.
 #include "sidecar/msf/reader.h"
 
 #include <algorithm>

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "sidecar/client/region_file.h"
+#include "sidecar/client/region/region_file.h"
 #include "sidecar/snapshot/snapshot_format.h"
 
 namespace modelswap::snapshot {

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "common/checksum.h"
-#include "sidecar/client/region_file.h"
+#include "sidecar/client/region/region_file.h"
 
 namespace modelswap::snapshot {
 namespace {

@@ -1,4 +1,4 @@
-// The snapshot host: the agent's part of "app state that survives SIGKILL" (issue 6).
+// The snapshot host: the agent's part of "app state that survives SIGKILL".
 //
 // Every interval, the host looks at each region in `<shm-dir>/regions/`, and for each one whose
 // committed generation moved since its last durable snapshot it pins that generation and writes
@@ -39,7 +39,7 @@
 
 #include "common/env.h"
 #include "common/status.h"
-#include "sidecar/snapshot/region_view.h"
+#include "sidecar/client/region/region_view.h"
 #include "sidecar/snapshot/snapshot_stats.h"
 #include "sidecar/snapshot/snapshot_writer.h"
 

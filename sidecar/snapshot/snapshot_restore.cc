@@ -17,7 +17,7 @@
 #include <optional>
 
 #include "common/checksum.h"
-#include "sidecar/client/region_file.h"
+#include "sidecar/client/region/region_file.h"
 #include "sidecar/snapshot/chunk_pipeline.h"
 #include "sidecar/snapshot/region_filler.h"
 

@@ -16,7 +16,7 @@
 
 #include "common/env.h"
 #include "common/status.h"
-#include "sidecar/snapshot/region_view.h"
+#include "sidecar/client/region/region_view.h"
 #include "sidecar/snapshot/snapshot_format.h"
 
 namespace modelswap::snapshot {

@@ -1,5 +1,5 @@
 // Manifest encoding, checked decoding, reading and publishing.
-#include "sidecar/manifest.h"
+#include "sidecar/volume/manifest.h"
 
 #include <spdlog/spdlog.h>
 
@@ -8,7 +8,7 @@
 
 #include "common/checksum.h"
 #include "common/names.h"
-#include "sidecar/version_file.h"
+#include "sidecar/volume/version_file.h"
 
 namespace modelswap {
 namespace {

@@ -1,5 +1,5 @@
 // Verifying a version file against its name.
-#include "sidecar/version_file.h"
+#include "sidecar/volume/version_file.h"
 
 #include "common/names.h"
 
@@ -28,7 +28,7 @@ Result<VersionFileInfo> VerifyVersionFile(Env* env, std::string_view root, std::
 
 }  // namespace modelswap
 
-#include "sidecar/manifest.h"
+#include "sidecar/volume/manifest.h"
 
 namespace modelswap {
 

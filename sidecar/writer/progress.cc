@@ -1,5 +1,5 @@
 // Rate-limited progress lines on stderr.
-#include "sidecar/progress.h"
+#include "sidecar/writer/progress.h"
 
 #include <unistd.h>
 

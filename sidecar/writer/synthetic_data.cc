@@ -1,5 +1,5 @@
 // Synthetic values: a prefix naming model, version and key, then seeded filler.
-#include "sidecar/synthetic_data.h"
+#include "sidecar/writer/synthetic_data.h"
 
 #include <cstring>
 

@@ -1,5 +1,5 @@
 // key<TAB>value lines with COPY-style escapes.
-#include "sidecar/tsv.h"
+#include "sidecar/writer/tsv.h"
 
 namespace modelswap {
 namespace {

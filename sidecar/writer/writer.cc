@@ -1,5 +1,5 @@
 // The writer: temp file, reserve, stream entries from the source, finish, fsync, rename.
-#include "sidecar/writer.h"
+#include "sidecar/writer/writer.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -8,10 +8,10 @@
 
 #include "common/names.h"
 #include "sidecar/msf/builder.h"
-#include "sidecar/progress.h"
-#include "sidecar/synthetic_data.h"
-#include "sidecar/tsv.h"
-#include "sidecar/version_file.h"
+#include "sidecar/volume/version_file.h"
+#include "sidecar/writer/progress.h"
+#include "sidecar/writer/synthetic_data.h"
+#include "sidecar/writer/tsv.h"
 
 namespace modelswap {
 namespace {

@@ -14,12 +14,13 @@
 #include <sstream>
 #include <thread>
 
-#include "operator/api_error.h"
-#include "operator/controller.h"
-#include "operator/http_client.h"
-#include "operator/kube_backend.h"
-#include "operator/leaderelection.h"
-#include "operator/yaml_json.h"
+#include "operator/api/well_known.h"
+#include "operator/controller/controller.h"
+#include "operator/controller/kube_backend.h"
+#include "operator/kube/api_error.h"
+#include "operator/kube/http_client.h"
+#include "operator/kube/leaderelection.h"
+#include "operator/standalone/yaml_json.h"
 
 namespace modelswap::op {
 namespace {

@@ -95,10 +95,11 @@ class ValuesUsed(unittest.TestCase):
 
 
 def resource_refs():
-    """kX -> (group, plural) from operator/resource.h."""
+    """kX -> (group, plural) from operator/kube/resource.h and operator/api/well_known.h."""
     refs = {}
+    text = repo.read("operator", "kube", "resource.h") + repo.read("operator", "api", "well_known.h")
     for m in re.finditer(r'inline const ResourceRef (k\w+)\{\s*"([^"]*)",\s*"[^"]*",\s*"([^"]*)"',
-                         repo.read("operator", "resource.h")):
+                         text):
         refs[m.group(1)] = (m.group(2), m.group(3))
     return refs
 
@@ -138,13 +139,13 @@ def rbac_rules():
 
 # Grants the code scan cannot see, each with its reason.
 EXTRA_GRANTS = {
-    # Jobs carry blockOwnerDeletion ownerReferences to their ModelVersion (operator/job.cc).
+    # Jobs carry blockOwnerDeletion ownerReferences to their ModelVersion (operator/controller/job.cc).
     ("ClusterRole", "modelswap.io", "modelversions/finalizers", "update"),
 }
 
 # Calls granted by the namespaced Role (the operator's own namespace), not the ClusterRole: the
-# leader-election Lease, the webhook's certificate Secret (operator/kube_cert_api.cc) and the
-# native-sidecar detection's dry-run pod creates (operator/webhook_runtime.cc).
+# leader-election Lease, the webhook's certificate Secret (operator/webhook/kube_cert_api.cc) and the
+# native-sidecar detection's dry-run pod creates (operator/webhook/runtime.cc).
 ROLE_CALLS = {
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
@@ -159,8 +160,8 @@ class Rbac(unittest.TestCase):
     def setUp(self):
         refs = resource_refs()
         self.needed = set()
-        for p in glob.glob(os.path.join(repo.ROOT, "operator", "*.cc")):
-            if os.path.basename(p).startswith(("standalone", "http_client")):
+        for p in glob.glob(os.path.join(repo.ROOT, "operator", "**", "*.cc"), recursive=True):
+            if "/standalone/" in p or os.path.basename(p) == "http_client.cc":
                 continue  # no API server there; the client implements the verbs
             with open(p, encoding="utf-8") as f:
                 for ref, verb, sub in calls_in(f.read()):

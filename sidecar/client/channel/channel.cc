@@ -35,7 +35,7 @@
 // message s. If any copied word came from a later write (message s+kN), that word was stored
 // after the writer's release fence, so the reader's acquire fence synchronises with it and v2
 // is at least that write's odd version: v2 != v1 and the copy is discarded.
-#include "sidecar/client/channel.h"
+#include "sidecar/client/channel/channel.h"
 
 #include <sys/stat.h>
 

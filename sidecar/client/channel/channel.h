@@ -20,7 +20,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "sidecar/client/channel_layout.h"
+#include "sidecar/client/channel/channel_layout.h"
 
 namespace modelswap {
 

@@ -2,7 +2,8 @@
  *
  * This is the one definition of the bytes that C, C++ (channel.h) and Python
  * (python/modelswap/channel.py) share. It is plain C so any language can include or transcribe it;
- * tests/channel/layout_test.py checks that the Python transcription matches these offsets.
+ * tests/sidecar/client/channel/test_channel_py.py checks that the Python transcription matches
+ * these offsets.
  *
  * A channel has one writer and any number of readers. The writer owns every byte after creation;
  * readers map the file read-only and never write shared state. Single-writer is enforced with an

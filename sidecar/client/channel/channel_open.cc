@@ -26,7 +26,7 @@
 #include "common/names.h"
 #include "common/posix_error.h"
 #include "common/shm_file.h"
-#include "sidecar/client/channel.h"
+#include "sidecar/client/channel/channel.h"
 
 namespace modelswap {
 namespace {

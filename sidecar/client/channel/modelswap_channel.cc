@@ -1,7 +1,7 @@
 // The C ABI (modelswap_channel.h) over the C++ channel API: handles are heap objects owning a
 // ChannelWriter / ChannelReader; errors become negative codes plus a thread-local message. Every
 // entry point that can allocate catches everything, so no exception crosses into C.
-#include "sidecar/client/modelswap_channel.h"
+#include "sidecar/client/channel/modelswap_channel.h"
 
 #include <exception>
 #include <new>
@@ -10,7 +10,7 @@
 
 #include "common/names.h"
 #include "sidecar/client/c_abi.h"
-#include "sidecar/client/channel.h"
+#include "sidecar/client/channel/channel.h"
 
 struct ms_channel_writer {
   modelswap::ChannelWriter writer;

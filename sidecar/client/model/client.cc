@@ -1,5 +1,5 @@
 // ModelClient: attach, acquire (fast path on the record's seq), map versions, heartbeat thread.
-#include "sidecar/client/client.h"
+#include "sidecar/client/model/client.h"
 
 #include <condition_variable>
 #include <cstdlib>
@@ -9,9 +9,9 @@
 
 #include "common/checksum.h"
 #include "common/names.h"
-#include "sidecar/client/control_block_access.h"
-#include "sidecar/client/reader_slot.h"
-#include "sidecar/version_file.h"
+#include "sidecar/client/model/control_block_access.h"
+#include "sidecar/client/model/reader_slot.h"
+#include "sidecar/volume/version_file.h"
 
 namespace modelswap::client {
 

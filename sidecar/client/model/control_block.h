@@ -2,8 +2,8 @@
  *
  * The one definition of the bytes the agent (sidecar/agent/), the C++ and C clients
  * (client.h, modelswap.h) and the Python client (python/modelswap/model.py) share. Plain C so
- * any language can include or transcribe it; tests/client/layout_test.py checks that the Python
- * transcription matches these offsets.
+ * any language can include or transcribe it; tests/sidecar/client/model/layout_test.py checks that
+ * the Python transcription matches these offsets.
  *
  * Who writes what:
  *   - the agent creates the file (temp file + rename, so nobody sees it half-initialised), holds

@@ -1,5 +1,5 @@
 // Seqlock record reads and writes, slot reads, and mapping of `.ctl` files.
-#include "sidecar/client/control_block_access.h"
+#include "sidecar/client/model/control_block_access.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

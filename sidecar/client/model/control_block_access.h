@@ -17,7 +17,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "sidecar/client/control_block.h"
+#include "sidecar/client/model/control_block.h"
 
 namespace modelswap::ctl {
 

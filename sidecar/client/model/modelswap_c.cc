@@ -3,8 +3,8 @@
 #include <string>
 
 #include "sidecar/client/c_abi.h"
-#include "sidecar/client/client.h"
-#include "sidecar/client/modelswap.h"
+#include "sidecar/client/model/client.h"
+#include "sidecar/client/model/modelswap.h"
 
 struct ms_model {
   std::unique_ptr<modelswap::client::ModelClient> client;

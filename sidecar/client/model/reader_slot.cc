@@ -1,5 +1,5 @@
 // Reader slot claim (OFD lock), range announcements and heartbeat.
-#include "sidecar/client/reader_slot.h"
+#include "sidecar/client/model/reader_slot.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -12,7 +12,7 @@
 #include <cstdint>
 
 #include "common/status.h"
-#include "sidecar/client/control_block_access.h"
+#include "sidecar/client/model/control_block_access.h"
 
 namespace modelswap::ctl {
 

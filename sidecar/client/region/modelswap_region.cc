@@ -1,13 +1,13 @@
 // The C ABI (modelswap_region.h) over the C++ Region: a handle is a heap object owning a Region;
 // errors and exceptions become C statuses and the thread's last error (c_abi.h).
-#include "sidecar/client/modelswap_region.h"
+#include "sidecar/client/region/modelswap_region.h"
 
 #include <string>
 #include <utility>
 
 #include "common/names.h"
 #include "sidecar/client/c_abi.h"
-#include "sidecar/client/region.h"
+#include "sidecar/client/region/region.h"
 
 struct ms_region {
   modelswap::Region region;

@@ -1,7 +1,7 @@
 // The app side of the region protocol: dirty marking, Commit(), and recovery at attach. The
 // protocol, with the memory order of every step and what it pairs with, is in region_layout.h;
 // the comments here name the step each access implements.
-#include "sidecar/client/region.h"
+#include "sidecar/client/region/region.h"
 
 #include <spdlog/fmt/fmt.h>
 

@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "sidecar/client/region_file.h"
+#include "sidecar/client/region/region_file.h"
 
 namespace modelswap {
 

@@ -1,6 +1,6 @@
 // Creating, attaching to and checking region files (the commit protocol is in region.cc and
-// sidecar/snapshot/region_view.cc). See region_file.h for the creation and locking rules.
-#include "sidecar/client/region_file.h"
+// sidecar/client/region/region_view.cc). See region_file.h for the creation and locking rules.
+#include "sidecar/client/region/region_file.h"
 
 #include "common/names.h"
 #include "common/posix_error.h"

@@ -22,7 +22,7 @@
 #include <string_view>
 
 #include "common/status.h"
-#include "sidecar/client/region_layout.h"
+#include "sidecar/client/region/region_layout.h"
 
 namespace modelswap {
 

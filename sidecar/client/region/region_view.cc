@@ -1,5 +1,5 @@
 // Host steps 1-4 of the region protocol; see region_layout.h for the pairing of every access.
-#include "sidecar/snapshot/region_view.h"
+#include "sidecar/client/region/region_view.h"
 
 #include <spdlog/fmt/fmt.h>
 

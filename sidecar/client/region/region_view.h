@@ -13,7 +13,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "sidecar/client/region_file.h"
+#include "sidecar/client/region/region_file.h"
 
 namespace modelswap::snapshot {
 

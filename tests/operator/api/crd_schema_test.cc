@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "operator/model_version.h"
-#include "operator/yaml_json.h"
+#include "operator/api/model_version.h"
+#include "operator/standalone/yaml_json.h"
 
 namespace modelswap::op {
 namespace {

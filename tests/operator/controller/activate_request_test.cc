@@ -2,9 +2,10 @@
 // handled is kept in status, so no relist or restart can lose or repeat a request.
 #include <gtest/gtest.h>
 
-#include "operator/reconciler.h"
-#include "operator/resource.h"
-#include "tests/operator/reconciler_fixtures.h"
+#include "operator/api/well_known.h"
+#include "operator/controller/reconciler.h"
+#include "operator/kube/resource.h"
+#include "tests/operator/controller/reconciler_fixtures.h"
 
 namespace modelswap::op {
 namespace {

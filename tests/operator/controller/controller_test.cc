@@ -1,13 +1,14 @@
 // The controller end to end against the fake API server: real HTTP client, informers, work
 // queue, reconciler and status writes; the test plays the job controller and the user.
-#include "operator/controller.h"
+#include "operator/controller/controller.h"
 
 #include <gtest/gtest.h>
 
-#include "operator/http_client.h"
-#include "operator/kube_backend.h"
-#include "tests/operator/fake_apiserver.h"
-#include "tests/operator/test_util.h"
+#include "operator/api/well_known.h"
+#include "operator/controller/kube_backend.h"
+#include "operator/kube/http_client.h"
+#include "tests/operator/fake/fake_apiserver.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

@@ -9,8 +9,9 @@
 #include <utility>
 #include <vector>
 
-#include "operator/reconciler.h"
-#include "operator/resource.h"
+#include "operator/api/well_known.h"
+#include "operator/controller/reconciler.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 

@@ -1,10 +1,10 @@
 // The reconciler's decisions as a pure function: no HTTP, no processes.
-#include "operator/reconciler.h"
+#include "operator/controller/reconciler.h"
 
 #include <gtest/gtest.h>
 
-#include "operator/resource.h"
-#include "tests/operator/reconciler_fixtures.h"
+#include "operator/kube/resource.h"
+#include "tests/operator/controller/reconciler_fixtures.h"
 
 namespace modelswap::op {
 namespace {

@@ -1,7 +1,9 @@
 // Fake kube-apiserver; see fake_apiserver.h.
-#include "tests/operator/fake_apiserver.h"
+#include "tests/operator/fake/fake_apiserver.h"
 
-#include "tests/operator/fake_apiserver_util.h"
+#include "tests/operator/fake/fake_apiserver_util.h"
+
+#include "operator/api/well_known.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,12 +1,12 @@
 // FakeApiServer: an in-process Kubernetes API server for the operator's tests and benchmarks.
 //
 // It behaves like kube-apiserver v1.28 for what the operator uses (grounded in
-// ../shared/k8s-fixtures, whose README lists the wire facts; the Status bodies copy the
-// recorded ones): one global resourceVersion counter for every write; list + watch (chunked
-// NDJSON, one event per chunk, ADDED/MODIFIED/DELETED/BOOKMARK; a watch from a compacted RV is
-// an HTTP 200 with one ERROR event carrying a 410 Status); lists from a compacted RV with a
-// limit answer HTTP 410; 409 Conflict on a stale resourceVersion (PUT, or a merge patch that
-// carries one); the status subresource (status sent to the main endpoint is silently ignored,
+// tests/operator/testdata (recorded from real API servers), whose README lists the wire facts; the
+// Status bodies copy the recorded ones): one global resourceVersion counter for every write; list +
+// watch (chunked NDJSON, one event per chunk, ADDED/MODIFIED/DELETED/BOOKMARK; a watch from a
+// compacted RV is an HTTP 200 with one ERROR event carrying a 410 Status); lists from a compacted
+// RV with a limit answer HTTP 410; 409 Conflict on a stale resourceVersion (PUT, or a merge patch
+// that carries one); the status subresource (status sent to the main endpoint is silently ignored,
 // and a write that changes nothing is no write); generation bumps on spec changes only; DELETE
 // without finalizers returns a Status, with finalizers it sets deletionTimestamp; label
 // selectors (equality); generateName; dryRun=All creates (answered, not stored); Secrets and
@@ -34,9 +34,9 @@
 #include <string>
 #include <vector>
 
-#include "operator/kube_object.h"
-#include "operator/resource.h"
-#include "tests/operator/fake_http.h"
+#include "operator/kube/object.h"
+#include "operator/kube/resource.h"
+#include "tests/operator/fake/fake_http.h"
 
 namespace modelswap::fake {
 

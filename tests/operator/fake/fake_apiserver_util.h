@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "operator/kube_object.h"
-#include "operator/resource.h"
+#include "operator/kube/object.h"
+#include "operator/kube/resource.h"
 
 namespace modelswap::fake::internal {
 

@@ -1,5 +1,5 @@
 // Loopback HTTP/1.1 server for the fake API server; see fake_http.h.
-#include "tests/operator/fake_http.h"
+#include "tests/operator/fake/fake_http.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

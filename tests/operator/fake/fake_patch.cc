@@ -1,7 +1,7 @@
 // RFC 7386 merge patch and RFC 6902 JSON patch for the fake API server; see fake_apiserver.h.
 #include <string>
 
-#include "tests/operator/fake_apiserver.h"
+#include "tests/operator/fake/fake_apiserver.h"
 
 namespace modelswap::fake {
 

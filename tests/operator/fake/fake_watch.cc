@@ -2,8 +2,8 @@
 // see fake_apiserver.h.
 #include <algorithm>
 
-#include "tests/operator/fake_apiserver.h"
-#include "tests/operator/fake_apiserver_util.h"
+#include "tests/operator/fake/fake_apiserver.h"
+#include "tests/operator/fake/fake_apiserver_util.h"
 
 namespace modelswap::fake {
 

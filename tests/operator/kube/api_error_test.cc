@@ -1,9 +1,9 @@
 // API Status -> Error mapping, checked against the recorded kube-apiserver responses.
-#include "operator/api_error.h"
+#include "operator/kube/api_error.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/operator/test_util.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

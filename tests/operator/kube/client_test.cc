@@ -1,11 +1,12 @@
 // HttpKubeClient against the fake API server: the wire behaviours the recorded fixtures show.
-#include "operator/http_client.h"
+#include "operator/kube/http_client.h"
 
 #include <gtest/gtest.h>
 
-#include "operator/api_error.h"
-#include "tests/operator/fake_apiserver.h"
-#include "tests/operator/test_util.h"
+#include "operator/api/well_known.h"
+#include "operator/kube/api_error.h"
+#include "tests/operator/fake/fake_apiserver.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

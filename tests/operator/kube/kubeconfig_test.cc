@@ -1,12 +1,12 @@
 // kubeconfig parsing and credential sources: inline and file certificates, token, tokenFile,
 // exec plugins (ExecCredential cached until expiry), and the error paths.
-#include "operator/kubeconfig.h"
+#include "operator/kube/kubeconfig.h"
 
 #include <gtest/gtest.h>
 
-#include "operator/credentials.h"
-#include "operator/kube_object.h"
-#include "tests/operator/test_util.h"
+#include "operator/kube/credentials.h"
+#include "operator/kube/object.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

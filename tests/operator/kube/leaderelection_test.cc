@@ -1,14 +1,15 @@
 // Leader election: duration checks, and hand-over between real operator processes sharing one
 // (fake) API server.
-#include "operator/leaderelection.h"
+#include "operator/kube/leaderelection.h"
+#include "operator/api/well_known.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
-#include "operator/subprocess.h"
-#include "tests/operator/fake_apiserver.h"
-#include "tests/operator/test_util.h"
+#include "common/subprocess.h"
+#include "tests/operator/fake/fake_apiserver.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

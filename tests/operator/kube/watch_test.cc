@@ -1,10 +1,10 @@
 // Watch stream decoding against the exact recorded bytes (*.wire) of a real API server.
-#include "operator/watch.h"
+#include "operator/kube/watch.h"
 
 #include <gtest/gtest.h>
 
-#include "operator/api_error.h"
-#include "tests/operator/test_util.h"
+#include "operator/kube/api_error.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

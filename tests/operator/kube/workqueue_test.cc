@@ -1,9 +1,9 @@
 // WorkQueue: dedupe, one key never on two workers, per-item backoff, token bucket, fake clock.
-#include "operator/workqueue.h"
+#include "operator/kube/workqueue.h"
 
 #include <gtest/gtest.h>
 
-#include "tests/operator/test_util.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

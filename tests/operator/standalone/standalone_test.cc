@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <thread>
 
-#include "operator/kube_object.h"
-#include "operator/subprocess.h"
-#include "tests/operator/test_util.h"
+#include "common/subprocess.h"
+#include "operator/kube/object.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

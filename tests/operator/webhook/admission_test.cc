@@ -1,14 +1,14 @@
 // The admission function against the recorded AdmissionReview requests: responses are decoded,
 // their JSONPatch applied with an RFC 6902 implementation, and the result compared with expected
 // pods (testdata/expected-*.json, reviewed by hand; MODELSWAP_UPDATE_GOLDEN=1 rewrites them).
-#include "operator/webhook.h"
+#include "operator/webhook/admission.h"
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
 
-#include "tests/webhook/admission_util.h"
+#include "tests/operator/webhook/admission_util.h"
 
 namespace modelswap::op {
 namespace {

@@ -24,7 +24,8 @@ inline std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// A recorded request from testdata/ (copied verbatim from ../shared/k8s-fixtures).
+// A recorded request from testdata/ (copied verbatim from the recordings in
+// tests/operator/testdata).
 inline Json Fixture(const std::string& name) {
   return Json::parse(ReadFile(std::string(MODELSWAP_WEBHOOK_TESTDATA) + "/" + name));
 }

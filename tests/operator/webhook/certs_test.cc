@@ -2,7 +2,7 @@
 // JSON bodies, and CertManager against a fake API (first replica creates, second reuses, a 409
 // race serves the winner, renewal near expiry, reload on change, mounted files, a caBundle reset
 // by helm re-patched).
-#include "operator/certs.h"
+#include "operator/webhook/certs.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -12,12 +12,12 @@
 #include <ctime>
 #include <regex>
 
-#include "operator/certs.h"
-#include "operator/resource.h"
-#include "operator/subprocess.h"
-#include "tests/operator/fake_apiserver.h"
-#include "tests/operator/test_util.h"
-#include "tests/webhook/tls_client.h"
+#include "common/subprocess.h"
+#include "operator/kube/resource.h"
+#include "operator/webhook/certs.h"
+#include "tests/operator/fake/fake_apiserver.h"
+#include "tests/operator/testing/test_util.h"
+#include "tests/operator/webhook/tls_client.h"
 
 namespace modelswap::op {
 namespace {

@@ -1,6 +1,6 @@
 // Injection settings: quantity/duration/name parsing, config validation, and one test per
 // annotation error (each message must name the annotation and the problem).
-#include "operator/webhook_config.h"
+#include "operator/webhook/injection_config.h"
 
 #include <gtest/gtest.h>
 

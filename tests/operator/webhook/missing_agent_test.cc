@@ -1,14 +1,14 @@
 // The missing-agent check: which pods count, the Event it writes, and against the fake API
 // server: one Warning Event per pod (not per update, not per new leader), only pods carrying the
 // opt-in label are watched, and the modelswap_pods_missing_agent gauge.
-#include "operator/missing_agent.h"
+#include "operator/webhook/missing_agent.h"
 
 #include <gtest/gtest.h>
 
-#include "operator/http_client.h"
-#include "operator/resource.h"
-#include "tests/operator/fake_apiserver.h"
-#include "tests/operator/test_util.h"
+#include "operator/kube/http_client.h"
+#include "operator/kube/resource.h"
+#include "tests/operator/fake/fake_apiserver.h"
+#include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
 namespace {

@@ -1,13 +1,13 @@
 // Native-sidecar detection: the recorded API server answers (gate on / off) classify right, the
 // answer is cached, re-checked when due (fake clock), kept over inconclusive checks, and the
 // background thread runs a check and stops.
-#include "operator/sidecar_support.h"
+#include "operator/webhook/native_sidecar.h"
 
 #include <gtest/gtest.h>
 
 #include <future>
 
-#include "tests/webhook/admission_util.h"
+#include "tests/operator/webhook/admission_util.h"
 
 namespace modelswap::op {
 namespace {

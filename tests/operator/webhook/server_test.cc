@@ -1,15 +1,15 @@
 // The HTTPS webhook endpoint over loopback: a TLS handshake that verifies the served certificate
 // like the API server does (CA from the caBundle, Service DNS name), an AdmissionReview round
 // trip, /healthz, wrong paths and methods, a client trusting another CA, and rotation.
-#include "operator/webhook_server.h"
+#include "operator/webhook/server.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <mutex>
 
-#include "tests/webhook/admission_util.h"
-#include "tests/webhook/tls_client.h"
+#include "tests/operator/webhook/admission_util.h"
+#include "tests/operator/webhook/tls_client.h"
 
 namespace modelswap::op {
 namespace {

@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 
 #include "common/checksum.h"
-#include "sidecar/client/client.h"
-#include "tests/agent/agent_fixture.h"
+#include "sidecar/client/model/client.h"
+#include "tests/sidecar/agent/agent_fixture.h"
 
 namespace modelswap::testing {
 namespace {

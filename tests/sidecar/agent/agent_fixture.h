@@ -9,10 +9,10 @@
 #include <vector>
 
 #include "common/names.h"
-#include "sidecar/client/control_block_access.h"
-#include "sidecar/manifest.h"
-#include "sidecar/writer.h"
-#include "tests/agent/process_util.h"
+#include "sidecar/client/model/control_block_access.h"
+#include "sidecar/volume/manifest.h"
+#include "sidecar/writer/writer.h"
+#include "tests/sidecar/agent/process_util.h"
 
 namespace modelswap::testing {
 

@@ -9,7 +9,7 @@
 #include "sidecar/agent/reclaimer.h"
 #include "sidecar/agent/status_json.h"
 #include "sidecar/agent/watcher.h"
-#include "tests/agent/process_util.h"
+#include "tests/sidecar/agent/process_util.h"
 
 namespace modelswap::agent {
 namespace {

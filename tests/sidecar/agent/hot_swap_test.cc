@@ -5,7 +5,7 @@
 #include <fstream>
 #include <set>
 
-#include "tests/agent/agent_fixture.h"
+#include "tests/sidecar/agent/agent_fixture.h"
 
 namespace modelswap::testing {
 namespace {

@@ -8,8 +8,8 @@
 #include "sidecar/agent/loader.h"
 #include "sidecar/agent/prefault.h"
 #include "sidecar/agent/sigbus_guard.h"
-#include "sidecar/writer.h"
-#include "tests/agent/process_util.h"
+#include "sidecar/writer/writer.h"
+#include "tests/sidecar/agent/process_util.h"
 
 namespace modelswap::agent {
 namespace {

@@ -19,9 +19,9 @@
 #include <string>
 
 #include "common/checksum.h"
-#include "sidecar/client/client.h"
-#include "sidecar/client/control_block.h"
-#include "sidecar/synthetic_data.h"
+#include "sidecar/client/model/client.h"
+#include "sidecar/client/model/control_block.h"
+#include "sidecar/writer/synthetic_data.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // Agent restarts while apps run, and the polling path on a FUSE mount without inotify events.
 #include <sys/mount.h>
 
-#include "tests/agent/agent_fixture.h"
+#include "tests/sidecar/agent/agent_fixture.h"
 
 namespace modelswap::testing {
 namespace {

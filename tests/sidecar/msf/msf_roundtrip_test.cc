@@ -6,7 +6,7 @@
 #include <random>
 
 #include "sidecar/msf/reader.h"
-#include "sidecar/version_file.h"
+#include "sidecar/volume/version_file.h"
 #include "tests/testing/msf_files.h"
 
 namespace modelswap::msf {

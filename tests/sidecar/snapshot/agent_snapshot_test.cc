@@ -8,9 +8,9 @@
 #include <regex>
 
 #include "common/names.h"
-#include "sidecar/manifest.h"
-#include "sidecar/writer.h"
-#include "tests/agent/process_util.h"
+#include "sidecar/volume/manifest.h"
+#include "sidecar/writer/writer.h"
+#include "tests/sidecar/agent/process_util.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/checksum.h"
-#include "tests/snapshot/test_dirs.h"
+#include "tests/sidecar/snapshot/test_dirs.h"
 
 namespace modelswap::snapshot {
 namespace {

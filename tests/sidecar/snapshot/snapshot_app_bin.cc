@@ -13,7 +13,7 @@
 #include <random>
 #include <string>
 
-#include "tests/snapshot/state_check.h"
+#include "tests/sidecar/snapshot/state_check.h"
 
 namespace {
 

@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/snapshot/test_dirs.h"
+#include "tests/sidecar/snapshot/test_dirs.h"
 
 namespace modelswap {
 namespace {

@@ -10,10 +10,10 @@
 #include <set>
 #include <string>
 
-#include "sidecar/client/region.h"
+#include "sidecar/client/region/region.h"
 #include "sidecar/snapshot/snapshot_host.h"
-#include "tests/snapshot/snapshot_testing.h"
-#include "tests/snapshot/test_dirs.h"
+#include "tests/sidecar/snapshot/snapshot_testing.h"
+#include "tests/sidecar/snapshot/test_dirs.h"
 
 namespace modelswap::snapshot {
 namespace {

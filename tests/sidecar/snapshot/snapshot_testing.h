@@ -13,12 +13,12 @@
 #include <thread>
 #include <vector>
 
-#include "sidecar/client/region.h"
+#include "sidecar/client/region/region.h"
 #include "sidecar/snapshot/snapshot_format.h"
 #include "sidecar/snapshot/snapshot_host.h"
 #include "sidecar/snapshot/snapshot_restore.h"
-#include "tests/snapshot/state_check.h"
-#include "tests/snapshot/test_dirs.h"
+#include "tests/sidecar/snapshot/state_check.h"
+#include "tests/sidecar/snapshot/test_dirs.h"
 
 namespace modelswap::testing {
 

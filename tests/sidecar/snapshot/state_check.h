@@ -18,7 +18,7 @@
 
 #include "common/checksum.h"
 #include "common/status.h"
-#include "sidecar/client/region.h"
+#include "sidecar/client/region/region.h"
 
 namespace modelswap::testing {
 

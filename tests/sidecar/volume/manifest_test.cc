@@ -1,13 +1,13 @@
 // The manifest reader rejects torn, missing, bad and stale manifests; publishing raises the
 // generation every time, rollbacks included.
-#include "sidecar/manifest.h"
+#include "sidecar/volume/manifest.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include "common/names.h"
-#include "sidecar/writer.h"
+#include "sidecar/writer/writer.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/temp_dir.h"
 

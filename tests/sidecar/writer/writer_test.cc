@@ -1,6 +1,6 @@
 // The writer: sources, fallocate refusal, never overwriting, crash safety, errors that name the
 // problem.
-#include "sidecar/writer.h"
+#include "sidecar/writer/writer.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -9,9 +9,9 @@
 #include <filesystem>
 
 #include "common/names.h"
-#include "sidecar/manifest.h"
-#include "sidecar/synthetic_data.h"
-#include "sidecar/version_file.h"
+#include "sidecar/volume/manifest.h"
+#include "sidecar/volume/version_file.h"
+#include "sidecar/writer/synthetic_data.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/msf_files.h"
 

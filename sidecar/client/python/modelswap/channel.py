@@ -1,7 +1,7 @@
 """Pure-Python end of modelswap shared-memory channels (``<shm-dir>/channels/<name>.chan``).
 
 Same file layout and protocol as the C++ and C ends; the layout is defined once, in
-sidecar/client/channel_layout.h, and transcribed in the constants below (a test compares them
+sidecar/client/channel/channel_layout.h, and transcribed in the constants below (a test compares them
 with the C++ build). One writer (ChannelWriter, holding an exclusive flock on the file), any
 number of readers (ChannelReader, read-only mapping) in any of the three languages.
 

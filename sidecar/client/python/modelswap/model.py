@@ -5,12 +5,12 @@
         with model.acquire() as h:            # pinned to one version, RCU style
             v = h.get(b"42")                  # memoryview into the mapped file, or None
 
-Same semantics as the C++ client (sidecar/client/client.h): everything read through one handle
+Same semantics as the C++ client (sidecar/client/model/client.h): everything read through one handle
 comes from one version; a new acquire() returns the newest active version; the module maps the
 version file itself (sharing the page cache the agent filled) and announces in its reader slot
 of the control block which generations it still reads, refreshed with a heartbeat from a daemon
 thread. The bytes it reads and writes are laid out in control_block.h; LAYOUT below transcribes
-that table and tests/client/layout_test.py checks it against the C header.
+that table and tests/sidecar/client/model/layout_test.py checks it against the C header.
 
 Memory ordering: CPython gives no atomics, but an item of memoryview.cast("Q") is read and
 written with one aligned 8-byte load or store, which x86-64 (and arm64) perform atomically; on

@@ -3,7 +3,7 @@
 A transcription of xxHash 0.8's scalar XXH3_64bits_withSeed (xxhash.h), so the Python client
 needs no compiled part. Keys are usually short, which takes the fast branches (<= 16, <= 128,
 <= 240 bytes); longer keys take the striped long-hash path. If the `xxhash` package is
-importable it is used instead (same results, faster). tests/client/xxh3_test.py checks this
+importable it is used instead (same results, faster). tests/sidecar/client/model/xxh3_test.py checks this
 module against the C++ implementation over every length from 0 to 1100 bytes and several seeds.
 """
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sidecar/client/channel_layout.h"
-#include "sidecar/client/modelswap_channel.h"
+#include "sidecar/client/channel/channel_layout.h"
+#include "sidecar/client/channel/modelswap_channel.h"
 
 #define MS_LAST_ERROR ms_channel_last_error
 #include "tests/testing/c_check.h"

@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <sys/stat.h>
 
-#include "tests/channel/channel_fixture.h"
+#include "tests/sidecar/client/channel/channel_fixture.h"
 
 namespace modelswap::channel_test {
 namespace {

@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "sidecar/client/channel.h"
-#include "tests/channel/payload.h"
+#include "sidecar/client/channel/channel.h"
+#include "tests/sidecar/client/channel/payload.h"
 
 namespace modelswap::channel_test {
 namespace {

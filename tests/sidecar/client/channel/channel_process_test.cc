@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "tests/channel/channel_fixture.h"
-#include "tests/channel/subprocess.h"
+#include "tests/sidecar/client/channel/channel_fixture.h"
+#include "tests/sidecar/client/channel/subprocess.h"
 
 namespace modelswap::channel_test {
 namespace {

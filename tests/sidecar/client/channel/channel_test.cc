@@ -5,7 +5,7 @@
 #include <cstring>
 #include <vector>
 
-#include "tests/channel/channel_fixture.h"
+#include "tests/sidecar/client/channel/channel_fixture.h"
 
 namespace modelswap::channel_test {
 namespace {

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
-#include "tests/channel/channel_fixture.h"
-#include "tests/channel/subprocess.h"
+#include "tests/sidecar/client/channel/channel_fixture.h"
+#include "tests/sidecar/client/channel/subprocess.h"
 
 namespace modelswap::channel_test {
 namespace {

@@ -2,7 +2,8 @@
 //
 // Word i (8 bytes, little-endian) of message `seq` is Mix(seq, i); a tail shorter than a word
 // holds Mix's low bytes. Any mix of two messages, or of a message and stale slot bytes, fails
-// CheckPayload. python/modelswap tests compute the same function (tests/channel/payload.py).
+// CheckPayload. python/modelswap tests compute the same function
+// (tests/sidecar/client/channel/payload.py).
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-"""Self-checking channel payloads, the Python twin of tests/channel/payload.h.
+"""Self-checking channel payloads, the Python twin of tests/sidecar/client/channel/payload.h.
 
 Word i (8 bytes, little-endian) of message seq is mix(seq, i); a short tail holds its low bytes.
 A stop message is 8 bytes: mix(seq, 2**64 - 1).

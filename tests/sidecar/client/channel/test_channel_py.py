@@ -147,7 +147,7 @@ class InteropTest(ChannelPyTest):
                 "w = ch.ChannelWriter(sys.argv[3], 'pykill', 8, 1024)\n"
                 "while True: w.publish(payload.fill(w.last_published + 1, 1024))")
         here = os.path.dirname(os.path.abspath(__file__))
-        pkg = os.path.join(here, "..", "..", "sidecar", "client", "python")
+        pkg = os.path.join(here, "..", "..", "..", "..", "sidecar", "client", "python")
         p = subprocess.Popen([sys.executable, "-c", code, here, pkg, self.dir])
         try:
             target = 200 + os.getpid() % 300  # varies between runs

@@ -8,11 +8,11 @@
 
 #include "common/checksum.h"
 #include "sidecar/agent/control_block_writer.h"
-#include "sidecar/client/client.h"
-#include "sidecar/client/modelswap.h"
-#include "sidecar/client/reader_slot.h"
-#include "sidecar/writer.h"
-#include "tests/agent/process_util.h"
+#include "sidecar/client/model/client.h"
+#include "sidecar/client/model/modelswap.h"
+#include "sidecar/client/model/reader_slot.h"
+#include "sidecar/writer/writer.h"
+#include "tests/sidecar/agent/process_util.h"
 
 namespace modelswap::client {
 namespace {

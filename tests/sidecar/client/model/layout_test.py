@@ -7,8 +7,8 @@ import subprocess
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "sidecar", "client",
-                                "python"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "..",
+                                "sidecar", "client", "python"))
 from modelswap import model  # noqa: E402
 
 HELPER = sys.argv.pop(1)

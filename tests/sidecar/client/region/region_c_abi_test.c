@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sidecar/client/modelswap_region.h"
-#include "sidecar/client/region_layout.h"
+#include "sidecar/client/region/modelswap_region.h"
+#include "sidecar/client/region/region_layout.h"
 
 #define MS_LAST_ERROR ms_region_last_error
 #include "tests/testing/c_check.h"

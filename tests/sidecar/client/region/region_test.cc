@@ -1,7 +1,7 @@
-// The app side of regions (sidecar/client/region.h) and the host's pin (region_view.h):
+// The app side of regions (sidecar/client/region/region.h) and the host's pin (region_view.h):
 // attach, commit, rollback and roll-forward at re-attach (also after a real SIGKILL of a child
 // process), single-writer locking, one test per open/validation error, and the pin protocol.
-#include "sidecar/client/region.h"
+#include "sidecar/client/region/region.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "sidecar/snapshot/region_view.h"
-#include "tests/snapshot/snapshot_testing.h"
-#include "tests/snapshot/test_dirs.h"
+#include "sidecar/client/region/region_view.h"
+#include "tests/sidecar/snapshot/snapshot_testing.h"
+#include "tests/sidecar/snapshot/test_dirs.h"
 
 namespace modelswap {
 namespace {

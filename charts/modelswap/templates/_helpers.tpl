@@ -46,3 +46,15 @@ app.kubernetes.io/component: operator
 {{- define "modelswap.webhookConfig" -}}
 {{- include "modelswap.fullname" . -}}
 {{- end -}}
+
+{{- define "modelswap.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "modelswap.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "modelswap.metricsService" -}}
+{{- printf "%s-metrics" (include "modelswap.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}

@@ -58,8 +58,13 @@
 //   size >= 4096, magic, format_version, header_size, header_checksum, file_size == real size,
 //   flags, reserved, names, section_count, each section entry (kind, reserved, alignment,
 //   bounds), order/overlap, required sections, index shape; then with full verification: each
-//   section checksum, and a structural walk (every entry in bounds, entry count, every index slot
-//   pointing at an entry start).
+//   section checksum, zero padding, a walk of DATA (every entry in bounds, entry count), and a
+//   proof that INDEX indexes DATA, linear in the file: as many used slots as entries; every used
+//   slot points at a whole entry whose key's hash (with hash_seed) gives the slot's fingerprint,
+//   and sits in that key's probe sequence (no empty slot between the key's home slot and it); no
+//   two slots of a run name one key (no entry twice, no key shadowed); and the slots' offsets
+//   are exactly the entry starts (a keyed digest of each set). Checksums alone cannot show this:
+//   a file can be re-signed after its index was edited.
 #pragma once
 
 #include <cstddef>

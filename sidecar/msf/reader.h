@@ -1,8 +1,9 @@
 // Reading and validating .msf files (layout in msf/format.h).
 //
 // Reader is a view over bytes the caller keeps alive (usually a read-only mapping). Opening checks
-// the header in O(1); VerifyLevel::kFull also checks every section checksum and walks the
-// structure, so that no later lookup can find an out-of-bounds entry. Lookups are bounds-checked
+// the header in O(1); VerifyLevel::kFull also checks every section checksum, walks DATA and
+// proves INDEX is an index of it (format.h, "Reader checks"): after it, Find(key) answers every
+// entry of DATA, and nothing else. Lookups are bounds-checked
 // anyway, so even an unverified or maliciously crafted file cannot make a Reader read outside
 // its span: the worst it can do is answer "not found".
 //
@@ -46,7 +47,7 @@ struct Header {
 
 enum class VerifyLevel {
   kHeader,  // O(1): header fields, checksum and section table
-  kFull,    // also every section checksum and a structural walk: reads the whole file
+  kFull,    // also every section checksum, DATA walked, INDEX proven: reads the whole file
 };
 
 // Parses and checks the header and section table against file.size().

@@ -1,6 +1,8 @@
 // One test per .msf reader check: each corruption is rejected with the error naming that check.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "sidecar/msf/reader.h"
 #include "tests/testing/msf_files.h"
 
@@ -236,6 +238,147 @@ TEST_F(MsfReaderTest, IndexUsedSlotsMismatch) {
   }
   Reseal(file_);
   ExpectRejected(file_, "used slots for");
+}
+
+// An index whose checksums were recomputed after it was edited must still be refused: full
+// verification proves every entry is found through its key's probe sequence.
+class MsfIndexTest : public MsfReaderTest {
+ protected:
+  uint64_t Capacity() { return Section(1, 16) / 8; }
+  uint64_t SlotAddr(uint64_t i) { return Section(1, 8) + i * 8; }
+  uint64_t SlotValue(uint64_t i) { return LoadU64(file_.data() + SlotAddr(i)); }
+  uint64_t Hash(const std::string& key) {
+    return HashKey(std::as_bytes(std::span(key)), LoadU64(file_.data() + kOffHashSeed));
+  }
+  // The slot position holding `key`, found by probing as Find does.
+  uint64_t SlotOf(const std::string& key) {
+    uint64_t mask = Capacity() - 1;
+    for (uint64_t i = Hash(key) & mask;; i = (i + 1) & mask) {
+      uint64_t slot = SlotValue(i);
+      uint64_t off = slot & kOffsetMask;
+      uint32_t len = LoadU32(file_.data() + Section(0, 8) + off);
+      std::string k(reinterpret_cast<const char*>(file_.data() + Section(0, 8) + off + 8), len);
+      if (k == key) return i;
+    }
+  }
+  // Keys of entries_ a lookup no longer finds with their own value (what a lying index causes).
+  size_t Misses(const std::vector<std::byte>& f) {
+    auto r = Reader::Open(f, VerifyLevel::kHeader);
+    EXPECT_TRUE(r.has_value());
+    size_t misses = 0;
+    for (const auto& [k, v] : entries_)
+      misses += r->Find(std::string_view(k)) != std::optional<std::string_view>(v);
+    return misses;
+  }
+};
+
+TEST_F(MsfIndexTest, SlotFingerprintEdited) {
+  uint64_t i = SlotOf("key7");
+  PutU64(file_, SlotAddr(i), SlotValue(i) ^ (uint64_t{1} << 60));
+  Reseal(file_);
+  EXPECT_EQ(Misses(file_), 1u);
+  ExpectRejected(file_, "index slot " + std::to_string(i) + " fingerprint does not match");
+}
+
+TEST_F(MsfIndexTest, HashSeedNotTheIndexOnes) {
+  PutU64(file_, kOffHashSeed, LoadU64(file_.data() + kOffHashSeed) + 1);
+  Reseal(file_);
+  EXPECT_GT(Misses(file_), 90u);
+  ExpectRejected(file_, "fingerprint does not match its entry's key");
+}
+
+TEST_F(MsfIndexTest, SlotMovedOutOfItsProbeSequence) {
+  // Move key7's slot to the empty slot right after the next empty slot past its home: its
+  // probe sequence stops at that first empty slot and never reaches it.
+  uint64_t mask = Capacity() - 1, from = SlotOf("key7");
+  uint64_t e = Hash("key7") & mask;
+  while (SlotValue(e) != 0)
+    e = (e + 1) & mask;
+  uint64_t to = (e + 1) & mask;
+  while (SlotValue(to) != 0)  // the next empty slot after that one
+    to = (to + 1) & mask;
+  ASSERT_NE(to, e);
+  uint64_t moved = SlotValue(from);
+  PutU64(file_, SlotAddr(to), moved);
+  PutU64(file_, SlotAddr(from), 0);
+  Reseal(file_);
+  EXPECT_GE(Misses(file_), 1u);
+  ExpectRejected(file_, "is not reachable from its key's home slot");
+}
+
+TEST_F(MsfIndexTest, SlotDuplicatedOverItsRunNeighbour) {
+  // Find two adjacent used slots; the second takes a copy of the first: one entry is listed
+  // twice, the other not at all, and the used-slot count does not change.
+  uint64_t mask = Capacity() - 1, i = 0;
+  while (SlotValue(i) == 0 || SlotValue((i + 1) & mask) == 0)
+    ++i;
+  PutU64(file_, SlotAddr((i + 1) & mask), SlotValue(i));
+  Reseal(file_);
+  EXPECT_EQ(Misses(file_), 1u);
+  ExpectRejected(file_, "both point at the entry at data offset");
+}
+
+TEST_F(MsfIndexTest, DuplicateKeyShadowsAnotherEntry) {
+  // Rename entry X's key in DATA to key Y (same length) and give X's slot Y's fingerprint,
+  // choosing X and Y so that X's slot is in Y's probe sequence: Find(Y) then answers one of the
+  // two and the other can never be found.
+  uint64_t mask = Capacity() - 1, data = Section(0, 8);
+  for (const auto& [x, xv] : entries_) {
+    uint64_t q = SlotOf(x);
+    for (const auto& [y, yv] : entries_) {
+      if (y == x || y.size() != x.size()) continue;
+      uint64_t home = Hash(y) & mask;
+      bool run_ok = true;
+      for (uint64_t p = home; p != q && run_ok; p = (p + 1) & mask)
+        run_ok = SlotValue(p) != 0;
+      if (!run_ok) continue;
+      uint64_t off = SlotValue(q) & kOffsetMask;
+      std::memcpy(file_.data() + data + off + 8, y.data(), y.size());
+      uint64_t fp = Fingerprint(Hash(y));
+      PutU64(file_, SlotAddr(q), (fp << kFingerprintShift) | off);
+      Reseal(file_);
+      EXPECT_GE(Misses(file_), 1u);
+      ExpectRejected(file_, "duplicate key in the data section");
+      return;
+    }
+  }
+  GTEST_SKIP() << "no pair of keys shares a probe run in this file";
+}
+
+TEST_F(MsfIndexTest, SlotPointsAtAFakeEntryInsideAValue) {
+  // key0's value holds the bytes of an entry for a key that is not in the file; one slot is
+  // aimed at it with the right fingerprint, in a position its probe sequence reaches, in place
+  // of a real entry's slot. Every per-slot check passes; only the set of offsets is wrong.
+  entries_.clear();
+  for (int i = 0; i < 100; ++i)
+    entries_.emplace_back("key" + std::to_string(i), "value" + std::to_string(i));
+  const std::string fake_value = "x";
+  auto fake_entry = [&](const std::string& key) {
+    std::string e(8, '\0');
+    uint32_t kl = static_cast<uint32_t>(key.size()), vl = 1;
+    std::memcpy(e.data(), &kl, 4);
+    std::memcpy(e.data() + 4, &vl, 4);
+    return e + key + fake_value;
+  };
+  entries_[0].second = fake_entry("fake00000");
+  file_ = BuildMsfBytes(entries_);
+  uint64_t mask = Capacity() - 1;
+  uint64_t victim = SlotOf("key50");
+  std::string fake;
+  for (int n = 0; n < 100000 && fake.empty(); ++n) {
+    std::string k = "fake" + std::to_string(100000 + n).substr(1);
+    if ((Hash(k) & mask) == victim) fake = k;
+  }
+  ASSERT_FALSE(fake.empty());
+  entries_[0].second = fake_entry(fake);
+  file_ = BuildMsfBytes(entries_);  // same keys, same order: same slot positions
+  ASSERT_EQ(SlotOf("key50"), victim);
+  uint64_t key0 = SlotValue(SlotOf("key0")) & kOffsetMask;
+  uint64_t fake_off = key0 + 8 + 4;  // entry header, "key0", then the value
+  PutU64(file_, SlotAddr(victim), (Fingerprint(Hash(fake)) << kFingerprintShift) | fake_off);
+  Reseal(file_);
+  EXPECT_EQ(Misses(file_), 1u);
+  ExpectRejected(file_, "do not point at the starts of the data section's entries");
 }
 
 // Truncation exactly at each section boundary (and one byte either side) is always rejected.

@@ -76,10 +76,11 @@ VALUE_SETS = {
     "no-crd": {"crds": {"install": False}},
 }
 
-# (--set argument, text helm's error must contain)
+# (--set argument or values dict, text helm's error must contain)
 BAD_VALUES = [
     ("operator.replicas=two", "operator.replicas"),
     ("operator.replicas=0", "operator.replicas"),
+    ({"operator": {"replicas": 1.5}}, "operator.replicas"),  # a values file: --set keeps "1.5" a string
     ("operator.replica=3", "replica"),                       # a typo is refused, not ignored
     ("webhook.failurePolicy=Sometimes", "webhook.failurePolicy"),
     ("webhook.timeoutSeconds=60", "webhook.timeoutSeconds"),
@@ -215,13 +216,22 @@ class Lint(unittest.TestCase):
     def test_schema_refuses_bad_values(self):
         for setting, key in BAD_VALUES:
             with self.subTest(set=setting):
-                r = helm("template", RELEASE, repo.CHART, "-n", NAMESPACE, "--set", setting,
-                         check=False)
-                self.assertNotEqual(r.returncode, 0, f"helm template accepted --set {setting}")
+                path = None
+                if isinstance(setting, dict):
+                    path = values_file(setting)
+                    given = ["-f", path]
+                else:
+                    given = ["--set", setting]
+                try:
+                    r = helm("template", RELEASE, repo.CHART, "-n", NAMESPACE, *given, check=False)
+                    lint = helm("lint", "--strict", repo.CHART, *given, check=False)
+                finally:
+                    if path:
+                        os.unlink(path)
+                self.assertNotEqual(r.returncode, 0, f"helm template accepted {setting}")
                 self.assertIn("values don't meet the specifications of the schema", r.stderr)
                 self.assertIn(key, r.stderr)
-                lint = helm("lint", "--strict", repo.CHART, "--set", setting, check=False)
-                self.assertNotEqual(lint.returncode, 0, f"helm lint accepted --set {setting}")
+                self.assertNotEqual(lint.returncode, 0, f"helm lint accepted {setting}")
 
     def test_schema_accepts_percent_min_available(self):
         helm("template", RELEASE, repo.CHART, "--set-string",
@@ -694,6 +704,7 @@ class ValuesEffects(unittest.TestCase):
         self.assertEqual(ps["tolerations"], [{"key": "CriticalAddonsOnly", "operator": "Exists"}])
         a = operator_container(docs)["args"]
         self.assertEqual(a[-1], "--probe-interval=30", "extraArgs come last")
+        self.assertEqual(a.count("--probe-interval=30"), 1)
         self.assertEqual(args_of(docs)["--agent-image-pull-policy"], ["Always"])
 
     def test_writer_settings(self):

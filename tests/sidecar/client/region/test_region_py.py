@@ -167,22 +167,24 @@ class RegionPyTest(unittest.TestCase):
             import os, signal, sys, time
             from modelswap.region import Region, RegionError
             r = Region("state", {SIZE}, shm_dir={self.dir!r})
+            def say(*words):  # one write(2) per line: parent and child share the pipe
+                os.write(1, (" ".join(map(str, words)) + "\\n").encode())
             r.write(0, b"parent")
             r.commit()
             pid = os.fork()
             if pid == 0:
                 try:
                     r.commit()
-                    print("child-committed", flush=True)
+                    say("child-committed")
                 except RegionError as e:
-                    print("child-refused", e.code, flush=True)
-                print("child-data", bytes(r.data[:6]).hex(), flush=True)  # let go: zeros
+                    say("child-refused", e.code)
+                say("child-data", bytes(r.data[:6]).hex())  # let go: zeros
                 null = os.open(os.devnull, os.O_WRONLY)  # let the test's pipe reach EOF
                 os.dup2(null, 1)
                 os.dup2(null, 2)
                 time.sleep({TIMEOUT})
                 os._exit(0)
-            print("child", pid, flush=True)
+            say("child", pid)
             time.sleep(0.2)
             os.kill(os.getpid(), signal.SIGKILL)
         """)

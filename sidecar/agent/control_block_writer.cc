@@ -1,18 +1,16 @@
 // Creating or adopting a control block, the single-agent flock, record and heartbeat writes.
 #include "sidecar/agent/control_block_writer.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
-
-#include "common/posix_error.h"
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-#include <spdlog/spdlog.h>
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <span>
+
+#include "common/posix_error.h"
+#include "common/shm_file.h"
 
 namespace modelswap::agent {
 namespace {
@@ -32,20 +30,18 @@ Status CreateFresh(Env* env, const ControlBlockOptions& o, const std::string& pa
   // (a per-pod emptyDir), so this opens it to nobody outside the pod.
   if (::fchmod(fd, 0666) != 0) return fail(ErrnoError("fchmod", tmp));
   if (auto st = env->Truncate(fd, MS_CTL_FILE_BYTES); !st) return fail(st.error());
-  void* addr = ::mmap(nullptr, MS_CTL_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (addr == MAP_FAILED)
-    return fail(Error(Code::kIOError, "mmap " + tmp + ": " + strerror(errno)));
-  // Nobody else can see the file yet: plain writes, published by the rename below.
-  auto* h = static_cast<ms_ctl_header*>(addr);
-  h->magic = MS_CTL_MAGIC;
-  h->layout_version = MS_CTL_LAYOUT_VERSION;
-  h->slots_offset = MS_CTL_SLOTS_OFFSET;
-  h->file_bytes = MS_CTL_FILE_BYTES;
-  h->slot_count = MS_CTL_SLOT_COUNT;
-  h->slot_bytes = MS_CTL_SLOT_BYTES;
-  h->created_unix_ns = static_cast<uint64_t>(env->NowUnixNanos());
-  std::memcpy(h->model_words, o.model.data(), std::min<size_t>(o.model.size(), 63));
-  ::munmap(addr, MS_CTL_FILE_BYTES);
+  // Nobody else can see the file yet: the header is written with one pwrite (the rest stays the
+  // zeros Truncate gave it) and published by the rename below.
+  ms_ctl_header h{};
+  h.magic = MS_CTL_MAGIC;
+  h.layout_version = MS_CTL_LAYOUT_VERSION;
+  h.slots_offset = MS_CTL_SLOTS_OFFSET;
+  h.file_bytes = MS_CTL_FILE_BYTES;
+  h.slot_count = MS_CTL_SLOT_COUNT;
+  h.slot_bytes = MS_CTL_SLOT_BYTES;
+  h.created_unix_ns = static_cast<uint64_t>(env->NowUnixNanos());
+  std::memcpy(h.model_words, o.model.data(), std::min<size_t>(o.model.size(), 63));
+  if (auto st = env->PWrite(fd, std::as_bytes(std::span(&h, 1)), 0); !st) return fail(st.error());
   env->Close(fd);
   MS_RETURN_IF_ERROR(env->Rename(tmp, path));
   return Ok();
@@ -72,10 +68,8 @@ Result<std::unique_ptr<ControlBlockWriter>> ControlBlockWriter::OpenOrCreate(
     file = ctl::ControlBlockFile::Open(path);
     if (!file) return Fail(file.error());
   }
-  if (::flock((*file)->fd(), LOCK_EX | LOCK_NB) != 0) {
-    return Fail(Code::kFailedPrecondition,
-                "control block " + path + " is held by another running agent (flock)");
-  }
+  MS_RETURN_IF_ERROR(LockExclusive(
+      (*file)->fd(), path, "control block " + path + " is held by another running agent (flock)"));
   auto w =
       std::unique_ptr<ControlBlockWriter>(new ControlBlockWriter(o, std::move(*file), adopted));
   ms_ctl_header& h = w->file_->header();

@@ -37,8 +37,6 @@
 // is at least that write's odd version: v2 != v1 and the copy is discarded.
 #include "sidecar/client/channel/channel.h"
 
-#include <sys/stat.h>
-
 #if defined(__x86_64__)
 #include <cpuid.h>
 #include <x86intrin.h>
@@ -46,7 +44,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <cstring>
 
 namespace modelswap {
@@ -275,7 +272,7 @@ uint64_t ChannelWriter::Publish(std::span<const std::byte> msg) {
   version.store(2 * seq, std::memory_order_release);
   // Release: pairs with the acquire loads of published_seq (ReadNext's idle poll and lapped
   // path, ReadLatest), which then find the slot already at version >= 2*seq.
-  Word(map_.header()->published_seq).store(seq, std::memory_order_release);
+  Word(map_.As<ms_channel_header>()->published_seq).store(seq, std::memory_order_release);
   // After the publish, not before: CLDEMOTE is ordered after the stores to its own line, and
   // issued earlier it measurably delays the published_seq store the reader is waiting for. The
   // reader needs ~one cross-core transfer to see published_seq, time in which most lines reach L3.
@@ -294,7 +291,7 @@ uint64_t ChannelWriter::Publish(std::span<const std::byte> msg) {
 // is newer than published_seq), or mid-write (an odd version). Sequence ids must continue above
 // everything any reader may have seen, and versions in a slot must never go down.
 void ChannelWriter::Recover() {
-  ms_channel_header* header = map_.header();
+  ms_channel_header* header = map_.As<ms_channel_header>();
   // Acquire: pairs with the previous writer's release store (it may have run on another core).
   uint64_t published = Word(header->published_seq).load(std::memory_order_acquire);
   uint64_t next = published + 1;
@@ -347,7 +344,8 @@ ReadResult ChannelReader::ReadNext(std::span<std::byte> out) {
       // never the slot being written: polling the slot would pull its line away from the writer
       // between each of its stores. Acquire pairs with Publish's release store, so once
       // published_seq >= want the slot is complete (or already overwritten, seen below).
-      known_published_ = Word(map_.header()->published_seq).load(std::memory_order_acquire);
+      known_published_ =
+          Word(map_.As<ms_channel_header>()->published_seq).load(std::memory_order_acquire);
       if (want > known_published_) return {.status = ReadStatus::kEmpty};
     }
     std::byte* slot = SlotAt(map_.base(), want & mask_, stride_);
@@ -366,7 +364,8 @@ ReadResult ChannelReader::ReadNext(std::span<std::byte> out) {
     // Lapped: the slot holds (or is being given) message t >= want + N, so every id <= t - N has
     // been overwritten. published_seq may prove more ids gone; acquire pairs with its release.
     const uint64_t t = (v1 + 1) / 2;
-    const uint64_t p = Word(map_.header()->published_seq).load(std::memory_order_acquire);
+    const uint64_t p =
+        Word(map_.As<ms_channel_header>()->published_seq).load(std::memory_order_acquire);
     const uint64_t newest = std::max(t, p);
     // Lapped means newest >= want + N. Anything else is a damaged file (a version not of this
     // slot's ids, or near 2^64): report nothing rather than move the cursor backwards or wrap
@@ -382,7 +381,8 @@ ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
   if (out.size() < message_bytes_) return {.status = ReadStatus::kBufferTooSmall};
   for (;;) {
     // Acquire: pairs with Publish's release store, so the slot is at version >= 2p.
-    const uint64_t p = Word(map_.header()->published_seq).load(std::memory_order_acquire);
+    const uint64_t p =
+        Word(map_.As<ms_channel_header>()->published_seq).load(std::memory_order_acquire);
     if (p == 0) return {.status = ReadStatus::kEmpty};
     std::byte* slot = SlotAt(map_.base(), p & mask_, stride_);
     // Acquire: pairs with the writer's release store of the even version.
@@ -405,25 +405,16 @@ ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
 
 uint64_t ChannelReader::published_seq() const {
   // Acquire: pairs with Publish's release store (callers may go on to read the slot).
-  return Word(map_.header()->published_seq).load(std::memory_order_acquire);
+  return Word(map_.As<ms_channel_header>()->published_seq).load(std::memory_order_acquire);
 }
 
 uint64_t ChannelReader::writer_epoch() const {
   // Relaxed: a diagnostic counter that orders nothing.
-  return Word(map_.header()->writer_epoch).load(std::memory_order_relaxed);
+  return Word(map_.As<ms_channel_header>()->writer_epoch).load(std::memory_order_relaxed);
 }
 
 Result<bool> ChannelReader::Replaced() const {
-  struct stat mapped {};
-  struct stat named {};
-  if (::fstat(map_.fd(), &mapped) != 0) {
-    return Fail(Code::kIOError, "fstat " + map_.path() + ": " + std::strerror(errno));
-  }
-  if (::stat(map_.path().c_str(), &named) != 0) {
-    if (errno == ENOENT) return true;
-    return Fail(Code::kIOError, "stat " + map_.path() + ": " + std::strerror(errno));
-  }
-  return named.st_ino != mapped.st_ino || named.st_dev != mapped.st_dev;
+  return map_.Replaced();
 }
 
 }  // namespace modelswap

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/shm_file.h"
 #include "common/status.h"
 #include "sidecar/client/channel/channel_layout.h"
 
@@ -58,32 +59,6 @@ Status ValidateChannelName(std::string_view name);
 // `<shm_dir>/channels/<name>.chan` (name must be valid).
 std::string ChannelPath(std::string_view shm_dir, std::string_view name);
 
-// A mapped channel file; move-only. Shared by writer and reader.
-class ChannelMapping {
- public:
-  ChannelMapping() = default;
-  ChannelMapping(int fd, std::byte* base, size_t size, std::string path)
-      : fd_(fd), base_(base), size_(size), path_(std::move(path)) {}
-  ChannelMapping(ChannelMapping&& other) noexcept { *this = std::move(other); }
-  ChannelMapping& operator=(ChannelMapping&& other) noexcept;
-  ChannelMapping(const ChannelMapping&) = delete;
-  ChannelMapping& operator=(const ChannelMapping&) = delete;
-  ~ChannelMapping();
-
-  int fd() const { return fd_; }
-  std::byte* base() const { return base_; }
-  size_t size() const { return size_; }
-  const std::string& path() const { return path_; }
-  ms_channel_header* header() const { return reinterpret_cast<ms_channel_header*>(base_); }
-
- private:
-  void Release();  // unmaps and closes (drops a writer's flock); leaves it empty
-  int fd_ = -1;
-  std::byte* base_ = nullptr;
-  size_t size_ = 0;
-  std::string path_;
-};
-
 class ChannelWriter {
  public:
   // Creates the channel, or attaches to an existing one whose slot_count and message_bytes equal
@@ -107,10 +82,10 @@ class ChannelWriter {
   const std::string& path() const { return map_.path(); }
 
  private:
-  ChannelWriter(ChannelMapping map) : map_(std::move(map)) {}
+  explicit ChannelWriter(ShmMapping map) : map_(std::move(map)) {}
   void Recover();
 
-  ChannelMapping map_;
+  ShmMapping map_;
   uint64_t next_seq_ = 1;  // writer-private; published_seq in the file trails it by one
   uint32_t mask_ = 0;
   uint32_t message_bytes_ = 0;
@@ -152,11 +127,11 @@ class ChannelReader {
   [[nodiscard]] Result<bool> Replaced() const;
 
  private:
-  ChannelReader(ChannelMapping map) : map_(std::move(map)) {}
+  explicit ChannelReader(ShmMapping map) : map_(std::move(map)) {}
   // Copies message `seq` if its slot holds it; returns false if the slot changed meanwhile.
   bool TryCopy(uint64_t seq, uint64_t version, std::span<std::byte> out, uint32_t* length);
 
-  ChannelMapping map_;
+  ShmMapping map_;
   uint64_t next_seq_ = 1;
   uint64_t known_published_ = 0;  // last published_seq seen: ids up to it need no header load
   uint64_t pending_missed_ = 0;   // skipped since the last returned message

@@ -7,24 +7,17 @@
 // Writers hold an exclusive flock on the file for their lifetime; the kernel releases it when the
 // process dies however it dies, so a restarted writer never finds a stale lock.
 //
-// The channel uses POSIX calls directly rather than the project's Env: it lives in the pod's
-// memory emptyDir (tmpfs), needs a read-write shared mapping, flock and linkat, none of which Env
-// has, and the failures that matter here (processes dying) are tested with real processes.
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
+// Files, locks and mappings go through common/shm_file.h (POSIX directly rather than Env, for the
+// reasons given there); the failures that matter here (processes dying) are tested with real
+// processes.
 #include <unistd.h>
 
 #include <spdlog/fmt/fmt.h>
 #include <bit>
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 
 #include "common/names.h"
-#include "common/posix_error.h"
 #include "common/shm_file.h"
 #include "sidecar/client/channel/channel.h"
 
@@ -33,52 +26,23 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "channel files are little-endian");
 
-Error Errno(std::string_view call, std::string_view path) {
-  return ErrnoError(call, path);
-}
-
-Result<ChannelMapping> MapFd(int fd, size_t size, bool writable, std::string path) {
-  const int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* base = ::mmap(nullptr, size, prot, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) {
-    Error error = Errno("mmap", path);
-    ::close(fd);
-    return Fail(error);
-  }
-  return ChannelMapping(fd, static_cast<std::byte*>(base), size, std::move(path));
-}
-
-// Opens an existing channel file; the writer also takes the flock. Closes fd on every failure.
-// `checked` (may be null) receives the header as validated: a copy taken once, because the shared
-// header could change between a check and a later read of the same field (the file is group
-// writable), and the immutable fields sized the mapping's bounds.
-Result<ChannelMapping> OpenExisting(const std::string& path, bool writer, uint32_t expected_slots,
-                                    uint32_t expected_message_bytes,
-                                    ms_channel_header* checked = nullptr) {
-  const int fd = ::open(path.c_str(), (writer ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return Fail(Errno("open", path));
-  auto fail = [fd](Error e) {
-    ::close(fd);
-    return Fail(std::move(e));
-  };
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return fail(Errno("fstat", path));
-  if (!S_ISREG(st.st_mode)) return fail(Error(Code::kCorruption, path + ": not a regular file"));
-  if (writer && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno != EWOULDBLOCK) return fail(Errno("flock", path));
-    return fail(Error(Code::kFailedPrecondition,
-                      "channel " + path + " already has a live writer (flock held)"));
-  }
-  const auto size = static_cast<uint64_t>(st.st_size);
-  if (size < MS_CHANNEL_HEADER_BYTES) {
-    return fail(Error(Code::kCorruption,
-                      fmt::format("channel {}: file is {} bytes, smaller than the {}-byte header",
-                                  path, size, MS_CHANNEL_HEADER_BYTES)));
-  }
-  MS_ASSIGN_OR_RETURN(ChannelMapping map, MapFd(fd, size, writer, path));
+// Opens an existing channel file; the writer also takes the flock. `checked` (may be null)
+// receives the header as validated: a copy taken once, because the shared header could change
+// between a check and a later read of the same field (the file is group writable), and the
+// immutable fields sized the mapping's bounds.
+Result<ShmMapping> OpenExisting(const std::string& path, bool writer, uint32_t expected_slots,
+                                uint32_t expected_message_bytes,
+                                ms_channel_header* checked = nullptr) {
+  ShmOpenOptions options;
+  options.access = writer ? MapAccess::kReadWrite : MapAccess::kReadOnly;
+  options.kind = "channel";
+  if (writer) options.held_message = "channel " + path + " already has a live writer (flock held)";
+  options.header_bytes = MS_CHANNEL_HEADER_BYTES;
+  MS_ASSIGN_OR_RETURN(ShmMapping map, OpenShmMapping(path, options));
   ms_channel_header copy;
-  std::memcpy(&copy, map.header(), sizeof(copy));
-  if (Status s = ValidateChannelHeader(copy, size, expected_slots, expected_message_bytes); !s) {
+  std::memcpy(&copy, map.base(), sizeof(copy));
+  if (Status s = ValidateChannelHeader(copy, map.size(), expected_slots, expected_message_bytes);
+      !s) {
     return Fail(s.error().Context("channel " + path));
   }
   if (checked != nullptr) *checked = copy;
@@ -102,35 +66,26 @@ void FillHeader(ms_channel_header* h, const ChannelOptions& options) {
   // The writer_epoch and published_seq start at 0; Recover() makes the creator epoch 1.
 }
 
-// A new unnamed file (shm_file.h), flocked as its writer before anyone can see it.
-Result<UnnamedFile> CreateLockedUnnamed(const std::string& dir, const std::string& path) {
-  MS_ASSIGN_OR_RETURN(UnnamedFile file, CreateUnnamedFile(dir, path));
-  if (::flock(file.fd, LOCK_EX | LOCK_NB) != 0) {  // a fresh inode: only fails on real errors
-    Error error = Errno("flock", path);
-    ::close(file.fd);
-    ForgetUnnamedFile(file);
-    return Fail(error);
-  }
-  return file;
-}
-
-Result<ChannelMapping> CreateNew(const std::string& dir, std::string_view name,
-                                 const std::string& path, const ChannelOptions& options) {
-  MS_ASSIGN_OR_RETURN(const UnnamedFile unnamed, CreateLockedUnnamed(dir, path));
-  const int fd = unnamed.fd;
+Result<ShmMapping> CreateNew(const std::string& dir, const std::string& path,
+                             const ChannelOptions& options) {
+  MS_ASSIGN_OR_RETURN(const UnnamedFile unnamed, CreateUnnamedFile(dir, path));
   // The fallback temp name goes away whatever happens below (O_TMPFILE needs no cleanup).
   struct Forget {
     const UnnamedFile& file;
     ~Forget() { ForgetUnnamedFile(file); }
   } forget{unnamed};
-  const uint64_t size = ms_channel_file_bytes(options.slot_count, options.message_bytes);
-  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {  // tmpfs zero-fills: versions start at 0
-    Error error = Errno("ftruncate", path);
-    ::close(fd);
-    return Fail(error);
+  // Flocked as its writer before anyone can see it: a fresh inode, so this only fails on real
+  // errors.
+  if (Status s = LockExclusive(unnamed.fd, path, "channel " + path + " is locked"); !s) {
+    ::close(unnamed.fd);
+    return Fail(s.error());
   }
-  MS_ASSIGN_OR_RETURN(ChannelMapping map, MapFd(fd, size, true, path));
-  FillHeader(map.header(), options);
+  // tmpfs zero-fills: every slot version starts at 0.
+  MS_ASSIGN_OR_RETURN(
+      ShmMapping map,
+      SizeAndMapNewFile(unnamed.fd,
+                        ms_channel_file_bytes(options.slot_count, options.message_bytes), path));
+  FillHeader(map.As<ms_channel_header>(), options);
   // link() never replaces: if another creator won the race we get EEXIST and attach to theirs.
   MS_RETURN_IF_ERROR(LinkUnnamedFile(unnamed, path));
   return map;
@@ -151,31 +106,6 @@ Status CheckOptions(const ChannelOptions& o) {
 }
 
 }  // namespace
-
-// Not `this->~ChannelMapping()`: that would end path_'s lifetime too, and assigning to a
-// destroyed string is a double free once its buffer is on the heap.
-ChannelMapping& ChannelMapping::operator=(ChannelMapping&& other) noexcept {
-  if (this != &other) {
-    Release();
-    fd_ = std::exchange(other.fd_, -1);
-    base_ = std::exchange(other.base_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-    path_ = std::move(other.path_);
-  }
-  return *this;
-}
-
-ChannelMapping::~ChannelMapping() {
-  Release();
-}
-
-void ChannelMapping::Release() {
-  if (base_ != nullptr) ::munmap(base_, size_);
-  if (fd_ >= 0) ::close(fd_);  // also drops a writer's flock
-  base_ = nullptr;
-  size_ = 0;
-  fd_ = -1;
-}
 
 Status ValidateChannelName(std::string_view name) {
   static_assert(MS_CHANNEL_MAX_NAME_BYTES == 63, "names.cc checks 63 bytes");
@@ -237,10 +167,10 @@ Result<ChannelWriter> ChannelWriter::Open(std::string_view shm_dir, std::string_
   MS_RETURN_IF_ERROR(MakeShmDirs(dir));
   // Open, else create; a lost creation race (EEXIST) goes round once more to attach.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    Result<ChannelMapping> map =
+    Result<ShmMapping> map =
         OpenExisting(path, /*writer=*/true, options.slot_count, options.message_bytes);
     if (!map && map.error().code() == Code::kNotFound) {
-      map = CreateNew(dir, name, path, options);
+      map = CreateNew(dir, path, options);
       if (!map && map.error().code() == Code::kAlreadyExists) continue;
     }
     if (!map) return Fail(map.error());
@@ -258,8 +188,8 @@ Result<ChannelReader> ChannelReader::Open(std::string_view shm_dir, std::string_
                                           uint32_t expected_message_bytes, StartAt start) {
   MS_RETURN_IF_ERROR(ValidateChannelName(name));
   ms_channel_header h;
-  MS_ASSIGN_OR_RETURN(ChannelMapping map, OpenExisting(ChannelPath(shm_dir, name), /*writer=*/false,
-                                                       0, expected_message_bytes, &h));
+  MS_ASSIGN_OR_RETURN(ShmMapping map, OpenExisting(ChannelPath(shm_dir, name), /*writer=*/false, 0,
+                                                   expected_message_bytes, &h));
   ChannelReader reader(std::move(map));
   // The checked immutable fields: the hot path never trusts the shared header again.
   reader.mask_ = h.slot_count - 1;

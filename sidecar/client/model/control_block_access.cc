@@ -1,12 +1,6 @@
 // Seqlock record reads and writes, slot reads, and mapping of `.ctl` files.
 #include "sidecar/client/model/control_block_access.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
 #include <ctime>
 
@@ -54,12 +48,8 @@ Status ValidateHeader(const ms_ctl_header& h, uint64_t file_size) {
     return Fail(Code::kCorruption, "control block: file shorter than its header (" +
                                        std::to_string(file_size) + " bytes)");
   }
-  if (h.magic != MS_CTL_MAGIC) return Fail(Code::kCorruption, "control block: bad magic");
-  if (h.layout_version != MS_CTL_LAYOUT_VERSION) {
-    return Fail(Code::kFailedPrecondition, "control block: layout version " +
-                                               std::to_string(h.layout_version) + ", expected " +
-                                               std::to_string(MS_CTL_LAYOUT_VERSION));
-  }
+  MS_RETURN_IF_ERROR(CheckShmMagicAndVersion("control block", h.magic, MS_CTL_MAGIC,
+                                             h.layout_version, MS_CTL_LAYOUT_VERSION));
   if (h.slots_offset != MS_CTL_SLOTS_OFFSET || h.slot_bytes != MS_CTL_SLOT_BYTES ||
       h.slot_count != MS_CTL_SLOT_COUNT) {
     return Fail(Code::kCorruption, "control block: unexpected slot geometry");
@@ -144,47 +134,23 @@ SlotView ReadSlot(ms_ctl_slot& s) {
   return v;
 }
 
-ControlBlockFile::~ControlBlockFile() {
-  ::munmap(header_, MS_CTL_FILE_BYTES);
-  ::close(fd_);
-}
-
 Result<std::unique_ptr<ControlBlockFile>> ControlBlockFile::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    return Fail(err == ENOENT ? Code::kNotFound : Code::kIOError,
-                "open " + path + ": " + std::strerror(err));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return Fail(Code::kIOError, "fstat " + path + ": " + std::strerror(err));
-  }
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size != MS_CTL_FILE_BYTES) {
-    ::close(fd);
-    return Fail(Code::kCorruption, "control block " + path + ": size " + std::to_string(size) +
-                                       ", expected " + std::to_string(MS_CTL_FILE_BYTES));
-  }
-  void* addr = ::mmap(nullptr, MS_CTL_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (addr == MAP_FAILED) {
-    int err = errno;
-    ::close(fd);
-    return Fail(Code::kIOError, "mmap " + path + ": " + std::strerror(err));
-  }
-  auto file = std::unique_ptr<ControlBlockFile>(
-      new ControlBlockFile(path, fd, static_cast<ms_ctl_header*>(addr), st.st_ino));
-  if (auto ok = ValidateHeader(file->header(), size); !ok) {
+  ShmOpenOptions options;
+  options.kind = "control block";
+  options.header_bytes = sizeof(ms_ctl_header);
+  // The path is the agent's (<shm-dir>/<model>.ctl), and has always been followed.
+  options.follow_symlinks = true;
+  MS_ASSIGN_OR_RETURN(ShmMapping map, OpenShmMapping(path, options));
+  auto file = std::unique_ptr<ControlBlockFile>(new ControlBlockFile(std::move(map)));
+  if (auto ok = ValidateHeader(file->header(), file->map_.size()); !ok) {
     return Fail(ok.error().Context(path));
   }
   return file;
 }
 
 bool ControlBlockFile::StillLinked() const {
-  struct stat st;
-  return ::stat(path_.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_ino) == inode_;
+  Result<bool> replaced = map_.Replaced();
+  return replaced && !*replaced;
 }
 
 }  // namespace modelswap::ctl

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/shm_file.h"
 #include "common/status.h"
 #include "sidecar/client/model/control_block.h"
 
@@ -90,7 +91,6 @@ SlotView ReadSlot(ms_ctl_slot& s);
 // every lock this process took on it (the agent's flock, a client's slot lock).
 class ControlBlockFile {
  public:
-  ~ControlBlockFile();
   ControlBlockFile(const ControlBlockFile&) = delete;
   ControlBlockFile& operator=(const ControlBlockFile&) = delete;
 
@@ -98,21 +98,17 @@ class ControlBlockFile {
   // kCorruption if it is not a valid control block.
   [[nodiscard]] static Result<std::unique_ptr<ControlBlockFile>> Open(const std::string& path);
 
-  ms_ctl_header& header() const { return *header_; }
-  int fd() const { return fd_; }
-  uint64_t inode() const { return inode_; }
-  const std::string& path() const { return path_; }
+  ms_ctl_header& header() const { return *map_.As<ms_ctl_header>(); }
+  int fd() const { return map_.fd(); }
+  uint64_t inode() const { return map_.inode(); }
+  const std::string& path() const { return map_.path(); }
 
   // Whether `path` still names this file (the agent may have replaced an invalid one).
   bool StillLinked() const;
 
  private:
-  ControlBlockFile(std::string path, int fd, ms_ctl_header* header, uint64_t inode)
-      : path_(std::move(path)), fd_(fd), header_(header), inode_(inode) {}
-  std::string path_;
-  int fd_;
-  ms_ctl_header* header_;
-  uint64_t inode_;
+  explicit ControlBlockFile(ShmMapping map) : map_(std::move(map)) {}
+  ShmMapping map_;
 };
 
 }  // namespace modelswap::ctl

@@ -2,37 +2,25 @@
 // sidecar/client/region/region_view.cc). See region_file.h for the creation and locking rules.
 #include "sidecar/client/region/region_file.h"
 
-#include "common/names.h"
-#include "common/posix_error.h"
-#include "common/shm_file.h"
-
-#include <fcntl.h>
 #include <spdlog/fmt/fmt.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <bit>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <utility>
+
+#include "common/names.h"
+#include "common/shm_file.h"
 
 namespace modelswap {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "region files are little-endian");
 
-Error Errno(std::string_view call, std::string_view path) {
-  return ErrnoError(call, path);
-}
-
-Status TakeLock(int fd, RegionFile::Lock lock, const std::string& path) {
-  if (lock == RegionFile::Lock::kNone || ::flock(fd, LOCK_EX | LOCK_NB) == 0) return Ok();
-  if (errno != EWOULDBLOCK) return Fail(Errno("flock", path));
-  return Fail(Code::kFailedPrecondition,
-              "region " + path + " is attached by another live app (flock held)");
+// The flock an attached app holds, as LockExclusive's message when another live app holds it.
+std::string HeldMessage(RegionFile::Lock lock, const std::string& path) {
+  if (lock == RegionFile::Lock::kNone) return "";
+  return "region " + path + " is attached by another live app (flock held)";
 }
 
 }  // namespace
@@ -100,65 +88,15 @@ Status ValidateRegionHeader(const ms_region_header& h, uint64_t file_size,
   return Ok();
 }
 
-// Not `this->~RegionFile()`: that would end path_'s lifetime too, and assigning to a destroyed
-// string is a double free once its buffer is on the heap.
-RegionFile& RegionFile::operator=(RegionFile&& other) noexcept {
-  if (this != &other) {
-    Release();
-    fd_ = std::exchange(other.fd_, -1);
-    base_ = std::exchange(other.base_, nullptr);
-    size_ = std::exchange(other.size_, 0);
-    path_ = std::move(other.path_);
-    inode_ = std::exchange(other.inode_, 0);
-  }
-  return *this;
-}
-
-RegionFile::~RegionFile() {
-  Release();
-}
-
-void RegionFile::Release() {
-  if (base_ != nullptr) ::munmap(base_, size_);
-  if (fd_ >= 0) ::close(fd_);  // also drops an app's flock
-  base_ = nullptr;
-  size_ = 0;
-  fd_ = -1;
-}
-
-void RegionFile::AbandonAfterFork() {
-  if (base_ != nullptr) {
-    // MAP_FIXED replaces the shared file mapping in place with private zero pages.
-    (void)::mmap(base_, size_, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1,
-                 0);
-  }
-  if (fd_ >= 0) ::close(fd_);
-  base_ = nullptr;  // nothing left for the destructor to unmap or close
-  fd_ = -1;
-}
-
 Result<RegionFile> RegionFile::Open(const std::string& path, Lock lock,
                                     const RegionOptions& expected) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return Fail(Errno("open", path));
-  auto fail = [fd](Error e) {
-    ::close(fd);
-    return Fail(std::move(e));
-  };
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return fail(Errno("fstat", path));
-  if (!S_ISREG(st.st_mode)) return fail(Error(Code::kCorruption, path + ": not a regular file"));
-  if (Status s = TakeLock(fd, lock, path); !s) return fail(s.error());
-  const auto size = static_cast<uint64_t>(st.st_size);
-  if (size < MS_REGION_HEADER_BYTES) {
-    return fail(Error(Code::kCorruption,
-                      fmt::format("region {}: file is {} bytes, smaller than the {}-byte header",
-                                  path, size, MS_REGION_HEADER_BYTES)));
-  }
-  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) return fail(Errno("mmap", path));
-  RegionFile file(fd, static_cast<std::byte*>(base), size, path, st.st_ino);
-  if (Status s = ValidateRegionHeader(*file.header(), size, expected); !s) {
+  ShmOpenOptions options;
+  options.kind = "region";
+  options.held_message = HeldMessage(lock, path);
+  options.header_bytes = MS_REGION_HEADER_BYTES;
+  MS_ASSIGN_OR_RETURN(ShmMapping map, OpenShmMapping(path, options));
+  RegionFile file(std::move(map));
+  if (Status s = ValidateRegionHeader(*file.header(), file.map_.size(), expected); !s) {
     return Fail(s.error().Context("region " + path));
   }
   return file;
@@ -171,24 +109,22 @@ Result<RegionFile> RegionFile::Create(const std::string& path, Lock lock,
   const std::string dir = path.substr(0, path.rfind('/'));
   MS_RETURN_IF_ERROR(MakeShmDirs(dir));
   MS_ASSIGN_OR_RETURN(const UnnamedFile unnamed, CreateUnnamedFile(dir, path));
-  const int fd = unnamed.fd;
-  const std::string& temp = unnamed.temp;
-  auto fail = [fd, &temp](Error e) {
-    ::close(fd);
-    if (!temp.empty()) ::unlink(temp.c_str());
-    return Fail(std::move(e));
-  };
-  if (Status s = TakeLock(fd, lock, path); !s) return fail(s.error());
+  // The fallback temp name goes away whatever happens below (O_TMPFILE needs no cleanup).
+  struct Forget {
+    const UnnamedFile& file;
+    ~Forget() { ForgetUnnamedFile(file); }
+  } forget{unnamed};
+  if (lock == Lock::kExclusive) {
+    if (Status s = LockExclusive(unnamed.fd, path, HeldMessage(lock, path)); !s) {
+      ::close(unnamed.fd);
+      return Fail(s.error());
+    }
+  }
   ms_region_header geometry{};
   ms_region_geometry(&geometry, options.bytes, options.block_bytes);
   // tmpfs zero-fills and allocates pages only when written: tags start at 0 = "all zeros".
-  if (::ftruncate(fd, static_cast<off_t>(geometry.file_bytes)) != 0)
-    return fail(Errno("ftruncate", path));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return fail(Errno("fstat", path));
-  void* base = ::mmap(nullptr, geometry.file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) return fail(Errno("mmap", path));
-  RegionFile file(fd, static_cast<std::byte*>(base), geometry.file_bytes, path, st.st_ino);
+  MS_ASSIGN_OR_RETURN(ShmMapping map, SizeAndMapNewFile(unnamed.fd, geometry.file_bytes, path));
+  RegionFile file(std::move(map));
   ms_region_header* h = file.header();
   ms_region_geometry(h, options.bytes, options.block_bytes);
   h->magic = MS_REGION_MAGIC;
@@ -197,18 +133,8 @@ Result<RegionFile> RegionFile::Create(const std::string& path, Lock lock,
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count());
-  auto cleanup = [&temp] {
-    if (!temp.empty()) ::unlink(temp.c_str());
-  };
-  if (fill) {
-    if (Status s = fill(file); !s) {
-      cleanup();
-      return Fail(s.error());
-    }
-  }
-  Status linked = LinkUnnamedFile(unnamed, path);
-  cleanup();
-  if (!linked) return Fail(linked.error());
+  if (fill) MS_RETURN_IF_ERROR(fill(file));
+  MS_RETURN_IF_ERROR(LinkUnnamedFile(unnamed, path));
   return file;
 }
 

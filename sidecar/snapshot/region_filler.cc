@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/posix_error.h"
+
 namespace modelswap::snapshot {
 namespace {
 
@@ -31,9 +33,9 @@ Status WriteRegion(const RegionFile& region, const std::byte* data, size_t n, ui
   while (n > 0) {
     const ssize_t w = ::pwrite(region.fd(), data, n, static_cast<off_t>(at));
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      return Fail(Code::kIOError,
-                  fmt::format("write region {}: {}", region.path(), std::strerror(errno)));
+    if (w < 0) return Fail(ErrnoError("pwrite", "region " + region.path()));
+    if (w == 0) {  // no errno to report: pwrite(2) made no progress
+      return Fail(Code::kIOError, fmt::format("pwrite region {}: wrote nothing", region.path()));
     }
     data += w;
     n -= static_cast<size_t>(w);
@@ -48,10 +50,7 @@ Status ZeroBlock(RegionFile& region, uint64_t block) {
   const uint64_t at = h->work_offset + block * h->block_bytes;
   if (::fallocate(region.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
                   h->block_bytes) != 0) {
-    if (errno != EOPNOTSUPP) {
-      return Fail(Code::kIOError,
-                  fmt::format("punch hole in region {}: {}", region.path(), std::strerror(errno)));
-    }
+    if (errno != EOPNOTSUPP) return Fail(ErrnoError("punch hole in", "region " + region.path()));
     const std::vector<std::byte> zeros(h->block_bytes);
     MS_RETURN_IF_ERROR(WriteRegion(region, zeros.data(), zeros.size(), at));
   }

@@ -7,7 +7,7 @@
 // (tests/operator/webhook/testdata/admission-request-pod-create.json, which gets a full injection
 // patch):
 //   pure      ReviewAdmission() called in-process: the decision alone
-//   healthz   GET /healthz over kept-alive TLS: the transport baseline (cpprestsdk + OpenSSL)
+//   healthz   GET /healthz over kept-alive TLS: the transport baseline (Boost.Beast + OpenSSL)
 //   mutate    POST /mutate-pods over kept-alive TLS: what the API server sees
 //   handshake POST /mutate-pods on a fresh TLS connection each time (no keep-alive)
 // Prints p50/p99 latency and requests/s for each, and mutate's ratios to the baselines.

@@ -102,11 +102,11 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
 
   std::atomic<bool> leading{!o.leader_elect};  // release/acquire: read by health handlers
   std::atomic<bool> started{false};
-  HttpServer health(o.metrics_addr);
-  health.Route("/healthz", [](const std::string&, const std::string&) {
+  HttpServer health(HttpServerOptions{.addr = o.metrics_addr, .name = "health"});
+  health.Route("/healthz", {"GET"}, [](const HttpRequest&) {
     return HttpReply{200, "text/plain", "ok\n"};
   });
-  health.Route("/readyz", [&](const std::string&, const std::string&) {
+  health.Route("/readyz", {"GET"}, [&](const HttpRequest&) {
     // Every replica serves the webhook: not ready until it has a certificate. A standby is
     // then ready; a leader once its caches are synced.
     if (webhook && !webhook->Ready()) {
@@ -117,7 +117,7 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
     return ready ? HttpReply{200, "text/plain", "ok\n"}
                  : HttpReply{503, "text/plain", "informer caches not synced\n"};
   });
-  health.Route("/metrics", [&](const std::string&, const std::string&) {
+  health.Route("/metrics", {"GET"}, [&](const HttpRequest&) {
     return HttpReply{200, "text/plain; version=0.0.4", metrics.Render()};
   });
   if (auto st = health.Start(); !st) {

@@ -1,13 +1,12 @@
-// The agent's HTTP endpoints (cpprestsdk http_listener):
+// The agent's HTTP endpoints, on common/http_server.h's HttpServer:
 //   GET /healthz    200 "ok" while the process serves (liveness)
 //   GET /readyz     200 when every configured model has an active version, else 503
 //   GET /v1/status  JSON (status_json.h), plus "regions" from the snapshot host when enabled
 //   GET /metrics    Prometheus text, plus the snapshot host's metrics when enabled
-// Anything else: 404; other methods: 405. cpprestsdk throws on bind failures and inside
-// handlers; all of it is caught here and turned into an Error or a 500.
+// Anything else: 404; other methods: 405; a handler that throws: 500 (all from HttpServer).
 //
-// Thread safety: handlers run on cpprestsdk's thread pool and only call the snapshot function,
-// which must be thread-safe.
+// Thread safety: handlers run on the server's threads and only call the snapshot function and
+// the extras, which must be thread-safe.
 #pragma once
 
 #include <functional>
@@ -17,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/http_server.h"
 #include "common/status.h"
 #include "sidecar/agent/model_agent.h"
 
@@ -37,11 +37,12 @@ class HttpServer {
                                                                  SnapshotFn snapshot,
                                                                  HttpExtras extras = {});
   ~HttpServer();
+  // The bound port (useful with port 0).
+  int port() const { return http_.port(); }
 
  private:
-  struct Impl;
-  explicit HttpServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit HttpServer(HttpServerOptions opts) : http_(std::move(opts)) {}
+  ::modelswap::HttpServer http_;
 };
 
 }  // namespace modelswap::agent

@@ -1,12 +1,16 @@
 // The HTTPS webhook endpoint over loopback: a TLS handshake that verifies the served certificate
 // like the API server does (CA from the caBundle, Service DNS name), an AdmissionReview round
-// trip, /healthz, wrong paths and methods, a client trusting another CA, and rotation.
+// trip, /healthz, wrong paths and methods, a client trusting another CA, rotation, no certificate
+// yet, and hostile clients over TLS: an oversized declared length, a body that stalls, and many
+// stalled bodies at once while the API server's request must still be answered.
 #include "operator/webhook/server.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #include "tests/operator/webhook/admission_util.h"
 #include "tests/operator/webhook/tls_client.h"
@@ -30,6 +34,12 @@ class WebhookServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     bundle_ = std::make_shared<const CertBundle>(NewBundle());
+    server_ = std::make_unique<WebhookServer>(Options());
+    ASSERT_TRUE(server_->Start().has_value());
+  }
+  void TearDown() override { server_->Stop(); }
+
+  WebhookServerOptions Options() {
     WebhookServerOptions o;
     o.addr = "127.0.0.1:0";
     o.certificate = [this] {
@@ -40,10 +50,8 @@ class WebhookServerTest : public ::testing::Test {
     o.observe = [this](const AdmissionOutcome&, std::chrono::nanoseconds) {
       observed_.fetch_add(1, std::memory_order_relaxed);  // counter only: read after replies
     };
-    server_ = std::make_unique<WebhookServer>(o);
-    ASSERT_TRUE(server_->Start().has_value());
+    return o;
   }
-  void TearDown() override { server_->Stop(); }
 
   std::string Ca() {
     std::lock_guard lock(mu_);
@@ -142,6 +150,68 @@ TEST_F(WebhookServerTest, RotatedCertificateServedOnNextConnection) {
   auto r = old_conn.Request("GET", "/healthz", "");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->status, 200);
+}
+
+std::string PodCreateReview() {
+  return testing::ReadFile(std::string(MODELSWAP_WEBHOOK_TESTDATA) +
+                           "/admission-request-pod-create.json");
+}
+
+// The cap is checked against the declared length: the 413 comes back with no body sent.
+TEST_F(WebhookServerTest, OversizedDeclaredLengthIs413BeforeTheBody) {
+  TlsClient c;
+  ASSERT_TRUE(c.Connect(server_->port(), Ca(), kHost).has_value());
+  auto r = c.RequestRaw(
+      "POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+      "Content-Length: 9000000\r\n\r\n");
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(observed_.load(std::memory_order_relaxed), 0);
+}
+
+TEST_F(WebhookServerTest, StalledBodyIsCutOffAtTheBodyDeadline) {
+  WebhookServerOptions o = Options();
+  o.body_timeout = std::chrono::milliseconds(200);
+  WebhookServer server(o);
+  ASSERT_TRUE(server.Start().has_value());
+  TlsClient c;
+  ASSERT_TRUE(c.Connect(server.port(), Ca(), kHost).has_value());
+  std::string body = PodCreateReview();
+  ASSERT_TRUE(c.Send("POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, body.size() / 2))
+                  .has_value());
+  auto r = c.Receive();  // the server closes the connection; nothing is answered
+  EXPECT_FALSE(r.has_value());
+  EXPECT_EQ(observed_.load(std::memory_order_relaxed), 0);
+}
+
+// More stalled bodies than cpprestsdk's pool had threads (40): with a thread held per waiting
+// body (the old extract_string().get()), the API server's request could not be answered.
+TEST_F(WebhookServerTest, ManyStalledBodiesDoNotStopAnAdmission) {
+  std::vector<std::unique_ptr<TlsClient>> stalled;
+  for (int i = 0; i < 48; ++i) {
+    stalled.push_back(std::make_unique<TlsClient>());
+    ASSERT_TRUE(stalled.back()->Connect(server_->port(), Ca(), kHost).has_value());
+    ASSERT_TRUE(stalled.back()
+                    ->Send("POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\n"
+                           "Content-Length: 4096\r\n\r\n{\"apiVersion\"")
+                    .has_value());
+  }
+  TlsClient api_server;
+  ASSERT_TRUE(api_server.Connect(server_->port(), Ca(), kHost).has_value());
+  auto r = api_server.Request("POST", "/mutate-pods?timeout=10s", PodCreateReview());
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(observed_.load(std::memory_order_relaxed), 1);
+}
+
+TEST_F(WebhookServerTest, NoCertificateYetRefusesTheHandshake) {
+  WebhookServerOptions o = Options();
+  o.certificate = [] { return std::shared_ptr<const CertBundle>(); };
+  WebhookServer server(o);
+  ASSERT_TRUE(server.Start().has_value());
+  TlsClient c;
+  EXPECT_FALSE(c.Connect(server.port(), Ca(), kHost).has_value());
 }
 
 TEST(WebhookServer, RejectsBadAddressAndMissingReview) {

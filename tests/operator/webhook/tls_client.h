@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -55,6 +56,9 @@ class TlsClient {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    // A safety net only: a server that never answers fails the caller instead of hanging it.
+    timeval safety{.tv_sec = 30, .tv_usec = 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &safety, sizeof(safety));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
@@ -94,10 +98,20 @@ class TlsClient {
 
   // Sends `req` as it is (request line, headers and body) and reads one response.
   Result<HttpResponse> RequestRaw(const std::string& req) {
-    if (SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) {
+    MS_RETURN_IF_ERROR(Send(req));
+    return ReadResponse();
+  }
+
+  // Reads one response (after Send).
+  Result<HttpResponse> Receive() { return ReadResponse(); }
+
+  // Sends bytes without waiting for anything (a client that stalls after them).
+  Status Send(const std::string& bytes) {
+    if (SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size())) <= 0) {
+      ERR_clear_error();
       return Fail(Code::kUnavailable, "TLS write failed");
     }
-    return ReadResponse();
+    return Ok();
   }
 
   void Close() {

@@ -132,7 +132,9 @@ Result<double> ParseQuantity(std::string_view text) {
   if (ec != std::errc() || end != digits.data() + digits.size()) {
     return Fail(Code::kInvalidArgument, "quantity " + Quote(text) + " has a bad number");
   }
-  if (!s.empty() && (s[0] == 'e' || s[0] == 'E') && s.size() > 1) {
+  // An e/E after the number is a decimal exponent ("1e3"), except for the suffixes "E" (exa) and
+  // "Ei" (exbi), which the API grammar also allows (apimachinery resource.Quantity).
+  if (!s.empty() && (s[0] == 'e' || s[0] == 'E') && s.size() > 1 && s != "Ei") {
     std::string_view exp_text = s.substr(1);
     std::string exponent;
     if (ConsumeSignedNumber(exp_text, exponent) && exp_text.empty() &&

@@ -34,11 +34,16 @@ TEST(ParseQuantity, AcceptsTheApiGrammar) {
   EXPECT_DOUBLE_EQ(*ParseQuantity("2k"), 2000);
   EXPECT_DOUBLE_EQ(*ParseQuantity("1e3"), 1000);
   EXPECT_DOUBLE_EQ(*ParseQuantity("1E"), 1e18);
+  // Ei is a binary suffix, not an exponent (a large shm-size or memory limit is written so).
+  ASSERT_TRUE(ParseQuantity("1Ei").has_value()) << ParseQuantity("1Ei").error().message();
+  EXPECT_DOUBLE_EQ(*ParseQuantity("1Ei"), 0x1p60);
+  EXPECT_DOUBLE_EQ(*ParseQuantity("2Pi"), 0x1p51);
   EXPECT_DOUBLE_EQ(*ParseQuantity("-1"), -1);
 }
 
 TEST(ParseQuantity, RejectsMalformed) {
-  for (const char* bad : {"", "Gi", "1GB", "1 Gi", "abc", "1.2.3", "1e", "1e1.5", "--1", "1gi"}) {
+  for (const char* bad :
+       {"", "Gi", "1GB", "1 Gi", "abc", "1.2.3", "1e", "1e1.5", "--1", "1gi", "1Eii", "1ei"}) {
     EXPECT_FALSE(ParseQuantity(bad).has_value()) << bad;
   }
 }

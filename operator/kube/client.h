@@ -24,8 +24,11 @@ namespace modelswap::op {
 struct ListOptions {
   std::string label_selector;
   std::string field_selector;
-  std::string resource_version;  // "" = most recent (quorum read)
-  int limit = 0;                 // 0 = no paging
+  // "" = most recent (a consistent read). With a limit and no match, a real server reads the
+  // exact snapshot at that RV (v1.32/list-rv-exact-with-limit.http), not the current state.
+  std::string resource_version;
+  std::string resource_version_match;  // "" | NotOlderThan | Exact
+  int limit = 0;                       // 0 = no paging
   std::string continue_token;
 };
 
@@ -75,8 +78,11 @@ class KubeClient {
                              PatchType type, const Json& patch,
                              bool status_subresource = false) = 0;
   // Returns what the server returns: a Status (object gone) or the object (finalizers pending).
-  virtual Result<Json> Delete(const ResourceRef& r, const std::string& ns,
-                              const std::string& name) = 0;
+  // propagation_policy: "" (the resource's default), Background, Foreground or Orphan
+  // (v1.32/job-delete-background.http: Background answers a Status and the Job is gone at once,
+  // its pods follow).
+  virtual Result<Json> Delete(const ResourceRef& r, const std::string& ns, const std::string& name,
+                              const std::string& propagation_policy = "") = 0;
   // Blocks; OK when the server closed the stream or the handler stopped it; kCancelled-like
   // kAborted when cancelled; an Error for ERROR events (410 -> IsExpired) and broken streams.
   virtual Status Watch(const ResourceRef& r, const std::string& ns, const WatchOptions& opts,

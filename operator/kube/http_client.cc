@@ -61,6 +61,7 @@ std::string ListQuery(const ListOptions& o) {
   AddParam(&q, "labelSelector", o.label_selector);
   AddParam(&q, "fieldSelector", o.field_selector);
   AddParam(&q, "resourceVersion", o.resource_version);
+  AddParam(&q, "resourceVersionMatch", o.resource_version_match);
   if (o.limit > 0) AddParam(&q, "limit", std::to_string(o.limit));
   AddParam(&q, "continue", o.continue_token);
   return q;
@@ -177,8 +178,11 @@ Result<Json> HttpKubeClient::Patch(const ResourceRef& r, const std::string& ns,
 }
 
 Result<Json> HttpKubeClient::Delete(const ResourceRef& r, const std::string& ns,
-                                    const std::string& name) {
-  return Do("DELETE", r.Path(ns, name), nullptr, "");
+                                    const std::string& name,
+                                    const std::string& propagation_policy) {
+  std::string q;
+  AddParam(&q, "propagationPolicy", propagation_policy);
+  return Do("DELETE", r.Path(ns, name) + q, nullptr, "");
 }
 
 Status HttpKubeClient::Watch(const ResourceRef& r, const std::string& ns, const WatchOptions& opts,

@@ -54,8 +54,8 @@ class HttpKubeClient final : public KubeClient {
                       bool status_subresource = false) override;
   Result<Json> Patch(const ResourceRef& r, const std::string& ns, const std::string& name,
                      PatchType type, const Json& patch, bool status_subresource = false) override;
-  Result<Json> Delete(const ResourceRef& r, const std::string& ns,
-                      const std::string& name) override;
+  Result<Json> Delete(const ResourceRef& r, const std::string& ns, const std::string& name,
+                      const std::string& propagation_policy = "") override;
   Status Watch(const ResourceRef& r, const std::string& ns, const WatchOptions& opts,
                const WatchHandler& on_event, Cancellation* cancel) override;
 

@@ -52,22 +52,30 @@ bool Reflector::SleepFor(std::chrono::nanoseconds d) {
   return !stop_;
 }
 
-Status Reflector::ListOnce(bool* rv_expired) {
+Status Reflector::ListOnce(bool most_recent) {
   ListOptions lo;
   lo.label_selector = opts_.label_selector;
   lo.field_selector = opts_.field_selector;
-  lo.resource_version = rv_;
   lo.limit = 500;
+  if (!most_recent && !rv_.empty()) {
+    lo.resource_version = rv_;
+    lo.resource_version_match = "NotOlderThan";
+  }
   auto list = ListAll(client_, opts_.resource, opts_.ns, lo);
-  if (!list && IsExpired(list.error()) && !rv_.empty()) {
-    // Our RV fell out of etcd's window: a quorum read (RV="") always works.
-    *rv_expired = true;
+  if (!list && !lo.resource_version.empty() &&
+      (IsExpired(list.error()) || IsResourceVersionTooLarge(list.error()))) {
+    // Our RV is older than etcd keeps, or newer than the server has (a restored etcd): only
+    // the most recent state is left to read.
+    spdlog::info("reflector list rv unusable resource={} rv={} err=\"{}\": listing most recent",
+                 opts_.name, rv_, list.error().message());
     lo.resource_version.clear();
+    lo.resource_version_match.clear();
     list = ListAll(client_, opts_.resource, opts_.ns, lo);
   }
   if (!list) return Fail(list.error());
   lists_.fetch_add(1, std::memory_order_relaxed);
   rv_ = Field<std::string>(*list, {"metadata", "resourceVersion"});
+  delivered_since_list_ = false;
   std::vector<Json> items;
   for (auto& item : (*list)["items"])
     items.push_back(std::move(item));
@@ -80,6 +88,7 @@ Status Reflector::ListOnce(bool* rv_expired) {
 
 bool Reflector::OnEvent(WatchEvent&& ev) {
   last_activity_ns_.store(env_->NowMonotonicNanos(), std::memory_order_relaxed);
+  delivered_since_list_ = true;
   std::string rv = ResourceVersionOf(ev.object);
   switch (ev.type) {
     case EventType::kBookmark:
@@ -130,11 +139,14 @@ Status Reflector::WatchOnce() {
 
 void Reflector::Run() {
   bool need_list = true;
+  bool most_recent = true;     // the next list reads the most recent state (RV unset)
+  bool backoff_first = false;  // the next list waits the backoff first
   int watch_failures = 0;
   while (!stopped()) {
     if (need_list) {
-      bool expired = false;
-      auto st = ListOnce(&expired);
+      if (backoff_first && !SleepFor(backoff_.Next())) return;
+      backoff_first = false;
+      auto st = ListOnce(most_recent);
       if (!st) {
         spdlog::warn("reflector list failed resource={} err=\"{}\"", opts_.name,
                      st.error().ToString());
@@ -145,6 +157,7 @@ void Reflector::Run() {
         continue;
       }
       need_list = false;
+      most_recent = false;
       watch_failures = 0;
     }
     auto st = WatchOnce();
@@ -155,8 +168,15 @@ void Reflector::Run() {
       continue;
     }
     if (IsExpired(st.error())) {
-      spdlog::info("reflector watch expired resource={} rv={}: relisting", opts_.name, rv_);
+      // As client-go after "too old resource version": relist the most recent state. A watch
+      // that expired before delivering anything since the list means the list's RV is already
+      // unusable (a restarted API server's empty watch cache): back off before the next try.
+      backoff_first = !delivered_since_list_;
+      if (delivered_since_list_) backoff_.Reset();
+      spdlog::info("reflector watch expired resource={} rv={} backoff={}: relisting most recent",
+                   opts_.name, rv_, backoff_first);
       need_list = true;
+      most_recent = true;
       continue;
     }
     if (st.error().code() == Code::kAborted) continue;  // watchdog cancelled a silent watch

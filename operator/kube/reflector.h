@@ -2,14 +2,23 @@
 // kube-rs's watcher).
 //
 // States, one thread:
-//   kList   list (first time RV="" = quorum read; later from the last RV, which the watch cache
-//           serves cheaply; if that RV is too old (410) the list is retried at once with RV="").
-//           The result is swapped into the Store whole; readiness turns true.
+//   kList   list, paged (limit 500). The first list, and every relist after a 410, is a
+//           consistent read of the most recent state (RV unset), as client-go's reflector does
+//           after "too old resource version". Never RV=<old>&limit=N: a real server answers that
+//           with the exact snapshot at that old RV (v1.32/list-rv-exact-with-limit.http), whose
+//           RV the next watch rejects with 410 again, forever, while etcd keeps it
+//           (list-410-after-compaction.http). A relist for other reasons (a watch that keeps
+//           failing) asks resourceVersionMatch=NotOlderThan at the last RV (current data, served
+//           by the watch cache, list-rv-notolderthan-with-limit.http) and falls back to RV unset
+//           if that RV is too old (410) or too large (504 ResourceVersionTooLarge: a restored
+//           etcd). The result is swapped into the Store whole; readiness turns true.
 //   kWatch  watch from the RV with allowWatchBookmarks; events update the Store and call the
 //           handler; bookmarks only move the RV forward. A watch the server ends normally
 //           (timeoutSeconds, randomised between 1x and 2x the configured minimum so many
 //           watches do not expire together) is simply reopened from the RV. An ERROR event with
-//           code 410 (inside an HTTP 200), or an HTTP 410, goes back to kList. Other failures
+//           code 410 (inside an HTTP 200), or an HTTP 410, goes back to kList; if the watch had
+//           delivered nothing since the last list (the fresh RV expired at once), the relist
+//           waits the backoff first so no loop can spin. Other failures
 //           (connection refused, broken stream) back off (0.8 s .. 30 s, see backoff.h) and
 //           reopen the watch; after repeated failures a relist is done to resynchronise.
 // A watchdog thread cancels a watch that has delivered nothing (no event, no bookmark) for
@@ -66,7 +75,8 @@ class Reflector {
 
  private:
   void Run();
-  Status ListOnce(bool* rv_expired);
+  // most_recent: RV unset (a consistent read), else NotOlderThan the last RV.
+  Status ListOnce(bool most_recent);
   Status WatchOnce();
   bool OnEvent(WatchEvent&& ev);
   void WatchdogLoop();
@@ -93,6 +103,8 @@ class Reflector {
   std::atomic<int64_t> last_activity_ns_{0};
   std::atomic<uint64_t> lists_{0}, watch_restarts_{0}, watchdog_fires_{0};
   std::string rv_;  // reflector thread only
+  // The current watch delivered an event or bookmark since the last list (reflector thread).
+  bool delivered_since_list_ = false;
 };
 
 }  // namespace modelswap::op

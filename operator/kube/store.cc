@@ -55,6 +55,15 @@ Store::Change Store::Upsert(Json obj) {
   auto ptr = std::make_shared<const Json>(std::move(obj));
   std::lock_guard lock(mu_);
   ObjectPtr& slot = items_[key];
+  if (slot && UidOf(*slot) == UidOf(*ptr) &&
+      std::strtoull(ResourceVersionOf(*slot).c_str(), nullptr, 10) >
+          std::strtoull(rv.c_str(), nullptr, 10)) {
+    // The operator's own write (UpsertIfNewer) is already here; this event is an older state of
+    // the same object on its way through the watch. Acting on it would redo that write (and, with
+    // a resourceVersion precondition, earn a 409).
+    if (!rv.empty()) rv_ = rv;
+    return {};
+  }
   Change change{slot, ptr};
   IndexLocked(key, slot, ptr);
   slot = ptr;

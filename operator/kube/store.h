@@ -38,7 +38,8 @@ class Store {
     ObjectPtr new_obj;  // null: deleted
   };
   std::vector<Change> Replace(std::vector<Json> items, const std::string& resource_version);
-  // Applies one watch event; returns the change (both null for a no-op).
+  // Applies one watch event; returns the change (both null for a no-op, e.g. an event older than
+  // the object the operator itself wrote and stored with UpsertIfNewer).
   Change Upsert(Json obj);
   Change Delete(const Json& obj);
   // Stores an object the operator just wrote (the API's answer) unless the cache already holds

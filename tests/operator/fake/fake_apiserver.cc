@@ -108,12 +108,14 @@ Json FakeApiServer::StatusBody(int code, const std::string& reason, const std::s
 }
 
 void FakeApiServer::EmitLocked(const std::string& resource, const std::string& type,
-                               const Json& obj) {
+                               const Json& obj, const Json* prev) {
   history_.push_back(Event{rv_, resource, type, obj});
   if (history_.size() > 10000) {
-    compacted_rv_ = history_.front().rv;
+    watch_floor_rv_ = history_.front().rv;
     history_.pop_front();
   }
+  revisions_.push_back(Revision{rv_, resource, op::KeyOf(obj),
+                                prev == nullptr ? std::nullopt : std::optional<Json>(*prev)});
   cv_.notify_all();
 }
 
@@ -136,11 +138,11 @@ std::pair<int, Json> FakeApiServer::CommitLocked(const Route& r, const Json* old
   if (op::IsBeingDeleted(next) &&
       (!next["metadata"].contains("finalizers") || next["metadata"]["finalizers"].empty())) {
     bucket.erase(key);
-    EmitLocked(ResourceKey(r.ref), "DELETED", next);
+    EmitLocked(ResourceKey(r.ref), "DELETED", next, old_obj);
     return {200, next};
   }
   bucket[key] = next;
-  EmitLocked(ResourceKey(r.ref), old_obj == nullptr ? "ADDED" : "MODIFIED", next);
+  EmitLocked(ResourceKey(r.ref), old_obj == nullptr ? "ADDED" : "MODIFIED", next, old_obj);
   return {old_obj == nullptr ? 201 : 200, next};
 }
 
@@ -263,11 +265,15 @@ std::pair<int, Json> FakeApiServer::DoPatch(const Route& r, const std::string& c
     } else if (content_type.find("json-patch") != std::string::npos) {
       std::string error;
       if (!ApplyJsonPatch(next, patch, &error)) {
-        return {422, StatusBody(422, "Invalid",
-                                "the server rejected our request due to an error in our "
-                                "request: " +
-                                    error,
-                                r)};
+        // A failed `test` (a stale resourceVersion, say) is a 422 with a generic message and
+        // empty details, not a 409 (v1.32/create-conflicts-409.http).
+        Json body =
+            StatusBody(422, "Invalid",
+                       "the server rejected our request due to an error in our request", Route{});
+        body["details"] = Json::object();
+        if (error.rfind("testing value", 0) != 0)
+          body["message"] = body["message"].get<std::string>() + ": " + error;
+        return {422, body};
       }
     } else {
       return {415,
@@ -279,7 +285,7 @@ std::pair<int, Json> FakeApiServer::DoPatch(const Route& r, const std::string& c
   }
 }
 
-std::pair<int, Json> FakeApiServer::DoDelete(const Route& r) {
+std::pair<int, Json> FakeApiServer::DoDelete(const Route& r, const std::string& propagation) {
   std::lock_guard lock(mu_);
   auto& bucket = Bucket(r.ref);
   auto it = bucket.find(op::KeyOf(r.ns, r.name));
@@ -288,6 +294,7 @@ std::pair<int, Json> FakeApiServer::DoDelete(const Route& r) {
             StatusBody(404, "NotFound", Qualified(r.ref) + " \"" + r.name + "\" not found", r)};
   }
   Json obj = it->second;
+  const Json before = obj;
   auto fin = obj["metadata"].find("finalizers");
   if (fin != obj["metadata"].end() && !fin->empty()) {
     if (op::IsBeingDeleted(obj)) return {200, obj};
@@ -296,51 +303,30 @@ std::pair<int, Json> FakeApiServer::DoDelete(const Route& r) {
     obj["metadata"]["generation"] = op::GenerationOf(obj) + 1;
     obj["metadata"]["resourceVersion"] = std::to_string(++rv_);
     bucket[it->first] = obj;
-    EmitLocked(ResourceKey(r.ref), "MODIFIED", obj);
+    EmitLocked(ResourceKey(r.ref), "MODIFIED", obj, &before);
     return {200, obj};
   }
   bucket.erase(it);
   obj["metadata"]["resourceVersion"] = std::to_string(++rv_);
-  EmitLocked(ResourceKey(r.ref), "DELETED", obj);
+  EmitLocked(ResourceKey(r.ref), "DELETED", obj, &before);
+  if (r.ref.plural == "jobs" && propagation == "Background") {
+    auto& pods = Bucket(op::kPods);
+    for (auto p = pods.begin(); p != pods.end();) {
+      if (op::NamespaceOf(p->second) != r.ns || op::LabelOf(p->second, "job-name") != r.name) {
+        ++p;
+        continue;
+      }
+      const Json pod_before = p->second;
+      Json pod = p->second;
+      pod["metadata"]["resourceVersion"] = std::to_string(++rv_);
+      p = pods.erase(p);
+      EmitLocked(ResourceKey(op::kPods), "DELETED", pod, &pod_before);
+    }
+  }
   Json s = StatusBody(200, "", "", r);
   s.erase("reason");
   s["details"]["uid"] = op::UidOf(obj);
   return {200, s};
-}
-
-std::pair<int, Json> FakeApiServer::DoList(const HttpRequest& req, const Route& r) {
-  std::lock_guard lock(mu_);
-  auto q = [&](const char* k) {
-    auto it = req.query.find(k);
-    return it == req.query.end() ? std::string() : it->second;
-  };
-  uint64_t want = ParseRv(q("resourceVersion"));
-  if (want != 0 && want <= compacted_rv_ &&
-      (!q("limit").empty() || q("resourceVersionMatch") == "Exact")) {
-    return {410, StatusBody(410, "Expired", "The resourceVersion for the provided list is too old.",
-                            Route{})};
-  }
-  std::string selector = q("labelSelector");
-  Json items = Json::array();
-  for (const auto& [key, obj] : Bucket(r.ref)) {
-    if (!r.ns.empty() && op::NamespaceOf(obj) != r.ns) continue;
-    if (!op::MatchesLabelSelector(obj, selector)) continue;
-    items.push_back(obj);
-  }
-  size_t limit = q("limit").empty() ? 0 : std::stoul(q("limit"));
-  size_t start = q("continue").empty() ? 0 : std::stoul(q("continue"));
-  Json page = Json::array();
-  for (size_t i = start; i < items.size() && (limit == 0 || page.size() < limit); ++i)
-    page.push_back(items[i]);
-  size_t next = start + page.size();
-  Json meta = {{"continue", next < items.size() ? std::to_string(next) : ""},
-               {"resourceVersion", std::to_string(rv_)}};
-  if (next < items.size()) meta["remainingItemCount"] = items.size() - next;
-  return {200,
-          {{"apiVersion", r.ref.ApiVersion()},
-           {"items", page},
-           {"kind", r.ref.kind + "List"},
-           {"metadata", meta}}};
 }
 
 void FakeApiServer::Handle(const HttpRequest& req, HttpConn& conn) {
@@ -397,11 +383,21 @@ void FakeApiServer::Handle(const HttpRequest& req, HttpConn& conn) {
     auto ct = req.headers.find("content-type");
     res = DoPatch(r, ct == req.headers.end() ? "" : ct->second, body);
   } else if (verb == "DELETE") {
-    res = DoDelete(r);
+    auto policy = req.query.find("propagationPolicy");
+    res = DoDelete(r, policy == req.query.end() ? "" : policy->second);
   } else {
     res = {405, StatusBody(405, "MethodNotAllowed", "method not allowed", r)};
   }
-  conn.Send(res.first, res.second.dump() + "\n");
+  {
+    std::lock_guard lock(mu_);
+    ++responses_[res.first];
+  }
+  std::map<std::string, std::string> headers;
+  // The recorded 504 for a too large resourceVersion carries Retry-After (rv-too-large.http).
+  if (auto d = res.second.find("details");
+      d != res.second.end() && d->contains("retryAfterSeconds"))
+    headers["Retry-After"] = std::to_string((*d)["retryAfterSeconds"].get<int>());
+  conn.Send(res.first, res.second.dump() + "\n", "application/json", headers);
 }
 
 Json FakeApiServer::Create(const ResourceRef& r, const std::string& ns, Json obj) {
@@ -433,6 +429,21 @@ std::optional<Json> FakeApiServer::PatchSpec(const ResourceRef& r, const std::st
   return res.second;
 }
 
+std::pair<int, std::string> FakeApiServer::RawList(const std::string& path_query) {
+  HttpRequest req;
+  req.method = "GET";
+  size_t q = path_query.find('?');
+  req.path = path_query.substr(0, q);
+  std::istringstream in(q == std::string::npos ? "" : path_query.substr(q + 1));
+  std::string kv;
+  while (std::getline(in, kv, '&')) {
+    size_t eq = kv.find('=');
+    req.query[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+  }
+  auto res = DoList(req, ParsePath(req.path));
+  return {res.first, res.second.dump()};
+}
+
 int FakeApiServer::Delete(const ResourceRef& r, const std::string& ns, const std::string& name) {
   return DoDelete(Route{r, ns, name, "", true}).first;
 }
@@ -449,6 +460,12 @@ int FakeApiServer::CountRequests(const std::string& verb, const std::string& plu
     if (k.rfind(verb + " ", 0) == 0 && (plural.empty() || k == verb + " " + plural)) n += v;
   }
   return n;
+}
+
+int FakeApiServer::CountResponses(int code) const {
+  std::lock_guard lock(mu_);
+  auto it = responses_.find(code);
+  return it == responses_.end() ? 0 : it->second;
 }
 
 void FakeApiServer::SetNativeSidecars(bool supported) {

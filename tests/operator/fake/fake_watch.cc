@@ -1,6 +1,7 @@
-// The fake API server's watch streams, its stand-in job controller and its fault injection;
-// see fake_apiserver.h.
+// The fake API server's reads that depend on resourceVersion (lists and watch streams), its
+// stand-in job controller and its fault injection; see fake_apiserver.h.
 #include <algorithm>
+#include <thread>
 
 #include "tests/operator/fake/fake_apiserver.h"
 #include "tests/operator/fake/fake_apiserver_util.h"
@@ -41,7 +42,7 @@ void FakeApiServer::Watch(const HttpRequest& req, const Route& r, HttpConn& conn
     cv_.wait_until(lock, deadline, [&] { return epoch_ != epoch; });
     return;
   }
-  if (from != 0 && from < compacted_rv_) {
+  if (from != 0 && from < watch_floor_rv_) {
     Json err = {{"type", "ERROR"},
                 {"object",
                  {{"kind", "Status"},
@@ -49,7 +50,7 @@ void FakeApiServer::Watch(const HttpRequest& req, const Route& r, HttpConn& conn
                   {"metadata", Json::object()},
                   {"status", "Failure"},
                   {"message", "too old resource version: " + std::to_string(from) + " (" +
-                                  std::to_string(compacted_rv_ + 1) + ")"},
+                                  std::to_string(watch_floor_rv_ + 1) + ")"},
                   {"reason", "Expired"},
                   {"code", 410}}}};
     lock.unlock();
@@ -106,6 +107,173 @@ void FakeApiServer::Watch(const HttpRequest& req, const Route& r, HttpConn& conn
   }
   lock.unlock();
   conn.EndStream();  // timeoutSeconds reached: a clean end, no ERROR event
+}
+
+namespace {
+
+std::string Base64Url(const std::string& in) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(kAlphabet[(acc >> bits) & 63]);
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 63]);
+  return out;  // unpadded, as the real tokens are
+}
+
+std::string UnBase64Url(const std::string& in) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+            : c >= 'a' && c <= 'z' ? c - 'a' + 26
+            : c >= '0' && c <= '9' ? c - '0' + 52
+            : c == '-' || c == '+' ? 62
+            : c == '_' || c == '/' ? 63
+                                   : -1;
+    if (v < 0) continue;  // padding
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 255));
+    }
+  }
+  return out;
+}
+
+// The continue token as the recordings show it: base64url of {"v","rv","start"}, start being
+// the key after which the next page begins plus "\u0000"; tokens from the watch cache
+// (NotOlderThan + limit) start with "/" (v1.32/README.md).
+// Keys are relative to the namespace listed, as etcd's are to its prefix.
+std::string ContinueToken(int64_t rv, const std::string& last_key, bool cache) {
+  nlohmann::ordered_json t = {
+      {"v", "meta.k8s.io/v1"}, {"rv", rv}, {"start", (cache ? "/" : "") + last_key + '\0'}};
+  return Base64Url(t.dump());
+}
+
+std::string Relative(const std::string& ns, const std::string& key) {
+  return ns.empty() ? key : key.substr(ns.size() + 1);
+}
+
+const char* kListTooOld = "The resourceVersion for the provided list is too old.";
+const char* kContinueTooOld =
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter, or use the continue token in this response "
+    "to retrieve the remainder of the results. Continuing with the provided token results in an "
+    "inconsistent list - objects that were created, modified, or deleted between the time the "
+    "first chunk was returned and now may show up in the list.";
+
+}  // namespace
+
+std::map<std::string, Json> FakeApiServer::SnapshotLocked(const ResourceRef& r, uint64_t rv) {
+  std::map<std::string, Json> objects = Bucket(r);
+  const std::string resource = ResourceKey(r);
+  for (auto it = revisions_.rbegin(); it != revisions_.rend() && it->rv > rv; ++it) {
+    if (it->resource != resource) continue;
+    if (it->prev) {
+      objects[it->key] = *it->prev;
+    } else {
+      objects.erase(it->key);
+    }
+  }
+  return objects;
+}
+
+std::pair<int, Json> FakeApiServer::ListPage(const HttpRequest& req, const Route& r,
+                                             const std::map<std::string, Json>& objects,
+                                             uint64_t list_rv, size_t limit,
+                                             const std::string& after, bool cache_token) {
+  auto sel = req.query.find("labelSelector");
+  std::string selector = sel == req.query.end() ? "" : sel->second;
+  std::vector<std::pair<std::string, const Json*>> items;
+  for (const auto& [key, obj] : objects) {
+    if (!after.empty() && key <= after) continue;
+    if (!r.ns.empty() && op::NamespaceOf(obj) != r.ns) continue;
+    if (!op::MatchesLabelSelector(obj, selector)) continue;
+    items.emplace_back(key, &obj);
+  }
+  size_t n = limit == 0 ? items.size() : std::min(limit, items.size());
+  Json page = Json::array();
+  for (size_t i = 0; i < n; ++i)
+    page.push_back(*items[i].second);
+  Json meta = {{"continue", ""}, {"resourceVersion", std::to_string(list_rv)}};
+  if (n < items.size()) {
+    meta["continue"] = ContinueToken(static_cast<int64_t>(list_rv),
+                                     Relative(r.ns, items[n - 1].first), cache_token);
+    meta["remainingItemCount"] = items.size() - n;
+  }
+  return {200,
+          {{"apiVersion", r.ref.ApiVersion()},
+           {"items", page},
+           {"kind", r.ref.kind + "List"},
+           {"metadata", meta}}};
+}
+
+// The resourceVersion semantics of a v1.32 list (v1.32/list-*.http, rv-too-large.http):
+//  - continue=T: the snapshot T was cut from (410 with a fresh rv -1 token once compacted);
+//  - RV unset: a consistent read of the most recent state, paged by limit;
+//  - RV "0": the watch cache's current state, limit ignored (no continue);
+//  - RV=N with limit (no resourceVersionMatch) or resourceVersionMatch=Exact: exactly the
+//    snapshot at N, paged (410 once N is compacted);
+//  - RV=N otherwise (NotOlderThan): the current state, paged by the watch cache;
+//  - N newer than the current RV: 504 "Too large resource version" after waiting for it.
+std::pair<int, Json> FakeApiServer::DoList(const HttpRequest& req, const Route& r) {
+  auto q = [&](const char* k) {
+    auto it = req.query.find(k);
+    return it == req.query.end() ? std::string() : it->second;
+  };
+  const std::string rv_param = q("resourceVersion"), match = q("resourceVersionMatch");
+  const size_t limit = q("limit").empty() ? 0 : std::stoul(q("limit"));
+  std::unique_lock lock(mu_);
+  if (!q("continue").empty()) {
+    Json t = Json::parse(UnBase64Url(q("continue")), nullptr, false);
+    if (!t.is_object() || !t.contains("rv") || !t.contains("start")) {
+      return {400, StatusBody(400, "BadRequest", "continue key is not valid", Route{})};
+    }
+    int64_t rv = t["rv"].get<int64_t>();
+    std::string start = t["start"].get<std::string>();
+    bool cache = !start.empty() && start.front() == '/';
+    std::string after = start.substr(cache ? 1 : 0);
+    if (!after.empty() && after.back() == '\0') after.pop_back();
+    if (rv < static_cast<int64_t>(etcd_floor_rv_)) {
+      Json s = StatusBody(410, "Expired", kContinueTooOld, Route{});
+      s["metadata"]["continue"] = ContinueToken(-1, after, false);
+      return {410, s};
+    }
+    if (!r.ns.empty()) after = r.ns + "/" + after;
+    return ListPage(req, r, SnapshotLocked(r.ref, rv), rv, limit, after, cache);
+  }
+  if (rv_param.empty()) return ListPage(req, r, Bucket(r.ref), rv_, limit, "", false);
+  if (rv_param == "0") return ListPage(req, r, Bucket(r.ref), rv_, 0, "", true);
+  const uint64_t want = ParseRv(rv_param);
+  if (want > rv_) {
+    // The real server waits for its watch cache to catch up, then gives up.
+    cv_.wait_for(lock, too_large_wait_, [&] { return rv_ >= want; });
+    if (want > rv_) {
+      Json s = StatusBody(504, "Timeout",
+                          "Timeout: Too large resource version: " + std::to_string(want) +
+                              ", current: " + std::to_string(rv_),
+                          Route{});
+      s["details"] = {
+          {"causes",
+           {{{"reason", "ResourceVersionTooLarge"}, {"message", "Too large resource version"}}}},
+          {"retryAfterSeconds", 1}};
+      return {504, s};
+    }
+  }
+  const bool exact = match == "Exact" || (match.empty() && limit > 0);
+  if (!exact) return ListPage(req, r, Bucket(r.ref), rv_, limit, "", true);
+  if (want < etcd_floor_rv_) return {410, StatusBody(410, "Expired", kListTooOld, Route{})};
+  return ListPage(req, r, SnapshotLocked(r.ref, want), want, limit, "", false);
 }
 
 namespace {
@@ -194,8 +362,15 @@ void FakeApiServer::DropWatches() {
 
 void FakeApiServer::Compact() {
   std::lock_guard lock(mu_);
-  compacted_rv_ = rv_;
+  watch_floor_rv_ = rv_;
+  etcd_floor_rv_ = rv_;
   history_.clear();
+  revisions_.clear();
+}
+
+void FakeApiServer::SetTooLargeWait(std::chrono::milliseconds d) {
+  std::lock_guard lock(mu_);
+  too_large_wait_ = d;
 }
 
 void FakeApiServer::Restart(uint64_t rv_jump) {
@@ -208,8 +383,10 @@ void FakeApiServer::Restart(uint64_t rv_jump) {
   http_->Stop();
   {
     std::lock_guard lock(mu_);
-    rv_ += rv_jump;  // a restored etcd: revisions the old watches never saw
-    compacted_rv_ = rv_;
+    rv_ += rv_jump;  // revisions the old watches never saw
+    // The new watch cache starts empty at the current revision: every older RV is too old for a
+    // watch. etcd is not compacted by a restart, so exact lists at old RVs still work.
+    watch_floor_rv_ = rv_;
     history_.clear();
   }
   http_ = std::make_unique<HttpServer>(

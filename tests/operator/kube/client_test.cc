@@ -158,6 +158,117 @@ TEST_F(ClientTest, CancelAbortsABlockedWatch) {
   EXPECT_EQ(st.error().code(), Code::kAborted);
 }
 
+// The fake's list semantics against v1.32/list-*.http: the same writes as
+// list-r1-then-changes-r2.http (R1: v1, v2, v3; then create v4, patch v1's spec, delete v2,
+// create v5; R2), then each recorded query.
+class FakeListTest : public ClientTest {
+ protected:
+  Json Mv(const std::string& v) {
+    return {{"apiVersion", "modelswap.io/v1alpha1"},
+            {"kind", "ModelVersion"},
+            {"metadata", {{"name", "ranker-" + v}}},
+            {"spec", {{"model", "ranker"}, {"version", v}}}};
+  }
+  void SetUp() override {
+    ClientTest::SetUp();
+    for (const char* v : {"v1", "v2", "v3"})
+      server_.Create(kModelVersions, "default", Mv(v));
+    r1_ = std::to_string(server_.rv());
+    server_.Create(kModelVersions, "default", Mv("v4"));
+    server_.PatchSpec(kModelVersions, "default", "ranker-v1", {{"spec", {{"retain", 5}}}});
+    server_.Delete(kModelVersions, "default", "ranker-v2");
+    server_.Create(kModelVersions, "default", Mv("v5"));
+    r2_ = std::to_string(server_.rv());
+  }
+  Result<Json> List(ListOptions o) { return client_->List(kModelVersions, "default", o); }
+  static std::vector<std::string> Names(const Json& list) {
+    std::vector<std::string> out;
+    for (const auto& i : list["items"])
+      out.push_back(NameOf(i));
+    return out;
+  }
+  static std::string Rv(const Json& list) {
+    return Field<std::string>(list, {"metadata", "resourceVersion"});
+  }
+  static Json RecordedBody(const std::string& file, size_t i) {
+    return Json::parse(
+        testing::ParseHttpFixture(testing::Fixture("v1.32/" + file))[i].response_body);
+  }
+  std::string r1_, r2_;
+  using V = std::vector<std::string>;
+};
+
+TEST_F(FakeListTest, OldRvWithLimitIsTheExactSnapshot) {  // list-rv-exact-with-limit.http
+  auto a = List({.resource_version = r1_, .limit = 500});
+  ASSERT_TRUE(a.has_value()) << a.error().ToString();
+  EXPECT_EQ(Names(*a), (V{"ranker-v1", "ranker-v2", "ranker-v3"}));
+  EXPECT_EQ(Rv(*a), r1_);
+  EXPECT_EQ(GenerationOf((*a)["items"][0]), 1);  // v1 before its spec patch
+  auto page = List({.resource_version = r1_, .limit = 2});
+  EXPECT_EQ(Names(*page), (V{"ranker-v1", "ranker-v2"}));
+  EXPECT_EQ(Field<int>(*page, {"metadata", "remainingItemCount"}), 1);
+  std::string token = Field<std::string>(*page, {"metadata", "continue"});
+  auto rest = List({.limit = 2, .continue_token = token});
+  EXPECT_EQ(Names(*rest), (V{"ranker-v3"}));
+  EXPECT_EQ(Rv(*rest), r1_);
+  auto exact = List({.resource_version = r1_, .resource_version_match = "Exact", .limit = 500});
+  EXPECT_EQ(*exact, *a);
+}
+
+TEST_F(FakeListTest, NotOlderThanAndRvZeroAndUnsetAreCurrent) {
+  const V now = {"ranker-v1", "ranker-v3", "ranker-v4", "ranker-v5"};
+  // list-rv-notolderthan-with-limit.http
+  auto b = List({.resource_version = r1_, .resource_version_match = "NotOlderThan", .limit = 500});
+  EXPECT_EQ(Names(*b), now);
+  EXPECT_EQ(Rv(*b), r2_);
+  auto b2 = List({.resource_version = r1_, .resource_version_match = "NotOlderThan", .limit = 2});
+  EXPECT_EQ(Names(*b2).size(), 2u);
+  EXPECT_EQ(Field<int>(*b2, {"metadata", "remainingItemCount"}), 2);
+  EXPECT_EQ(Names(*List({.resource_version = r1_})), now);
+  // list-rv0-with-limit.http: the limit is ignored
+  auto c = List({.resource_version = "0", .limit = 2});
+  EXPECT_EQ(Names(*c), now);
+  EXPECT_EQ(Field<std::string>(*c, {"metadata", "continue"}), "");
+  // list-no-rv-with-limit.http
+  auto d = List({.limit = 2});
+  EXPECT_EQ(Names(*d), (V{"ranker-v1", "ranker-v3"}));
+  EXPECT_EQ(Rv(*d), r2_);
+  auto d2 = List({.limit = 2, .continue_token = Field<std::string>(*d, {"metadata", "continue"})});
+  EXPECT_EQ(Names(*d2), (V{"ranker-v4", "ranker-v5"}));
+}
+
+TEST_F(FakeListTest, CompactedRvIsGoneAsRecorded) {  // list-410-after-compaction.http
+  auto page = List({.resource_version = r1_, .limit = 2});
+  std::string token = Field<std::string>(*page, {"metadata", "continue"});
+  server_.Create(kModelVersions, "default", Mv("v6"));
+  server_.Compact();
+  for (ListOptions o : {ListOptions{.resource_version = r1_, .limit = 500},
+                        ListOptions{.resource_version = r1_, .resource_version_match = "Exact"}}) {
+    auto gone = List(o);
+    ASSERT_FALSE(gone.has_value());
+    EXPECT_TRUE(IsExpired(gone.error()));
+  }
+  EXPECT_TRUE(
+      List({.resource_version = r1_, .resource_version_match = "NotOlderThan", .limit = 500}));
+  EXPECT_TRUE(List({.resource_version = r1_}));
+  // The raw bodies: exactly the recorded Status objects.
+  for (auto [query, index] : {std::pair{"?resourceVersion=" + r1_ + "&limit=500", 0},
+                              std::pair{"?limit=2&continue=" + token, 4}}) {
+    auto body = server_.RawList(kModelVersions.Path("default") + query);
+    EXPECT_EQ(body.first, 410);
+    EXPECT_EQ(Json::parse(body.second), RecordedBody("list-410-after-compaction.http", index))
+        << body.second;
+  }
+}
+
+TEST_F(FakeListTest, FutureRvIsTooLargeAfterAWait) {  // rv-too-large.http
+  server_.SetTooLargeWait(std::chrono::milliseconds(10));
+  auto future = List({.resource_version = std::to_string(server_.rv() + 1000000)});
+  ASSERT_FALSE(future.has_value());
+  EXPECT_TRUE(IsResourceVersionTooLarge(future.error())) << future.error().ToString();
+  EXPECT_EQ(RetryAfter(future.error()), std::chrono::seconds(1));
+}
+
 TEST(ClientConfigTest, BadPemIsRejectedAtCreation) {
   ClusterConfig cfg;
   cfg.server = "https://127.0.0.1:1";

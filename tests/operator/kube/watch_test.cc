@@ -1,9 +1,14 @@
-// Watch stream decoding against the exact recorded bytes (*.wire) of a real API server.
+// Watch stream decoding against the exact recorded bytes (*.wire) of a real API server, and the
+// reflector built on it against the fake API server.
 #include "operator/kube/watch.h"
 
 #include <gtest/gtest.h>
 
+#include "operator/api/well_known.h"
 #include "operator/kube/api_error.h"
+#include "operator/kube/http_client.h"
+#include "operator/kube/reflector.h"
+#include "tests/operator/fake/fake_apiserver.h"
 #include "tests/operator/testing/test_util.h"
 
 namespace modelswap::op {
@@ -101,6 +106,52 @@ TEST(WatchTest, HandlerCanStopTheStream) {
   ASSERT_TRUE(r.has_value());
   EXPECT_FALSE(*r);
   EXPECT_EQ(n, 1);
+}
+
+}  // namespace
+}  // namespace modelswap::op
+
+namespace modelswap::op {
+namespace {
+
+// The reflector against a fake API server that restarts (v1.32: the new watch cache rejects
+// every older RV with 410, etcd still serves exact lists at them): it must relist the most
+// recent state, not the snapshot at its old RV, and then see new objects through its watch.
+TEST(ReflectorTest, RelistAfterApiServerRestartSeesTheCurrentState) {
+  fake::FakeApiServer server;
+  auto mv = [](const std::string& v) {
+    return Json{{"apiVersion", "modelswap.io/v1alpha1"},
+                {"kind", "ModelVersion"},
+                {"metadata", {{"name", "ranker-" + v}}},
+                {"spec", {{"model", "ranker"}, {"version", v}}}};
+  };
+  server.Create(kModelVersions, "default", mv("v1"));
+  server.Create(kModelVersions, "default", mv("v2"));
+  ClusterConfig cfg;
+  cfg.server = server.url();
+  auto client = std::move(*HttpKubeClient::Create(DefaultEnv(), cfg));
+  Store store;
+  ReflectorOptions o{.resource = kModelVersions,
+                     .ns = "default",
+                     .min_watch_timeout_seconds = 5,
+                     .watchdog_grace = std::chrono::milliseconds(1000),
+                     .backoff_initial = std::chrono::milliseconds(50),
+                     .backoff_max = std::chrono::milliseconds(1000),
+                     .name = "modelversions"};
+  Reflector reflector(
+      client.get(), &store, o, [](const ObjectPtr&, const ObjectPtr&) {}, DefaultEnv());
+  reflector.Start();
+  ASSERT_TRUE(testing::WaitFor([&] { return store.HasSynced() && store.size() == 2; }));
+  server.Restart(2);  // v1.32.13: RV 312 -> 314 across the restart
+  server.Create(kModelVersions, "default", mv("v3"));
+  ASSERT_TRUE(testing::WaitFor([&] { return store.Get("default/ranker-v3") != nullptr; }))
+      << "lists=" << reflector.lists();
+  const uint64_t lists = reflector.lists();
+  EXPECT_LE(lists, 3u);  // the first list, at most one relist per watch cut, no loop
+  server.Create(kModelVersions, "default", mv("v4"));  // now through the watch, no relist
+  ASSERT_TRUE(testing::WaitFor([&] { return store.Get("default/ranker-v4") != nullptr; }));
+  EXPECT_EQ(reflector.lists(), lists);
+  reflector.Stop();
 }
 
 }  // namespace

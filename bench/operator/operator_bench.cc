@@ -1,6 +1,12 @@
-// operator_bench: how fast and how frugal modelswap-operator is, against the fake API server.
+// operator_bench: how fast and how frugal modelswap-operator is, against the fake API server or
+// a real one.
 //
 // Usage: operator_bench [--models 100] [--versions 10] [--steady-seconds 30]
+//        operator_bench --kubeconfig PATH [--namespace NS] [--models 100]
+//
+// With --kubeconfig only phase 1 runs, against that cluster's API server (its job controller
+// runs the writer Jobs for real, so the ModelVersions are tiny, activate false, and deleted at
+// the end): the Job's arrival is seen through a watch on Jobs, the same way for every sample.
 //
 // Runs the real modelswap-operator binary as a child process (so its RSS is its own) against
 // an in-process FakeApiServer that completes every writer Job as soon as it is created (a
@@ -27,6 +33,7 @@
 #include "common/subprocess.h"
 #include "operator/api/well_known.h"
 #include "operator/kube/http_client.h"
+#include "operator/kube/kubeconfig.h"
 #include "tests/operator/fake/fake_apiserver.h"
 
 using namespace modelswap;
@@ -70,9 +77,122 @@ int Arg(int argc, char** argv, const std::string& name, int fallback) {
   return fallback;
 }
 
+std::string StrArg(int argc, char** argv, const std::string& name, const std::string& fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == name) return argv[i + 1];
+  }
+  return fallback;
+}
+
+void PrintLatency(const std::vector<double>& lat_ms) {
+  std::printf(
+      "reconcile latency (CR created -> Job created), %zu samples: p50 %.2f ms  p99 %.2f ms  max "
+      "%.2f ms\n",
+      lat_ms.size(), Percentile(lat_ms, 0.5), Percentile(lat_ms, 0.99), Percentile(lat_ms, 1.0));
+}
+
+// Phase 1 against a real API server: the operator runs as a child with the same kubeconfig; a
+// watch on the operator's Jobs timestamps each Job's ADDED event.
+int RunReal(const std::string& kubeconfig, const std::string& ns, int models) {
+  auto cfg = LoadKubeconfig(DefaultEnv(), kubeconfig, "");
+  if (!cfg) {
+    std::fprintf(stderr, "kubeconfig: %s\n", cfg.error().ToString().c_str());
+    return 1;
+  }
+  auto client = HttpKubeClient::Create(DefaultEnv(), *cfg);
+  if (!client) {
+    std::fprintf(stderr, "client: %s\n", client.error().ToString().c_str());
+    return 1;
+  }
+  KubeClient* c = client->get();
+  std::mutex mu;
+  std::map<std::string, Clock::time_point> job_seen;  // by owner ModelVersion
+  Cancellation cancel;
+  std::thread watcher([&] {
+    while (!cancel.cancelled()) {
+      WatchOptions wo{.label_selector = std::string(kLabelManagedBy) + "=" + kManagedBy,
+                      .resource_version = "",
+                      .timeout_seconds = 300};
+      (void)c->Watch(
+          kJobs, ns, wo,
+          [&](WatchEvent&& e) {
+            if (e.type != EventType::kAdded && e.type != EventType::kModified) return true;
+            auto refs = Field<Json>(e.object, {"metadata", "ownerReferences"}, Json::array());
+            if (refs.empty()) return true;
+            std::lock_guard lock(mu);
+            job_seen.emplace(Field<std::string>(refs[0], {"name"}), Clock::now());
+            return true;
+          },
+          &cancel);
+    }
+  });
+  char dir[] = "/tmp/operator-bench-XXXXXX";
+  std::string tmp = ::mkdtemp(dir);
+  auto pid = SpawnProcess({MODELSWAP_OPERATOR_BIN, "--kubeconfig", kubeconfig, "--namespace", ns,
+                           "--metrics-addr", "127.0.0.1:0", "--workers", "2"},
+                          tmp + "/operator.out", tmp + "/operator.err");
+  if (!pid) {
+    std::fprintf(stderr, "spawn: %s\n", pid.error().ToString().c_str());
+    return 1;
+  }
+  auto wait_job = [&](const std::string& name, Clock::time_point t0) -> std::optional<double> {
+    while (Clock::now() - t0 < std::chrono::seconds(60)) {
+      {
+        std::lock_guard lock(mu);
+        if (auto it = job_seen.find(name); it != job_seen.end())
+          return std::chrono::duration<double, std::milli>(it->second - t0).count();
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    return std::nullopt;
+  };
+  std::vector<std::string> created;
+  auto create = [&](Json mv) {
+    mv["spec"]["activate"] = false;
+    mv["spec"]["source"]["generate"]["bytes"] = 4096;
+    auto r = c->Create(kModelVersions, ns, mv);
+    if (!r) std::fprintf(stderr, "create: %s\n", r.error().ToString().c_str());
+    if (r) created.push_back(NameOf(mv));
+    return r.has_value();
+  };
+  // Warm-up: the operator has listed and watches once its first Job appears.
+  Json warm = Mv(9999, 1);
+  std::vector<double> lat_ms;
+  if (create(warm) && wait_job(NameOf(warm), Clock::now())) {
+    for (int m = 0; m < models; ++m) {
+      Json mv = Mv(m, 1);
+      auto t0 = Clock::now();
+      if (!create(mv)) break;
+      if (auto ms = wait_job(NameOf(mv), t0)) lat_ms.push_back(*ms);
+    }
+  }
+  for (const auto& name : created)
+    (void)c->Delete(kModelVersions, ns, name);
+  auto gone = Clock::now();
+  while (Clock::now() - gone < std::chrono::seconds(120)) {  // the operator releases finalizers
+    auto left = c->List(kModelVersions, ns, {});
+    if (left && (*left)["items"].empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  ::kill(*pid, SIGTERM);
+  ::waitpid(*pid, nullptr, 0);
+  cancel.Cancel();
+  watcher.join();
+  std::printf("modelswap-operator vs %s (namespace %s): %d ModelVersions\n", cfg->server.c_str(),
+              ns.c_str(), models);
+  PrintLatency(lat_ms);
+  std::filesystem::remove_all(tmp);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string kubeconfig = StrArg(argc, argv, "--kubeconfig", "");
+  if (!kubeconfig.empty()) {
+    return RunReal(kubeconfig, StrArg(argc, argv, "--namespace", "default"),
+                   Arg(argc, argv, "--models", 100));
+  }
   const int models = Arg(argc, argv, "--models", 100);
   const int versions = Arg(argc, argv, "--versions", 10);
   const int steady_s = Arg(argc, argv, "--steady-seconds", 30);
@@ -194,10 +314,7 @@ int main(int argc, char** argv) {
   job_controller.join();
   std::printf("modelswap-operator vs fake API server: %d models x %d versions = %d ModelVersions\n",
               models, versions, models * versions);
-  std::printf(
-      "reconcile latency (CR created -> Job created), %zu samples: p50 %.2f ms  p99 %.2f ms  max "
-      "%.2f ms\n",
-      lat_ms.size(), Percentile(lat_ms, 0.5), Percentile(lat_ms, 0.99), Percentile(lat_ms, 1.0));
+  PrintLatency(lat_ms);
   std::printf(
       "rollout of %d more versions (writer Jobs completed instantly): %.2f s (%.1f versions/s)\n",
       models * (versions - 1), bulk_s, models * (versions - 1) / bulk_s);

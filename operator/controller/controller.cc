@@ -35,8 +35,16 @@ Status Controller::ReconcileOnce(const std::string& key) {
   passes_.fetch_add(1, std::memory_order_relaxed);
   MS_ASSIGN_OR_RETURN(ModelInputs inputs, backend_->Observe(key));
   Decision d = Decide(inputs);
+  bool existed = false;  // the last StartTask found its task already there
   for (const Action& a : d.actions) {
+    // A task that existed was announced when it was started: no second TaskStarted Event.
+    if (existed && a.type == Action::Type::kEvent && a.reason == "TaskStarted") continue;
+    existed = false;
     auto st = backend_->Execute(a);
+    if (!st && a.type == Action::Type::kStartTask && st.error().code() == Code::kAlreadyExists) {
+      existed = true;  // deterministic names: it is this task, started by an earlier pass
+      continue;
+    }
     if (!st) {
       return Fail(st.error().Context(std::string(ActionTypeName(a.type)) + " " + a.mv.name));
     }

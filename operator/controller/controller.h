@@ -28,7 +28,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual Result<ModelInputs> Observe(const std::string& model_key) = 0;
-  // StartTask of a task that exists already must succeed (idempotent).
+  // StartTask of a task that exists already is idempotent: it returns kAlreadyExists (or OK),
+  // which the controller counts as success (skipping the TaskStarted Event that follows it).
   virtual Status Execute(const Action& action) = 0;
 };
 

@@ -32,7 +32,8 @@ KubeBackend::KubeBackend(KubeClient* client, Env* env, KubeBackendOptions opts)
       mvs_(ModelKeyOfMv),
       jobs_(ModelKeyOfLabel),
       writer_pods_(JobKeyOfPod),
-      injected_pods_() {}
+      injected_pods_(),
+      events_(client, kManagedBy, opts_.instance) {}
 
 KubeBackend::~KubeBackend() {
   Stop();
@@ -133,30 +134,29 @@ Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
   return in;
 }
 
+Json KubeBackend::Latest(const ModelVersion& mv) const {
+  ObjectPtr cached = mvs_.Get(KeyOf(mv.ns, mv.name));
+  if (cached && UidOf(*cached) == mv.uid &&
+      std::strtoull(ResourceVersionOf(*cached).c_str(), nullptr, 10) >
+          std::strtoull(mv.resource_version.c_str(), nullptr, 10)) {
+    return *cached;
+  }
+  return *mv.raw;
+}
+
 Status KubeBackend::Execute(const Action& a) {
-  const ModelVersion& mv = a.mv;
   switch (a.type) {
-    case Action::Type::kAddFinalizer: {
-      Json finalizers = Json::array();
-      for (const auto& f : mv.finalizers)
-        finalizers.push_back(f);
-      finalizers.push_back(kFinalizer);
-      Json patch = {
-          {"metadata", {{"resourceVersion", mv.resource_version}, {"finalizers", finalizers}}}};
-      MS_ASSIGN_OR_RETURN(Json updated, client_->Patch(kModelVersions, mv.ns, mv.name,
-                                                       PatchType::kMerge, patch, false));
-      mvs_.UpsertIfNewer(std::move(updated));
-      return Ok();
-    }
+    case Action::Type::kAddFinalizer:
+      return PatchFinalizers(a.mv, true);
     case Action::Type::kRemoveFinalizer:
-      return RemoveFinalizer(mv);
-    case Action::Type::kStartTask: {
-      Json job = BuildJob(mv, a.task_kind, a.task_name, opts_.sidecar_image, a.task_request);
-      auto created = client_->Create(kJobs, mv.ns, job);
-      if (!created && created.error().code() != Code::kAlreadyExists) return Fail(created.error());
-      if (created)
-        spdlog::info("job created job={}/{} task={}", mv.ns, a.task_name,
-                     TaskKindName(a.task_kind));
+      return PatchFinalizers(a.mv, false);
+    case Action::Type::kStartTask:
+      return StartJob(a);
+    case Action::Type::kDeleteTask: {
+      auto r = client_->Delete(kJobs, a.mv.ns, a.task_name, "Background");
+      if (!r && r.error().code() != Code::kNotFound) return Fail(r.error());
+      spdlog::info("job deleted job={}/{} task={}", a.mv.ns, a.task_name,
+                   TaskKindName(a.task_kind));
       return Ok();
     }
     case Action::Type::kWriteStatus:
@@ -168,25 +168,80 @@ Status KubeBackend::Execute(const Action& a) {
   return Fail(Code::kInternal, "unknown action");
 }
 
-Status KubeBackend::RemoveFinalizer(const ModelVersion& mv) {
-  Json patch = Json::array();
-  // The RV test makes this a compare-and-swap: indices are only right for the object we saw.
-  patch.push_back(
-      {{"op", "test"}, {"path", "/metadata/resourceVersion"}, {"value", mv.resource_version}});
-  for (size_t i = mv.finalizers.size(); i-- > 0;) {
-    if (mv.finalizers[i] == kFinalizer) {
-      patch.push_back({{"op", "remove"}, {"path", "/metadata/finalizers/" + std::to_string(i)}});
+Status KubeBackend::StartJob(const Action& a) {
+  const ModelVersion& mv = a.mv;
+  Json job = BuildJob(mv, a.task_kind, a.task_name, opts_.sidecar_image, a.task_request);
+  auto created = client_->Create(kJobs, mv.ns, job);
+  if (created) {
+    spdlog::info("job created job={}/{} task={}", mv.ns, a.task_name, TaskKindName(a.task_kind));
+    jobs_.UpsertIfNewer(std::move(*created));
+    return Ok();
+  }
+  if (created.error().code() != Code::kAlreadyExists) return Fail(created.error());
+  // Names are deterministic (task.h): the Job is ours unless a deleted and recreated object of
+  // the same name left one behind that the garbage collector has not removed yet.
+  if (ObjectPtr existing = jobs_.Get(KeyOf(mv.ns, a.task_name))) {
+    for (const auto& ref : Field<Json>(*existing, {"metadata", "ownerReferences"}, Json::array())) {
+      if (Field<bool>(ref, {"controller"}) && Field<std::string>(ref, {"uid"}) != mv.uid) {
+        return Fail(Code::kUnavailable, "job " + a.task_name + " exists, owned by uid " +
+                                            Field<std::string>(ref, {"uid"}) +
+                                            " (an earlier object of this name): waiting for "
+                                            "its garbage collection");
+      }
     }
   }
-  auto r = client_->Patch(kModelVersions, mv.ns, mv.name, PatchType::kJson, patch, false);
-  if (!r && r.error().code() != Code::kNotFound) return Fail(r.error());
+  return Fail(Code::kAlreadyExists, "job " + a.task_name + " exists already");
+}
+
+Status KubeBackend::PatchFinalizers(const ModelVersion& mv, bool add) {
+  Json latest = Latest(mv);
+  Json finalizers = Json::array();
+  for (const auto& f : Field<Json>(latest, {"metadata", "finalizers"}, Json::array())) {
+    if (f != kFinalizer) finalizers.push_back(f);
+  }
+  if (add) finalizers.push_back(kFinalizer);
+  // The list is replaced whole: the resourceVersion makes it a compare-and-swap (a stale one is
+  // a 409 Conflict, patch-stale-409.http; a JSON patch's failed `test` would be a 422 instead,
+  // v1.32/create-conflicts-409.http). null removes the field, as the recording's release does
+  // (v1.32/delete-with-finalizer-and-watch.http).
+  Json patch = {{"metadata",
+                 {{"resourceVersion", ResourceVersionOf(latest)},
+                  {"finalizers", finalizers.empty() ? Json() : finalizers}}}};
+  auto r = client_->Patch(kModelVersions, mv.ns, mv.name, PatchType::kMerge, patch, false);
+  if (!r && !add && r.error().code() == Code::kNotFound) return Ok();
+  if (!r) return Fail(r.error());
+  if (NameOf(*r) == mv.name) mvs_.UpsertIfNewer(std::move(*r));
   return Ok();
 }
 
+// A merge patch that makes `from` into `to`: `to` itself, plus null for every key of `from` it
+// lacks (recursively in objects; arrays are replaced whole by a merge patch).
+static Json MergePatchTo(const Json& from, const Json& to) {
+  if (!from.is_object() || !to.is_object()) return to;
+  Json patch = to;
+  for (const auto& [k, v] : from.items()) {
+    auto it = to.find(k);
+    if (it == to.end()) {
+      patch[k] = nullptr;
+    } else if (v.is_object() && it->is_object()) {
+      patch[k] = MergePatchTo(v, *it);
+    }
+  }
+  return patch;
+}
+
 Status KubeBackend::WriteStatus(const Action& a) {
-  Json obj = *a.mv.raw;
-  obj["status"] = StatusToJson(a.status);
-  MS_ASSIGN_OR_RETURN(Json updated, client_->Update(kModelVersions, a.mv.ns, obj, true));
+  Json latest = Latest(a.mv);
+  Json status = StatusToJson(a.status);
+  Json patch = {{"status", MergePatchTo(Field<Json>(latest, {"status"}, Json::object()), status)}};
+  auto prior = ParseModelVersion(latest);
+  const bool request_bookkeeping =
+      !prior ||
+      prior->status.last_handled_activate_request != a.status.last_handled_activate_request ||
+      prior->status.activate_requests_handled != a.status.activate_requests_handled;
+  if (request_bookkeeping) patch["metadata"] = {{"resourceVersion", ResourceVersionOf(latest)}};
+  MS_ASSIGN_OR_RETURN(Json updated, client_->Patch(kModelVersions, a.mv.ns, a.mv.name,
+                                                   PatchType::kMerge, patch, true));
   spdlog::info("status mv={}/{} phase={}", a.mv.ns, a.mv.name, PhaseName(a.status.phase));
   mvs_.UpsertIfNewer(std::move(updated));
   return Ok();
@@ -194,30 +249,8 @@ Status KubeBackend::WriteStatus(const Action& a) {
 
 void KubeBackend::RecordEvent(const Action& a) {
   const ModelVersion& mv = a.mv;
-  std::string now = FormatTime(env_->NowUnixNanos());
-  Json ev = {{"apiVersion", "v1"},
-             {"kind", "Event"},
-             {"metadata", {{"generateName", mv.name + "."}, {"namespace", mv.ns}}},
-             {"involvedObject",
-              {{"apiVersion", kModelVersions.ApiVersion()},
-               {"kind", kModelVersions.kind},
-               {"name", mv.name},
-               {"namespace", mv.ns},
-               {"uid", mv.uid},
-               {"resourceVersion", mv.resource_version}}},
-             {"reason", a.reason},
-             {"message", a.message.substr(0, 1024)},
-             {"type", a.event_type},
-             {"source", {{"component", kManagedBy}}},
-             {"reportingComponent", kManagedBy},
-             {"reportingInstance", opts_.instance},
-             {"firstTimestamp", now},
-             {"lastTimestamp", now},
-             {"count", 1}};
-  if (auto r = client_->Create(kEvents, mv.ns, ev); !r) {
-    spdlog::warn("event not recorded mv={}/{} reason={} err=\"{}\"", mv.ns, mv.name, a.reason,
-                 r.error().message());
-  }
+  events_.Record({kModelVersions, mv.ns, mv.name, mv.uid, mv.resource_version}, a.event_type,
+                 a.reason, a.message, env_->NowUnixNanos());
 }
 
 void KubeBackend::RegisterMetrics(OperatorMetrics* metrics) {

@@ -3,11 +3,21 @@
 // Observes from informer caches (reflector + store per resource, each with a label selector so
 // only what the operator needs is cached: all ModelVersions; Jobs and their pods labelled
 // managed-by=modelswap-operator; pods labelled modelswap.io/injected=true for the agent prober;
-// never all pods of the cluster). Executes actions with the API: finalizers by patch with a
-// resourceVersion precondition, Jobs by create (AlreadyExists = done), status by PUT to the
-// status subresource carrying the cached resourceVersion (409 -> the controller requeues and
-// recomputes from the newer object), Events by create (best effort: a lost Event never fails a
-// reconcile).
+// never all pods of the cluster). Executes actions with the API, always from the latest object
+// known: the cache, or the answer to the operator's own last write if the watch has not brought
+// it yet (an action list made from the object before this pass's finalizer patch must not carry
+// that object's resourceVersion into the status write: that was a self-inflicted 409 per create).
+//  - finalizers: merge patch of metadata.finalizers with a resourceVersion precondition (the list
+//    is replaced whole, so another controller's finalizer added meanwhile must not be lost);
+//  - status: merge patch of the status subresource without a resourceVersion (only this
+//    operator writes status, one pass per model at a time, from an object never older than its
+//    own last write), except when activate-request bookkeeping changes: that is acted on once per
+//    value, so it keeps the precondition (409 -> requeue and recompute);
+//  - Jobs by create; AlreadyExists of the Job this version owns is done (kAlreadyExists is
+//    returned so the controller does not announce it twice), one owned by another object is an
+//    error; DeleteTask deletes a Job with propagationPolicy=Background (its pods follow);
+//  - Events through an EventRecorder (aggregated; best effort: a lost Event never fails a
+//    reconcile).
 //
 // Thread safety: Observe/Execute from any worker; Start/Stop from the owner.
 #pragma once
@@ -20,6 +30,7 @@
 #include "common/env.h"
 #include "operator/controller/agent_prober.h"
 #include "operator/controller/controller.h"
+#include "operator/controller/event_recorder.h"
 #include "operator/kube/client.h"
 #include "operator/kube/reflector.h"
 #include "operator/metrics/metrics.h"
@@ -55,8 +66,11 @@ class KubeBackend final : public Backend {
 
  private:
   Status WriteStatus(const Action& a);
-  Status RemoveFinalizer(const ModelVersion& mv);
+  Status PatchFinalizers(const ModelVersion& mv, bool add);
+  Status StartJob(const Action& a);
   void RecordEvent(const Action& a);
+  // The newest state of mv's object the operator knows (same uid, highest resourceVersion).
+  Json Latest(const ModelVersion& mv) const;
   std::unique_ptr<Reflector> MakeReflector(Store* store, const ResourceRef& r,
                                            const std::string& selector, Reflector::Handler h);
 
@@ -67,6 +81,7 @@ class KubeBackend final : public Backend {
   std::unique_ptr<Reflector> mv_reflector_, job_reflector_, writer_pod_reflector_,
       injected_pod_reflector_;
   std::unique_ptr<AgentProber> prober_;
+  EventRecorder events_;
 
   // Per ModelVersion uid, the newest metadata.generation a watch event showed with
   // spec.activate false. A quick false -> true flip (a rollback of a Superseded version) can

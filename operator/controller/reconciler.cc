@@ -157,14 +157,7 @@ int PickRequest(const std::vector<VersionView>& views) {
 // Picks the one task the model may run now, if any. `request`: PickRequest's choice (or -1).
 std::optional<Action> Schedule(std::vector<VersionView>& views, int active, int request,
                                const ModelLoad& load, int* scheduled_write) {
-  for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 1. deleted versions' files
-    const VersionView& v = views[i];
-    const ModelVersion& mv = *v.mv;
-    if (mv.deleting && mv.HasFinalizer(kFinalizer) && v.next.written() && !v.next.file_removed &&
-        i != active && v.remove_task == nullptr) {
-      return MakeTask(mv, TaskKind::kRemove);
-    }
-  }
+  // 1. deleted versions' files: see Deletion(), which does not wait for the model's tasks.
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 2. rollbacks
     if (WantsRollback(views[i], i == active)) return MakeTask(*views[i].mv, TaskKind::kPublish);
   }
@@ -237,29 +230,59 @@ void SettleRequest(VersionView& v, const VersionView* picked, bool picked_acted,
   }
 }
 
-// Finalizers: add to live versions; release deleted ones once nothing is left to do.
-void Finalize(const VersionView& v, bool is_active, bool busy, std::vector<Action>* out) {
+// A deleted version (with our finalizer): cancel its own writer, remove its file, release the
+// finalizer once nothing is left to do. Never waits for other versions' tasks. While it waits,
+// the condition Deleting says for what.
+void Deletion(VersionView& v, bool is_active, int64_t now, std::vector<Action>* out) {
   const ModelVersion& mv = *v.mv;
-  if (!mv.deleting) {
-    if (!mv.HasFinalizer(kFinalizer)) out->push_back(MakeAction(Action::Type::kAddFinalizer, mv));
-    return;
+  if (!mv.HasFinalizer(kFinalizer)) return;
+  std::string waiting, why;
+  for (const TaskObservation* t : v.tasks) {
+    if (t->state != State::kRunning) continue;
+    // A finished writer whose result is late (treated as running, see Decide) is waited for:
+    // deleting its Job would lose the result and leave the file behind.
+    if (t->kind == TaskKind::kWrite && t->finished_unix_ns == 0) {
+      Action del = MakeAction(Action::Type::kDeleteTask, mv);
+      del.task_kind = t->kind;
+      del.task_name = t->name;
+      out->push_back(del);
+      out->push_back(MakeEvent(mv, "Normal", "TaskCancelled",
+                               "write task " + t->name + " deleted: its version is being deleted"));
+      waiting = "CancellingTask";
+      why = "deleting write task " + t->name;
+    } else if (waiting.empty()) {
+      waiting = "WaitingForTask";
+      why = std::string(TaskKindName(t->kind)) + " task " + t->name + " is still running";
+    }
   }
-  if (!mv.HasFinalizer(kFinalizer) || v.any_running) return;
-  if (v.next.written() && !v.next.file_removed) {
-    if (is_active && !busy) {
+  if (waiting.empty() && v.next.written() && !v.next.file_removed) {
+    if (is_active) {
       out->push_back(MakeEvent(mv, "Warning", "FileKept",
                                "version is still the active one in the manifest; its file is "
                                "kept: " +
                                    v.next.file));
-    } else if (v.remove_task != nullptr && v.remove_task->state == State::kFailed) {
+    } else if (v.remove_task == nullptr) {
+      Action task = MakeTask(mv, TaskKind::kRemove);
+      out->push_back(task);
+      out->push_back(MakeEvent(mv, "Normal", "TaskStarted", "remove task " + task.task_name));
+      waiting = "WaitingForTask";
+      why = "remove task " + task.task_name + " removes " + v.next.file;
+    } else if (v.remove_task->state == State::kFailed) {
       out->push_back(MakeEvent(mv, "Warning", "FileNotRemoved", v.next.message));
-    } else {
-      return;  // removal pending
     }
-  } else if (v.next.file_removed) {
+  } else if (waiting.empty() && v.next.file_removed) {
     out->push_back(MakeEvent(mv, "Normal", "FileRemoved", "version file removed"));
   }
-  out->push_back(MakeAction(Action::Type::kRemoveFinalizer, mv));
+  if (waiting.empty()) {
+    out->push_back(MakeAction(Action::Type::kRemoveFinalizer, mv));
+    return;
+  }
+  ModelVersionStatus next = mv.status;
+  SetCondition(next, mv, "Deleting", true, waiting, why, now);
+  if (next == mv.status) return;  // already said
+  Action st = MakeAction(Action::Type::kWriteStatus, mv);
+  st.status = next;
+  out->push_back(std::move(st));
 }
 
 std::string EventReason(Phase p) {
@@ -289,6 +312,8 @@ std::string_view ActionTypeName(Action::Type t) {
       return "RemoveFinalizer";
     case Action::Type::kStartTask:
       return "StartTask";
+    case Action::Type::kDeleteTask:
+      return "DeleteTask";
     case Action::Type::kWriteStatus:
       return "WriteStatus";
     case Action::Type::kEvent:
@@ -306,6 +331,8 @@ Decision Decide(const ModelInputs& in) {
   });
   std::vector<VersionView> views;
   std::deque<TaskObservation> pending_tasks;  // stable addresses for the views
+  // Whether a task that may publish runs: remove tasks of deleted versions do not count (they
+  // never touch the manifest), so a deletion never holds up the model, nor it the deletion.
   bool busy = false;
   bool result_pending = false;
   for (const ModelVersion* mv : sorted) {
@@ -326,7 +353,10 @@ Decision Decide(const ModelInputs& in) {
       v.tasks.push_back(&t);
     }
     FoldTasks(v);
-    busy = busy || v.any_running;
+    for (const TaskObservation* t : v.tasks) {
+      if (t->state == State::kRunning && !(mv->deleting && t->kind == TaskKind::kRemove))
+        busy = true;
+    }
     views.push_back(std::move(v));
   }
   int active = FindActive(views);
@@ -348,8 +378,13 @@ Decision Decide(const ModelInputs& in) {
   }
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {
     VersionView& v = views[i];
-    Finalize(v, i == active, busy || task.has_value(), &d.actions);
-    if (v.mv->deleting) continue;  // its status no longer matters; it is going away
+    if (v.mv->deleting) {
+      Deletion(v, i == active, in.now_unix_ns, &d.actions);
+      continue;
+    }
+    if (!v.mv->HasFinalizer(kFinalizer)) {
+      d.actions.push_back(MakeAction(Action::Type::kAddFinalizer, *v.mv));
+    }
     SettleRequest(v, request >= 0 ? &views[request] : nullptr, picked_acted, picked_publishing,
                   &d.actions);
     if (v.request_failed) {
@@ -363,8 +398,11 @@ Decision Decide(const ModelInputs& in) {
     d.actions.push_back(std::move(st));
     if (v.next.phase != v.mv->status.phase) {
       bool bad = v.next.phase == Phase::kFailed;
-      std::string msg = std::string("phase ") + std::string(PhaseName(v.mv->status.phase)) +
-                        " -> " + std::string(PhaseName(v.next.phase));
+      // A new object has no phase yet: say so rather than print an empty name.
+      std::string from = v.mv->status.phase == Phase::kNone
+                             ? "(none)"
+                             : std::string(PhaseName(v.mv->status.phase));
+      std::string msg = "phase " + from + " -> " + std::string(PhaseName(v.next.phase));
       if (bad) msg += ": " + v.next.message;
       d.actions.push_back(
           MakeEvent(*v.mv, bad ? "Warning" : "Normal", EventReason(v.next.phase), msg));

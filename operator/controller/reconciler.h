@@ -30,6 +30,11 @@
 //  - finalizer: added to every version; on deletion the version's file is removed (unless the
 //    manifest still points at it: then it is kept with a Warning), and the finalizer is
 //    released even if removal fails (an Event says why), so deletion never blocks forever.
+//    A deleted version never waits for other versions' tasks: its remove task runs beside them
+//    (it does not touch the manifest, and `remove` refuses the version the manifest names). Its
+//    own writer is deleted with its Job (a writer stuck Pending would otherwise hold the
+//    deletion for activeDeadlineSeconds; a killed writer leaves only a .tmp- file). What the
+//    deletion still waits for is the condition Deleting (reason and message name the task).
 //  - conditions Written/Active/Loaded carry observedGeneration; every phase change emits an
 //    Event; status is only written when it changed.
 //
@@ -64,10 +69,17 @@ struct ModelInputs {
 };
 
 struct Action {
-  enum class Type { kAddFinalizer, kRemoveFinalizer, kStartTask, kWriteStatus, kEvent };
+  enum class Type {
+    kAddFinalizer,
+    kRemoveFinalizer,
+    kStartTask,
+    kDeleteTask,  // task_name: stop and delete a running task (a Job: background propagation)
+    kWriteStatus,
+    kEvent
+  };
   Type type = Type::kEvent;
   ModelVersion mv;  // the version acted on (metadata as observed: RV preconditions)
-  // kStartTask
+  // kStartTask, kDeleteTask
   TaskKind task_kind = TaskKind::kWrite;
   std::string task_name;
   ActivateRequest task_request;  // publish for an activate request: which (kept on the task)

@@ -250,7 +250,9 @@ Status StandaloneBackend::Execute(const Action& a) {
       return PersistLocked(a.mv.name);
     }
     case Action::Type::kStartTask: {
-      if (tasks_.count(a.task_name) != 0) return Ok();
+      if (tasks_.count(a.task_name) != 0) {
+        return Fail(Code::kAlreadyExists, "task " + a.task_name + " exists already");
+      }
       std::vector<std::string> argv{sidecar_bin_};
       auto args = TaskArgs(a.mv, a.task_kind, opts_.root);
       argv.insert(argv.end(), args.begin(), args.end());
@@ -270,6 +272,15 @@ Status StandaloneBackend::Execute(const Action& a) {
       }
       if (!started) return started;
       tasks_[a.task_name] = std::move(t);
+      return Ok();
+    }
+    case Action::Type::kDeleteTask: {
+      // As a Job deleted with its pods: SIGTERM, no retry; Reap records it as failed and the
+      // deleted version then goes. An adopted task is not ours to signal: it is waited for.
+      auto t = tasks_.find(a.task_name);
+      if (t == tasks_.end() || t->second.obs.state != TaskObservation::State::kRunning) return Ok();
+      t->second.retries_left = 0;
+      if (t->second.pid > 0) ::kill(t->second.pid, SIGTERM);
       return Ok();
     }
     case Action::Type::kWriteStatus:

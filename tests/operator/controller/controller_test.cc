@@ -302,6 +302,94 @@ TEST_F(ControllerTest, SilentWatchIsRestartedByTheWatchdog) {
   ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
 }
 
+// A deleted version removes its file beside another version's running writer: deletion never
+// waits for the model's other tasks, and what it waits for is its condition Deleting.
+TEST_F(ControllerTest, DeletionDoesNotWaitForAnotherVersionsWriter) {
+  WriteV1ThenV2();
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  server_.Create(kModelVersions, "default", NewMv("v3", true, 1));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v3-write").has_value(); }));  // runs on
+  EXPECT_EQ(server_.Delete(kModelVersions, "default", "ranker-v1"), 200);
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-remove").has_value(); }));
+  ASSERT_TRUE(WaitFor([&] {
+    auto o = server_.Get(kModelVersions, "default", "ranker-v1");
+    for (const auto& c : Field<Json>(*o, {"status", "conditions"}, Json::array())) {
+      if (c.value("type", "") == "Deleting")
+        return c.value("message", "").find("ranker-v1-remove") != std::string::npos;
+    }
+    return false;
+  }));
+  server_.CompleteJob("default", "ranker-v1-remove", R"({"removed":true})");
+  ASSERT_TRUE(
+      WaitFor([&] { return !server_.Get(kModelVersions, "default", "ranker-v1").has_value(); }));
+  EXPECT_TRUE(Job("ranker-v3-write").has_value());
+}
+
+// A version whose own writer never starts (pod Pending) is deleted at once, with its Job.
+TEST_F(ControllerTest, DeletingAVersionWithAStuckWriterDeletesItsJob) {
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  EXPECT_EQ(server_.Delete(kModelVersions, "default", "ranker-v1"), 200);
+  ASSERT_TRUE(
+      WaitFor([&] { return !server_.Get(kModelVersions, "default", "ranker-v1").has_value(); },
+              std::chrono::seconds(15)));
+  EXPECT_FALSE(Job("ranker-v1-write").has_value());
+  bool cancelled = false;
+  for (const Json& e : server_.List(kEvents, "default"))
+    cancelled = cancelled || e.value("reason", "") == "TaskCancelled";
+  EXPECT_TRUE(cancelled);
+}
+
+// N creates cost no 409 and no failed reconcile: every write starts from the latest object the
+// operator wrote, and the fake answers 409 exactly where a real server would.
+TEST_F(ControllerTest, CreatesCostNoConflicts) {
+  constexpr int kN = 12;
+  auto mv = [](int i) {
+    Json o = NewMv("v1");
+    o["metadata"]["name"] = "m" + std::to_string(i) + "-v1";
+    o["spec"]["model"] = "m" + std::to_string(i);
+    return o;
+  };
+  for (int i = 0; i < kN; ++i)
+    server_.Create(kModelVersions, "default", mv(i));
+  auto phase_all = [&](const std::string& p) {
+    for (int i = 0; i < kN; ++i) {
+      if (Phase("m" + std::to_string(i) + "-v1") != p) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitFor([&] { return phase_all("Writing"); }));
+  for (int i = 0; i < kN; ++i)
+    server_.CompleteJob("default", "m" + std::to_string(i) + "-v1-write", Result("v1", 1));
+  ASSERT_TRUE(WaitFor([&] { return phase_all("Active"); }));
+  ASSERT_TRUE(WaitFor([&] { return controller_->queue().Len() == 0; }));
+  int writes = 0;
+  for (const auto& [k, v] : server_.RequestCounts()) {
+    if (k.rfind("PUT", 0) == 0 || k.rfind("POST", 0) == 0 || k.rfind("PATCH", 0) == 0) writes += v;
+  }
+  EXPECT_EQ(server_.CountResponses(409), 0);
+  EXPECT_EQ(metrics_.reconciles_error(), 0);
+  // Per version: finalizer, Job, status Writing, status Active, and an Event for the task and
+  // for each phase change. CompleteJob's own writes go around HTTP.
+  EXPECT_LE(writes, 7 * kN) << "writes=" << writes;
+}
+
+// One Event per happening: a repeated one is counted on the first (client-go's recorder), and a
+// new object's first phase change names where it came from.
+TEST_F(ControllerTest, EventsAreAggregatedAndNamePhases) {
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Writing"));
+  ASSERT_TRUE(WaitFor([&] { return controller_->queue().Len() == 0; }));
+  std::map<std::string, int> by_reason;
+  std::string writing;
+  for (const Json& e : server_.List(kEvents, "default")) {
+    ++by_reason[e.value("reason", "")];
+    if (e.value("reason", "") == "WriterStarted") writing = e.value("message", "");
+  }
+  EXPECT_EQ(by_reason["TaskStarted"], 1);
+  EXPECT_EQ(writing, "phase (none) -> Writing");
+}
+
 TEST_F(ControllerTest, SteadyStateMakesNoRequestsBeyondWatches) {
   server_.Create(kModelVersions, "default", NewMv("v1"));
   ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));

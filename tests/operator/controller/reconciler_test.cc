@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
+#include "common/checksum.h"
 #include "operator/kube/resource.h"
 #include "tests/operator/controller/reconciler_fixtures.h"
 
@@ -196,6 +199,59 @@ TEST(ReconcilerTest, DeletedVersionRemovesItsFileThenReleasesTheFinalizer) {
   EXPECT_EQ(Of(d2, Action::Type::kRemoveFinalizer).size(), 1u);
 }
 
+TEST(ReconcilerTest, DeletionDoesNotWaitForAnotherVersionsWriter) {
+  auto [vs, ts] = V1SupersededByV2();
+  ModelVersion v3 = Mv("v3", 30);
+  vs.push_back(v3);
+  ts.push_back(Task(v3, TaskKind::kWrite, TaskObservation::State::kRunning));
+  vs[0].deleting = true;
+  auto d = Decide(Inputs(vs, ts));
+  auto tasks = Of(d, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]->task_name, "ranker-v1-remove");
+  auto st = Of(d, Action::Type::kWriteStatus);
+  ASSERT_FALSE(st.empty());
+  const Condition* c = st[0]->status.FindCondition("Deleting");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->reason, "WaitingForTask");
+  EXPECT_NE(c->message.find("ranker-v1-remove"), std::string::npos);
+  // The remove task running does not hold up the model either.
+  ts.push_back(Task(vs[0], TaskKind::kRemove, TaskObservation::State::kRunning));
+  ts[2].state = TaskObservation::State::kSucceeded;
+  ts[2].result = WriteResult("v3", 3);
+  ModelVersion v4 = Mv("v4", 40);
+  vs.push_back(v4);
+  auto d2 = Decide(Inputs(vs, ts));
+  auto t2 = Of(d2, Action::Type::kStartTask);
+  ASSERT_EQ(t2.size(), 1u);
+  EXPECT_EQ(t2[0]->task_name, "ranker-v4-write");
+}
+
+TEST(ReconcilerTest, DeletedVersionWithItsWriterRunningDeletesTheJobThenGoes) {
+  ModelVersion v1 = Mv("v1", 10);
+  v1.deleting = true;
+  std::vector<TaskObservation> ts = {Task(v1, TaskKind::kWrite, TaskObservation::State::kRunning)};
+  auto d = Decide(Inputs({v1}, ts));
+  auto del = Of(d, Action::Type::kDeleteTask);
+  ASSERT_EQ(del.size(), 1u);
+  EXPECT_EQ(del[0]->task_name, "ranker-v1-write");
+  EXPECT_TRUE(Of(d, Action::Type::kRemoveFinalizer).empty());
+  auto d2 = Decide(Inputs({v1}, {}));  // the Job is gone
+  EXPECT_EQ(Of(d2, Action::Type::kRemoveFinalizer).size(), 1u);
+}
+
+TEST(ReconcilerTest, FirstPhaseChangeNamesTheMissingPhase) {
+  auto d = Decide(Inputs({Mv("v1", 10)}));
+  bool seen = false;
+  for (const Action* e : Of(d, Action::Type::kEvent)) {
+    if (e->reason == "WriterStarted") {
+      EXPECT_EQ(e->message, "phase (none) -> Writing");
+      seen = true;
+    }
+  }
+  EXPECT_TRUE(seen);
+}
+
 TEST(ReconcilerTest, FailedRemovalStillReleasesTheFinalizerWithAWarning) {
   ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
   std::vector<TaskObservation> ts = {
@@ -256,6 +312,20 @@ TEST(ReconcilerTest, LongNamesGetShortDeterministicTaskNames) {
   EXPECT_LE(t.size(), 63u);
   EXPECT_EQ(t, TaskName(name, TaskKind::kWrite, 1));
   EXPECT_NE(t, TaskName(std::string(79, 'a') + "b", TaskKind::kWrite, 1));
+}
+
+// Job names are part of the contract with a running cluster (a restarted operator finds its Jobs
+// by name), so the hash in them is pinned: 32 bits of XXH3, as 8 hex digits.
+TEST(ReconcilerTest, TaskNameHashesAreXxh3) {
+  auto hex = [](std::string_view s) {
+    char out[9];
+    std::snprintf(out, sizeof(out), "%08x", static_cast<uint32_t>(Xxh3(s)));
+    return std::string(out);
+  };
+  const std::string name(80, 'a');
+  EXPECT_EQ(TaskName(name, TaskKind::kWrite, 1), std::string(48, 'a') + "-" + hex(name) + "-write");
+  EXPECT_EQ(TaskName("ranker-v1", TaskKind::kPublish, 7, {"2026-01-02T03:04:05Z", 3}),
+            "ranker-v1-publish-7-r" + hex("3#2026-01-02T03:04:05Z"));
 }
 
 TEST(ModelVersionTest, ValidationNamesTheField) {

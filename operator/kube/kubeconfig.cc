@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "operator/kube/base64.h"
+
 namespace modelswap::op {
 namespace {
 
@@ -44,7 +46,7 @@ Result<std::string> DataOrFile(Env* env, const YAML::Node& n, const char* data_k
                                const std::string& what) {
   std::string data = Str(n, data_key);
   if (!data.empty()) {
-    auto decoded = DecodeBase64(data);
+    auto decoded = Base64DecodeIgnoringLineBreaks(data);
     if (!decoded) return Fail(decoded.error().Context(what + " " + data_key));
     return *decoded;
   }
@@ -102,38 +104,6 @@ Status FillUser(Env* env, const YAML::Node& user, const std::string& base_dir,
 }
 
 }  // namespace
-
-Result<std::string> DecodeBase64(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t padding = 0;
-  for (char c : text) {
-    if (c == '\n' || c == '\r' || c == ' ') continue;
-    if (c == '=') {
-      ++padding;
-      continue;
-    }
-    int v = value(c);
-    if (v < 0 || padding > 0) return Fail(Code::kInvalidArgument, "invalid base64 data");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  if (padding > 2) return Fail(Code::kInvalidArgument, "invalid base64 padding");
-  return out;
-}
 
 Result<ClusterConfig> ParseKubeconfig(Env* env, const std::string& yaml_text,
                                       const std::string& base_dir, const std::string& origin,

@@ -57,7 +57,4 @@ Result<ClusterConfig> InClusterConfig(Env* env, const std::string& host, const s
 // Reads KUBERNETES_SERVICE_HOST/PORT from the process environment.
 Result<ClusterConfig> InClusterConfigFromEnvironment(Env* env);
 
-// Decodes standard base64 (kubeconfig *-data fields); kInvalidArgument on bad input.
-Result<std::string> DecodeBase64(std::string_view text);
-
 }  // namespace modelswap::op

@@ -4,8 +4,8 @@
 #include <map>
 
 #include "operator/api/well_known.h"
+#include "operator/kube/base64.h"
 #include "operator/kube/resource.h"
-#include "operator/webhook/certs.h"
 
 namespace modelswap::op {
 namespace {

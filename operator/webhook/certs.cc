@@ -214,32 +214,6 @@ Status ValidateCertBundle(const CertBundle& b, const std::vector<std::string>& n
   return Ok();
 }
 
-std::string Base64Encode(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()),
-                          static_cast<int>(bytes.size()));
-  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
-  return out;
-}
-
-Result<std::string> Base64Decode(std::string_view text) {
-  if (text.size() % 4 != 0) {
-    return Fail(Code::kInvalidArgument, "base64 length is not a multiple of 4");
-  }
-  std::string out(text.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return Fail(Code::kInvalidArgument, "base64 does not decode");
-  // EVP_DecodeBlock keeps the bytes the '=' padding stands for: drop them.
-  size_t pad = 0;
-  for (size_t i = text.size(); i > 0 && text[i - 1] == '=' && pad < 2; --i)
-    ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
-
 Result<CertBundle> BundleFromSecret(const Json& secret) {
   auto data = secret.find("data");
   if (data == secret.end() || !data->is_object() || !data->contains(kSecretCertKey) ||

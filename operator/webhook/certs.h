@@ -31,6 +31,8 @@
 
 #include "common/env.h"
 #include "common/status.h"
+// Secret data and caBundle values are base64: Base64Encode / Base64Decode come with this header.
+#include "operator/kube/base64.h"
 
 namespace modelswap::op {
 
@@ -64,9 +66,6 @@ std::vector<std::string> ServiceDnsNames(const std::string& service, const std::
 // covers every name, and is valid at now_unix + renew_before. The message names the failed check.
 [[nodiscard]] Status ValidateCertBundle(const CertBundle& b, const std::vector<std::string>& names,
                                         int64_t now_unix, std::chrono::seconds renew_before);
-
-std::string Base64Encode(std::string_view bytes);
-[[nodiscard]] Result<std::string> Base64Decode(std::string_view text);
 
 // Secret data keys (kubernetes.io/tls plus ca.crt).
 inline constexpr const char* kSecretCaKey = "ca.crt";

@@ -92,6 +92,23 @@ TEST(KubeconfigTest, BadBase64IsAnError) {
   EXPECT_NE(cfg.error().message().find("certificate-authority-data"), std::string::npos);
 }
 
+// Data wrapped over lines (a YAML block scalar) decodes; data that is not padded base64 does not,
+// as kubectl (Go's base64.StdEncoding) refuses it too.
+TEST(KubeconfigTest, DataMayBreakLinesButMustBePadded) {
+  std::string text = kInline;
+  text.replace(text.find("Q0VSVC1QRU0="), 12, "|\n      Q0VS\n      VC1QRU0=");
+  auto cfg = ParseKubeconfig(DefaultEnv(), text, "", "test");
+  ASSERT_TRUE(cfg.has_value()) << cfg.error().ToString();
+  EXPECT_EQ(cfg->client_cert_pem, "CERT-PEM");
+
+  text = kInline;
+  text.replace(text.find("S0VZLVBFTQ=="), 12, "S0VZLVBFTQ");
+  cfg = ParseKubeconfig(DefaultEnv(), text, "", "test");
+  ASSERT_FALSE(cfg.has_value());
+  EXPECT_NE(cfg.error().message().find("client-key-data"), std::string::npos);
+  EXPECT_NE(cfg.error().message().find("not a multiple of 4"), std::string::npos);
+}
+
 TEST(KubeconfigTest, NotYamlIsAnError) {
   EXPECT_FALSE(ParseKubeconfig(DefaultEnv(), "{{{{", "", "test").has_value());
 }

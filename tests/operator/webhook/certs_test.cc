@@ -87,18 +87,6 @@ TEST(Certs, GarbagePem) {
   ExpectInvalid(ValidateCertBundle(b, kNames, kNow, {}), "private key PEM does not parse");
 }
 
-TEST(Base64, RoundTripsEveryPadding) {
-  for (std::string s :
-       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
-    auto d = Base64Decode(Base64Encode(s));
-    ASSERT_TRUE(d.has_value());
-    EXPECT_EQ(*d, s);
-  }
-  EXPECT_EQ(Base64Encode("ab"), "YWI=");
-  EXPECT_FALSE(Base64Decode("abc").has_value());
-  EXPECT_FALSE(Base64Decode("a*cd").has_value());
-}
-
 TEST(SecretBodies, PatchThenReadBack) {
   CertBundle b = Bundle();
   Json patch = SecretPatch(b, "42");

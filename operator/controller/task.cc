@@ -3,16 +3,15 @@
 
 #include <cstdio>
 
+#include "common/checksum.h"
+
 namespace modelswap::op {
 namespace {
 
-uint32_t Fnv1a(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  return h;
+// 32 bits of XXH3 (common/checksum.h, the project's one hash): 8 hex digits in a Job name. The
+// names need to be deterministic and short (63 characters), not secret.
+uint32_t NameHash(std::string_view s) {
+  return static_cast<uint32_t>(Xxh3(s));
 }
 
 }  // namespace
@@ -44,13 +43,13 @@ std::string TaskName(const std::string& mv_name, TaskKind kind, int64_t generati
     // The request value is free text (a timestamp, usually): only its hash fits a name.
     char r[11];
     std::snprintf(r, sizeof(r), "-r%08x",
-                  Fnv1a(std::to_string(request.number) + "#" + request.value));
+                  NameHash(std::to_string(request.number) + "#" + request.value));
     suffix += r;
   }
   constexpr size_t kMax = 63;
   if (mv_name.size() + suffix.size() <= kMax) return mv_name + suffix;
   char hash[10];
-  std::snprintf(hash, sizeof(hash), "-%08x", Fnv1a(mv_name));
+  std::snprintf(hash, sizeof(hash), "-%08x", NameHash(mv_name));
   std::string prefix = mv_name.substr(0, kMax - suffix.size() - 9);
   while (!prefix.empty() && (prefix.back() == '-' || prefix.back() == '.'))
     prefix.pop_back();

@@ -1,11 +1,10 @@
 // Standalone mode loop: inotify + polling over DIR, reaping tasks; see standalone_mode.h.
 #include "operator/standalone/standalone_mode.h"
 
-#include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
+#include "common/dir_watcher.h"
 #include "common/env.h"
 #include "common/subprocess.h"
 #include "operator/standalone/backend.h"
@@ -64,28 +63,14 @@ int RunStandalone(const StandaloneOptions& o, const std::atomic<bool>& stop) {
   controller_ptr = &controller;
   controller.Start();
 
-  int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (ifd >= 0 && inotify_add_watch(ifd, o.dir.c_str(),
-                                    IN_CREATE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-                                        IN_DELETE | IN_MODIFY) < 0) {
-    ::close(ifd);
-    ifd = -1;  // no inotify here: polling alone still works
-  }
+  // Any entry of DIR; without inotify (or where it fails) each Wait is a 100 ms sleep and the
+  // poll interval alone finds changes.
+  DirWatcher watcher(o.dir, /*file_name=*/"", /*use_inotify=*/true);
   int64_t last_scan = 0, last_probe = 0;
   backend.Scan();
   last_scan = env->NowMonotonicNanos();
   while (!stop.load(std::memory_order_acquire)) {
-    bool changed = false;
-    if (ifd >= 0) {
-      pollfd p{ifd, POLLIN, 0};
-      if (::poll(&p, 1, 100) > 0) {
-        char buf[4096];
-        while (::read(ifd, buf, sizeof(buf)) > 0)
-          changed = true;
-      }
-    } else {
-      ::usleep(100'000);
-    }
+    const bool changed = watcher.Wait(100'000'000) == DirWatcher::Reason::kEvent;
     int64_t now = env->NowMonotonicNanos();
     if (changed || now - last_scan >= o.poll_interval.count() * 1'000'000) {
       backend.Scan();
@@ -99,7 +84,6 @@ int RunStandalone(const StandaloneOptions& o, const std::atomic<bool>& stop) {
   }
   controller.Stop();
   backend.KillTasks();
-  if (ifd >= 0) ::close(ifd);
   return 0;
 }
 

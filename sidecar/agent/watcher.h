@@ -1,45 +1,16 @@
-// Waking the model loop when a manifest may have changed: inotify where the filesystem delivers
-// events, and always a poll interval as well.
+// Waking the model loop when a manifest may have changed: the agent's watcher is
+// common/dir_watcher.h's DirWatcher on the model directory, for the file manifest.json.
 //
-// inotify sees changes made through this kernel's VFS only: on blobfuse or any network
-// filesystem, a manifest replaced by another node produces no event at all, and a watch may even
-// fail to be added. So the watcher never relies on it: Wait() returns on a relevant event, on
-// Wake(), or when the timeout (the poll interval, or sooner) expires, and the caller re-reads
-// the manifest each time. A directory that does not exist yet is watched as soon as it appears.
-//
-// Thread safety: Wait() from the one model thread; Wake() from any thread.
+// Over blobfuse no event ever comes for another node's publish, so the model loop never relies on
+// one: it waits at most its poll interval and then re-reads the manifest after forcing a fresh
+// stat (Env::RevalidateAttributes), so FUSE attribute caching cannot delay a swap
+// (docs/design.md, "Loading"). `agent --no-inotify` polls only.
 #pragma once
 
-#include <cstdint>
-#include <string>
+#include "common/dir_watcher.h"
 
 namespace modelswap::agent {
 
-class Watcher {
- public:
-  // Watches `dir` for changes to the file named `file_name` (manifest.json). With use_inotify
-  // false, Wait() only times out or is woken (pure polling, e.g. `agent --no-inotify`).
-  Watcher(std::string dir, std::string file_name, bool use_inotify = true);
-  ~Watcher();
-  Watcher(const Watcher&) = delete;
-  Watcher& operator=(const Watcher&) = delete;
-
-  enum class Reason { kEvent, kTimeout, kWoken };
-  // Blocks up to timeout_ns. kEvent: the file was written, created, renamed or deleted.
-  Reason Wait(int64_t timeout_ns);
-  // Makes the current or next Wait() return kWoken (shutdown).
-  void Wake();
-  // Whether an inotify watch is in place (for /v1/status); events may still never come.
-  bool watching() const { return wd_ >= 0; }
-
- private:
-  void TryAddWatch();
-  bool DrainEvents();  // true if any event concerned file_name_
-
-  std::string dir_, file_name_;
-  int inotify_fd_ = -1;
-  int wake_fd_ = -1;  // eventfd
-  int wd_ = -1;
-};
+using Watcher = DirWatcher;
 
 }  // namespace modelswap::agent

@@ -24,13 +24,19 @@
 
 namespace modelswap {
 
-// A read-only view of a whole file, valid until the object is destroyed. Backed by
-// Boost.Interprocess file_mapping + mapped_region in PosixEnv.
+// A read-only view of a whole file, valid until the object is destroyed. PosixEnv maps it
+// MAP_SHARED and keeps a descriptor of the mapped inode open beside it.
 class MappedFile {
  public:
   virtual ~MappedFile() = default;
   virtual std::span<const std::byte> bytes() const = 0;
   virtual const std::string& path() const = 0;
+  // The mapped file's size now (fstat of the mapped inode, not of whatever the path names now):
+  // below bytes().size() the file was truncated under the mapping, and touching the pages past
+  // its end raises SIGBUS. kNotSupported where the mapping keeps no descriptor.
+  virtual Result<uint64_t> CurrentFileSize() const {
+    return std::unexpected(Error(Code::kNotSupported, "mapping keeps no descriptor"));
+  }
 };
 
 struct FileInfo {
@@ -53,6 +59,20 @@ class Env {
 
   // File descriptors are plain ints so callers can pass them to other APIs (mmap, fadvise).
   virtual Result<int> Open(const std::string& path, OpenMode mode) = 0;
+  // Opens `rel`, a relative path, beneath the directory `root` without ever leaving it: every
+  // path read or written on the model volume goes through here, so a symlink planted on the
+  // volume cannot point the agent or the writer at a file outside it. openat2(RESOLVE_BENEATH |
+  // RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS) where the kernel has it (Linux >= 5.6), else
+  // one component at a time with O_NOFOLLOW. root itself may be reached through symlinks (it is
+  // the operator's mount point). kPermissionDenied naming the path for a symlink anywhere below
+  // root, a ".." component or an absolute rel.
+  // kRead opens only regular files: with O_NONBLOCK, so a FIFO (or a device) in the file's place
+  // cannot block the open until a writer comes, then fstat; anything else is kInvalidArgument
+  // "not a regular file".
+  virtual Result<int> OpenBeneath(const std::string& root, const std::string& rel,
+                                  OpenMode mode) = 0;
+  // fstat of an open descriptor.
+  virtual Result<FileInfo> StatFd(int fd) = 0;
   virtual void Close(int fd) = 0;
   // Reads up to out.size() bytes at offset; returns how many were read (0 at end of file).
   virtual Result<size_t> PRead(int fd, std::span<std::byte> out, uint64_t offset) = 0;
@@ -82,8 +102,12 @@ class Env {
   // Names (not paths) of the entries of dir, without "." and "..".
   virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;
 
-  // Maps the whole file read-only. kCorruption for an empty file (nothing to map).
+  // Maps the whole file read-only. kCorruption for an empty file (nothing to map). Like
+  // OpenBeneath's kRead, refuses (kInvalidArgument) anything but a regular file without blocking.
   virtual Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path) = 0;
+  // Maps the whole of the regular file open as fd (the caller still closes fd; the mapping keeps
+  // its own descriptor). `path` names it in errors and MappedFile::path().
+  virtual Result<std::unique_ptr<MappedFile>> MapFd(int fd, const std::string& path) = 0;
 
   // Page-cache control over (page-aligned) ranges of a MapReadOnly mapping; the agent's prefault,
   // reclaim and status use these.
@@ -121,6 +145,10 @@ class EnvWrapper : public Env {
   Env* target() const { return target_; }
 
   Result<int> Open(const std::string& p, OpenMode m) override { return target_->Open(p, m); }
+  Result<int> OpenBeneath(const std::string& root, const std::string& rel, OpenMode m) override {
+    return target_->OpenBeneath(root, rel, m);
+  }
+  Result<FileInfo> StatFd(int fd) override { return target_->StatFd(fd); }
   void Close(int fd) override { target_->Close(fd); }
   Result<size_t> PRead(int fd, std::span<std::byte> out, uint64_t off) override {
     return target_->PRead(fd, out, off);
@@ -152,6 +180,9 @@ class EnvWrapper : public Env {
   Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& p) override {
     return target_->MapReadOnly(p);
   }
+  Result<std::unique_ptr<MappedFile>> MapFd(int fd, const std::string& p) override {
+    return target_->MapFd(fd, p);
+  }
   Status PopulateRead(std::span<const std::byte> r) override { return target_->PopulateRead(r); }
   Status AdviseWillNeed(std::span<const std::byte> r) override {
     return target_->AdviseWillNeed(r);
@@ -174,6 +205,12 @@ class EnvWrapper : public Env {
 // Reads a whole (small) file: manifests, termination logs. Fails on files over max_bytes.
 Result<std::string> ReadFileToString(Env* env, const std::string& path,
                                      uint64_t max_bytes = 16 << 20);
+// ReadFileToString and MapReadOnly for `rel` beneath `root` (Env::OpenBeneath's rules): how the
+// model volume is read.
+Result<std::string> ReadFileBeneath(Env* env, const std::string& root, const std::string& rel,
+                                    uint64_t max_bytes = 16 << 20);
+Result<std::unique_ptr<MappedFile>> MapReadOnlyBeneath(Env* env, const std::string& root,
+                                                       const std::string& rel);
 // Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir.
 Status WriteFileAtomic(Env* env, const std::string& path, std::string_view data);
 

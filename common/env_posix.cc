@@ -1,4 +1,5 @@
-// PosixEnv: the real operating system behind the Env interface (Linux).
+// PosixEnv: the real operating system behind the Env interface (Linux): files, paths resolved
+// beneath a root (openat2, or O_NOFOLLOW component by component), mmap, madvise, the clocks.
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -7,13 +8,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <linux/openat2.h>
+
 #include <algorithm>
-#include <boost/interprocess/file_mapping.hpp>
-#include <boost/interprocess/mapped_region.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "common/env.h"
 #include "common/posix_error.h"
@@ -28,41 +30,157 @@ constexpr int kMadvPopulateRead = MADV_POPULATE_READ;
 constexpr int kMadvPopulateRead = 22;
 #endif
 
-class BoostMappedFile final : public MappedFile {
+// A MAP_SHARED read-only mapping and a descriptor of the mapped inode (for CurrentFileSize).
+class PosixMappedFile final : public MappedFile {
  public:
-  BoostMappedFile(std::string path, boost::interprocess::mapped_region region)
-      : path_(std::move(path)), region_(std::move(region)) {}
+  PosixMappedFile(std::string path, void* addr, size_t size, int fd)
+      : path_(std::move(path)), addr_(addr), size_(size), fd_(fd) {}
+  ~PosixMappedFile() override {
+    ::munmap(addr_, size_);
+    ::close(fd_);
+  }
   std::span<const std::byte> bytes() const override {
-    return {static_cast<const std::byte*>(region_.get_address()), region_.get_size()};
+    return {static_cast<const std::byte*>(addr_), size_};
   }
   const std::string& path() const override { return path_; }
+  Result<uint64_t> CurrentFileSize() const override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return Fail(PosixError("fstat", path_, errno));
+    return static_cast<uint64_t>(st.st_size);
+  }
 
  private:
   std::string path_;
-  boost::interprocess::mapped_region region_;
+  void* addr_;
+  size_t size_;
+  int fd_;
 };
+
+int OpenFlags(OpenMode mode) {
+  switch (mode) {
+    case OpenMode::kRead:
+      return O_RDONLY;
+    case OpenMode::kCreateNew:
+      return O_WRONLY | O_CREAT | O_EXCL;
+    case OpenMode::kReadWriteNew:
+      return O_RDWR | O_CREAT | O_EXCL;
+    case OpenMode::kTruncate:
+      return O_WRONLY | O_CREAT | O_TRUNC;
+  }
+  return O_RDONLY;
+}
+
+// A read-only open must not block on a FIFO (open waits for a writer) and must yield a regular
+// file: opened O_NONBLOCK, checked, then made blocking again (no effect on regular files, but
+// the descriptor behaves as callers expect).
+Status RequireRegular(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Fail(PosixError("fstat", path, errno));
+  if (!S_ISREG(st.st_mode)) {
+    return Fail(Code::kInvalidArgument,
+                path + ": not a regular file (mode " + std::to_string(st.st_mode & S_IFMT) + ")");
+  }
+  int fl = ::fcntl(fd, F_GETFL);
+  if (fl >= 0) (void)::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  return Ok();
+}
+
+Error BeneathError(const std::string& root, const std::string& rel, int err) {
+  if (err == ELOOP || err == EXDEV) {
+    return Error(Code::kPermissionDenied,
+                 "open " + JoinPath(root, rel) + ": refusing a symlink or a path leaving " + root);
+  }
+  return PosixError("open", JoinPath(root, rel), err);
+}
+
+// openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS. -1 with errno; ENOSYS (or EPERM from a
+// seccomp filter that does not know the call) means: use the fallback.
+int OpenAt2(int dirfd, const std::string& rel, int flags) {
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>(flags);
+  how.mode = (flags & O_CREAT) ? 0644 : 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd = -1;
+  for (int attempt = 0; attempt < 8; ++attempt) {  // EAGAIN: a concurrent rename raced it
+    fd = ::syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how);
+    if (fd >= 0 || errno != EAGAIN) break;
+  }
+  return static_cast<int>(fd);
+}
+
+// The fallback: one component at a time, each opened O_NOFOLLOW (directories O_PATH |
+// O_DIRECTORY, so a symlinked directory fails with ENOTDIR rather than being followed).
+int OpenByComponents(int dirfd, const std::string& rel, int flags) {
+  std::vector<std::string> parts;
+  for (size_t start = 0; start <= rel.size();) {
+    size_t slash = rel.find('/', start);
+    if (slash == std::string::npos) slash = rel.size();
+    std::string part = rel.substr(start, slash - start);
+    if (part == "..") {
+      errno = EXDEV;
+      return -1;
+    }
+    if (!part.empty() && part != ".") parts.push_back(part);
+    start = slash + 1;
+  }
+  if (parts.empty()) {
+    errno = EISDIR;
+    return -1;
+  }
+  int cur = ::dup(dirfd);
+  if (cur < 0) return -1;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    int next = ::openat(cur, parts[i].c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    ::close(cur);
+    if (next < 0) {
+      errno = err == ENOTDIR ? ELOOP : err;  // a symlink opened O_PATH is not a directory
+      return -1;
+    }
+    cur = next;
+  }
+  int fd = ::openat(cur, parts.back().c_str(), flags | O_NOFOLLOW, 0644);
+  int err = errno;
+  ::close(cur);
+  errno = err;
+  return fd;
+}
 
 class PosixEnv final : public Env {
  public:
   Result<int> Open(const std::string& path, OpenMode mode) override {
-    int flags = O_CLOEXEC;
-    switch (mode) {
-      case OpenMode::kRead:
-        flags |= O_RDONLY;
-        break;
-      case OpenMode::kCreateNew:
-        flags |= O_WRONLY | O_CREAT | O_EXCL;
-        break;
-      case OpenMode::kReadWriteNew:
-        flags |= O_RDWR | O_CREAT | O_EXCL;
-        break;
-      case OpenMode::kTruncate:
-        flags |= O_WRONLY | O_CREAT | O_TRUNC;
-        break;
-    }
-    int fd = ::open(path.c_str(), flags, 0644);
+    int fd = ::open(path.c_str(), OpenFlags(mode) | O_CLOEXEC, 0644);
     if (fd < 0) return Fail(PosixError("open", path, errno));
     return fd;
+  }
+
+  Result<int> OpenBeneath(const std::string& root, const std::string& rel, OpenMode mode) override {
+    if (rel.empty() || rel.front() == '/') {
+      return Fail(Code::kPermissionDenied, "open " + rel + ": not a path beneath " + root);
+    }
+    int dirfd = ::open(root.empty() ? "." : root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0) return Fail(PosixError("open", root, errno));
+    const int flags = OpenFlags(mode) | O_CLOEXEC | (mode == OpenMode::kRead ? O_NONBLOCK : 0);
+    int fd = OpenAt2(dirfd, rel, flags);
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM || errno == E2BIG)) {
+      fd = OpenByComponents(dirfd, rel, flags);
+    }
+    int err = errno;
+    ::close(dirfd);
+    if (fd < 0) return Fail(BeneathError(root, rel, err));
+    if (mode == OpenMode::kRead) {
+      if (auto st = RequireRegular(fd, JoinPath(root, rel)); !st) {
+        ::close(fd);
+        return Fail(st.error());
+      }
+    }
+    return fd;
+  }
+
+  Result<FileInfo> StatFd(int fd) override {
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return Fail(PosixError("fstat", "fd " + std::to_string(fd), errno));
+    return ToFileInfo(st);
   }
 
   void Close(int fd) override { ::close(fd); }
@@ -103,7 +221,8 @@ class PosixEnv final : public Env {
     int err = errno;
     if (err == EOPNOTSUPP || err == ENOSYS || err == EINVAL) {
       return Fail(Code::kNotSupported,
-                  "fallocate refused by the filesystem: " + std::string(std::strerror(err)));
+                  "fallocate refused by the filesystem: " +
+                      PosixError("fallocate", "fd " + std::to_string(fd), err).message());
     }
     return Fail(PosixError("fallocate", "fd " + std::to_string(fd), err));
   }
@@ -181,6 +300,10 @@ class PosixEnv final : public Env {
   Result<FileInfo> Stat(const std::string& path) override {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return Fail(PosixError("stat", path, errno));
+    return ToFileInfo(st);
+  }
+
+  static FileInfo ToFileInfo(const struct stat& st) {
     FileInfo info;
     info.size = static_cast<uint64_t>(st.st_size);
     info.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
@@ -202,17 +325,28 @@ class PosixEnv final : public Env {
   }
 
   Result<std::unique_ptr<MappedFile>> MapReadOnly(const std::string& path) override {
-    namespace bip = boost::interprocess;
-    auto info = Stat(path);
-    if (!info) return Fail(info.error());
-    if (info->size == 0) return Fail(Code::kCorruption, path + ": file is empty");
-    try {
-      bip::file_mapping mapping(path.c_str(), bip::read_only);
-      bip::mapped_region region(mapping, bip::read_only);
-      return std::unique_ptr<MappedFile>(new BoostMappedFile(path, std::move(region)));
-    } catch (const bip::interprocess_exception& e) {
-      return Fail(Code::kIOError, "map " + path + ": " + e.what());
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return Fail(PosixError("open", path, errno));
+    auto mapped = MapFd(fd, path);
+    ::close(fd);
+    return mapped;
+  }
+
+  Result<std::unique_ptr<MappedFile>> MapFd(int fd, const std::string& path) override {
+    MS_RETURN_IF_ERROR(RequireRegular(fd, path));
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return Fail(PosixError("fstat", path, errno));
+    if (st.st_size == 0) return Fail(Code::kCorruption, path + ": file is empty");
+    const size_t size = static_cast<size_t>(st.st_size);
+    void* addr = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (addr == MAP_FAILED) return Fail(PosixError("mmap", path, errno));
+    int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) {
+      int err = errno;
+      ::munmap(addr, size);
+      return Fail(PosixError("dup", path, err));
     }
+    return std::unique_ptr<MappedFile>(new PosixMappedFile(path, addr, size, own));
   }
 
   Status PopulateRead(std::span<const std::byte> region) override {
@@ -245,7 +379,8 @@ class PosixEnv final : public Env {
   }
 
   Status DropFileCache(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: whatever the path names now (a FIFO?) must not block the reclaim.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return Fail(PosixError("open", path, errno));
     int rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // returns the error, not errno
     ::close(fd);
@@ -315,8 +450,10 @@ Code CodeForErrno(int err) {
 }  // namespace
 
 Error PosixError(std::string_view call, std::string_view path, int err) {
-  return Error(CodeForErrno(err),
-               std::string(call) + " " + std::string(path) + ": " + std::strerror(err));
+  // strerrordesc_np, not strerror: thread-safe (a static table), and the same English text.
+  const char* text = ::strerrordesc_np(err);
+  return Error(CodeForErrno(err), std::string(call) + " " + std::string(path) + ": " +
+                                      (text != nullptr ? text : "errno " + std::to_string(err)));
 }
 
 Env* DefaultEnv() {
@@ -339,8 +476,8 @@ std::string DirName(std::string_view path) {
   return std::string(path.substr(0, slash));
 }
 
-Result<std::string> ReadFileToString(Env* env, const std::string& path, uint64_t max_bytes) {
-  MS_ASSIGN_OR_RETURN(int fd, env->Open(path, OpenMode::kRead));
+namespace {
+Result<std::string> ReadFd(Env* env, int fd, const std::string& path, uint64_t max_bytes) {
   std::string out;
   uint64_t offset = 0;
   std::byte buf[64 * 1024];
@@ -361,6 +498,26 @@ Result<std::string> ReadFileToString(Env* env, const std::string& path, uint64_t
   }
   env->Close(fd);
   return out;
+}
+}  // namespace
+
+Result<std::string> ReadFileToString(Env* env, const std::string& path, uint64_t max_bytes) {
+  MS_ASSIGN_OR_RETURN(int fd, env->Open(path, OpenMode::kRead));
+  return ReadFd(env, fd, path, max_bytes);
+}
+
+Result<std::string> ReadFileBeneath(Env* env, const std::string& root, const std::string& rel,
+                                    uint64_t max_bytes) {
+  MS_ASSIGN_OR_RETURN(int fd, env->OpenBeneath(root, rel, OpenMode::kRead));
+  return ReadFd(env, fd, JoinPath(root, rel), max_bytes);
+}
+
+Result<std::unique_ptr<MappedFile>> MapReadOnlyBeneath(Env* env, const std::string& root,
+                                                       const std::string& rel) {
+  MS_ASSIGN_OR_RETURN(int fd, env->OpenBeneath(root, rel, OpenMode::kRead));
+  auto mapped = env->MapFd(fd, JoinPath(root, rel));
+  env->Close(fd);
+  return mapped;
 }
 
 Status WriteFileAtomic(Env* env, const std::string& path, std::string_view data) {

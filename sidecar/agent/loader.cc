@@ -1,5 +1,12 @@
-// The load pipeline: stage -> map -> identity checks -> prefault -> full verify.
+// The load pipeline: stage -> map -> identity checks -> prefault -> full verify; and the worker
+// thread that runs volume I/O off the model loop.
 #include "sidecar/agent/loader.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 
 #include "common/checksum.h"
 #include "common/names.h"
@@ -7,6 +14,7 @@
 #include "sidecar/agent/sigbus_guard.h"
 #include "sidecar/agent/stager.h"
 #include "sidecar/msf/reader.h"
+#include "sidecar/volume/version_file.h"
 
 namespace modelswap::agent {
 namespace {
@@ -48,13 +56,24 @@ Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& 
 
   int64_t t = env->NowMonotonicNanos();
   if (!opt.stage_dir.empty()) {
-    StageRequest req{v->source_path, opt.stage_dir, m.model, m.version, m.bytes, opt.stage_threads};
+    StageRequest req{root,
+                     VersionRel(m.model, m.version),
+                     opt.stage_dir,
+                     m.model,
+                     m.version,
+                     m.bytes,
+                     opt.stage_threads};
     MS_ASSIGN_OR_RETURN(v->mapped_path, StageFile(env, req));
     v->timings.stage_seconds = Since(env, t);
   }
 
   t = env->NowMonotonicNanos();
-  auto mapping = env->MapReadOnly(v->mapped_path);
+  // Beneath the volume root (or the stage dir): a symlink planted on the volume is refused, and
+  // a FIFO in the file's place cannot block the open.
+  auto mapping =
+      opt.stage_dir.empty()
+          ? MapReadOnlyBeneath(env, root, VersionRel(m.model, m.version))
+          : MapReadOnlyBeneath(env, opt.stage_dir, m.model + "/" + VersionFileName(m.version));
   if (!mapping) return Fail(mapping.error().Context("map"));
   v->mapping = std::move(*mapping);
   std::span<const std::byte> bytes = v->mapping->bytes();
@@ -84,6 +103,79 @@ Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& 
   }));
   v->timings.verify_seconds = Since(env, t);
   return v;
+}
+
+struct VolumeWorker::State {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::function<void(const SetStepFn&)> job;  // set by Start, taken by the thread
+  std::function<void()> on_done;              // cleared when the owner goes away
+  std::optional<Running> running;
+  bool stop = false;
+  std::thread thread;
+};
+
+VolumeWorker::VolumeWorker(std::function<void()> on_done)
+    : state_(std::make_shared<State>()), now_([] { return DefaultEnv()->NowMonotonicNanos(); }) {
+  state_->on_done = std::move(on_done);
+  // The thread holds its own reference: it may outlive this object (see the destructor).
+  state_->thread = std::thread([s = state_] {
+    std::unique_lock lock(s->mu);
+    for (;;) {
+      s->cv.wait(lock, [&] { return s->stop || s->job; });
+      if (!s->job) return;  // stopped while idle
+      auto job = std::move(s->job);
+      s->job = nullptr;
+      lock.unlock();
+      // The step setter holds the state, never the VolumeWorker: the job may outlive it.
+      job([s](std::string step) {
+        std::lock_guard step_lock(s->mu);
+        if (s->running) s->running->step = std::move(step);
+      });
+      job = nullptr;  // release what it captured before reporting done
+      lock.lock();
+      s->running.reset();
+      if (s->on_done) s->on_done();
+      if (s->stop) return;
+    }
+  });
+}
+
+VolumeWorker::~VolumeWorker() {
+  std::unique_lock lock(state_->mu);
+  state_->stop = true;
+  state_->on_done = nullptr;
+  if (!state_->running) {
+    lock.unlock();
+    state_->cv.notify_all();
+    state_->thread.join();
+    return;
+  }
+  // Blocked in the kernel (a hung mount): joining could wait for ever. The thread keeps the
+  // state alive and exits when (if) its job returns.
+  spdlog::warn("volume worker still blocked step=\"{}\"; leaving it behind", state_->running->step);
+  state_->thread.detach();
+}
+
+bool VolumeWorker::Start(std::string step, std::function<void(const SetStepFn&)> job) {
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->running || state_->stop) return false;
+    state_->running = Running{std::move(step), now_()};
+    state_->job = std::move(job);
+  }
+  state_->cv.notify_all();
+  return true;
+}
+
+bool VolumeWorker::busy() const {
+  std::lock_guard lock(state_->mu);
+  return state_->running.has_value();
+}
+
+std::optional<VolumeWorker::Running> VolumeWorker::running() const {
+  std::lock_guard lock(state_->mu);
+  return state_->running;
 }
 
 }  // namespace modelswap::agent

@@ -1,13 +1,17 @@
 // Loading one published version: (stage), map read-only, check it is the file the manifest
 // names, prefault, verify every checksum. Only a version that passed all of it is offered to
-// apps; any failure is an Error naming the step, and the caller keeps its old version.
+// apps; any failure is an Error naming the step, and the caller keeps its old version. Every file
+// is opened beneath the volume root (or the stage dir): no symlink on the volume is followed.
+// VolumeWorker keeps such I/O off the model loop.
 //
 // Thread safety: LoadVersion is a plain function. A LoadedVersion is immutable after loading
 // except its bookkeeping fields, which its owning ModelAgent touches under its own mutex.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/env.h"
@@ -42,5 +46,42 @@ struct LoadedVersion {
 [[nodiscard]] Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& root,
                                                                  const Manifest& manifest,
                                                                  const LoadOptions& options);
+
+// Runs a model's volume I/O (reading the manifest, checking the active file, loading) one job at
+// a time on a thread of its own. A read on the volume can block for ever - a FIFO where a file
+// should be, a hung blobfuse mount - and a blocked read must cost only this thread: the model
+// loop keeps its heartbeat, answers /v1/status, reports how long the job has been stuck and in
+// which step (Running()), and still stops on SIGTERM. Jobs own everything they touch (captured
+// by value or shared_ptr): a job still blocked when the worker is destroyed is left to finish on
+// a detached thread, which then touches nothing of its former owner.
+//
+// Thread safety: Start from the owning loop thread; busy() and running() from any thread.
+class VolumeWorker {
+ public:
+  // on_done runs on the worker thread after each job (the loop uses it to wake up).
+  explicit VolumeWorker(std::function<void()> on_done);
+  ~VolumeWorker();
+  VolumeWorker(const VolumeWorker&) = delete;
+  VolumeWorker& operator=(const VolumeWorker&) = delete;
+
+  // Starts `job` in step `step`; false (and nothing started) while another job runs. The job
+  // names each later step through the function it is given (safe even after the worker is gone).
+  using SetStepFn = std::function<void(std::string)>;
+  bool Start(std::string step, std::function<void(const SetStepFn&)> job);
+  bool busy() const;
+  struct Running {
+    std::string step;
+    int64_t started_ns = 0;  // Env monotonic clock, from the caller of Start
+  };
+  // The running job's step and start time; nullopt when idle.
+  std::optional<Running> running() const;
+  // The clock Start stamps jobs with.
+  void set_clock(std::function<int64_t()> now) { now_ = std::move(now); }
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+  std::function<int64_t()> now_;
+};
 
 }  // namespace modelswap::agent

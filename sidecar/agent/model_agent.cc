@@ -1,4 +1,5 @@
-// The per-model loop: manifest -> load -> publish -> reclaim.
+// The per-model loop: poll (manifest, active file) -> load -> publish -> reclaim, with the volume
+// I/O of each step run as a VolumeWorker job.
 #include "sidecar/agent/model_agent.h"
 
 #include <spdlog/spdlog.h>
@@ -11,6 +12,47 @@
 #include "sidecar/agent/reclaimer.h"
 
 namespace modelswap::agent {
+namespace {
+
+constexpr size_t kKnownGenerations = 64;  // generations remembered for conflict reports
+constexpr size_t kHistory = 4;            // activated versions kept as fallback candidates
+
+std::string Identity(const Manifest& m) {
+  return m.version + " (" + m.checksum + ")";
+}
+
+ctl::Record RecordOf(const LoadedVersion& v, uint32_t state, Env* env) {
+  return ctl::Record{0,
+                     v.manifest.generation,
+                     v.manifest.bytes,
+                     v.checksum,
+                     state,
+                     static_cast<uint64_t>(env->NowUnixNanos()),
+                     v.manifest.version,
+                     v.mapped_path};
+}
+
+}  // namespace
+
+// What a poll job found: the active file's current size (fstat of the mapped inode) and the
+// manifest. Written by the job, read by the loop once the worker is idle again (the worker's
+// mutex orders the two).
+struct ModelAgent::PollOutcome {
+  std::shared_ptr<LoadedVersion> checked;  // the version whose size was taken
+  std::optional<Result<uint64_t>> active_size;
+  Result<Manifest> manifest = Fail(Code::kInternal, "poll did not run");
+};
+
+struct ModelAgent::LoadJob {
+  Manifest manifest;
+  // Loading an older version again because the active one's file was damaged.
+  bool fallback = false;
+};
+
+struct ModelAgent::LoadOutcome {
+  LoadJob job;
+  Result<std::shared_ptr<LoadedVersion>> loaded = Fail(Code::kInternal, "load did not run");
+};
 
 ModelAgent::ModelAgent(Env* env, std::string model, ModelAgentConfig config,
                        std::unique_ptr<ControlBlockWriter> ctl)
@@ -22,7 +64,11 @@ ModelAgent::ModelAgent(Env* env, std::string model, ModelAgentConfig config,
   status_.model = model_;
   status_.state = "loading";
   status_.agent_incarnation = ctl_->incarnation();
+  worker_ = std::make_unique<VolumeWorker>([this] { watcher_.Wake(); });
+  worker_->set_clock([env] { return env->NowMonotonicNanos(); });
 }
+
+ModelAgent::~ModelAgent() = default;
 
 Result<std::unique_ptr<ModelAgent>> ModelAgent::Create(Env* env, std::string model,
                                                        const ModelAgentConfig& config) {
@@ -34,10 +80,13 @@ Result<std::unique_ptr<ModelAgent>> ModelAgent::Create(Env* env, std::string mod
 }
 
 void ModelAgent::Run() {
+  bool poll_due = true;
   while (!stop_.load(std::memory_order_relaxed)) {
-    Tick();
+    Tick(poll_due);
     if (stop_.load(std::memory_order_relaxed)) break;
-    watcher_.Wait(NextWaitNs());
+    // Woken: a job finished (or Stop). Collect it, but poll again only on an event or when the
+    // interval is up, or a fast volume would be polled in a busy loop.
+    poll_due = watcher_.Wait(NextWaitNs()) != Watcher::Reason::kWoken;
   }
 }
 
@@ -46,11 +95,21 @@ void ModelAgent::Stop() {
   watcher_.Wake();
 }
 
-void ModelAgent::Tick() {
+void ModelAgent::Tick(bool poll_due) {
   ctl_->Tick();
-  CheckActive();
-  MaybeLoad();
+  if (!worker_->busy()) {
+    if (auto p = std::move(poll_)) ApplyPoll(*p);
+    if (auto l = std::move(load_)) ApplyLoad(*l);
+    if (!next_loads_.empty()) {
+      LoadJob job = std::move(next_loads_.front());
+      next_loads_.erase(next_loads_.begin());
+      StartLoad(std::move(job));
+    } else if (poll_due || !to_drop_.empty()) {
+      StartPoll();
+    }
+  }
   Reclaim();
+  ReportBlocked();
 }
 
 int64_t ModelAgent::NextWaitNs() {
@@ -62,30 +121,158 @@ int64_t ModelAgent::NextWaitNs() {
   return wait;
 }
 
-void ModelAgent::CheckActive() {
-  std::shared_ptr<LoadedVersion> v;
+void ModelAgent::StartPoll() {
+  auto out = std::make_shared<PollOutcome>();
   {
     std::lock_guard lock(mu_);
-    v = active_;
+    out->checked = active_;
   }
-  if (!v) return;
-  auto info = env_->Stat(v->mapped_path);
+  std::string active_source = out->checked ? out->checked->source_path : "";
+  std::string active_mapped = out->checked ? out->checked->mapped_path : "";
+  auto drops = std::move(to_drop_);
+  to_drop_.clear();
+  Env* env = env_;
+  std::string root = config_.root, model = model_;
+  poll_ = out;
+  // Captures only values and shared state: it may outlive this ModelAgent (VolumeWorker).
+  worker_->Start("poll", [=, drops = std::move(drops)](const auto& set_step) mutable {
+    set_step("drop reclaimed versions");
+    for (auto& v : drops)
+      DropVersion(env, *v, active_source, active_mapped);
+    drops.clear();
+    if (out->checked && out->checked->mapping) {
+      set_step("check the active file");
+      out->active_size = out->checked->mapping->CurrentFileSize();
+    }
+    set_step("read manifest");
+    // On a FUSE volume a replaced manifest can look unchanged (cached attributes and pages) for
+    // up to the attribute timeout; a forced stat ends that. Errors are left to ReadManifest.
+    (void)env->RevalidateAttributes(ManifestPath(root, model));
+    out->manifest = ReadManifest(env, root, model);
+  });
+}
+
+void ModelAgent::StartLoad(LoadJob job) {
+  auto out = std::make_shared<LoadOutcome>();
+  out->job = job;
+  load_ = out;
+  Env* env = env_;
+  std::string root = config_.root;
+  LoadOptions options = config_.load;
+  spdlog::info("load model={} version={} generation={}{}", model_, job.manifest.version,
+               job.manifest.generation, job.fallback ? " fallback=true" : "");
+  worker_->Start(
+      "load " + job.manifest.version + " generation " + std::to_string(job.manifest.generation),
+      [=](const auto&) { out->loaded = LoadVersion(env, root, out->job.manifest, options); });
+}
+
+void ModelAgent::ApplyPoll(PollOutcome& p) {
+  std::shared_ptr<LoadedVersion> active;
+  {
+    std::lock_guard lock(mu_);
+    active = active_;
+  }
   // A missing file is fine: our mapping keeps the inode alive. A shorter one is not: touching
   // the pages past its end raises SIGBUS in every process that maps it.
-  if (!info || info->size >= v->mapping->bytes().size()) return;
-  std::string reason = "file truncated under the mapping: " + std::to_string(info->size) +
+  if (p.checked && p.checked == active && p.active_size && *p.active_size &&
+      **p.active_size < active->mapping->bytes().size()) {
+    DropTruncated(active, **p.active_size);
+  }
+  ApplyManifest(p.manifest);
+}
+
+void ModelAgent::ApplyManifest(const Result<Manifest>& read) {
+  uint64_t held;
+  {
+    std::lock_guard lock(mu_);
+    held = highest_generation_;
+  }
+  Result<Manifest> m = read;
+  if (m && m->generation < held) {
+    m = Fail(Code::kFailedPrecondition,
+             ManifestPath(config_.root, model_) + ": generation " + std::to_string(m->generation) +
+                 " is older than the held generation " + std::to_string(held) +
+                 " (a stale or rolled-back copy)");
+  }
+  if (!m) {
+    std::string why = m.error().ToString();
+    std::lock_guard lock(mu_);
+    if (status_.manifest_error != why) {
+      spdlog::warn("manifest ignored model={} reason=\"{}\"", model_, why);
+    }
+    status_.manifest_error = why;
+    status_.manifest_errors++;
+    return;
+  }
+  if (GenerationConflict(*m)) return;
+  std::lock_guard lock(mu_);
+  status_.manifest_error.clear();
+  if (active_ && m->generation == active_->manifest.generation) return;
+  if (m->generation == failed_generation_ && env_->NowMonotonicNanos() < retry_at_ns_) return;
+  if (!next_loads_.empty()) return;  // a fallback is being loaded first
+  next_loads_.push_back(LoadJob{*m, false});
+}
+
+// Generations never repeat (sidecar/volume/manifest.h): one seen before with other content means
+// a publisher repeated it (a stale manifest it built on). The agent cannot tell which content is
+// meant, so it keeps what it serves and says so until a newer generation arrives.
+bool ModelAgent::GenerationConflict(const Manifest& m) {
+  const std::string id = Identity(m);
+  auto it = std::find_if(known_.begin(), known_.end(),
+                         [&](const auto& k) { return k.first == m.generation; });
+  if (it == known_.end()) {
+    known_.emplace_back(m.generation, id);
+    if (known_.size() > kKnownGenerations) known_.erase(known_.begin());
+    std::lock_guard lock(mu_);
+    status_.generation_conflict.clear();
+    return false;
+  }
+  if (it->second == id) return false;
+  std::string what = "manifest generation " + std::to_string(m.generation) + " names " + id +
+                     " but this agent knew generation " + std::to_string(m.generation) + " as " +
+                     it->second + "; not loading it (a publisher repeated a generation)";
+  std::lock_guard lock(mu_);
+  if (status_.generation_conflict != what) {
+    spdlog::error("generation conflict model={} generation={} known=\"{}\" now=\"{}\"", model_,
+                  m.generation, it->second, id);
+    status_.generation_conflicts++;
+  }
+  status_.generation_conflict = what;
+  status_.manifest_error.clear();
+  return true;
+}
+
+void ModelAgent::ApplyLoad(LoadOutcome& l) {
+  const Manifest& m = l.job.manifest;
+  if (l.loaded) {
+    Activate(std::move(*l.loaded), l.job.fallback);
+    if (l.job.fallback) next_loads_.clear();  // the other candidates are no longer needed
+    return;
+  }
+  if (!l.job.fallback) {
+    Reject(m, l.loaded.error());
+    return;
+  }
+  spdlog::error("fallback failed model={} version={} generation={} reason=\"{}\"", model_,
+                m.version, m.generation, l.loaded.error().ToString());
+  std::lock_guard lock(mu_);
+  status_.degraded += "; fallback to " + m.version + " failed: " + l.loaded.error().message();
+}
+
+// The active file shrank under its mapping: apps are told at once (record FAILED: their next
+// Acquire fails instead of mapping a file that SIGBUSes), the mapping is dropped, and the
+// versions that were active before it are queued for loading again, newest first: the first one
+// whose file still verifies (LoadVersion checks it is the very file its manifest named) serves.
+void ModelAgent::DropTruncated(std::shared_ptr<LoadedVersion> v, uint64_t size) {
+  std::string reason = "file truncated under the mapping: " + std::to_string(size) +
                        " bytes, mapped " + std::to_string(v->mapping->bytes().size());
   spdlog::error("drop model={} version={} generation={} reason=\"{}\"", model_, v->manifest.version,
                 v->manifest.generation, reason);
-  ctl::Record rec{0,
-                  v->manifest.generation,
-                  v->manifest.bytes,
-                  v->checksum,
-                  MS_CTL_STATE_FAILED,
-                  static_cast<uint64_t>(env_->NowUnixNanos()),
-                  v->manifest.version,
-                  v->mapped_path};
-  ctl_->Publish(rec);
+  ctl_->Publish(RecordOf(*v, MS_CTL_STATE_FAILED, env_));
+  next_loads_.clear();
+  for (auto it = history_.rbegin(); it != history_.rend(); ++it) {
+    if (it->checksum != v->manifest.checksum) next_loads_.push_back(LoadJob{*it, true});
+  }
   std::lock_guard lock(mu_);
   active_.reset();
   v->mapping.reset();  // never touch it again
@@ -93,60 +280,27 @@ void ModelAgent::CheckActive() {
   status_.last_rejected =
       Rejection{v->manifest.version, v->manifest.generation, reason, env_->NowUnixNanos()};
   status_.rejections++;
+  status_.degraded = v->manifest.version + " (generation " +
+                     std::to_string(v->manifest.generation) + ") dropped: " + reason;
+  if (next_loads_.empty()) status_.degraded += "; no earlier version to fall back to";
   failed_generation_ = v->manifest.generation;
   backoff_ns_ = config_.retry_initial_ns;
   retry_at_ns_ = env_->NowMonotonicNanos() + backoff_ns_;
 }
 
-void ModelAgent::MaybeLoad() {
-  uint64_t held;
-  bool have_active;
-  {
-    std::lock_guard lock(mu_);
-    held = highest_generation_;
-    have_active = active_ != nullptr;
-  }
-  // On a FUSE volume a replaced manifest can look unchanged (cached attributes and pages) for up
-  // to the attribute timeout, which delayed swaps by up to a second; a forced stat ends that.
-  // Errors are left to ReadManifest, which reports them.
-  (void)env_->RevalidateAttributes(ManifestPath(config_.root, model_));
-  auto m = ReadManifest(env_, config_.root, model_, held);
-  if (!m) {
-    std::lock_guard lock(mu_);
-    status_.manifest_error = m.error().ToString();
-    return;
-  }
-  {
-    std::lock_guard lock(mu_);
-    status_.manifest_error.clear();
-    if (have_active && m->generation == active_->manifest.generation) return;
-    if (m->generation == failed_generation_ && env_->NowMonotonicNanos() < retry_at_ns_) return;
-  }
-  spdlog::info("load model={} version={} generation={}", model_, m->version, m->generation);
-  auto v = LoadVersion(env_, config_.root, *m, config_.load);
-  if (!v) {
-    Reject(*m, v.error());
-    return;
-  }
-  Activate(std::move(*v));
-}
-
-void ModelAgent::Activate(std::shared_ptr<LoadedVersion> v) {
-  ctl::Record rec{0,
-                  v->manifest.generation,
-                  v->manifest.bytes,
-                  v->checksum,
-                  MS_CTL_STATE_ACTIVE,
-                  static_cast<uint64_t>(env_->NowUnixNanos()),
-                  v->manifest.version,
-                  v->mapped_path};
-  ctl_->Publish(rec);  // apps see it from here on
+void ModelAgent::Activate(std::shared_ptr<LoadedVersion> v, bool fallback) {
+  ctl_->Publish(RecordOf(*v, MS_CTL_STATE_ACTIVE, env_));  // apps see it from here on
   const auto& t = v->timings;
   spdlog::info(
       "swap model={} version={} generation={} stage_s={:.3f} map_s={:.3f} prefault_s={:.3f} "
-      "verify_s={:.3f} prefault={}",
+      "verify_s={:.3f} prefault={}{}",
       model_, v->manifest.version, v->manifest.generation, t.stage_seconds, t.map_seconds,
-      t.prefault_seconds, t.verify_seconds, v->prefault_method);
+      t.prefault_seconds, t.verify_seconds, v->prefault_method, fallback ? " fallback=true" : "");
+  if (!fallback) {
+    std::erase_if(history_, [&](const Manifest& h) { return h.checksum == v->manifest.checksum; });
+    history_.push_back(v->manifest);
+    if (history_.size() > kHistory) history_.erase(history_.begin());
+  }
   std::lock_guard lock(mu_);
   if (active_) {
     active_->retired_at_ns = env_->NowMonotonicNanos();
@@ -154,9 +308,15 @@ void ModelAgent::Activate(std::shared_ptr<LoadedVersion> v) {
   }
   active_ = std::move(v);
   highest_generation_ = std::max(highest_generation_, active_->manifest.generation);
+  status_.swaps++;
+  if (fallback) {
+    status_.degraded += "; serving " + active_->manifest.version + " (generation " +
+                        std::to_string(active_->manifest.generation) + ") again";
+    return;  // the damaged generation stays failed: retried with backoff, never trusted
+  }
+  status_.degraded.clear();
   failed_generation_ = 0;
   backoff_ns_ = 0;
-  status_.swaps++;
 }
 
 void ModelAgent::Reject(const Manifest& m, const Error& e) {
@@ -173,49 +333,61 @@ void ModelAgent::Reject(const Manifest& m, const Error& e) {
   status_.last_rejected = Rejection{m.version, m.generation, e.ToString(), env_->NowUnixNanos()};
 }
 
+// Decides what to drop; the dropping itself (munmap, fadvise, deleting a staged copy: volume
+// I/O) is done by the next poll job.
 void ModelAgent::Reclaim() {
   std::vector<ctl::SlotView> live = ctl_->LiveSlots();
   int64_t now = env_->NowMonotonicNanos();
-  std::vector<std::shared_ptr<LoadedVersion>> drop;
-  std::string active_source, active_mapped;
-  {
-    std::lock_guard lock(mu_);
-    if (active_) {
-      active_source = active_->source_path;
-      active_mapped = active_->mapped_path;
-    }
-    std::erase_if(retired_, [&](std::shared_ptr<LoadedVersion>& v) {
-      std::string why = ReclaimReason(*v, live, now, config_.grace_ns);
-      if (why.empty()) return false;
-      spdlog::info("reclaim model={} version={} generation={} reason=\"{}\"", model_,
-                   v->manifest.version, v->manifest.generation, why);
-      drop.push_back(std::move(v));
-      return true;
-    });
-    status_.reclaimed += drop.size();
-    status_.live_readers = static_cast<int>(live.size());
-    std::set<uint64_t> held;
-    for (const auto& s : live) {
-      if (s.max_generation != 0) held.insert(s.max_generation);
-      if (s.min_generation != 0) held.insert(s.min_generation);
-    }
-    status_.held_generations.assign(held.begin(), held.end());
+  std::lock_guard lock(mu_);
+  size_t before = to_drop_.size();
+  std::erase_if(retired_, [&](std::shared_ptr<LoadedVersion>& v) {
+    std::string why = ReclaimReason(*v, live, now, config_.grace_ns);
+    if (why.empty()) return false;
+    spdlog::info("reclaim model={} version={} generation={} reason=\"{}\"", model_,
+                 v->manifest.version, v->manifest.generation, why);
+    to_drop_.push_back(std::move(v));
+    return true;
+  });
+  status_.reclaimed += to_drop_.size() - before;
+  status_.live_readers = static_cast<int>(live.size());
+  std::set<uint64_t> held;
+  for (const auto& s : live) {
+    if (s.max_generation != 0) held.insert(s.max_generation);
+    if (s.min_generation != 0) held.insert(s.min_generation);
   }
-  // Unmapping and fadvise outside the lock: /v1/status never waits on them.
-  for (auto& v : drop)
-    DropVersion(env_, *v, active_source, active_mapped);
+  status_.held_generations.assign(held.begin(), held.end());
+}
+
+void ModelAgent::ReportBlocked() {
+  auto r = worker_->running();
+  if (!r || env_->NowMonotonicNanos() - r->started_ns < config_.volume_timeout_ns) return;
+  if (logged_blocked_since_ == r->started_ns) return;
+  logged_blocked_since_ = r->started_ns;
+  spdlog::error("volume blocked model={} step=\"{}\" seconds={:.1f}", model_, r->step,
+                static_cast<double>(env_->NowMonotonicNanos() - r->started_ns) / 1e9);
 }
 
 ModelStatus ModelAgent::Snapshot() {
   ModelStatus s;
   std::vector<ctl::SlotView> live = ctl_->LiveSlots();
+  int64_t now = env_->NowMonotonicNanos();
+  if (auto r = worker_->running()) {
+    s.volume_step = r->step;
+    s.volume_seconds = static_cast<double>(now - r->started_ns) / 1e9;
+    s.volume_blocked = now - r->started_ns >= config_.volume_timeout_ns;
+  }
   {
     std::lock_guard lock(mu_);
+    std::string step = std::move(s.volume_step);
+    double seconds = s.volume_seconds;
+    bool blocked = s.volume_blocked;
     s = status_;
+    s.volume_step = std::move(step);
+    s.volume_seconds = seconds;
+    s.volume_blocked = blocked;
     s.active = active_;
     s.state = active_ ? "active" : (failed_generation_ != 0 ? "failed" : "loading");
     s.inotify = watcher_.watching();
-    int64_t now = env_->NowMonotonicNanos();
     if (failed_generation_ != 0) s.next_retry_in_ns = std::max<int64_t>(0, retry_at_ns_ - now);
     for (const auto& v : retired_) {
       s.retired.push_back(RetiredInfo{v->manifest.version, v->manifest.generation,

@@ -34,7 +34,7 @@ Status CopyChunks(Env* env, int in, int out, uint64_t size, uint64_t chunk,
 }
 
 Status CopyParallel(Env* env, const StageRequest& req, const std::string& tmp) {
-  MS_ASSIGN_OR_RETURN(int in, env->Open(req.source, OpenMode::kRead));
+  MS_ASSIGN_OR_RETURN(int in, env->OpenBeneath(req.root, req.source_rel, OpenMode::kRead));
   auto out = env->Open(tmp, OpenMode::kCreateNew);
   if (!out) {
     env->Close(in);
@@ -90,7 +90,7 @@ Result<std::string> StageFile(Env* env, const StageRequest& req) {
   if (st) st = env->Rename(tmp, dest);
   if (!st) {
     (void)env->Remove(tmp);
-    return Fail(st.error().Context("stage " + req.source));
+    return Fail(st.error().Context("stage " + JoinPath(req.root, req.source_rel)));
   }
   return dest;
 }

@@ -19,8 +19,9 @@
 namespace modelswap::agent {
 
 struct StageRequest {
-  std::string source;     // the version file on the model volume
-  std::string stage_dir;  // --stage-dir
+  std::string root;        // the model volume: the source is opened beneath it
+  std::string source_rel;  // the version file, relative to root
+  std::string stage_dir;   // --stage-dir
   std::string model, version;
   uint64_t expected_bytes = 0;  // from the manifest
   int threads = 4;

@@ -66,6 +66,15 @@ json ModelStatusJson(const ModelStatus& s) {
                            {"retired_seconds", r.retired_seconds}});
   }
   j["retired"] = retired;
+  j["manifest_errors"] = s.manifest_errors;
+  j["generation_conflict"] =
+      s.generation_conflict.empty() ? json(nullptr) : json(s.generation_conflict);
+  j["generation_conflicts"] = s.generation_conflicts;
+  j["degraded"] = s.degraded.empty() ? json(nullptr) : json(s.degraded);
+  j["volume"] = s.volume_step.empty() ? json(nullptr)
+                                      : json{{"step", s.volume_step},
+                                             {"seconds", s.volume_seconds},
+                                             {"blocked", s.volume_blocked}};
   return j;
 }
 
@@ -123,6 +132,32 @@ std::string MetricsText(const std::vector<ModelStatus>& models) {
                         .Name("modelswap_agent_reclaimed_total")
                         .Help("Superseded versions unmapped")
                         .Register(registry);
+  auto& truncations = prometheus::BuildCounter()
+                          .Name("modelswap_agent_truncations_total")
+                          .Help("Active versions dropped because their file shrank under them")
+                          .Register(registry);
+  auto& manifest_errors = prometheus::BuildCounter()
+                              .Name("modelswap_agent_manifest_errors_total")
+                              .Help("Manifest reads ignored (missing, torn, stale, not a file...)")
+                              .Register(registry);
+  auto& conflicts = prometheus::BuildCounter()
+                        .Name("modelswap_agent_generation_conflicts_total")
+                        .Help("Manifests naming a known generation with other content")
+                        .Register(registry);
+  auto& degraded = prometheus::BuildGauge()
+                       .Name("modelswap_agent_degraded")
+                       .Help(
+                           "1 while the active version is not the newest one activated "
+                           "(its file was damaged), or none serves because of it")
+                       .Register(registry);
+  auto& blocked = prometheus::BuildGauge()
+                      .Name("modelswap_agent_volume_blocked")
+                      .Help("1 while a volume read has run past --volume-timeout")
+                      .Register(registry);
+  auto& busy = prometheus::BuildGauge()
+                   .Name("modelswap_agent_volume_job_seconds")
+                   .Help("How long the running volume job (poll or load) has run; 0 when idle")
+                   .Register(registry);
   auto& ready = prometheus::BuildGauge()
                     .Name("modelswap_agent_ready")
                     .Help("1 when every model has an active version")
@@ -137,6 +172,12 @@ std::string MetricsText(const std::vector<ModelStatus>& models) {
     swaps.Add(l).Increment(static_cast<double>(m.swaps));
     rejections.Add(l).Increment(static_cast<double>(m.rejections));
     reclaimed.Add(l).Increment(static_cast<double>(m.reclaimed));
+    truncations.Add(l).Increment(static_cast<double>(m.truncations));
+    manifest_errors.Add(l).Increment(static_cast<double>(m.manifest_errors));
+    conflicts.Add(l).Increment(static_cast<double>(m.generation_conflicts));
+    degraded.Add(l).Set(m.degraded.empty() ? 0 : 1);
+    blocked.Add(l).Set(m.volume_blocked ? 1 : 0);
+    busy.Add(l).Set(m.volume_seconds);
     if (m.active) {
       const LoadTimings& t = m.active->timings;
       for (auto [phase, sec] : {std::pair{"stage", t.stage_seconds},

@@ -3,8 +3,9 @@
 // /v1/status (docs/design.md, "The agent's HTTP endpoints"): {"models": {"<model>": {"active":
 // {...} | null, "state", "resident_bytes", "swaps", "last_rejected": {...} | null, ...}}, "ready":
 // bool}. Extra fields per model: load timings, prefault method, live readers and the generations
-// they hold, retired versions still mapped, the last ignored manifest and why, inotify in use,
-// counters.
+// they hold, retired versions still mapped, the last ignored manifest and why, a generation
+// conflict, why the active version is a fallback ("degraded"), the running volume job and whether
+// it is blocked ("volume"), inotify in use, counters.
 //
 // Thread safety: plain functions.
 #pragma once

@@ -21,7 +21,7 @@ struct AgentArgs {
   int64_t snapshot_interval_ms = 1000;
   int snapshot_keep = 3;
   int64_t poll_ms = 1000, grace_ms = 300000, heartbeat_ms = 1000, reader_timeout_ms = 5000;
-  int64_t retry_ms = 1000;
+  int64_t retry_ms = 1000, volume_timeout_ms = 10000;
   int stage_threads = 4, prefault_threads = 2;
   bool no_inotify = false;
 };
@@ -66,6 +66,7 @@ int RunAgent(const AgentArgs& a) {
   o.model.reader_timeout_ns = a.reader_timeout_ms * 1'000'000;
   o.model.retry_initial_ns = a.retry_ms * 1'000'000;
   o.model.use_inotify = !a.no_inotify;
+  o.model.volume_timeout_ns = a.volume_timeout_ms * 1'000'000;
   if (!a.stage_dir.empty()) {
     o.model.load.stage_dir = std::filesystem::absolute(a.stage_dir).lexically_normal().string();
   }
@@ -133,6 +134,10 @@ void AddAgent(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--retry-backoff", a->retry_ms,
                   "first retry delay of a rejected version, doubling to 60 s, ms (default 1000)")
       ->check(CLI::Range(int64_t{1}, int64_t{600'000}));
+  cmd->add_option("--volume-timeout", a->volume_timeout_ms,
+                  "report a read of the model volume as blocked after this long, ms "
+                  "(default 10000; it keeps running off the model loop)")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}));
   cmd->callback([a, &ctx] {
     SetupLogging(ctx.log_level);
     if (a->reader_timeout_ms < 2 * a->heartbeat_ms) {

@@ -1,8 +1,10 @@
-// Manifest encoding, checked decoding, reading and publishing.
+// Manifest encoding, checked decoding, reading, and publishing with claimed generations.
 #include "sidecar/volume/manifest.h"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -58,6 +60,70 @@ Result<Manifest> FromJson(const json& j) {
   return m;
 }
 
+std::string ManifestRel(std::string_view model) {
+  return std::string(model) + "/manifest.json";
+}
+
+std::string ClaimsRel(std::string_view model) {
+  return std::string(model) + "/generations";
+}
+
+std::string ClaimName(uint64_t generation) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%020llu", static_cast<unsigned long long>(generation));
+  return name;
+}
+
+// Errors that mean the manifest's bytes are unusable, not that reading failed: publishing
+// replaces such a manifest (a retried I/O error might still read a good one, so it fails).
+bool Broken(Code code) {
+  return code == Code::kCorruption || code == Code::kInvalidArgument ||
+         code == Code::kPermissionDenied;
+}
+
+// Claimed generations, ascending. Names that are not 20 digits are ignored (not ours).
+Result<std::vector<uint64_t>> ListClaims(Env* env, std::string_view root, std::string_view model) {
+  auto names = env->ListDir(JoinPath(root, ClaimsRel(model)));
+  if (!names && names.error().code() == Code::kNotFound) return std::vector<uint64_t>{};
+  if (!names) return Fail(names.error().Context("publish: listing generation claims"));
+  std::vector<uint64_t> out;
+  for (const std::string& name : *names) {
+    if (name.size() != 20 || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    out.push_back(std::stoull(name));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Creates generations/<g> for the first g >= from that nobody claimed (O_EXCL), durably.
+Result<uint64_t> ClaimGeneration(Env* env, std::string_view root, std::string_view model,
+                                 uint64_t from) {
+  MS_RETURN_IF_ERROR(env->CreateDirs(JoinPath(root, ClaimsRel(model))));
+  for (uint64_t g = from; g < from + 64; ++g) {
+    auto fd = env->OpenBeneath(std::string(root), ClaimsRel(model) + "/" + ClaimName(g),
+                               OpenMode::kCreateNew);
+    if (!fd && fd.error().code() == Code::kAlreadyExists) continue;
+    if (!fd) return Fail(fd.error().Context("publish: claiming generation " + std::to_string(g)));
+    Status st = env->Fsync(*fd);
+    env->Close(*fd);
+    MS_RETURN_IF_ERROR(st);
+    MS_RETURN_IF_ERROR(env->FsyncDir(JoinPath(root, ClaimsRel(model))));
+    return g;
+  }
+  return Fail(Code::kAborted, "publish: generations " + std::to_string(from) + ".." +
+                                  std::to_string(from + 63) + " are all claimed already");
+}
+
+// Keeps the newest kKeptGenerationClaims claims; the highest is never removed.
+void PruneClaims(Env* env, std::string_view root, std::string_view model, uint64_t newest) {
+  auto claims = ListClaims(env, root, model);
+  if (!claims || claims->size() <= static_cast<size_t>(kKeptGenerationClaims)) return;
+  for (size_t i = 0; i + kKeptGenerationClaims < claims->size(); ++i) {
+    if ((*claims)[i] >= newest) break;
+    (void)env->Remove(JoinPath(root, ClaimsRel(model) + "/" + ClaimName((*claims)[i])));
+  }
+}
+
 }  // namespace
 
 std::string FormatRfc3339(int64_t unix_nanos) {
@@ -92,7 +158,8 @@ Result<Manifest> ReadManifest(Env* env, std::string_view root, std::string_view 
                               uint64_t held_generation) {
   MS_RETURN_IF_ERROR(ValidateModelName(model));
   std::string path = ManifestPath(root, model);
-  MS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(env, path, 1 << 20));
+  MS_ASSIGN_OR_RETURN(std::string text,
+                      ReadFileBeneath(env, std::string(root), ManifestRel(model), 1 << 20));
   auto manifest = DecodeManifest(text);
   if (!manifest) return Fail(manifest.error().Context(path));
   if (manifest->model != model) {
@@ -104,6 +171,11 @@ Result<Manifest> ReadManifest(Env* env, std::string_view root, std::string_view 
                     " is older than the held generation " + std::to_string(held_generation));
   }
   return manifest;
+}
+
+Result<uint64_t> HighestClaimedGeneration(Env* env, std::string_view root, std::string_view model) {
+  MS_ASSIGN_OR_RETURN(std::vector<uint64_t> claims, ListClaims(env, root, model));
+  return claims.empty() ? 0 : claims.back();
 }
 
 Result<Manifest> PublishVersion(Env* env, std::string_view root, std::string_view model,
@@ -118,20 +190,27 @@ Result<Manifest> PublishVersion(Env* env, std::string_view root, std::string_vie
   m.bytes = info.bytes;
   m.checksum = info.checksum;
   m.published_at = FormatRfc3339(env->NowUnixNanos());
+  MS_ASSIGN_OR_RETURN(uint64_t floor, HighestClaimedGeneration(env, root, model));
   auto current = ReadManifest(env, root, model);
+  uint64_t next = floor + 1;
   if (current) {
-    m.generation = current->generation + 1;
-  } else if (current.error().code() == Code::kNotFound) {
-    m.generation = 1;
-  } else if (current.error().code() == Code::kCorruption) {
-    m.generation =
-        std::max<uint64_t>(1, static_cast<uint64_t>(env->NowUnixNanos() / 1'000'000'000));
-    spdlog::warn("publish model={} current manifest unreadable ({}); using generation={}", model,
-                 current.error().message(), m.generation);
-  } else {
+    next = std::max(next, current->generation + 1);
+  } else if (Broken(current.error().code())) {
+    next = std::max(next, static_cast<uint64_t>(env->NowUnixNanos() / 1'000'000'000));
+    spdlog::warn("publish model={} current manifest unreadable ({}); publishing over it", model,
+                 current.error().message());
+  } else if (current.error().code() != Code::kNotFound) {
     return Fail(current.error().Context("publish: reading the current manifest"));
   }
+  MS_ASSIGN_OR_RETURN(m.generation, ClaimGeneration(env, root, model, next));
+  if (current && current->generation < floor) {
+    spdlog::warn(
+        "publish model={} manifest generation={} is older than the highest claimed "
+        "generation={} (a stale or rolled-back copy); publishing above the claim",
+        model, current->generation, floor);
+  }
   MS_RETURN_IF_ERROR(WriteFileAtomic(env, ManifestPath(root, model), EncodeManifest(m)));
+  PruneClaims(env, root, model, m.generation);
   spdlog::info("publish model={} version={} generation={}", model, version, m.generation);
   return m;
 }

@@ -11,8 +11,24 @@
 // (RFC 3339 UTC), manifest_checksum = "xxh3:<hex>" of the compact JSON of all the other fields
 // with keys sorted (nlohmann::json's own order), so any JSON library can recompute it.
 //
+// Generations never repeat. Blob storage can serve a stale or rolled-back copy of manifest.json
+// (a cache, a restored snapshot, a copy someone put back): publishing "that manifest's generation
+// + 1" would then hand out a generation the agents already hold, and they would ignore the new
+// version for ever. So every publish first claims its generation with a file of its own,
+//   <root>/<model>/generations/<generation, 20 digits>     (empty; created O_EXCL, never replaced)
+// and takes generation = max(the manifest's generation, the highest claim) + 1, moving up while
+// a claim of that number already exists. A claim is never rewritten, so no stale copy of it can
+// lower the floor; the newest kKeptGenerationClaims stay, older ones are pruned. A manifest that
+// is unreadable (torn, corrupt, over the 1 MiB cap, not a regular file, a symlink) is published
+// over as well, with generation max(highest claim + 1, unix seconds): the seconds cover volumes
+// whose earlier generations were published before claims existed.
+// Agents that see a generation they know with other content say so (sidecar/agent/model_agent.h).
+//
+// Every path is opened beneath the root (Env::OpenBeneath): no symlink on the volume is followed.
+//
 // Thread safety: plain functions; concurrent publishers of one model are not supported (the
-// operator runs one writer per model at a time).
+// operator runs one writer per model at a time); the O_EXCL claim still keeps two racing ones
+// from sharing a generation.
 #pragma once
 
 #include <cstdint>
@@ -39,18 +55,24 @@ struct Manifest {
 // mistyped field, checksum mismatch, a file path that is not versions/<version>.msf).
 [[nodiscard]] Result<Manifest> DecodeManifest(std::string_view text);
 
-// Reads <root>/<model>/manifest.json. kNotFound if absent; kCorruption if torn or bad; the model
-// field must match `model`. With held_generation > 0, a manifest older than it is rejected with
-// kFailedPrecondition (a stale cache or a rolled-back copy); an equal one is returned as is.
+// Reads <root>/<model>/manifest.json (at most 1 MiB, a regular file beneath root). kNotFound if
+// absent; kCorruption if torn or bad; kInvalidArgument if too large or not a regular file;
+// kPermissionDenied if a symlink is in the way; the model field must match `model`. With
+// held_generation > 0, a manifest older than it is rejected with kFailedPrecondition (a stale cache
+// or a rolled-back copy); an equal one is returned as is.
 [[nodiscard]] Result<Manifest> ReadManifest(Env* env, std::string_view root, std::string_view model,
                                             uint64_t held_generation = 0);
 
-// Verifies the version file in full, then atomically replaces the manifest with one pointing at
-// it, with generation = previous + 1 (1 for the first). If the current manifest is unreadable
-// (torn by a crashed copy), the new generation is max(1, unix seconds) so that it still exceeds
-// anything agents hold, and a warning is logged.
+// Verifies the version file in full, claims a generation (see above: max(manifest, highest claim)
+// + 1; over an unreadable manifest max(highest claim + 1, unix seconds), with a warning), then
+// atomically replaces the manifest with one pointing at the version.
 [[nodiscard]] Result<Manifest> PublishVersion(Env* env, std::string_view root,
                                               std::string_view model, std::string_view version);
+
+// The highest generation ever claimed for the model (0: none), from generations/.
+[[nodiscard]] Result<uint64_t> HighestClaimedGeneration(Env* env, std::string_view root,
+                                                        std::string_view model);
+inline constexpr int kKeptGenerationClaims = 8;
 
 std::string FormatRfc3339(int64_t unix_nanos);
 

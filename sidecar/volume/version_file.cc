@@ -12,12 +12,26 @@ Result<OpenedModelFile> OpenModelFile(Env* env, const std::string& path, msf::Ve
   return OpenedModelFile{std::move(mapping), std::move(*reader)};
 }
 
+Result<OpenedModelFile> OpenModelFileBeneath(Env* env, const std::string& root,
+                                             const std::string& rel, msf::VerifyLevel level) {
+  MS_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapping, MapReadOnlyBeneath(env, root, rel));
+  auto reader = msf::Reader::Open(mapping->bytes(), level);
+  if (!reader) return Fail(reader.error().Context(mapping->path()));
+  return OpenedModelFile{std::move(mapping), std::move(*reader)};
+}
+
+std::string VersionRel(std::string_view model, std::string_view version) {
+  return std::string(model) + "/versions/" + VersionFileName(version);
+}
+
 Result<VersionFileInfo> VerifyVersionFile(Env* env, std::string_view root, std::string_view model,
                                           std::string_view version) {
   MS_RETURN_IF_ERROR(ValidateModelName(model));
   MS_RETURN_IF_ERROR(ValidateVersionName(version));
   std::string path = VersionPath(root, model, version);
-  MS_ASSIGN_OR_RETURN(OpenedModelFile file, OpenModelFile(env, path, msf::VerifyLevel::kFull));
+  MS_ASSIGN_OR_RETURN(OpenedModelFile file,
+                      OpenModelFileBeneath(env, std::string(root), VersionRel(model, version),
+                                           msf::VerifyLevel::kFull));
   const msf::Header& h = file.reader.header();
   if (h.model != model || h.version != version) {
     return Fail(Code::kCorruption, path + ": header names model \"" + h.model + "\" version \"" +

@@ -21,8 +21,9 @@ struct VersionFileInfo {
   uint64_t entry_count = 0;
 };
 
-// Maps the file, verifies it in full (every checksum), and checks its header's model and
-// version against the names. kNotFound if missing, kCorruption on any failed check.
+// Maps the file (beneath root), verifies it in full (every checksum, the index), and checks its
+// header's model and version against the names. kNotFound if missing, kCorruption on any failed
+// check, kPermissionDenied for a symlink, kInvalidArgument for a file that is not regular.
 [[nodiscard]] Result<VersionFileInfo> VerifyVersionFile(Env* env, std::string_view root,
                                                         std::string_view model,
                                                         std::string_view version);
@@ -34,6 +35,13 @@ struct OpenedModelFile {
 };
 [[nodiscard]] Result<OpenedModelFile> OpenModelFile(Env* env, const std::string& path,
                                                     msf::VerifyLevel level);
+// The same for `rel` beneath `root` (Env::OpenBeneath: no symlink followed, regular files only):
+// how files on the model volume are opened.
+[[nodiscard]] Result<OpenedModelFile> OpenModelFileBeneath(Env* env, const std::string& root,
+                                                           const std::string& rel,
+                                                           msf::VerifyLevel level);
+// "<model>/versions/<version>.msf": a version file's path relative to the volume root.
+std::string VersionRel(std::string_view model, std::string_view version);
 
 }  // namespace modelswap
 

@@ -16,6 +16,21 @@
 namespace modelswap {
 namespace {
 
+// A source inside the model volume (the operator passes <root>/<path>) is opened beneath the
+// root like every other file there, so a symlink on the volume cannot feed the writer a file
+// from outside it; a source elsewhere is the caller's own file. Returns the path relative to
+// the root, or nullopt.
+std::optional<std::string> RelativeToRoot(const std::string& root, const std::string& path) {
+  std::string prefix = root.ends_with('/') ? root : root + "/";
+  if (root.empty() || !path.starts_with(prefix)) return std::nullopt;
+  return path.substr(prefix.size());
+}
+
+Result<int> OpenSource(Env* env, const std::string& root, const std::string& path) {
+  if (auto rel = RelativeToRoot(root, path)) return env->OpenBeneath(root, *rel, OpenMode::kRead);
+  return env->Open(path, OpenMode::kRead);
+}
+
 Status FeedGenerated(const GenerateSource& src, const WriteRequest& req, msf::Builder& builder,
                      Progress& progress) {
   std::string value;
@@ -28,9 +43,9 @@ Status FeedGenerated(const GenerateSource& src, const WriteRequest& req, msf::Bu
 }
 
 // Splits the file into lines block by block; a line may span blocks.
-Status FeedTsv(Env* env, const TsvSource& src, msf::Builder& builder, Progress& progress,
-               std::vector<uint64_t>* line_of_entry) {
-  MS_ASSIGN_OR_RETURN(int fd, env->Open(src.path, OpenMode::kRead));
+Status FeedTsv(Env* env, const std::string& root, const TsvSource& src, msf::Builder& builder,
+               Progress& progress, std::vector<uint64_t>* line_of_entry) {
+  MS_ASSIGN_OR_RETURN(int fd, OpenSource(env, root, src.path));
   std::vector<std::byte> block(4 << 20);
   std::string pending, key, value;
   uint64_t offset = 0, line_number = 0;
@@ -65,8 +80,12 @@ Status FeedTsv(Env* env, const TsvSource& src, msf::Builder& builder, Progress& 
   return Ok();
 }
 
-Status FeedMsf(Env* env, const MsfSource& src, msf::Builder& builder, Progress& progress) {
-  MS_ASSIGN_OR_RETURN(OpenedModelFile file, OpenModelFile(env, src.path, msf::VerifyLevel::kFull));
+Status FeedMsf(Env* env, const std::string& root, const MsfSource& src, msf::Builder& builder,
+               Progress& progress) {
+  auto rel = RelativeToRoot(root, src.path);
+  MS_ASSIGN_OR_RETURN(OpenedModelFile file,
+                      rel ? OpenModelFileBeneath(env, root, *rel, msf::VerifyLevel::kFull)
+                          : OpenModelFile(env, src.path, msf::VerifyLevel::kFull));
   Status added = Ok();
   MS_RETURN_IF_ERROR(file.reader.ForEach([&](auto key, auto value) {
     added = builder.Add(key, value);
@@ -124,8 +143,9 @@ Result<msf::BuildResult> BuildInto(Env* env, const WriteRequest& req, int fd,
         if constexpr (std::is_same_v<T, GenerateSource>)
           return FeedGenerated(src, req, builder, progress);
         if constexpr (std::is_same_v<T, TsvSource>)
-          return FeedTsv(env, src, builder, progress, line_of_entry);
-        if constexpr (std::is_same_v<T, MsfSource>) return FeedMsf(env, src, builder, progress);
+          return FeedTsv(env, req.root, src, builder, progress, line_of_entry);
+        if constexpr (std::is_same_v<T, MsfSource>)
+          return FeedMsf(env, req.root, src, builder, progress);
       },
       req.source);
   MS_RETURN_IF_ERROR(fed);
@@ -169,10 +189,12 @@ Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
     return ReuseExisting(env, req, start);
   }
   RemoveStaleTemps(env, dir, req.version);
-  const std::string tmp =
-      JoinPath(dir, VersionTempPrefix(req.version) + std::to_string(::getpid()) + "-" +
-                        std::to_string(env->NowUnixNanos()));
-  MS_ASSIGN_OR_RETURN(int fd, env->Open(tmp, OpenMode::kReadWriteNew));
+  const std::string tmp_name = VersionTempPrefix(req.version) + std::to_string(::getpid()) + "-" +
+                               std::to_string(env->NowUnixNanos());
+  const std::string tmp = JoinPath(dir, tmp_name);
+  // Beneath the root: a symlinked model or versions directory must not send the file elsewhere.
+  MS_ASSIGN_OR_RETURN(int fd, env->OpenBeneath(req.root, req.model + "/versions/" + tmp_name,
+                                               OpenMode::kReadWriteNew));
   std::vector<uint64_t> line_of_entry;
   auto built = BuildInto(env, req, fd, &line_of_entry);
   Status st = built ? env->Fsync(fd) : Fail(built.error());

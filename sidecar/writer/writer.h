@@ -5,7 +5,9 @@
 // chunks, fsynced, renamed to <version>.msf without replacing anything, and the directory
 // fsynced. A crash at any point leaves at most a .tmp- file, which agents never read and the next
 // write of the same version removes. An existing version is never overwritten (kAlreadyExists,
-// or with reuse_existing, reported as is when it verifies).
+// or with reuse_existing, reported as is when it verifies). Files on the volume, the scratch file
+// and a source given inside the root alike, are opened beneath the root (Env::OpenBeneath): a
+// symlink there is refused, never followed.
 #pragma once
 
 #include <cstdint>

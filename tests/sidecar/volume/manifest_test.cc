@@ -4,9 +4,13 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "common/names.h"
+#include "sidecar/volume/version_file.h"
 #include "sidecar/writer/writer.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/temp_dir.h"
@@ -174,6 +178,96 @@ TEST_F(ManifestTest, PublishRefusesAFileNamedForAnotherVersion) {
   auto m = PublishVersion(&env_, dir_.path(), "ranker", "v2");
   ASSERT_FALSE(m.has_value());
   EXPECT_NE(m.error().message().find("not its file name"), std::string::npos);
+}
+
+// Blob storage may serve an older copy of manifest.json: publishing on top of it must not hand
+// out a generation the agents already hold (they would ignore the new version for ever).
+TEST_F(ManifestTest, StaleManifestNeverMakesAGenerationRepeat) {
+  for (const char* v : {"v1", "v2", "v3", "v4"})
+    Write(v);
+  Publish("v1");
+  std::string stale = ManifestText();  // generation 1
+  Publish("v2");
+  Publish("v3");
+  SetManifestText(stale);  // rolled back to generation 1 under the agents, who hold 3
+  Manifest m = Publish("v4");
+  EXPECT_EQ(m.generation, 4u);
+  EXPECT_EQ(ReadManifest(&env_, dir_.path(), "ranker", 3)->version, "v4");
+}
+
+TEST_F(ManifestTest, GenerationClaimsArePrunedButTheHighestStays) {
+  Write("v1");
+  for (int i = 1; i <= kKeptGenerationClaims + 4; ++i)
+    EXPECT_EQ(Publish("v1").generation, static_cast<uint64_t>(i));
+  size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "ranker/generations")) {
+    (void)e;
+    ++files;
+  }
+  EXPECT_EQ(files, static_cast<size_t>(kKeptGenerationClaims));
+  EXPECT_EQ(HighestClaimedGeneration(&env_, dir_.path(), "ranker").value(),
+            static_cast<uint64_t>(kKeptGenerationClaims + 4));
+}
+
+// Over the reader's 1 MiB cap a manifest is unreadable; publishing must replace it rather than
+// fail for ever, and still above every generation published before.
+TEST_F(ManifestTest, PublishOverAnOversizedManifestKeepsTheGenerationFloor) {
+  Write("v1");
+  Write("v2");
+  Publish("v1");
+  Publish("v1");
+  Publish("v1");                                                // generation 3
+  SetManifestText(ManifestText() + std::string(2 << 20, ' '));  // valid JSON, 2 MiB of blanks
+  auto read = ReadManifest(&env_, dir_.path(), "ranker");
+  ASSERT_FALSE(read.has_value());
+  EXPECT_EQ(read.error().code(), Code::kInvalidArgument);
+  env_.fake_clock = true;
+  env_.fake_now_ns = 1'000'000'000;  // a clock at 1 s: only the claims keep the floor
+  Manifest m = Publish("v2");
+  EXPECT_EQ(m.generation, 4u);
+  EXPECT_EQ(ReadManifest(&env_, dir_.path(), "ranker")->version, "v2");
+}
+
+// A FIFO in the manifest's place must not block a reader (open would wait for a writer).
+TEST_F(ManifestTest, FifoManifestIsRefusedWithoutBlockingAndPublishedOver) {
+  Write("v1");
+  ASSERT_EQ(::mkdir((dir_ / "ranker").c_str(), 0755) == 0 || errno == EEXIST, true);
+  ASSERT_EQ(::mkfifo(ManifestPath(dir_.path(), "ranker").c_str(), 0644), 0);
+  auto read = ReadManifest(&env_, dir_.path(), "ranker");
+  ASSERT_FALSE(read.has_value());
+  EXPECT_EQ(read.error().code(), Code::kInvalidArgument);
+  EXPECT_NE(read.error().message().find("not a regular file"), std::string::npos);
+  Manifest m = Publish("v1");
+  EXPECT_GE(m.generation, 1u);
+  EXPECT_EQ(ReadManifest(&env_, dir_.path(), "ranker")->version, "v1");
+}
+
+// Nothing on the volume may lead outside it: a version file or manifest that is a symlink is
+// refused, even when it points at a valid file.
+TEST_F(ManifestTest, SymlinkedVersionFileIsRefused) {
+  testing::TempDir outside;
+  WriteRequest req{outside.path(), "ranker", "v2", GenerateSource{20'000, 1, 100}, false};
+  ASSERT_TRUE(WriteVersion(&env_, req).has_value());
+  Write("v1");
+  ASSERT_EQ(::symlink(VersionPath(outside.path(), "ranker", "v2").c_str(),
+                      VersionPath(dir_.path(), "ranker", "v2").c_str()),
+            0);
+  auto info = VerifyVersionFile(&env_, dir_.path(), "ranker", "v2");
+  ASSERT_FALSE(info.has_value());
+  EXPECT_EQ(info.error().code(), Code::kPermissionDenied) << info.error().ToString();
+  EXPECT_FALSE(PublishVersion(&env_, dir_.path(), "ranker", "v2").has_value());
+}
+
+TEST_F(ManifestTest, SymlinkedManifestIsRefused) {
+  testing::TempDir outside;
+  Write("v1");
+  Publish("v1");
+  std::string path = ManifestPath(dir_.path(), "ranker");
+  ASSERT_EQ(::rename(path.c_str(), (outside / "manifest.json").c_str()), 0);
+  ASSERT_EQ(::symlink((outside / "manifest.json").c_str(), path.c_str()), 0);
+  auto read = ReadManifest(&env_, dir_.path(), "ranker");
+  ASSERT_FALSE(read.has_value());
+  EXPECT_EQ(read.error().code(), Code::kPermissionDenied);
 }
 
 // Blobfuse renames by copying then deleting: a reader in between sees a torn manifest, which it

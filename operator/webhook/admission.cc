@@ -188,7 +188,7 @@ Status WireContainer(const Plan& p, const Json& container, const std::string& pa
     bool have_volume = false, path_taken = false;
     for (const auto& m : mounts ? *mounts : Json::array()) {
       if (!m.is_object()) continue;
-      have_volume |= NameField(m) == want["name"];
+      have_volume |= NameField(m) == want["name"].get<std::string>();
       auto mp = m.find("mountPath");
       path_taken |= mp != m.end() && *mp == want["mountPath"];
     }

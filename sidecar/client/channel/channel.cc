@@ -47,6 +47,10 @@
 #include <cstring>
 
 namespace modelswap {
+
+// How often ReadLatest re-reads a lapped slot while published_seq stays put before it reports
+// kEmpty. A live writer moves published_seq within one publish (~100 ns), far inside this.
+constexpr uint32_t kLatestTries = 1024;
 namespace {
 
 static_assert(std::atomic_ref<uint64_t>::is_always_lock_free,
@@ -379,6 +383,8 @@ ReadResult ChannelReader::ReadNext(std::span<std::byte> out) {
 
 ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
   if (out.size() < message_bytes_) return {.status = ReadStatus::kBufferTooSmall};
+  uint64_t last_p = 0;
+  uint32_t tries_at_p = 0;
   for (;;) {
     // Acquire: pairs with Publish's release store, so the slot is at version >= 2p.
     const uint64_t p =
@@ -390,8 +396,20 @@ ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
     // A one-slot ring whose slot is being given p + 1: p is gone and p + 1 not yet published.
     // Not waited for: the writer may have died mid-write (then only a new writer ends it).
     if (v1 == 2 * p + 1) return {.status = ReadStatus::kEmpty};
+    // Older than published_seq vouches for: only a damaged file (see ReadNext).
+    if (v1 < 2 * p) return {.status = ReadStatus::kEmpty};
     uint32_t len = 0;
-    if (v1 != 2 * p || !TryCopy(p, v1, out, &len)) continue;  // lapped: a newer p exists
+    if (v1 != 2 * p || !TryCopy(p, v1, out, &len)) {
+      // Lapped: a newer message took the slot, and published_seq passes p within that publish.
+      // If it stays at p, the writer stopped between its slot and sequence stores (preempted,
+      // killed) or the file is damaged: after kLatestTries report nothing rather than spin.
+      if (p != last_p) {
+        last_p = p;
+        tries_at_p = 0;
+      }
+      if (++tries_at_p > kLatestTries) return {.status = ReadStatus::kEmpty};
+      continue;
+    }
     uint64_t missed = 0;
     if (p >= next_seq_) {
       missed = pending_missed_ + (p - next_seq_);

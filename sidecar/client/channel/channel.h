@@ -110,7 +110,9 @@ class ChannelReader {
   // the writer overwrote the slot during the copy.
   [[nodiscard]] ReadResult ReadNext(std::span<std::byte> out);
   // The newest complete message (again, if nothing newer arrived); moves the cursor past it and
-  // reports the messages it jumped over as missed. kEmpty only before the first publish.
+  // reports the messages it jumped over as missed. kEmpty before the first publish, and when the
+  // newest slot cannot be read in a bounded number of tries (a writer stopped between its slot
+  // and sequence stores, or a damaged file): every call returns; call again later.
   [[nodiscard]] ReadResult ReadLatest(std::span<std::byte> out);
 
   // Newest published sequence id: an estimate, it may advance right after the call.

@@ -76,6 +76,7 @@ SLOT_OFF_LENGTH = 8
 # standard size, assembled byte by byte.
 _U64 = struct.Struct("Q")
 _U32 = struct.Struct("I")
+_LATEST_TRIES = 1024  # read_latest retries of a lapped slot at one published_seq (channel.cc)
 # The immutable part of the header, read once (standard little-endian, never concurrently changed).
 _HEADER = struct.Struct("<QIIIIIIQQ")
 
@@ -425,8 +426,10 @@ class ChannelReader:
             self.next_seq = first_alive
 
     def read_latest(self) -> Optional[Message]:
-        """The newest message (again if nothing newer came); None before the first publish."""
+        """The newest message (again if nothing newer came); None before the first publish, or
+        when the newest slot cannot be read in a bounded number of tries (see channel.h)."""
         m = self._m
+        last_p, tries_at_p = 0, 0
         while True:
             p = self.published_seq()
             if p == 0:
@@ -435,9 +438,18 @@ class ChannelReader:
             v1 = _U64.unpack_from(m.mm, m.slot(p))[0]
             if v1 == 2 * p + 1:
                 return None  # a one-slot ring: p is being overwritten by p + 1 (see channel.cc)
+            if v1 < 2 * p:
+                return None  # older than published_seq vouches for: a damaged file
             data = self._copy(p, v1) if v1 == 2 * p else None
             if data is None:
-                continue  # lapped meanwhile: a newer message exists
+                # Lapped: published_seq passes p within the newer publish. Bounded as in
+                # channel.cc (kLatestTries): a stopped writer or a damaged file ends in None.
+                if p != last_p:
+                    last_p, tries_at_p = p, 0
+                tries_at_p += 1
+                if tries_at_p > _LATEST_TRIES:
+                    return None
+                continue
             missed = 0
             if p >= self.next_seq:
                 missed = self._pending_missed + p - self.next_seq

@@ -263,6 +263,28 @@ TEST_F(ChannelTest, ReadLatestOnAOneSlotChannelMidRewriteIsEmpty) {
   EXPECT_EQ(r.ReadLatest(buf).status, ReadStatus::kEmpty);
 }
 
+// Found by tests/fuzz/channel_fuzz: ReadLatest looped forever when the newest slot's version
+// disagreed with published_seq and nothing ever changed it: a slot older than published_seq
+// (damage), or a slot holding a newer message whose publish never completed (a writer stopped
+// between its slot store and its published_seq store, or damage). Every call must return.
+TEST_F(ChannelTest, ReadLatestReturnsWhenTheNewestSlotDisagreesWithPublishedSeq) {
+  ChannelWriter w = OpenWriter("stuck", 4, 16);
+  PublishN(w, 3);
+  ChannelReader r = OpenReader("stuck", 16);
+  std::vector<std::byte> buf(16);
+  // Slot of message 3 rewound to message... nothing (version 0 < 2 * 3).
+  PokeValue<uint64_t>("stuck", SlotOffset(3, 4, 16), 0);
+  EXPECT_EQ(r.ReadLatest(buf).status, ReadStatus::kEmpty);
+  // Slot of message 3 now claims message 7 (complete), while published_seq stays at 3.
+  PokeValue<uint64_t>("stuck", SlotOffset(3, 4, 16), 2 * 7);
+  EXPECT_EQ(r.ReadLatest(buf).status, ReadStatus::kEmpty);
+  // Repaired: the newest message reads again.
+  PokeValue<uint64_t>("stuck", SlotOffset(3, 4, 16), 2 * 3);
+  ReadResult res = r.ReadLatest(buf);
+  ASSERT_EQ(res.status, ReadStatus::kMessage);
+  EXPECT_EQ(res.seq, 3u);
+}
+
 TEST_F(ChannelTest, DamagedVersionNeverMovesTheCursorBack) {
   ChannelWriter w = OpenWriter("damaged", 4, 16);
   ChannelReader r = OpenReader("damaged", 16);

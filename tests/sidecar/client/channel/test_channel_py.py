@@ -219,6 +219,21 @@ class PythonOnlyTest(ChannelPyTest):
         ch._U64.pack_into(w._m.mm, w._m.slot(2), 2 * 2 - 1)  # a writer died writing id 2
         self.assertIsNone(r.read_latest())
 
+    def test_read_latest_returns_when_the_newest_slot_disagrees(self):
+        # As ChannelTest.ReadLatestReturnsWhenTheNewestSlotDisagreesWithPublishedSeq: a slot
+        # older than published_seq, or claiming a newer message never published, ends in None.
+        w = ch.ChannelWriter(self.dir, "stuck", 4, 16)
+        r = ch.ChannelReader(self.dir, "stuck", 16)
+        for payload in (b"a", b"b", b"c"):
+            w.publish(payload)
+        slot = w._m.slot(3)
+        ch._U64.pack_into(w._m.mm, slot, 0)
+        self.assertIsNone(r.read_latest())
+        ch._U64.pack_into(w._m.mm, slot, 2 * 7)
+        self.assertIsNone(r.read_latest())
+        ch._U64.pack_into(w._m.mm, slot, 2 * 3)
+        self.assertEqual(r.read_latest().data, b"c")
+
     def test_sequence_continues_across_python_writer_restart(self):
         with ch.ChannelWriter(self.dir, "re", 8, 16) as w:
             w.publish(b"a")

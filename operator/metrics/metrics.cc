@@ -38,6 +38,15 @@ prometheus::Counter& OperatorMetrics::Counter(const std::string& name, const std
   return prometheus::BuildCounter().Name(name).Help(help).Register(*registry_).Add(labels);
 }
 
+void OperatorMetrics::SampleCounter(const std::string& name, const std::string& help,
+                                    const std::map<std::string, std::string>& labels,
+                                    double total) {
+  prometheus::Counter& c = Counter(name, help, labels);
+  // Increment refuses negative steps; a source that restarted from zero keeps the old value
+  // until it passes it, which only delays counting, never counts twice.
+  if (total > c.Value()) c.Increment(total - c.Value());
+}
+
 void OperatorMetrics::AddSampler(std::function<void(OperatorMetrics&)> sampler) {
   std::lock_guard lock(mu_);
   samplers_.push_back(std::move(sampler));

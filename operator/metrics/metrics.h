@@ -1,6 +1,8 @@
 // Prometheus metrics of the operator (prometheus-cpp core; /metrics renders them with
 // TextSerializer): reconcile counts by result, reconcile durations, work queue depth, watch
-// restarts and API requests.
+// restarts and API requests. Names follow Prometheus' conventions
+// (prometheus.io/docs/practices/naming): a modelswap_ prefix, base units in the name (_seconds,
+// _bytes), counters and only counters ending in _total.
 //
 // Values owned elsewhere (queue depth, reflector counters) are sampled at scrape time through
 // samplers registered with AddSampler, so hot paths never touch a metric they do not own.
@@ -30,6 +32,11 @@ class OperatorMetrics {
                            const std::map<std::string, std::string>& labels = {});
   prometheus::Counter& Counter(const std::string& name, const std::string& help,
                                const std::map<std::string, std::string>& labels = {});
+  // A counter whose count is kept elsewhere (a reflector's relists, the client's requests) and
+  // sampled at scrape time: raised to `total`, never lowered. Exported as a counter, so rate()
+  // works; a cumulative count exported as a gauge would not survive a restart in rate().
+  void SampleCounter(const std::string& name, const std::string& help,
+                     const std::map<std::string, std::string>& labels, double total);
   // Runs before every Render (sets gauges from live objects).
   void AddSampler(std::function<void(OperatorMetrics&)> sampler);
   std::string Render();

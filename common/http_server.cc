@@ -231,7 +231,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void Reply(HttpReply r, After after) {
     res_ = {};
     res_.version(11);
-    res_.result(static_cast<unsigned>(r.code));
+    // Beast throws on a status outside 100..999; a handler returning one is a bug.
+    res_.result(r.code >= 100 && r.code <= 999 ? static_cast<unsigned>(r.code) : 500u);
     res_.set(http::field::content_type, r.content_type);
     if (!allow_.empty()) res_.set(http::field::allow, allow_);
     res_.body() = std::move(r.body);

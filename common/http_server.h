@@ -81,7 +81,7 @@ struct HttpServerOptions {
   std::string name = "http";  // names the server in logs and errors
   // HTTPS when set. Called for each new connection; an error refuses that connection's
   // handshake (the error is logged).
-  std::function<Result<TlsPem>()> tls;
+  std::function<Result<TlsPem>()> tls = nullptr;
   size_t max_body_bytes = 64 << 10;
   std::chrono::milliseconds header_timeout{60'000};
   std::chrono::milliseconds body_timeout{10'000};

@@ -130,8 +130,8 @@ bool HasIpv6Loopback() {
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  // Starts a server on addr with /echo (POST: replies with what it saw), /hello (GET) and
-  // /throw (GET, throws).
+  // Starts a server with /echo (POST: replies with what it saw), /hello (GET), /throw (GET,
+  // throws) and /bad-status (GET, returns status 7).
   void StartServer(HttpServerOptions o) {
     server_ = std::make_unique<HttpServer>(std::move(o));
     server_->Route(
@@ -148,6 +148,7 @@ class HttpServerTest : public ::testing::Test {
     server_->Route("/throw", {"GET"}, [](const HttpRequest&) -> HttpReply {
       throw std::runtime_error("handler bug");
     });
+    server_->Route("/bad-status", {"GET"}, [](const HttpRequest&) { return HttpReply{.code = 7}; });
     auto st = server_->Start();
     ASSERT_TRUE(st.has_value()) << st.error().ToString();
     ASSERT_GT(server_->port(), 0);
@@ -261,6 +262,7 @@ TEST_F(HttpServerTest, ThrowingHandlerIs500AndTheServerGoesOn) {
   auto r = c.Send(Get("/throw"));
   EXPECT_EQ(r.status, 500);
   EXPECT_EQ(r.body, "internal error\n");
+  EXPECT_EQ(c.Send(Get("/bad-status")).status, 500);  // not a status: Beast would throw on it
   EXPECT_EQ(c.Send(Get("/hello")).status, 200);
 }
 

@@ -30,6 +30,11 @@ CertBundle NewBundle() {
   return *b;
 }
 
+std::string PodCreateReview() {
+  return testing::ReadFile(std::string(MODELSWAP_WEBHOOK_TESTDATA) +
+                           "/admission-request-pod-create.json");
+}
+
 class WebhookServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -51,6 +56,15 @@ class WebhookServerTest : public ::testing::Test {
       observed_.fetch_add(1, std::memory_order_relaxed);  // counter only: read after replies
     };
     return o;
+  }
+
+  // POSTs to /mutate-pods on a new connection with `rest` after the first headers (the body's
+  // framing, the blank line, the body) and reads one response.
+  Result<testing::HttpResponse> PostRaw(const std::string& rest) {
+    TlsClient c;
+    MS_RETURN_IF_ERROR(c.Connect(server_->port(), Ca(), kHost));
+    return c.RequestRaw(
+        "POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n" + rest);
   }
 
   std::string Ca() {
@@ -86,8 +100,7 @@ TEST_F(WebhookServerTest, HandshakeFailsAgainstAnotherCa) {
 TEST_F(WebhookServerTest, AdmissionRoundTripOverTls) {
   TlsClient c;
   ASSERT_TRUE(c.Connect(server_->port(), Ca(), kHost).has_value());
-  std::string body = testing::ReadFile(std::string(MODELSWAP_WEBHOOK_TESTDATA) +
-                                       "/admission-request-pod-create.json");
+  std::string body = PodCreateReview();
   for (int i = 0; i < 3; ++i) {  // the same kept-alive connection, like the API server's
     auto r = c.Request("POST", "/mutate-pods?timeout=10s", body);
     ASSERT_TRUE(r.has_value()) << r.error().ToString();
@@ -111,11 +124,7 @@ TEST_F(WebhookServerTest, MalformedBodyIs400) {
 
 // Review finding: a chunked body has no Content-Length, so the size cap never applied to it.
 TEST_F(WebhookServerTest, BodyWithoutContentLengthIsRefused) {
-  TlsClient c;
-  ASSERT_TRUE(c.Connect(server_->port(), Ca(), kHost).has_value());
-  auto r = c.RequestRaw(
-      "POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
-      "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+  auto r = PostRaw("Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
   ASSERT_TRUE(r.has_value()) << r.error().ToString();
   EXPECT_EQ(r->status, 411);
 }
@@ -152,18 +161,9 @@ TEST_F(WebhookServerTest, RotatedCertificateServedOnNextConnection) {
   EXPECT_EQ(r->status, 200);
 }
 
-std::string PodCreateReview() {
-  return testing::ReadFile(std::string(MODELSWAP_WEBHOOK_TESTDATA) +
-                           "/admission-request-pod-create.json");
-}
-
 // The cap is checked against the declared length: the 413 comes back with no body sent.
 TEST_F(WebhookServerTest, OversizedDeclaredLengthIs413BeforeTheBody) {
-  TlsClient c;
-  ASSERT_TRUE(c.Connect(server_->port(), Ca(), kHost).has_value());
-  auto r = c.RequestRaw(
-      "POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
-      "Content-Length: 9000000\r\n\r\n");
+  auto r = PostRaw("Content-Length: 9000000\r\n\r\n");
   ASSERT_TRUE(r.has_value()) << r.error().ToString();
   EXPECT_EQ(r->status, 413);
   EXPECT_EQ(observed_.load(std::memory_order_relaxed), 0);

@@ -206,6 +206,54 @@ TEST_F(WriterTest, MsfImportRenamesAndValidates) {
   EXPECT_NE(bad.error().message().find("elsewhere.msf"), std::string::npos);
 }
 
+// A file re-signed after its index was edited (a slot's fingerprint no longer its key's) is
+// refused as a --from-msf source: lookups in it would miss keys that are in its data.
+TEST_F(WriterTest, MsfImportRefusesAFileWhoseIndexLies) {
+  testing::Entries entries;
+  for (int i = 0; i < 50; ++i)
+    entries.emplace_back("k" + std::to_string(i), "v" + std::to_string(i));
+  std::vector<std::byte> f = testing::BuildMsfBytes(entries, "other", "x");
+  uint64_t index = msf::LoadU64(f.data() + testing::SectionField(1, 8));
+  for (uint64_t i = 0;; ++i) {
+    uint64_t slot = msf::LoadU64(f.data() + index + i * 8);
+    if (slot == 0) continue;
+    testing::PutU64(f, index + i * 8, slot ^ (uint64_t{1} << 62));
+    break;
+  }
+  testing::Reseal(f);
+  std::string path = dir_ / "lying.msf";
+  testing::WriteAll(path, f);
+  auto r = WriteVersion(DefaultEnv(), Request("v1", MsfSource{path}));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::kCorruption);
+  EXPECT_NE(r.error().message().find("fingerprint does not match"), std::string::npos)
+      << r.error().message();
+}
+
+// A versions directory that is a symlink out of the root: nothing is written through it.
+TEST_F(WriterTest, SymlinkedVersionsDirectoryIsRefused) {
+  testing::TempDir outside;
+  std::filesystem::create_directories(dir_ / "ranker");
+  ASSERT_EQ(::symlink(outside.path().c_str(), VersionsDir(dir_.path(), "ranker").c_str()), 0);
+  auto r = WriteVersion(DefaultEnv(), Request("v1", GenerateSource{10'000, 1, 100}));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::kPermissionDenied) << r.error().ToString();
+  EXPECT_TRUE(std::filesystem::is_empty(outside.path()));
+}
+
+// A source named inside the root is opened beneath it: a symlink there pointing at a file
+// outside the volume is not read.
+TEST_F(WriterTest, SourceSymlinkInsideTheRootIsRefused) {
+  testing::TempDir outside;
+  std::string secret = outside / "secret.tsv";
+  const std::string text = "k\tsecret\n";
+  testing::WriteAll(secret, std::as_bytes(std::span(text)));
+  ASSERT_EQ(::symlink(secret.c_str(), (dir_ / "in.tsv").c_str()), 0);
+  auto r = WriteVersion(DefaultEnv(), Request("v1", TsvSource{dir_ / "in.tsv"}));
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::kPermissionDenied) << r.error().ToString();
+}
+
 TEST_F(WriterTest, BadNamesNeverTouchThePath) {
   for (std::string model :
        std::vector<std::string>{"", "UPPER", "-x", "a/b", "..", std::string(64, 'a')}) {

@@ -100,9 +100,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
   enum class After { kKeepAlive, kClose };
 
-  template <class F>
-  auto Bind(F f) {
-    return beast::bind_front_handler(f, this->shared_from_this());
+  template <class F, class... Args>
+  auto Bind(F f, Args... args) {
+    return beast::bind_front_handler(f, this->shared_from_this(), args...);
   }
   beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
 
@@ -239,9 +239,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     res_.keep_alive(after == After::kKeepAlive);
     res_.prepare_payload();
     Tcp().expires_after(opts_.write_timeout);
-    http::async_write(
-        stream_, res_,
-        beast::bind_front_handler(&Session::OnWritten, this->shared_from_this(), after));
+    http::async_write(stream_, res_, Bind(&Session::OnWritten, after));
   }
 
   void OnWritten(After after, beast::error_code ec, size_t) {
@@ -250,15 +248,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Tcp().expires_after(kLingerTime);
     if constexpr (kTls) {
       // Sends close_notify and waits (until the deadline) for the peer's.
-      stream_.async_shutdown(Bind(&Session::OnShutdown));
+      stream_.async_shutdown(Bind(&Session::Ended, "close"));
     } else {
       beast::error_code ignored;
       Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
       Drain();
     }
   }
-
-  void OnShutdown(beast::error_code ec) { Ended("close", ec); }
 
   void Drain() {
     buffer_.clear();
@@ -320,6 +316,10 @@ Result<std::shared_ptr<ssl::context>> TlsContext(HttpServer::Impl& s) {
 }
 
 void StartSession(HttpServer::Impl& s, tcp::socket socket) {
+  // A TLS handshake's flight goes out in several writes: with Nagle, each waits for the peer's
+  // delayed ACK (40 ms on Linux).
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
   beast::tcp_stream stream(std::move(socket));
   if (!s.opts.tls) {
     std::make_shared<Session<beast::tcp_stream>>(s, std::move(stream), nullptr)->Start();

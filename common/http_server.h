@@ -86,7 +86,7 @@ struct HttpServerOptions {
   std::chrono::milliseconds header_timeout{60'000};
   std::chrono::milliseconds body_timeout{10'000};
   std::chrono::milliseconds write_timeout{10'000};
-  int threads = 2;  // run the handlers; I/O never blocks them
+  int threads = 2;  // run the I/O and the handlers; a peer that is slow to send never holds one
 };
 
 // Whether a route needs a body: a request to a kRequired route without Content-Length gets 411.

@@ -7,8 +7,6 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "sidecar/client/channel/channel.h"
@@ -29,8 +27,7 @@ const std::vector<uint8_t>& ValidFile(bool one_slot) {
       msg[0] = std::byte(i);
       (void)w->Publish(std::span<const std::byte>(msg.data(), 17 + i * 7));
     }
-    std::ifstream in(modelswap::ChannelPath(dir, "c"), std::ios::binary);
-    out.assign(std::istreambuf_iterator<char>(in), {});
+    out = modelswap::fuzz::ReadFile(modelswap::ChannelPath(dir, "c"));
     return out;
   };
   static const std::vector<uint8_t> one = make(1), eight = make(8);
@@ -45,16 +42,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string dir = modelswap::fuzz::ScratchDir() + "/case";
   ::mkdir(dir.c_str(), 0700);
   ::mkdir((dir + "/channels").c_str(), 0700);
-  {
-    std::ofstream out(modelswap::ChannelPath(dir, "c"), std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(file.data()), static_cast<std::streamsize>(file.size()));
-  }
+  modelswap::fuzz::WriteFile(modelswap::ChannelPath(dir, "c"), file);
   for (auto start : {modelswap::StartAt::kNextPublished, modelswap::StartAt::kOldestAvailable}) {
     auto r = modelswap::ChannelReader::Open(dir, "c", 0, start);
     if (!r) return 0;
     std::vector<std::byte> out(r->message_bytes());
-    for (int i = 0; i < 20; ++i) (void)r->ReadNext(out);
-    for (int i = 0; i < 3; ++i) (void)r->ReadLatest(out);
+    for (int i = 0; i < 20; ++i)
+      (void)r->ReadNext(out);
+    for (int i = 0; i < 3; ++i)
+      (void)r->ReadLatest(out);
     (void)r->published_seq();
   }
   return 0;

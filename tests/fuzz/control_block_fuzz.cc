@@ -8,8 +8,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "common/env.h"
@@ -37,8 +35,7 @@ const std::vector<uint8_t>& ValidFile() {
     r.version = "v7";
     r.path = "/models/ranker/versions/v7.msf";
     (*w)->Publish(r);
-    std::ifstream in(dir + "/ranker.ctl", std::ios::binary);
-    out.assign(std::istreambuf_iterator<char>(in), {});
+    out = modelswap::fuzz::ReadFile(dir + "/ranker.ctl");
     return out;
   }();
   return bytes;
@@ -49,10 +46,7 @@ const std::vector<uint8_t>& ValidFile() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> file = modelswap::fuzz::Damage(ValidFile(), data, size);
   const std::string path = modelswap::fuzz::ScratchDir() + "/case.ctl";
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(file.data()), static_cast<std::streamsize>(file.size()));
-  }
+  modelswap::fuzz::WriteFile(path, file);
   auto cb = modelswap::ctl::ControlBlockFile::Open(path);
   if (!cb) return 0;
   ms_ctl_header& h = (*cb)->header();

@@ -7,8 +7,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
-#include <iterator>
 #include <vector>
 
 #include "sidecar/client/region/region.h"
@@ -33,8 +31,7 @@ const std::vector<uint8_t>& ValidFile() {
         (void)r->Commit();
       }
     }
-    std::ifstream in(modelswap::RegionPath(dir, "r"), std::ios::binary);
-    out.assign(std::istreambuf_iterator<char>(in), {});
+    out = modelswap::fuzz::ReadFile(modelswap::RegionPath(dir, "r"));
     return out;
   }();
   return bytes;
@@ -47,10 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string dir = modelswap::fuzz::ScratchDir() + "/case";
   ::mkdir(dir.c_str(), 0700);
   ::mkdir((dir + "/regions").c_str(), 0700);
-  {
-    std::ofstream out(modelswap::RegionPath(dir, "r"), std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(file.data()), static_cast<std::streamsize>(file.size()));
-  }
+  modelswap::fuzz::WriteFile(modelswap::RegionPath(dir, "r"), file);
   if (auto view = modelswap::snapshot::RegionView::Open(dir, "r")) {
     (void)view->committed_gen();
     if (auto pin = view->Pin()) {

@@ -3,6 +3,7 @@
 //
 // Usage: operator_bench [--models 100] [--versions 10] [--steady-seconds 30]
 //        operator_bench --kubeconfig PATH [--namespace NS] [--models 100]
+//        [--operator-bin PATH]  (default: the modelswap-operator built beside it)
 //
 // With --kubeconfig only phase 1 runs, against that cluster's API server (its job controller
 // runs the writer Jobs for real, so the ModelVersions are tiny, activate false, and deleted at
@@ -93,6 +94,8 @@ void PrintLatency(const std::vector<double>& lat_ms) {
 
 // Phase 1 against a real API server: the operator runs as a child with the same kubeconfig; a
 // watch on the operator's Jobs timestamps each Job's ADDED event.
+std::string g_operator_bin = MODELSWAP_OPERATOR_BIN;
+
 int RunReal(const std::string& kubeconfig, const std::string& ns, int models) {
   auto cfg = LoadKubeconfig(DefaultEnv(), kubeconfig, "");
   if (!cfg) {
@@ -110,9 +113,9 @@ int RunReal(const std::string& kubeconfig, const std::string& ns, int models) {
   Cancellation cancel;
   std::thread watcher([&] {
     while (!cancel.cancelled()) {
-      WatchOptions wo{.label_selector = std::string(kLabelManagedBy) + "=" + kManagedBy,
-                      .resource_version = "",
-                      .timeout_seconds = 300};
+      WatchOptions wo;
+      wo.label_selector = std::string(kLabelManagedBy) + "=" + kManagedBy;
+      wo.timeout_seconds = 300;
       (void)c->Watch(
           kJobs, ns, wo,
           [&](WatchEvent&& e) {
@@ -128,7 +131,7 @@ int RunReal(const std::string& kubeconfig, const std::string& ns, int models) {
   });
   char dir[] = "/tmp/operator-bench-XXXXXX";
   std::string tmp = ::mkdtemp(dir);
-  auto pid = SpawnProcess({MODELSWAP_OPERATOR_BIN, "--kubeconfig", kubeconfig, "--namespace", ns,
+  auto pid = SpawnProcess({g_operator_bin, "--kubeconfig", kubeconfig, "--namespace", ns,
                            "--metrics-addr", "127.0.0.1:0", "--workers", "2"},
                           tmp + "/operator.out", tmp + "/operator.err");
   if (!pid) {
@@ -188,6 +191,7 @@ int RunReal(const std::string& kubeconfig, const std::string& ns, int models) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_operator_bin = StrArg(argc, argv, "--operator-bin", g_operator_bin);
   const std::string kubeconfig = StrArg(argc, argv, "--kubeconfig", "");
   if (!kubeconfig.empty()) {
     return RunReal(kubeconfig, StrArg(argc, argv, "--namespace", "default"),
@@ -231,10 +235,9 @@ int main(int argc, char** argv) {
       << "apiVersion: v1\ncurrent-context: b\ncontexts: [{name: b, context: {cluster: f}}]\n"
          "clusters: [{name: f, cluster: {server: \""
       << server.url() << "\"}}]\n";
-  auto pid =
-      SpawnProcess({MODELSWAP_OPERATOR_BIN, "--kubeconfig", tmp + "/kubeconfig", "--namespace",
-                    "default", "--metrics-addr", "127.0.0.1:0", "--workers", "2"},
-                   tmp + "/operator.out", tmp + "/operator.err");
+  auto pid = SpawnProcess({g_operator_bin, "--kubeconfig", tmp + "/kubeconfig", "--namespace",
+                           "default", "--metrics-addr", "127.0.0.1:0", "--workers", "2"},
+                          tmp + "/operator.out", tmp + "/operator.err");
   if (!pid) {
     std::fprintf(stderr, "spawn: %s\n", pid.error().ToString().c_str());
     return 1;
@@ -280,6 +283,17 @@ int main(int argc, char** argv) {
   double bulk_s = std::chrono::duration<double>(Clock::now() - t_bulk).count();
   std::this_thread::sleep_for(std::chrono::seconds(2));  // let the last status writes settle
   long rss = RssKb(*pid);
+  int writes = 0;
+  for (const auto& [k, v] : server.RequestCounts()) {
+    if (k.rfind("POST", 0) == 0 || k.rfind("PUT", 0) == 0 || k.rfind("PATCH", 0) == 0 ||
+        k.rfind("DELETE", 0) == 0)
+      writes += v;
+  }
+  const int conflicts = server.CountResponses(409);
+  if (std::getenv("BENCH_REQUESTS") != nullptr) {
+    for (const auto& [k, v] : server.RequestCounts())
+      std::printf("  %s: %d\n", k.c_str(), v);
+  }
 
   // 3. steady state, operator vs a naive polling controller over the same window.
   auto before = server.RequestCounts();
@@ -318,6 +332,9 @@ int main(int argc, char** argv) {
   std::printf(
       "rollout of %d more versions (writer Jobs completed instantly): %.2f s (%.1f versions/s)\n",
       models * (versions - 1), bulk_s, models * (versions - 1) / bulk_s);
+  std::printf("API writes by the operator: %d for %d ModelVersions (%.2f each); 409 answers: %d\n",
+              writes, models * versions, static_cast<double>(writes) / (models * versions),
+              conflicts);
   std::printf("operator RSS with %d ModelVersions cached: %.1f MiB\n", models * versions,
               rss / 1024.0);
   std::printf(

@@ -129,6 +129,22 @@ Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
   for (const ObjectPtr& job : jobs_.ByIndex(model_key)) {
     in.tasks.push_back(ObserveJob(*job, writer_pods_.ByIndex(KeyOf(*job))));
   }
+  {
+    std::lock_guard lock(created_mu_);
+    auto pending = created_jobs_.find(model_key);
+    if (pending != created_jobs_.end()) {
+      for (auto it = pending->second.begin(); it != pending->second.end();) {
+        if (jobs_.Get(it->first) != nullptr ||
+            env_->NowMonotonicNanos() - it->second.at_ns > 30'000'000'000) {
+          it = pending->second.erase(it);  // the informer has it now (or never will)
+          continue;
+        }
+        in.tasks.push_back(ObserveJob(it->second.job, {}));
+        ++it;
+      }
+      if (pending->second.empty()) created_jobs_.erase(pending);
+    }
+  }
   in.load = prober_ ? prober_->LoadFor(model_key) : ModelLoad{true, 0, {}};
   in.now_unix_ns = env_->NowUnixNanos();
   return in;
@@ -153,6 +169,11 @@ Status KubeBackend::Execute(const Action& a) {
     case Action::Type::kStartTask:
       return StartJob(a);
     case Action::Type::kDeleteTask: {
+      {
+        std::lock_guard lock(created_mu_);
+        if (auto it = created_jobs_.find(KeyOf(a.mv.ns, a.mv.model)); it != created_jobs_.end())
+          it->second.erase(KeyOf(a.mv.ns, a.task_name));
+      }
       auto r = client_->Delete(kJobs, a.mv.ns, a.task_name, "Background");
       if (!r && r.error().code() != Code::kNotFound) return Fail(r.error());
       spdlog::info("job deleted job={}/{} task={}", a.mv.ns, a.task_name,
@@ -174,7 +195,9 @@ Status KubeBackend::StartJob(const Action& a) {
   auto created = client_->Create(kJobs, mv.ns, job);
   if (created) {
     spdlog::info("job created job={}/{} task={}", mv.ns, a.task_name, TaskKindName(a.task_kind));
-    jobs_.UpsertIfNewer(std::move(*created));
+    std::lock_guard lock(created_mu_);
+    created_jobs_[KeyOf(mv.ns, mv.model)][KeyOf(mv.ns, a.task_name)] = {env_->NowMonotonicNanos(),
+                                                                        std::move(*created)};
     return Ok();
   }
   if (created.error().code() != Code::kAlreadyExists) return Fail(created.error());

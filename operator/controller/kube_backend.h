@@ -88,6 +88,16 @@ class KubeBackend final : public Backend {
   // happen between two reconciles, which only see the latest object; the event stream sees both.
   // Lost with a relist or restart: the activate-requested-at annotation is the gap-free way.
   void NoteActivation(const ObjectPtr& old_obj, const ObjectPtr& new_obj);
+  // Jobs this operator created that the Job informer has not delivered yet, by model key: observed
+  // as running so that a pass in between does not create them again (an AlreadyExists per create
+  // in operator_bench). Dropped once the informer has them, when deleted, or after 30 s (a Job
+  // deleted by someone else before the informer saw it must not look running forever).
+  struct CreatedJob {
+    int64_t at_ns;
+    Json job;
+  };
+  std::mutex created_mu_;
+  std::map<std::string, std::map<std::string, CreatedJob>> created_jobs_;  // by model, job key
   std::mutex deactivated_mu_;
   std::map<std::string, int64_t> deactivated_;  // guarded by deactivated_mu_
 };

@@ -38,6 +38,12 @@ void SetPhaseAndConditions(VersionView& v, bool is_active, bool scheduled_write,
   const ModelVersion& mv = *v.mv;
   ModelVersionStatus& s = v.next;
   s.observed_generation = mv.generation;
+  if (!v.duplicate_of.empty()) {
+    s.phase = Phase::kFailed;
+    SetCondition(s, mv, "Written", false, "DuplicateVersion", s.message, now);
+    SetCondition(s, mv, "Active", false, "DuplicateVersion", "", now);
+    return;
+  }
   if (s.written()) {
     s.phase = s.file_removed              ? Phase::kSuperseded
               : is_active                 ? Phase::kActive
@@ -108,6 +114,7 @@ Action MakeTask(const ModelVersion& mv, TaskKind kind) {
 int FindActive(const std::vector<VersionView>& views) {
   int active = -1;
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {
+    if (!views[i].duplicate_of.empty()) continue;
     const auto& s = views[i].next;
     if (!s.written() || s.file_removed || s.manifest_generation == 0) continue;
     if (active < 0 || s.manifest_generation > views[active].next.manifest_generation) active = i;
@@ -117,7 +124,8 @@ int FindActive(const std::vector<VersionView>& views) {
 
 bool WantsRollback(const VersionView& v, bool is_active) {
   const ModelVersion& mv = *v.mv;
-  if (mv.deleting || !mv.activate || is_active || !v.next.written() || v.next.file_removed) {
+  if (!v.duplicate_of.empty() || mv.deleting || !mv.activate || is_active || !v.next.written() ||
+      v.next.file_removed) {
     return false;
   }
   const Condition* c = mv.status.FindCondition("Active");
@@ -131,8 +139,8 @@ bool WantsRollback(const VersionView& v, bool is_active) {
 // A pending activate request that could be honoured now: the version is written, its file
 // still there, and spec.activate true.
 bool RequestEligible(const VersionView& v) {
-  return !v.mv->deleting && v.RequestPending() && v.mv->activate && v.next.written() &&
-         !v.next.file_removed;
+  return v.duplicate_of.empty() && !v.mv->deleting && v.RequestPending() && v.mv->activate &&
+         v.next.written() && !v.next.file_removed;
 }
 
 // Of the versions with eligible requests, the one to act on: the newest request when every value
@@ -181,7 +189,8 @@ std::optional<Action> Schedule(std::vector<VersionView>& views, int active, int 
   int kept = 0;
   for (int i = active - 1; i >= 0; --i) {
     auto& v = views[i];
-    if (v.mv->deleting || !v.next.written() || v.next.file_removed) continue;
+    if (!v.duplicate_of.empty() || v.mv->deleting || !v.next.written() || v.next.file_removed)
+      continue;
     if (++kept <= views[active].mv->retain) continue;
     auto loaded = load.loaded.find(v.mv->version);
     if (loaded != load.loaded.end() && loaded->second > 0) continue;
@@ -230,6 +239,31 @@ void SettleRequest(VersionView& v, const VersionView* picked, bool picked_acted,
   }
 }
 
+// Exactly one object owns a (model, version): the oldest by creationTimestamp, ties by uid. The
+// others are marked: without this a second object naming an existing version would run a writer
+// that, with --reuse-existing, reports the first object's file as its own, publish it again, and
+// on deletion remove the file the first still owns.
+void MarkDuplicates(std::vector<VersionView>& views) {
+  std::map<std::string, const ModelVersion*> owner;
+  for (const VersionView& v : views) {
+    auto [it, fresh] = owner.emplace(v.mv->version, v.mv);
+    const ModelVersion* o = it->second;
+    if (!fresh && (v.mv->created_ns < o->created_ns ||
+                   (v.mv->created_ns == o->created_ns && v.mv->uid < o->uid))) {
+      it->second = v.mv;
+    }
+  }
+  for (VersionView& v : views) {
+    const ModelVersion* o = owner[v.mv->version];
+    if (o == v.mv) continue;
+    v.duplicate_of = o->name;
+    v.write_failed = true;
+    v.next.message = "version " + v.mv->version + " of model " + v.mv->model +
+                     " belongs to ModelVersion " + o->name +
+                     " (created first); this object never writes, publishes or removes it";
+  }
+}
+
 // A deleted version (with our finalizer): cancel its own writer, remove its file, release the
 // finalizer once nothing is left to do. Never waits for other versions' tasks. While it waits,
 // the condition Deleting says for what.
@@ -255,7 +289,9 @@ void Deletion(VersionView& v, bool is_active, int64_t now, std::vector<Action>* 
       why = std::string(TaskKindName(t->kind)) + " task " + t->name + " is still running";
     }
   }
-  if (waiting.empty() && v.next.written() && !v.next.file_removed) {
+  if (waiting.empty() && !v.duplicate_of.empty()) {
+    // The file is its owner's: nothing to remove (even if an older operator recorded it here).
+  } else if (waiting.empty() && v.next.written() && !v.next.file_removed) {
     if (is_active) {
       out->push_back(MakeEvent(mv, "Warning", "FileKept",
                                "version is still the active one in the manifest; its file is "
@@ -359,6 +395,7 @@ Decision Decide(const ModelInputs& in) {
     }
     views.push_back(std::move(v));
   }
+  MarkDuplicates(views);
   int active = FindActive(views);
   Decision d;
   int scheduled_write = -1;
@@ -405,7 +442,8 @@ Decision Decide(const ModelInputs& in) {
       std::string msg = "phase " + from + " -> " + std::string(PhaseName(v.next.phase));
       if (bad) msg += ": " + v.next.message;
       d.actions.push_back(
-          MakeEvent(*v.mv, bad ? "Warning" : "Normal", EventReason(v.next.phase), msg));
+          MakeEvent(*v.mv, bad ? "Warning" : "Normal",
+                    v.duplicate_of.empty() ? EventReason(v.next.phase) : "DuplicateVersion", msg));
     }
   }
   d.requeue_after = result_pending ? std::chrono::seconds(2) : std::chrono::seconds(300);

@@ -19,6 +19,9 @@ struct VersionView {
   bool write_running = false;
   bool any_running = false;
   bool request_failed = false;  // the publish for the current activate request failed
+  // Another object owns this (model, version) (the oldest: see MarkDuplicates in reconciler.cc):
+  // its name. This one is Failed (DuplicateVersion) and never touches files or the manifest.
+  std::string duplicate_of;
   const TaskObservation* remove_task = nullptr;
 
   const TaskObservation* Find(TaskKind k, int64_t generation = -1) const {

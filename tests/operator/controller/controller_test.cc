@@ -390,6 +390,30 @@ TEST_F(ControllerTest, EventsAreAggregatedAndNamePhases) {
   EXPECT_EQ(writing, "phase (none) -> Writing");
 }
 
+// A second object naming an existing (model, version) never runs a writer, never takes the
+// first one's file, and its deletion leaves that file alone.
+TEST_F(ControllerTest, SecondObjectForAVersionIsFailedAsADuplicate) {
+  server_.Create(kModelVersions, "default", NewMv("v1"));
+  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
+  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  Json dup = NewMv("v1");
+  dup["metadata"]["name"] = "ranker-v1-again";
+  server_.Create(kModelVersions, "default", dup);
+  ASSERT_TRUE(WaitPhase("ranker-v1-again", "Failed"));
+  Json o = *server_.Get(kModelVersions, "default", "ranker-v1-again");
+  std::string reason;
+  for (const auto& c : Field<Json>(o, {"status", "conditions"}, Json::array())) {
+    if (c.value("type", "") == "Written") reason = c.value("reason", "");
+  }
+  EXPECT_EQ(reason, "DuplicateVersion");
+  EXPECT_EQ(server_.Delete(kModelVersions, "default", "ranker-v1-again"), 200);
+  ASSERT_TRUE(WaitFor(
+      [&] { return !server_.Get(kModelVersions, "default", "ranker-v1-again").has_value(); }));
+  EXPECT_EQ(JobCount(), 1);  // only ranker-v1's writer: no write, publish or remove for the copy
+  EXPECT_EQ(Phase("ranker-v1"), "Active");
+}
+
 TEST_F(ControllerTest, SteadyStateMakesNoRequestsBeyondWatches) {
   server_.Create(kModelVersions, "default", NewMv("v1"));
   ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));

@@ -252,6 +252,43 @@ TEST(ReconcilerTest, FirstPhaseChangeNamesTheMissingPhase) {
   EXPECT_TRUE(seen);
 }
 
+TEST(ReconcilerTest, SecondObjectForAVersionIsADuplicateAndTouchesNothing) {
+  auto [vs, ts] = V1SupersededByV2();
+  ModelVersion dup = Mv("v1", 30);  // same version v1, created later, another name and uid
+  dup.name = "ranker-v1-again";
+  dup.uid = "uid-again";
+  vs.push_back(dup);
+  auto d = Decide(Inputs(vs, ts));
+  EXPECT_TRUE(Of(d, Action::Type::kStartTask).empty());
+  const Action* st = nullptr;
+  for (const Action* a : Of(d, Action::Type::kWriteStatus)) {
+    if (a->mv.name == "ranker-v1-again") st = a;
+  }
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(st->status.phase, Phase::kFailed);
+  EXPECT_EQ(st->status.FindCondition("Written")->reason, "DuplicateVersion");
+  EXPECT_NE(st->status.message.find("ranker-v1"), std::string::npos);
+  // Deleting it releases it at once: the file is ranker-v1's.
+  vs.back().status = st->status;
+  vs.back().deleting = true;
+  auto d2 = Decide(Inputs(vs, ts));
+  EXPECT_TRUE(Of(d2, Action::Type::kStartTask).empty());
+  ASSERT_EQ(Of(d2, Action::Type::kRemoveFinalizer).size(), 1u);
+  EXPECT_EQ(Of(d2, Action::Type::kRemoveFinalizer)[0]->mv.name, "ranker-v1-again");
+}
+
+TEST(ReconcilerTest, DuplicateTieIsBrokenByUid) {
+  ModelVersion a = Mv("v1", 10), b = Mv("v1", 10);
+  a.name = "ranker-b-name";
+  a.uid = "uid-a";  // the smaller uid owns the version, whatever the names
+  b.name = "ranker-a-name";
+  b.uid = "uid-b";
+  auto d = Decide(Inputs({a, b}));
+  auto tasks = Of(d, Action::Type::kStartTask);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(tasks[0]->mv.name, "ranker-b-name");
+}
+
 TEST(ReconcilerTest, FailedRemovalStillReleasesTheFinalizerWithAWarning) {
   ModelVersion v1 = Mv("v1", 10), v2 = Mv("v2", 20);
   std::vector<TaskObservation> ts = {

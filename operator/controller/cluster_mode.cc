@@ -73,12 +73,14 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
   metrics.AddSampler([&controller, counters](OperatorMetrics& m) {
     m.Gauge("modelswap_operator_queue_depth", "Model keys ready to reconcile")
         .Set(static_cast<double>(controller.queue().Len()));
-    m.Gauge("modelswap_operator_api_requests", "API requests made", {{"kind", "read"}})
-        .Set(static_cast<double>(counters->reads.load(std::memory_order_relaxed)));
-    m.Gauge("modelswap_operator_api_requests", "API requests made", {{"kind", "write"}})
-        .Set(static_cast<double>(counters->writes.load(std::memory_order_relaxed)));
-    m.Gauge("modelswap_operator_api_requests", "API requests made", {{"kind", "watch"}})
-        .Set(static_cast<double>(counters->watches.load(std::memory_order_relaxed)));
+    // Cumulative counts kept by the client: counters, so rate() works across restarts.
+    const char* help = "API requests made, by kind";
+    m.SampleCounter("modelswap_operator_api_requests_total", help, {{"kind", "read"}},
+                    static_cast<double>(counters->reads.load(std::memory_order_relaxed)));
+    m.SampleCounter("modelswap_operator_api_requests_total", help, {{"kind", "write"}},
+                    static_cast<double>(counters->writes.load(std::memory_order_relaxed)));
+    m.SampleCounter("modelswap_operator_api_requests_total", help, {{"kind", "watch"}},
+                    static_cast<double>(counters->watches.load(std::memory_order_relaxed)));
   });
 
   MissingAgentCheck missing_agent(

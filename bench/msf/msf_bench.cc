@@ -1,4 +1,4 @@
-// Model-file benchmarks (issue 2), each beside its baseline in the same run:
+// Model-file benchmarks, each beside its baseline in the same run:
 //   checksum:  XXH3 (dispatched)  vs memcpy of the same buffer          target >= 0.9x memcpy
 //   lookup:    msf::Reader::Find  vs std::unordered_map, same 10^7 keys   target <= 1.2x map
 // Ends with a table of ratios. Flags: --entries=N (default 10^7), --buffer-mib=N (default 1024),

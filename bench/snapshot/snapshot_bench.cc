@@ -1,4 +1,4 @@
-// snapshot_bench: the snapshot host against its baselines, side by side in one run (issue 6).
+// snapshot_bench: the snapshot host against its baselines, side by side in one run.
 //
 //   snapshot_bench [--dir DIR] [--shm DIR] [--mib N] [--reps R]
 //

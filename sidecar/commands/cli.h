@@ -1,7 +1,7 @@
 // The modelswap-sidecar command line: each group of subcommands registers itself on the app.
 //
 //   write, publish, remove, inspect   file_commands.cc (the writer Job and tools)
-//   agent, get                        agent_commands.cc (the injected sidecar, issue 3)
+//   agent, get                        agent_commands.cc (the injected sidecar)
 //   wait-ready                        wait_ready_command.cc (postStart hook without native
 //   sidecars)
 //

@@ -5,7 +5,7 @@
 - every leaf of values.yaml is used by some template;
 - the chart's RBAC grants every (group, resource, verb) operator/ calls, and nothing else beyond
   a short list of documented extras (finalizers); namespaced calls are checked against the Role;
-- the MutatingWebhookConfiguration and Deployment keep the properties issue 5 asks for, and every
+- the MutatingWebhookConfiguration and Deployment keep the properties the webhook needs (docs/design.md), and every
   flag the Deployment passes is declared by operator/main.cc (or is one of PENDING_FLAGS, passed
   only when the values key that needs it is set);
 - values.schema.json (draft-07) describes exactly the keys of values.yaml, closed objects only.

@@ -1,4 +1,4 @@
-// The crash test of issue 6, with real processes: an app (snapshot-app-test-bin) updating a
+// The snapshot crash test, with real processes: an app (snapshot-app-test-bin) updating a
 // self-checking state and committing in a loop is SIGKILLed at a random moment 1000 times; the
 // snapshot host (snapshot-host-test-bin) is SIGKILLed at random moments too, sometimes while the
 // app runs; and sometimes the whole "pod" restarts (both killed, the shm dir wiped, the host

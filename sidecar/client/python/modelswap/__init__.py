@@ -7,7 +7,7 @@ model.py and channel.py are pure Python; region.py calls libmodelswap_region.so 
 
 from .model import Corruption, Handle, Model, ModelswapError, Unavailable  # noqa: F401
 
-try:  # the channel end ships separately (issue 6)
+try:  # the channel end ships separately
     from .channel import *  # noqa: F401,F403
 except ImportError:  # pragma: no cover
     pass

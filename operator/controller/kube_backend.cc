@@ -285,10 +285,11 @@ void KubeBackend::RegisterMetrics(OperatorMetrics* metrics) {
         {"injected_pods", injected_pod_reflector_.get()}};
     for (const auto& [name, r] : refs) {
       if (r == nullptr) continue;
-      m.Gauge("modelswap_operator_watch_restarts", "Watch streams reopened", {{"resource", name}})
-          .Set(static_cast<double>(r->watch_restarts()));
-      m.Gauge("modelswap_operator_relists", "Full lists done", {{"resource", name}})
-          .Set(static_cast<double>(r->lists()));
+      // Cumulative counts kept by the reflectors: counters, so rate() works across restarts.
+      m.SampleCounter("modelswap_operator_watch_restarts_total", "Watch streams reopened",
+                      {{"resource", name}}, static_cast<double>(r->watch_restarts()));
+      m.SampleCounter("modelswap_operator_relists_total", "Full lists done", {{"resource", name}},
+                      static_cast<double>(r->lists()));
     }
     m.Gauge("modelswap_operator_cached_modelversions", "ModelVersions in the cache")
         .Set(static_cast<double>(mvs_.size()));

@@ -16,6 +16,7 @@
 #include "operator/kube/resource.h"
 #include "operator/webhook/certs.h"
 #include "tests/operator/fake/fake_apiserver.h"
+#include "tests/operator/testing/prometheus_lint.h"
 #include "tests/operator/testing/test_util.h"
 #include "tests/operator/webhook/tls_client.h"
 
@@ -195,6 +196,10 @@ TEST_F(OperatorWebhook, ServesAdmissionsWithTheCertificateItKeepsInTheSecret) {
   EXPECT_NE(HttpGet(health_port_, "/metrics")
                 .second.find("modelswap_webhook_admissions_total{verdict=\"patched\"} 1"),
             std::string::npos);
+  // Every family the operator exports follows Prometheus' naming (counters end in _total, and
+  // only they; base units).
+  EXPECT_EQ(modelswap::testing::LintMetrics(HttpGet(health_port_, "/metrics").second),
+            std::vector<std::string>{});
 
   // SIGTERM: webhook, certificate thread and detector stop; exit 0.
   ::kill(pid_, SIGTERM);

@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git python3 python3-yaml clang clang-format
   libcpprest-dev libboost-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev
-  libcli11-dev prometheus-cpp-dev libxxhash-dev
+  libcli11-dev prometheus-cpp-dev libxxhash-dev libzstd-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   vmtouch bindfs fuse3 procps curl
   # tests/packaging/test_python_package.py: pip-installs the Python client into a fresh venv,

@@ -1,0 +1,83 @@
+// The content-addressed chunk store on the model volume, shared by every model and version:
+//
+//   <root>/.chunks/<first 2 hex>/<64 hex>   one zstd frame of the chunk's bytes, its content size
+//                                           in the frame header (ZSTD_c_contentSizeFlag)
+//
+// A chunk file is written once and never edited: Put writes <root>/.chunks/<2 hex>/.tmp-<64 hex>-
+// <pid>-<ns>, fsyncs it and renames it into place without replacing (an existing chunk is kept,
+// it has the same bytes by construction, and the temp is removed). The 256 fan-out directories
+// keep listings short on blob storage (casync's and desync's <4 hex>/ layout, Nydus' <2 hex>/).
+//
+// Nothing read is trusted: blobfuse renames by copy + delete, so a reader can see a partial chunk
+// file under its final name, and anyone with write access to the volume can put anything there.
+// Get reads at most MaxStoredBytes(length) bytes, checks the frame's declared content size
+// before decompressing into the caller's buffer (so a hostile header cannot make it allocate),
+// and checks the length and SHA-256 of the result: kCorruption naming the chunk's hex otherwise.
+// Every path is opened beneath root (Env::OpenBeneath): no symlink on the volume is followed.
+//
+// Thread safety: a ChunkStore holds no mutable state; concurrent Put/Get/Has/Remove from any
+// number of threads and processes are safe (a racing Put of the same chunk is harmless).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/env.h"
+#include "common/status.h"
+#include "sidecar/chunk/chunk_hash.h"
+
+namespace modelswap::chunk {
+
+// ".chunks", relative to the volume root.
+inline constexpr char kChunksDir[] = ".chunks";
+// "<2 hex>/<64 hex>" beneath root: ".chunks/ab/ab12...".
+[[nodiscard]] std::string ChunkRel(const ChunkHash& hash);
+// The most bytes a stored chunk of `length` bytes can take (ZSTD_compressBound): Get's read cap
+// and DecodeRecipe's bound on stored_length.
+[[nodiscard]] uint64_t MaxStoredBytes(uint64_t length);
+
+struct PutResult {
+  bool stored = false;         // false: the chunk was there already
+  uint32_t stored_length = 0;  // bytes of the chunk file
+};
+
+struct ChunkInfo {
+  ChunkHash hash;
+  uint64_t stored_bytes = 0;
+  int64_t mtime_ns = 0;
+};
+
+class ChunkStore {
+ public:
+  ChunkStore(Env* env, std::string root) : env_(env), root_(std::move(root)) {}
+
+  const std::string& root() const { return root_; }
+
+  // Whether a file is at the chunk's name (not whether it is intact: Get checks that).
+  [[nodiscard]] Result<bool> Has(const ChunkHash& hash);
+  // Compresses content at zstd_level (1..19) and stores it under hash, which must be its
+  // SHA-256 (REQUIRES; checked: kInvalidArgument otherwise). Durable on return (file and
+  // directory fsynced).
+  [[nodiscard]] Result<PutResult> Put(const ChunkHash& hash, std::span<const std::byte> content,
+                                      int zstd_level);
+  // Fills out, whose size is the chunk's length, with its verified bytes. kNotFound if absent;
+  // kCorruption naming the chunk for a short, oversized, undecodable or wrong file.
+  [[nodiscard]] Status Get(const ChunkHash& hash, std::span<std::byte> out);
+  // Every chunk file (names that are not <64 hex> in the right fan-out directory, temps
+  // included, are skipped): for GC.
+  [[nodiscard]] Result<std::vector<ChunkInfo>> List();
+  // Every temp file (.tmp-*) under .chunks/<2 hex>/ with its mtime, relative to root: a crashed
+  // Put's leftovers, for GC.
+  [[nodiscard]] Result<std::vector<std::pair<std::string, int64_t>>> ListTemps();
+  // Removes the chunk file. kNotFound if absent.
+  [[nodiscard]] Status Remove(const ChunkHash& hash);
+
+ private:
+  Env* env_;
+  std::string root_;
+};
+
+}  // namespace modelswap::chunk

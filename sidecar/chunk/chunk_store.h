@@ -13,7 +13,10 @@
 // Get reads at most MaxStoredBytes(length) bytes, checks the frame's declared content size
 // before decompressing into the caller's buffer (so a hostile header cannot make it allocate),
 // and checks the length and SHA-256 of the result: kCorruption naming the chunk's hex otherwise.
-// Every path is opened beneath root (Env::OpenBeneath): no symlink on the volume is followed.
+// Every file is opened beneath root (Env::OpenBeneath): no symlink on the volume is followed.
+// The Env has no directory or rename calls relative to a directory descriptor, so creating the
+// fan-out directory, renaming into place and listing use plain paths; Put creates a directory
+// only after OpenBeneath said it is missing (not a symlink), and Remove checks beneath first.
 //
 // Thread safety: a ChunkStore holds no mutable state; concurrent Put/Get/Has/Remove from any
 // number of threads and processes are safe (a racing Put of the same chunk is harmless).
@@ -23,6 +26,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/env.h"
@@ -72,8 +76,11 @@ class ChunkStore {
   // Every temp file (.tmp-*) under .chunks/<2 hex>/ with its mtime, relative to root: a crashed
   // Put's leftovers, for GC.
   [[nodiscard]] Result<std::vector<std::pair<std::string, int64_t>>> ListTemps();
-  // Removes the chunk file. kNotFound if absent.
+  // Removes the chunk file, after checking (Env::OpenBeneath) that it is a regular file reached
+  // through no symlink. kNotFound if absent.
   [[nodiscard]] Status Remove(const ChunkHash& hash);
+  // Removes a temp file that ListTemps returned, with the same check.
+  [[nodiscard]] Status RemoveTemp(const std::string& rel);
 
  private:
   Env* env_;

@@ -8,9 +8,9 @@
 //   12      4     flags (0; readers reject others)
 //   16      8     file_bytes: the .msf file's size
 //   24      8     msf_checksum: the .msf header_checksum (XXH3-64; "xxh3:<hex>" in the manifest)
-//   32      4     params.min_bytes   \
-//   36      4     params.avg_bytes    | the chunker settings the writer used
-//   40      4     params.max_bytes   /
+//   32      4     params.min_bytes   the chunker settings the writer used
+//   36      4     params.avg_bytes
+//   40      4     params.max_bytes
 //   44      4     reserved (0)
 //   48      8     chunk_count
 //   56      2     model name length m (1..63)
@@ -110,6 +110,10 @@ class RecipeBuilder {
   uint64_t bytes_added() const { return added_; }
 
  private:
+  // Cuts a whole span in place, without copying it into pending_.
+  friend Result<Recipe> ChunkBytes(std::span<const std::byte>, std::string, std::string, uint64_t,
+                                   const ChunkerParams&, ChunkSink);
+
   RecipeBuilder(Recipe recipe, ChunkSink sink);
   // Cuts chunks from pending_ while at least Lookahead bytes remain (or all if `final`).
   Status Drain(bool final);

@@ -1,0 +1,234 @@
+// The zstd chunk store on the volume (chunk_store.h): put through a temp and a no-replace
+// rename, get with every check before and after decompressing.
+#include "sidecar/chunk/chunk_store.h"
+
+#include "sidecar/chunk/chunker.h"
+
+#include <unistd.h>
+#include <zstd.h>
+
+#include <memory>
+
+namespace modelswap::chunk {
+namespace {
+
+struct CCtxFree {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+struct DCtxFree {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+// One context per thread, reused: creating one per chunk costs more than compressing 64 KiB.
+ZSTD_CCtx* ThreadCCtx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxFree> ctx(ZSTD_createCCtx());
+  return ctx.get();
+}
+ZSTD_DCtx* ThreadDCtx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DCtxFree> ctx(ZSTD_createDCtx());
+  return ctx.get();
+}
+
+std::string FanOutRel(const ChunkHash& hash) {
+  return std::string(kChunksDir) + "/" + ToHex(hash).substr(0, 2);
+}
+
+bool IsHex(std::string_view s) {
+  return s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+std::unexpected<Error> Corrupt(const ChunkHash& hash, const std::string& what) {
+  return Fail(Code::kCorruption, "chunk " + ToHex(hash) + ": " + what);
+}
+
+// Reads the whole file open as fd, failing if it is not exactly `size` bytes now.
+Status ReadExactly(Env* env, int fd, std::span<std::byte> out, const ChunkHash& hash) {
+  uint64_t off = 0;
+  while (off < out.size()) {
+    MS_ASSIGN_OR_RETURN(size_t n, env->PRead(fd, out.subspan(off), off));
+    if (n == 0) return Corrupt(hash, "stored file shrank while being read");
+    off += n;
+  }
+  return Ok();
+}
+
+}  // namespace
+
+std::string ChunkRel(const ChunkHash& hash) {
+  return FanOutRel(hash) + "/" + ToHex(hash);
+}
+
+uint64_t MaxStoredBytes(uint64_t length) {
+  return ZSTD_COMPRESSBOUND(length);
+}
+
+Result<bool> ChunkStore::Has(const ChunkHash& hash) {
+  auto fd = env_->OpenBeneath(root_, ChunkRel(hash), OpenMode::kRead);
+  if (!fd && fd.error().code() == Code::kNotFound) return false;
+  if (!fd) return Fail(fd.error());
+  env_->Close(*fd);
+  return true;
+}
+
+Result<PutResult> ChunkStore::Put(const ChunkHash& hash, std::span<const std::byte> content,
+                                  int zstd_level) {
+  if (content.empty() || content.size() > kMaxChunkBytes) {
+    return Fail(Code::kInvalidArgument, "chunk " + ToHex(hash) + ": " +
+                                            std::to_string(content.size()) +
+                                            " bytes (1..16 MiB allowed)");
+  }
+  if (zstd_level < 1 || zstd_level > 19) {
+    return Fail(Code::kInvalidArgument, "zstd level " + std::to_string(zstd_level) + " not 1..19");
+  }
+  const std::string rel = ChunkRel(hash);
+  if (auto fd = env_->OpenBeneath(root_, rel, OpenMode::kRead); fd) {
+    // Written once, never edited: an existing file is the same content (Get verifies it).
+    auto info = env_->StatFd(*fd);
+    env_->Close(*fd);
+    if (!info) return Fail(info.error());
+    return PutResult{false, static_cast<uint32_t>(info->size)};
+  } else if (fd.error().code() != Code::kNotFound) {
+    return Fail(fd.error());
+  }
+  if (Sha256(content) != hash) {
+    return Fail(Code::kInvalidArgument, "chunk " + ToHex(hash) + ": content has another SHA-256");
+  }
+  std::vector<std::byte> frame(MaxStoredBytes(content.size()));
+  ZSTD_CCtx* cctx = ThreadCCtx();
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, zstd_level);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);  // Get checks it before decoding
+  size_t n = ZSTD_compress2(cctx, frame.data(), frame.size(), content.data(), content.size());
+  if (ZSTD_isError(n)) {
+    return Fail(Code::kInternal, "zstd compress: " + std::string(ZSTD_getErrorName(n)));
+  }
+  const std::string dir = FanOutRel(hash);
+  const std::string tmp_rel = dir + "/.tmp-" + ToHex(hash) + "-" + std::to_string(::getpid()) +
+                              "-" + std::to_string(env_->NowUnixNanos());
+  auto fd = env_->OpenBeneath(root_, tmp_rel, OpenMode::kCreateNew);
+  if (!fd && fd.error().code() == Code::kNotFound) {
+    // The fan-out directory is missing (a symlink in the way is kPermissionDenied instead).
+    MS_RETURN_IF_ERROR(env_->CreateDirs(JoinPath(root_, dir)));
+    fd = env_->OpenBeneath(root_, tmp_rel, OpenMode::kCreateNew);
+  }
+  if (!fd) return Fail(fd.error());
+  Status st = env_->PWrite(*fd, std::span(frame).first(n), 0);
+  if (st) st = env_->Fsync(*fd);
+  env_->Close(*fd);
+  const std::string tmp = JoinPath(root_, tmp_rel);
+  if (st) st = env_->RenameNoReplace(tmp, JoinPath(root_, rel));
+  if (!st) {
+    (void)env_->Remove(tmp);
+    if (st.error().code() != Code::kAlreadyExists) return Fail(st.error());
+    return PutResult{false, static_cast<uint32_t>(n)};  // another writer won the race
+  }
+  MS_RETURN_IF_ERROR(env_->FsyncDir(JoinPath(root_, dir)));
+  return PutResult{true, static_cast<uint32_t>(n)};
+}
+
+Status ChunkStore::Get(const ChunkHash& hash, std::span<std::byte> out) {
+  if (out.empty() || out.size() > kMaxChunkBytes) {
+    return Fail(Code::kInvalidArgument, "chunk " + ToHex(hash) + ": length " +
+                                            std::to_string(out.size()) + " not 1..16 MiB");
+  }
+  MS_ASSIGN_OR_RETURN(int fd, env_->OpenBeneath(root_, ChunkRel(hash), OpenMode::kRead));
+  auto info = env_->StatFd(fd);
+  if (!info) {
+    env_->Close(fd);
+    return Fail(info.error());
+  }
+  // The cap comes from the length the caller expects, never from the file: a huge or hostile
+  // file costs no more memory than an honest one.
+  const uint64_t cap = MaxStoredBytes(out.size());
+  if (info->size == 0 || info->size > cap) {
+    env_->Close(fd);
+    return Corrupt(hash, "stored file is " + std::to_string(info->size) +
+                             " bytes, impossible for a chunk of " + std::to_string(out.size()) +
+                             " (partly copied or not a chunk)");
+  }
+  std::vector<std::byte> frame(info->size);
+  Status st = ReadExactly(env_, fd, frame, hash);
+  env_->Close(fd);
+  MS_RETURN_IF_ERROR(st);
+  unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN) {
+    return Corrupt(hash, "not a zstd frame with a content size (truncated or damaged)");
+  }
+  if (declared != out.size()) {
+    return Corrupt(hash, "frame holds " + std::to_string(declared) + " bytes, the chunk is " +
+                             std::to_string(out.size()));
+  }
+  size_t frame_bytes = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+  if (ZSTD_isError(frame_bytes) || frame_bytes != frame.size()) {
+    return Corrupt(hash, "stored file is not exactly one zstd frame (truncated or padded)");
+  }
+  size_t n = ZSTD_decompressDCtx(ThreadDCtx(), out.data(), out.size(), frame.data(), frame.size());
+  if (ZSTD_isError(n)) return Corrupt(hash, "zstd: " + std::string(ZSTD_getErrorName(n)));
+  if (n != out.size()) return Corrupt(hash, "decompressed to " + std::to_string(n) + " bytes");
+  if (Sha256(out) != hash) return Corrupt(hash, "content does not match its SHA-256");
+  return Ok();
+}
+
+Result<std::vector<ChunkInfo>> ChunkStore::List() {
+  std::vector<ChunkInfo> out;
+  const std::string base = JoinPath(root_, kChunksDir);
+  auto dirs = env_->ListDir(base);
+  if (!dirs && dirs.error().code() == Code::kNotFound) return out;
+  if (!dirs) return Fail(dirs.error());
+  for (const std::string& d : *dirs) {
+    if (d.size() != 2 || !IsHex(d)) continue;  // .writers, .gc, anything not ours
+    MS_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(JoinPath(base, d)));
+    for (const std::string& name : names) {
+      if (name.size() != 64 || !IsHex(name) || name.compare(0, 2, d) != 0) continue;
+      auto hash = ParseChunkHash(name);
+      auto info = env_->Stat(JoinPath(JoinPath(base, d), name));
+      if (!info && info.error().code() == Code::kNotFound) continue;  // removed meanwhile
+      if (!info) return Fail(info.error());
+      out.push_back({*hash, info->size, info->mtime_ns});
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> ChunkStore::ListTemps() {
+  std::vector<std::pair<std::string, int64_t>> out;
+  const std::string base = JoinPath(root_, kChunksDir);
+  auto dirs = env_->ListDir(base);
+  if (!dirs && dirs.error().code() == Code::kNotFound) return out;
+  if (!dirs) return Fail(dirs.error());
+  for (const std::string& d : *dirs) {
+    if (d.size() != 2 || !IsHex(d)) continue;
+    MS_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(JoinPath(base, d)));
+    for (const std::string& name : names) {
+      if (!name.starts_with(".tmp-")) continue;
+      std::string rel = std::string(kChunksDir) + "/" + d + "/" + name;
+      auto info = env_->Stat(JoinPath(root_, rel));
+      if (info) out.emplace_back(rel, info->mtime_ns);
+    }
+  }
+  return out;
+}
+
+namespace {
+// Removes root/rel after OpenBeneath showed it is a regular file reached through no symlink.
+Status RemoveBeneath(Env* env, const std::string& root, const std::string& rel) {
+  MS_ASSIGN_OR_RETURN(int fd, env->OpenBeneath(root, rel, OpenMode::kRead));
+  env->Close(fd);
+  return env->Remove(JoinPath(root, rel));
+}
+}  // namespace
+
+Status ChunkStore::Remove(const ChunkHash& hash) {
+  return RemoveBeneath(env_, root_, ChunkRel(hash));
+}
+
+Status ChunkStore::RemoveTemp(const std::string& rel) {
+  std::string_view prefix = kChunksDir;
+  if (!rel.starts_with(std::string(prefix) + "/") || rel.find("/.tmp-") == std::string::npos ||
+      rel.find("..") != std::string::npos) {
+    return Fail(Code::kInvalidArgument, "not a chunk temp file: " + rel);
+  }
+  return RemoveBeneath(env_, root_, rel);
+}
+
+}  // namespace modelswap::chunk

@@ -56,7 +56,7 @@ if [ "${MODELSWAP_SKIP_FUZZ:-0}" != 1 ]; then
   step "coverage-guided fuzzing (build-fuzz/: clang, libFuzzer, ASan + UBSan), ${seconds} s per target"
   CC=clang-16 CXX=clang++-16 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DMODELSWAP_FUZZ=ON -DMODELSWAP_BUILD_BENCH=OFF >/dev/null
-  fuzzers="msf_fuzz manifest_fuzz control_block_fuzz channel_fuzz region_fuzz admission_fuzz"
+  fuzzers="msf_fuzz manifest_fuzz recipe_fuzz control_block_fuzz channel_fuzz region_fuzz admission_fuzz"
   # shellcheck disable=SC2086
   cmake --build build-fuzz -j "$JOBS" --target $fuzzers
   for f in $fuzzers; do

@@ -48,6 +48,10 @@ Status Controller::ReconcileOnce(const std::string& key) {
     if (!st) {
       return Fail(st.error().Context(std::string(ActionTypeName(a.type)) + " " + a.mv.name));
     }
+    if (a.type == Action::Type::kWriteStatus && a.status.phase == Phase::kActive &&
+        a.mv.status.phase != Phase::kActive) {
+      backend_->VersionActivated(key, a.mv.version);
+    }
   }
   if (d.requeue_after) queue_.AddAfter(key, *d.requeue_after);
   return Ok();

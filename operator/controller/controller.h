@@ -31,6 +31,13 @@ class Backend {
   // StartTask of a task that exists already is idempotent: it returns kAlreadyExists (or OK),
   // which the controller counts as success (skipping the TaskStarted Event that follows it).
   virtual Status Execute(const Action& action) = 0;
+  // `version` of model_key just turned Active (its status write with phase Active succeeded):
+  // a publish happened, so the model's agents are about to swap. A backend that probes agents
+  // asks the pods not yet serving it sooner (AgentProber::ExpectVersion). Default: nothing.
+  virtual void VersionActivated(const std::string& model_key, const std::string& version) {
+    (void)model_key;
+    (void)version;
+  }
 };
 
 struct ControllerOptions {

@@ -1,7 +1,9 @@
 // ModelClient: attach, acquire (fast path on the record's seq), map versions, heartbeat thread.
 #include "sidecar/client/model/client.h"
 
+#include <cinttypes>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -10,6 +12,7 @@
 #include "common/checksum.h"
 #include "common/names.h"
 #include "sidecar/client/model/control_block_access.h"
+#include "sidecar/client/model/mapping_guard.h"
 #include "sidecar/client/model/reader_slot.h"
 #include "sidecar/volume/version_file.h"
 
@@ -18,27 +21,75 @@ namespace modelswap::client {
 // One mapped version. Immutable once built; destroyed (unmapped) with its last Handle.
 class Version {
  public:
-  Version(OpenedModelFile file, const ctl::Record& rec)
+  Version(OpenedModelFile file, GuardedRange guard, const ctl::Record& rec)
       : file_(std::move(file)),
+        guard_(std::move(guard)),
         generation_(rec.generation),
         version_(rec.version),
         path_(rec.path) {}
   const msf::Reader& reader() const { return file_.reader; }
+  bool damaged() const { return guard_.damaged(); }
   uint64_t generation() const { return generation_; }
   const std::string& version() const { return version_; }
   const std::string& path() const { return path_; }
 
+  Error Damage() const {
+    char addr[32];
+    std::snprintf(addr, sizeof addr, "%#" PRIxPTR, guard_.fault_address());
+    return Error(Code::kAborted, "version " + version_ + " (generation " +
+                                     std::to_string(generation_) + ", " + path_ +
+                                     ") is damaged: SIGBUS reading its mapping at " + addr +
+                                     " (file truncated or unreadable); acquire a new handle");
+  }
+
  private:
   OpenedModelFile file_;
+  GuardedRange guard_;  // declared after file_: unregistered before the mapping goes
   uint64_t generation_;
   std::string version_, path_;
 };
 
+namespace {
+
+// Reads one byte of every page of the value, so the damage check after it covers the value too:
+// a lookup that returns a value returns one whose every page was intact when it returned.
+void TouchPages(std::span<const std::byte> v) {
+  if (v.empty()) return;
+  const volatile std::byte* p = v.data();
+  for (size_t off = 0; off < v.size(); off += 4096)
+    (void)p[off];
+  (void)p[v.size() - 1];
+}
+
+template <class K>
+auto LookupIn(const Version& v, K key) -> Result<decltype(v.reader().Find(key))> {
+  auto found = v.reader().Find(key);
+  if (found) TouchPages(std::as_bytes(std::span(found->data(), found->size())));
+  if (v.damaged()) return Fail(v.Damage());
+  return found;
+}
+
+}  // namespace
+
+Result<std::optional<std::string_view>> Handle::Lookup(std::string_view key) const {
+  return LookupIn(*v_, key);
+}
+Result<std::optional<std::span<const std::byte>>> Handle::Lookup(
+    std::span<const std::byte> key) const {
+  return LookupIn(*v_, key);
+}
 std::optional<std::string_view> Handle::Get(std::string_view key) const {
-  return v_->reader().Find(key);
+  return Lookup(key).value_or(std::nullopt);
 }
 std::optional<std::span<const std::byte>> Handle::Get(std::span<const std::byte> key) const {
-  return v_->reader().Find(key);
+  return Lookup(key).value_or(std::nullopt);
+}
+bool Handle::damaged() const {
+  return v_->damaged();
+}
+Status Handle::Check() const {
+  if (v_->damaged()) return Fail(v_->Damage());
+  return Ok();
 }
 uint64_t Handle::generation() const {
   return v_->generation();
@@ -102,7 +153,9 @@ class ModelClient::Impl {
     if (!thread_.joinable()) HeartbeatLocked();
     // Fast path: the record has not been written since we read it, and we still hold its
     // version.
-    if (current_ && ctl::RecordSeq(file_->header()) == seen_seq_) return Handle(current_);
+    if (current_ && !current_->damaged() && ctl::RecordSeq(file_->header()) == seen_seq_) {
+      return Handle(current_);
+    }
     return AcquireSlowLocked();
   }
 
@@ -133,6 +186,8 @@ class ModelClient::Impl {
                                             rec.version + " (see its /v1/status)");
       }
       if (current_ && current_->generation() == rec.generation && current_->path() == rec.path) {
+        // Damaged under us before the agent noticed: it will publish FAILED, then a fallback.
+        if (current_->damaged()) return Fail(Code::kUnavailable, current_->Damage().message());
         seen_seq_ = rec.seq;
         return Handle(current_);
       }
@@ -162,16 +217,24 @@ class ModelClient::Impl {
 
   Result<std::shared_ptr<const Version>> OpenVersion(const ctl::Record& rec) {
     // The agent verified every checksum; the header check (O(1)) and the identity below make
-    // sure this is the very file it verified.
-    MS_ASSIGN_OR_RETURN(OpenedModelFile file,
-                        OpenModelFile(env_, rec.path, msf::VerifyLevel::kHeader));
-    const msf::Header& h = file.reader.header();
+    // sure this is the very file it verified. The range is guarded before the first read: the
+    // header can fault too if the file is being truncated.
+    MS_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapping, env_->MapReadOnly(rec.path));
+    MS_ASSIGN_OR_RETURN(GuardedRange guard, GuardedRange::Register(mapping->bytes()));
+    auto reader = msf::Reader::Open(mapping->bytes(), msf::VerifyLevel::kHeader);
+    if (guard.damaged()) {
+      return Fail(Code::kUnavailable, rec.path + ": SIGBUS reading its header (file truncated " +
+                                          "or unreadable); the agent will replace it");
+    }
+    if (!reader) return Fail(reader.error().Context(rec.path));
+    const msf::Header& h = reader->header();
     if (h.header_checksum != rec.checksum || h.file_size != rec.bytes) {
       return Fail(Code::kCorruption, rec.path + ": is not the file the agent verified (" +
                                          FormatChecksum(h.header_checksum) + " vs " +
                                          FormatChecksum(rec.checksum) + ")");
     }
-    return std::make_shared<const Version>(std::move(file), rec);
+    return std::make_shared<const Version>(OpenedModelFile{std::move(mapping), std::move(*reader)},
+                                           std::move(guard), rec);
   }
 
   // The oldest generation any live handle (or `candidate`) still reads.

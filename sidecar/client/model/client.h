@@ -3,7 +3,7 @@
 //
 //   auto model = modelswap::client::ModelClient::Attach("ranker");   // <shm-dir>/ranker.ctl
 //   auto h = (*model)->Acquire();        // pinned to one version, RCU style
-//   std::optional<std::string_view> v = h->Get("42");   // points into the mapped file
+//   auto v = h->Lookup("42");   // optional<string_view> into the mapped file, or an error
 //
 // Everything read through one Handle comes from one version, however long the handle lives; a
 // new Acquire() returns the newest active version. The client maps the version file itself (the
@@ -13,6 +13,9 @@
 // every heartbeat interval the agent asks for (half of it, to be safe), so an app that holds a
 // handle and idles keeps it announced; without the thread (Options::heartbeat_thread = false)
 // each Acquire() and Heartbeat() call refreshes it.
+//
+// A version file truncated (or unreadable) under a held handle does not kill the app: the client
+// survives the SIGBUS and reports the handle's version as damaged (mapping_guard.h).
 //
 // Layout and protocol: control_block.h. C ABI: modelswap.h. Python: python/modelswap/model.py.
 //
@@ -54,9 +57,22 @@ class Handle {
   bool valid() const { return v_ != nullptr; }
 
   // The value for key, pointing into the mapped file (valid while this handle or a copy lives);
-  // nullopt if the key is absent. REQUIRES: valid().
+  // nullopt if the key is absent. kAborted if the version's file was damaged under the mapping
+  // (truncated, or a page could not be read): the lookup did not crash, and nothing it read is
+  // returned as data; the handle stays damaged, so acquire a new one (the agent falls back to an
+  // intact version: kUnavailable until it has). Every page of a returned value was intact when
+  // Lookup returned; code that reads the value later and must know it was intact then checks
+  // Check() (or damaged()) after reading it, as a seqlock reader re-checks its sequence
+  // (mapping_guard.h says why and how). REQUIRES: valid().
+  [[nodiscard]] Result<std::optional<std::string_view>> Lookup(std::string_view key) const;
+  [[nodiscard]] Result<std::optional<std::span<const std::byte>>> Lookup(
+      std::span<const std::byte> key) const;
+  // Lookup without the reason: a damaged version reads as absent (nullopt), never as data.
   std::optional<std::string_view> Get(std::string_view key) const;
   std::optional<std::span<const std::byte>> Get(std::span<const std::byte> key) const;
+  // Whether the version's file was damaged under the mapping; Check() says it as kAborted.
+  bool damaged() const;
+  [[nodiscard]] Status Check() const;
 
   uint64_t generation() const;
   const std::string& version() const;

@@ -57,9 +57,19 @@ ms_status ms_acquire(ms_model* model, ms_handle** out);
 void ms_handle_release(ms_handle* handle); /* NULL is fine */
 
 /* The value of key in the handle's version: *value points into the mapped file and stays valid
- * until the handle is released. MS_KEY_NOT_FOUND if absent. */
+ * until the handle is released. MS_KEY_NOT_FOUND if absent. MS_ABORTED if the version's file was
+ * damaged under the mapping (truncated, or a page could not be read): the process survives the
+ * SIGBUS that would have killed it, nothing read from a damaged page is returned as a value,
+ * and the handle stays damaged: release it and ms_acquire again (MS_UNAVAILABLE until the agent
+ * has fallen back to an intact version). Every page of a returned value was intact when ms_get
+ * returned; to know the bytes were still intact when you read them later, call
+ * ms_handle_damaged after reading (sidecar/client/model/mapping_guard.h). */
 ms_status ms_get(const ms_handle* handle, const void* key, size_t key_len, const void** value,
                  size_t* value_len);
+
+/* 1 if the handle's version was damaged under its mapping (ms_get then says MS_ABORTED), else 0
+ * (also for NULL). Reads made before this call are covered by its answer. */
+int ms_handle_damaged(const ms_handle* handle);
 
 uint64_t ms_handle_generation(const ms_handle* handle);
 /* NUL-terminated, valid while the handle lives. */

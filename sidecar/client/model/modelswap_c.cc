@@ -73,12 +73,17 @@ ms_status ms_get(const ms_handle* handle, const void* key, size_t key_len, const
       (key == nullptr && key_len)) {
     return Invalid("handle, value and value_len must not be NULL");
   }
-  auto v =
-      handle->handle.Get(std::span<const std::byte>(static_cast<const std::byte*>(key), key_len));
-  if (!v) return MS_KEY_NOT_FOUND;
-  *value = v->data();
-  *value_len = v->size();
+  auto v = handle->handle.Lookup(
+      std::span<const std::byte>(static_cast<const std::byte*>(key), key_len));
+  if (!v) return StatusOf(v.error());  // MS_ABORTED: the version is damaged (client.h)
+  if (!*v) return MS_KEY_NOT_FOUND;
+  *value = (*v)->data();
+  *value_len = (*v)->size();
   return MS_OK;
+}
+
+int ms_handle_damaged(const ms_handle* handle) {
+  return handle != nullptr && handle->handle.damaged() ? 1 : 0;
 }
 
 uint64_t ms_handle_generation(const ms_handle* handle) {

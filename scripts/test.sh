@@ -34,7 +34,8 @@ elif [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   scripts/envtest.sh ctest --test-dir build --output-on-failure --timeout 900 -L e2e |
     tee build/ctest-e2e.log
 else
-  echo "e2e: skipped (no real API server: set MODELSWAP_E2E_KUBECONFIG or KUBEBUILDER_ASSETS)"
+  echo "e2e: skipped (no real API server: set MODELSWAP_E2E_KUBECONFIG or KUBEBUILDER_ASSETS;" \
+    "the same suite ran above against the in-repo fake as fake.E2e*)"
 fi
 
 if [ "${MODELSWAP_SKIP_SANITIZE:-0}" != 1 ]; then

@@ -1,4 +1,4 @@
-// Rate-limited progress lines on stderr.
+// Rate-limited progress lines on stderr and the process's progress board; see progress.h.
 #include "sidecar/writer/progress.h"
 
 #include <unistd.h>
@@ -6,6 +6,24 @@
 #include <cstdio>
 
 namespace modelswap {
+
+ProgressBoard& ProgressBoard::Process() {
+  static ProgressBoard board;
+  return board;
+}
+
+ProgressSnapshot ProgressBoard::Read() const {
+  ProgressSnapshot s{done_.load(std::memory_order_relaxed), total_.load(std::memory_order_relaxed),
+                     finished_.load(std::memory_order_relaxed)};
+  if (s.total > 0 && (s.finished || s.done > s.total)) s.done = s.total;
+  return s;
+}
+
+void ProgressBoard::Reset() {
+  done_.store(0, std::memory_order_relaxed);
+  total_.store(0, std::memory_order_relaxed);
+  finished_.store(false, std::memory_order_relaxed);
+}
 
 bool StderrIsTerminal() {
   return ::isatty(STDERR_FILENO) == 1;
@@ -20,6 +38,7 @@ Progress::Progress(Env* env, std::string what, uint64_t total_bytes, bool enable
       last_print_ns_(start_ns_) {}
 
 void Progress::Update(uint64_t done_bytes) {
+  ProgressBoard::Process().SetDone(done_bytes);
   if (!enabled_) return;
   int64_t now = env_->NowMonotonicNanos();
   if (now - last_print_ns_ < 1'000'000'000) return;
@@ -28,6 +47,8 @@ void Progress::Update(uint64_t done_bytes) {
 }
 
 void Progress::Done(uint64_t done_bytes) {
+  ProgressBoard::Process().SetDone(done_bytes);
+  ProgressBoard::Process().Finish();
   if (!enabled_) return;
   if (printed_ || env_->NowMonotonicNanos() - start_ns_ >= 1'000'000'000) Print(done_bytes, true);
 }

@@ -5,7 +5,7 @@ model.py and channel.py are pure Python; region.py calls libmodelswap_region.so 
 (loaded on first use). All find the shm dir through $MODELSWAP_SHM_DIR like the C and C++ clients.
 """
 
-from .model import Corruption, Handle, Model, ModelswapError, Unavailable  # noqa: F401
+from .model import Corruption, Damaged, Handle, Model, ModelswapError, Unavailable  # noqa: F401
 
 try:  # the channel end ships separately
     from .channel import *  # noqa: F401,F403

@@ -1,16 +1,19 @@
-"""Reading the active version of a model from Python: pure Python over mmap.
+"""Reading the active version of a model from Python: pure Python (mmap of the control block,
+pread of the version files).
 
     from modelswap import Model
     with Model("ranker") as model:            # <shm-dir>/ranker.ctl
         with model.acquire() as h:            # pinned to one version, RCU style
-            v = h.get(b"42")                  # memoryview into the mapped file, or None
+            v = h.get(b"42")                  # memoryview of the value (a copy), or None
 
 Same semantics as the C++ client (sidecar/client/model/client.h): everything read through one handle
-comes from one version; a new acquire() returns the newest active version; the module maps the
-version file itself (sharing the page cache the agent filled) and announces in its reader slot
-of the control block which generations it still reads, refreshed with a heartbeat from a daemon
-thread. The bytes it reads and writes are laid out in control_block.h; LAYOUT below transcribes
-that table and tests/sidecar/client/model/layout_test.py checks it against the C header.
+comes from one version; a new acquire() returns the newest active version; the module reads the
+version file itself (sharing the page cache the agent filled; _Version says why it does not map
+it: a file truncated under a handle raises Damaged instead of killing the app) and announces in
+its reader slot of the control block which generations it still reads, refreshed with a
+heartbeat from a daemon thread. The bytes it reads and writes are laid out in control_block.h;
+LAYOUT below transcribes that table and tests/sidecar/client/model/layout_test.py checks it
+against the C header.
 
 Memory ordering: CPython gives no atomics, but an item of memoryview.cast("Q") is read and
 written with one aligned 8-byte load or store, which x86-64 (and arm64) perform atomically; on
@@ -37,7 +40,7 @@ import weakref
 
 from .xxh3 import xxh3_64
 
-__all__ = ["Model", "Handle", "ModelswapError", "Unavailable", "Corruption", "LAYOUT"]
+__all__ = ["Model", "Handle", "ModelswapError", "Unavailable", "Corruption", "Damaged", "LAYOUT"]
 
 # control_block.h, transcribed (byte offsets).
 LAYOUT = {
@@ -81,6 +84,11 @@ class Corruption(ModelswapError):
     code = "Corruption"
 
 
+class Damaged(ModelswapError):
+    """The handle's version file was damaged under it (truncated, unreadable): acquire again."""
+    code = "Aborted"
+
+
 def _shm_dir(configured):
     return configured or os.environ.get("MODELSWAP_SHM_DIR") or "/dev/shm/modelswap"
 
@@ -109,56 +117,95 @@ def _words_to_str(words, first, count):
 
 
 class _Version:
-    """One mapped .msf version; unmapped when the last handle (and memoryview) goes."""
+    """One version, read with pread(2) through a descriptor it keeps open (closed with it).
+
+    Not mmap: a file truncated under a mapping raises SIGBUS at the next read of a page past its
+    new end (an unreadable page does too), and CPython cannot survive that: its signal handlers
+    run later, between bytecodes, so the faulting load would fault again forever, and the default
+    kills the app. The C++ client survives it with a handler that maps zero pages over the
+    damage (sidecar/client/model/mapping_guard.h); pure Python cannot install one. pread on a
+    truncated file returns fewer bytes instead, and an unreadable page EIO: both are reported as
+    Damaged, never as data, and the version stays damaged (acquire again: the agent falls back to
+    an intact version). A value is a copy, which, unlike a view of a mapping, stays intact whatever
+    happens to the file later. The costs: a system call per slot probed and per entry read, and
+    the copy (bench/agent/python_client_bench.py: a get on a held handle went from 9 to 15 us in
+    a sandbox where system calls are slow; the pure-Python XXH3 is most of the rest). The page
+    cache is still the one the agent filled.
+    """
+
+    _ENTRY_READ = 512  # bytes read with an entry's header beyond its key: most values fit
 
     def __init__(self, path, generation, version, checksum, size):
-        with open(path, "rb") as f:
-            self._mm = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED, mmap.PROT_READ)
-        mm = self._mm
-        if len(mm) < 4096 or mm[0:8] != _MSF_MAGIC:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._close = weakref.finalize(self, os.close, fd)
+        self._fd, self.path, self.generation, self.version = fd, path, generation, version
+        self.damaged = None  # the reason, once a read came back short or failed
+        self._size = size
+        try:
+            if os.fstat(fd).st_size != size:
+                raise Corruption("%s: is not the file the agent verified (size)" % path)
+            hdr = self._read(0, 4096)
+        except Damaged as e:
+            raise Unavailable(str(e)) from None
+        if hdr[0:8] != _MSF_MAGIC:
             raise Corruption("%s: not an .msf file" % path)
-        file_size, _, entries, seed, nsec = struct.unpack_from("<QqQQI", mm, 16)
-        header_checksum = struct.unpack_from("<Q", mm, 4088)[0]
-        if header_checksum != checksum or file_size != size or len(mm) != size:
+        file_size, _, entries, seed, nsec = struct.unpack_from("<QqQQI", hdr, 16)
+        header_checksum = struct.unpack_from("<Q", hdr, 4088)[0]
+        if header_checksum != checksum or file_size != size:
             raise Corruption("%s: is not the file the agent verified" % path)
         data = index = None
         for i in range(min(nsec, 8)):
-            kind, _, off, length, _ = struct.unpack_from("<IIQQQ", mm, 192 + 32 * i)
+            kind, _, off, length, _ = struct.unpack_from("<IIQQQ", hdr, 192 + 32 * i)
             if kind == _SECTION_DATA:
                 data = (off, length)
             elif kind == _SECTION_INDEX:
                 index = (off, length)
         if data is None or index is None or index[1] < 8:
             raise Corruption("%s: missing data or index section" % path)
-        self.path, self.generation, self.version = path, generation, version
         self.entries, self._seed = entries, seed
         self._data_off, self._data_len = data
-        self._slots = memoryview(mm)[index[0]:index[0] + index[1]].cast("Q")
-        self._mask = len(self._slots) - 1
-        self._view = memoryview(mm)
+        self._index_off = index[0]
+        self._mask = index[1] // 8 - 1
+
+    def _read(self, off, n):
+        if self.damaged is None:
+            try:
+                b = os.pread(self._fd, n, off)
+                if len(b) == n:
+                    return b
+                why = "file truncated (%d bytes at %d, read %d)" % (n, off, len(b))
+            except OSError as e:
+                why = "read failed: %s" % e
+            self.damaged = "%s (generation %d, %s) is damaged: %s; acquire a new handle" % (
+                self.version, self.generation, self.path, why)
+        raise Damaged(self.damaged)
 
     def find(self, key):
         h = xxh3_64(key, self._seed)
         fp = (h >> _FP_SHIFT) or 1
         i = h & self._mask
-        base, size, view = self._data_off, self._data_len, self._view
+        base, size = self._data_off, self._data_len
         for _ in range(self._mask + 1):
-            slot = self._slots[i]
+            slot = struct.unpack("<Q", self._read(self._index_off + 8 * i, 8))[0]
             if slot == 0:
                 return None
             if (slot >> _FP_SHIFT) == fp:
                 off = slot & _OFFSET_MASK
                 if off + 8 <= size:
-                    klen, vlen = struct.unpack_from("<II", view, base + off)
-                    start = base + off + 8
-                    if off + 8 + klen + vlen <= size and view[start:start + klen] == key:
-                        return view[start + klen:start + klen + vlen]
+                    chunk = self._read(base + off, min(8 + len(key) + self._ENTRY_READ, size - off))
+                    klen, vlen = struct.unpack_from("<II", chunk, 0)
+                    if off + 8 + klen + vlen <= size and chunk[8:8 + klen] == key:
+                        rest = 8 + klen + vlen - len(chunk)
+                        if rest > 0:
+                            chunk += self._read(base + off + len(chunk), rest)
+                        return memoryview(chunk)[8 + klen:8 + klen + vlen]
             i = (i + 1) & self._mask
         return None
 
 
 class Handle:
-    """A view of one version. get() returns memoryviews valid while they are referenced."""
+    """A view of one version. get() returns a memoryview of a copy of the value, or None; it
+    raises Damaged once the version's file was damaged under the handle (acquire again)."""
 
     __slots__ = ("_v", "__weakref__")
 
@@ -332,7 +379,8 @@ class Model:
         with self._lock:
             if self._thread is None:
                 self._heartbeat_locked()
-            if self._current is not None and self._words[_W(256)] == self._seen_seq:
+            if (self._current is not None and self._current.damaged is None
+                    and self._words[_W(256)] == self._seen_seq):
                 return Handle(self._current)
             return self._acquire_slow()
 
@@ -346,6 +394,8 @@ class Model:
                                   % (self.name, version))
             cur = self._current
             if cur is not None and cur.generation == gen and cur.path == path:
+                if cur.damaged is not None:  # before the agent noticed: it will fall back
+                    raise Unavailable(cur.damaged)
                 self._seen_seq = seq
                 return Handle(cur)
             self._announce(extra=gen)  # before mapping; then check the record did not move on

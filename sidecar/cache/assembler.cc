@@ -1,0 +1,201 @@
+// Assembling a version once per node (assembler.h).
+#include "sidecar/cache/assembler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <optional>
+
+#include "sidecar/cache/access_history.h"
+#include "sidecar/cache/assembly_plan.h"
+#include "sidecar/cache/cache_layout.h"
+#include "sidecar/cache/eviction.h"
+#include "sidecar/cache/file_ops.h"
+#include "sidecar/cache/ofd_lock.h"
+#include "sidecar/cache/version_builder.h"
+#include "sidecar/msf/reader.h"
+
+namespace modelswap::cache {
+namespace {
+
+struct Names {
+  std::string dir;     // <cache>/versions/<model>
+  std::string file;    // <version>-<16 hex>.msf
+  std::string path;    // dir/file
+  std::string recipe;  // dir/<version>-<16 hex>.recipe
+};
+
+Names NamesFor(const CacheOptions& o, const chunk::Recipe& r) {
+  Names n;
+  n.dir = ModelCacheDir(o.dir, r.model);
+  n.file = AssembledFileName(r.version, r.msf_checksum);
+  n.path = JoinPath(n.dir, n.file);
+  n.recipe = JoinPath(n.dir, RecipeFileNameFor(r.version, r.msf_checksum));
+  return n;
+}
+
+// The O(1) header check of an already assembled file: it is the version the recipe names.
+Status CheckHeader(Env* env, const Hold& hold, const chunk::Recipe& r) {
+  MS_ASSIGN_OR_RETURN(auto mapping, env->MapFd(hold.fd(), hold.path()));
+  MS_ASSIGN_OR_RETURN(msf::Header h, msf::ParseHeader(mapping->bytes()));
+  if (h.header_checksum != r.msf_checksum || h.model != r.model || h.version != r.version) {
+    return Fail(Code::kCorruption, hold.path() + ": header is not " + r.model + "/" + r.version);
+  }
+  return Ok();
+}
+
+enum class Existing { kMissing, kDamaged };
+
+// Holds the final file if it is there and sound.
+Result<std::optional<Hold>> UseExisting(Env* env, const CacheOptions& o, const chunk::Recipe& r,
+                                        const Names& n, Existing* why_not) {
+  MS_ASSIGN_OR_RETURN(OfdLock lock, LockHold(o.dir, r.model, n.file));
+  auto hold = HoldLocked(std::move(lock), n.path);
+  if (!hold) {
+    if (hold.error().code() != Code::kNotFound) return Fail(hold.error());
+    *why_not = Existing::kMissing;
+    return std::optional<Hold>();
+  }
+  if (Status st = CheckHeader(env, *hold, r); !st) {
+    spdlog::warn("cache: {}; assembling it again", st.error().message());
+    *why_not = Existing::kDamaged;
+    return std::optional<Hold>();
+  }
+  (void)RecordAccess(n.path, env->NowUnixNanos(), o.correlated_period_ns);
+  return std::optional<Hold>(std::move(*hold));
+}
+
+// Holding the build lock: every temp of this version (and its recipe) is a dead builder's.
+void RemoveDeadBuilderTemps(Env* env, const Names& n) {
+  auto names = env->ListDir(n.dir);
+  if (!names) return;
+  std::string recipe_file = n.recipe.substr(n.dir.size() + 1);
+  for (const std::string& name : *names) {
+    auto e = ParseVersionEntry(name);
+    if (e && e->kind == VersionEntryName::Kind::kTemp &&
+        (e->final_name == n.file || e->final_name == recipe_file)) {
+      spdlog::info("cache: removing a dead builder's temp {}", name);
+      (void)env->Remove(JoinPath(n.dir, name));
+    }
+  }
+}
+
+Status WriteRecipeBeside(Env* env, const chunk::Recipe& r, const std::string& path) {
+  std::string temp = TempNameFor(path, UniqueSuffix(env));
+  std::string bytes = chunk::EncodeRecipe(r);
+  MS_ASSIGN_OR_RETURN(int fd, env->Open(temp, OpenMode::kReadWriteNew));
+  Status st = env->PWrite(fd, std::as_bytes(std::span(bytes)), 0);
+  if (st) st = MakeReadOnly(fd, temp);
+  env->Close(fd);
+  // Replacing is fine: we hold the build lock, and an existing one is an orphan of a dead builder.
+  if (st) st = env->Rename(temp, path);
+  if (!st) (void)env->Remove(temp);
+  return st;
+}
+
+// Renames the verified temp into place; returns the hold taken before the rename.
+Result<Hold> Publish(Env* env, const CacheOptions& o, const chunk::Recipe& r, const Names& n,
+                     const std::string& temp) {
+  MS_RETURN_IF_ERROR(WriteRecipeBeside(env, r, n.recipe));
+  MS_ASSIGN_OR_RETURN(OfdLock lock, LockHold(o.dir, r.model, n.file));
+  MS_RETURN_IF_ERROR(env->RenameNoReplace(temp, n.path));
+  MS_RETURN_IF_ERROR(env->FsyncDir(n.dir));
+  return HoldLocked(std::move(lock), n.path);
+}
+
+// Builds under a temp name with the retries assembler.h describes; returns the verified temp.
+Result<std::string> BuildWithRetries(Env* env, const CacheOptions& o, const chunk::Recipe& r,
+                                     const ChunkSourceFn& fetch, const ProgressFn& progress,
+                                     const Names& n, AssembleStats* stats) {
+  bool use_base = true;
+  int evictions = 0;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::optional<BaseVersion> base;
+    if (use_base) base = ChooseBase(env, o.dir, r, n.file);
+    std::string temp = TempNameFor(n.path, UniqueSuffix(env));
+    Status st = BuildVersionFile(env, o, r, fetch, progress, base ? &*base : nullptr, temp, stats);
+    stats->evictions_for_space = evictions;
+    if (st) return temp;
+    (void)env->Remove(temp);
+    const Error& e = st.error();
+    if (IsNoSpace(e) && evictions == 0) {
+      ++evictions;
+      spdlog::warn("cache: out of space assembling {}/{}; evicting once: {}", r.model, r.version,
+                   e.message());
+      auto ev = Evict(env, o, EvictRequest{true, r.file_bytes});
+      if (!ev) spdlog::warn("cache: eviction failed: {}", ev.error().ToString());
+      continue;
+    }
+    if (IsNoSpace(e)) {
+      return Fail(e.Context("cache " + o.dir + " is full even after evicting"));
+    }
+    if (e.code() == Code::kCorruption && stats->chunks_from_previous > 0 && use_base) {
+      spdlog::warn(
+          "cache: {} failed its check after copying from {}; building it without a "
+          "previous version: {}",
+          r.version, stats->previous_version, e.message());
+      use_base = false;
+      continue;
+    }
+    return Fail(e);
+  }
+  return Fail(Code::kInternal, "assembling " + r.model + "/" + r.version + ": out of attempts");
+}
+
+}  // namespace
+
+Result<Assembled> Assemble(Env* env, const CacheOptions& o, const chunk::Recipe& r,
+                           const ChunkSourceFn& fetch, const ProgressFn& progress) {
+  MS_RETURN_IF_ERROR(CheckRecipe(r));
+  MS_RETURN_IF_ERROR(EnsureLayout(env, o.dir));
+  Names n = NamesFor(o, r);
+  MS_RETURN_IF_ERROR(env->CreateDirs(n.dir));
+
+  Assembled out;
+  out.path = n.path;
+  out.stats.chunks_total = r.chunks.size();
+  out.stats.bytes_total = r.file_bytes;
+  Existing why_not = Existing::kMissing;
+  MS_ASSIGN_OR_RETURN(std::optional<Hold> existing, UseExisting(env, o, r, n, &why_not));
+  if (existing) {
+    out.hold = std::move(*existing);
+    out.stats.already_assembled = true;
+    return out;
+  }
+
+  MS_ASSIGN_OR_RETURN(OfdLock build, OfdLock::Acquire(LockFilePath(o.dir, LockKind::kVersionBuild),
+                                                      VersionLockOffset(r.model, n.file),
+                                                      OfdLock::Mode::kExclusive));
+  MS_ASSIGN_OR_RETURN(existing, UseExisting(env, o, r, n, &why_not));
+  if (existing) {
+    out.hold = std::move(*existing);
+    out.stats.already_assembled = true;
+    out.stats.waited_for_builder = true;
+    return out;
+  }
+  if (why_not == Existing::kDamaged) {
+    // Holders of the damaged file keep their inode; new users get the rebuilt one.
+    MS_RETURN_IF_ERROR(env->Remove(n.path));
+  }
+  RemoveDeadBuilderTemps(env, n);
+  MS_ASSIGN_OR_RETURN(std::string temp,
+                      BuildWithRetries(env, o, r, fetch, progress, n, &out.stats));
+  auto hold = Publish(env, o, r, n, temp);
+  if (!hold) {
+    (void)env->Remove(temp);
+    return Fail(hold.error().Context("publishing " + n.path));
+  }
+  out.hold = std::move(*hold);
+  build.Release();
+  spdlog::info("cache: assembled {}: {} chunks, {} fetched, {} from cache, {} from {}, {} holes",
+               n.path, out.stats.chunks_total, out.stats.chunks_fetched,
+               out.stats.chunks_from_cache, out.stats.chunks_from_previous,
+               out.stats.previous_version.empty() ? "-" : out.stats.previous_version,
+               out.stats.holes);
+  if (o.evict_after_assemble && o.max_bytes > 0) {
+    auto ev = Evict(env, o);
+    if (!ev) spdlog::warn("cache: eviction after assembling failed: {}", ev.error().ToString());
+  }
+  return out;
+}
+
+}  // namespace modelswap::cache

@@ -1,0 +1,189 @@
+// Building and verifying one assembled version file (version_builder.h).
+#include "sidecar/cache/version_builder.h"
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "sidecar/cache/access_history.h"
+#include "sidecar/cache/cache_layout.h"
+#include "sidecar/cache/file_ops.h"
+#include "sidecar/volume/version_file.h"
+
+namespace modelswap::cache {
+namespace {
+
+// Progress from several threads, one callback at a time. Byte counts are atomics with relaxed
+// order: they are only summed for reporting, and the mutex orders the callback calls.
+class ProgressReporter {
+ public:
+  ProgressReporter(const ProgressFn& fn, uint64_t total) : fn_(fn), total_(total) {}
+  void Add(std::string_view phase, uint64_t bytes) {
+    uint64_t done = done_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
+    if (!fn_) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    fn_(AssembleProgress{phase, done, total_});
+  }
+
+ private:
+  const ProgressFn& fn_;
+  uint64_t total_;
+  std::atomic<uint64_t> done_{0};
+  std::mutex mu_;
+};
+
+// The cache-chunk part: fetch_threads workers take chunk indices from a shared counter, read each
+// chunk through the chunk cache and pwrite it at its offset. The first error stops the others.
+class ChunkFiller {
+ public:
+  ChunkFiller(Env* env, const CacheOptions& o, const chunk::Recipe& r, const ChunkSourceFn& fetch,
+              const AssemblyPlan& plan, int fd, const std::string& path, ProgressReporter* progress)
+      : env_(env),
+        cache_(env, o.dir, o.correlated_period_ns),
+        recipe_(r),
+        fetch_(fetch),
+        plan_(plan),
+        fd_(fd),
+        path_(path),
+        progress_(progress) {}
+
+  Status Run(int threads, AssembleStats* stats) {
+    threads = std::max(1, std::min<int>(threads, static_cast<int>(plan_.cache_chunks.size())));
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t)
+      pool.emplace_back([this] { Work(); });
+    Work();
+    for (auto& th : pool)
+      th.join();
+    if (failed_.load(std::memory_order_acquire)) return Fail(*error_);
+    stats->chunks_fetched += fetched_.load(std::memory_order_relaxed);
+    stats->bytes_fetched += bytes_fetched_.load(std::memory_order_relaxed);
+    stats->chunks_from_cache += cached_.load(std::memory_order_relaxed);
+    stats->bytes_from_cache += bytes_cached_.load(std::memory_order_relaxed);
+    stats->refetches += refetches_.load(std::memory_order_relaxed);
+    return Ok();
+  }
+
+ private:
+  void Work() {
+    std::vector<std::byte> buf(plan_.max_chunk_bytes);
+    // relaxed: the counter only hands out distinct indices; failed_ is read with acquire so a
+    // worker that sees it stops early (a stale read only costs one more chunk).
+    for (size_t k;
+         (k = next_.fetch_add(1, std::memory_order_relaxed)) < plan_.cache_chunks.size();) {
+      if (failed_.load(std::memory_order_acquire)) return;
+      const chunk::RecipeChunk& c = recipe_.chunks[plan_.cache_chunks[k]];
+      std::span<std::byte> out(buf.data(), c.length);
+      Status st = FillOne(c, out);
+      if (!st) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_.emplace(st.error());
+        failed_.store(true, std::memory_order_release);
+        return;
+      }
+      progress_->Add("chunks", c.length);
+    }
+  }
+
+  Status FillOne(const chunk::RecipeChunk& c, std::span<std::byte> out) {
+    auto got = cache_.Get(c.hash, out, fetch_);
+    if (!got) {
+      return Fail(got.error().Context(recipe_.model + "/" + recipe_.version + " at offset " +
+                                      std::to_string(c.offset)));
+    }
+    if (got->origin == ChunkOrigin::kFetched) {
+      fetched_.fetch_add(1, std::memory_order_relaxed);
+      bytes_fetched_.fetch_add(c.length, std::memory_order_relaxed);
+      refetches_.fetch_add(static_cast<uint64_t>(got->fetches - 1), std::memory_order_relaxed);
+    } else {
+      cached_.fetch_add(1, std::memory_order_relaxed);
+      bytes_cached_.fetch_add(c.length, std::memory_order_relaxed);
+    }
+    return env_->PWrite(fd_, out, c.offset);
+  }
+
+  Env* env_;
+  ChunkCache cache_;
+  const chunk::Recipe& recipe_;
+  const ChunkSourceFn& fetch_;
+  const AssemblyPlan& plan_;
+  int fd_;
+  const std::string& path_;
+  ProgressReporter* progress_;
+  std::atomic<size_t> next_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex mu_;
+  std::optional<Error> error_;
+  // Counters: relaxed, read after join() (which orders them).
+  std::atomic<uint64_t> fetched_{0}, bytes_fetched_{0}, cached_{0}, bytes_cached_{0}, refetches_{0};
+};
+
+Status FillFile(Env* env, const CacheOptions& o, const chunk::Recipe& recipe,
+                const ChunkSourceFn& fetch, const ProgressFn& progress, BaseVersion* base, int fd,
+                const std::string& temp_path, AssembleStats* stats) {
+  // Sparse from the start: holes are never written, so they stay unallocated.
+  MS_RETURN_IF_ERROR(env->Truncate(fd, recipe.file_bytes));
+  AssemblyPlan plan = MakePlan(recipe, base);
+  stats->chunks_from_previous = plan.chunks_from_previous;
+  stats->bytes_from_previous = plan.bytes_from_previous;
+  stats->holes = plan.holes;
+  stats->hole_bytes = plan.hole_bytes;
+  stats->previous_version = base != nullptr && plan.chunks_from_previous > 0 ? base->version : "";
+  ProgressReporter reporter(progress, recipe.file_bytes - plan.hole_bytes);
+
+  CopyState copy;
+  for (const auto& c : plan.base_copies) {
+    MS_RETURN_IF_ERROR(
+        CopyRange(base->hold.fd(), c.src_offset, fd, c.dst_offset, c.length, temp_path, &copy));
+    reporter.Add("previous", c.length);
+  }
+  stats->bytes_reflinked = copy.bytes_cloned.load(std::memory_order_relaxed);
+  stats->reflink_used = stats->bytes_reflinked > 0;
+
+  if (!plan.cache_chunks.empty()) {
+    ChunkFiller filler(env, o, recipe, fetch, plan, fd, temp_path, &reporter);
+    MS_RETURN_IF_ERROR(filler.Run(o.fetch_threads, stats));
+  }
+  MS_RETURN_IF_ERROR(env->Fsync(fd));
+  MS_RETURN_IF_ERROR(InitAccessHistory(fd, temp_path, env->NowUnixNanos()));
+  return MakeReadOnly(fd, temp_path);
+}
+
+}  // namespace
+
+Status VerifyAssembled(Env* env, const std::string& path, const chunk::Recipe& recipe) {
+  auto file = OpenModelFile(env, path, msf::VerifyLevel::kFull);
+  std::string what = "assembled " + recipe.model + "/" + recipe.version + ": ";
+  if (!file) return Fail(Code::kCorruption, what + file.error().message());
+  const msf::Header& h = file->reader.header();
+  if (h.header_checksum != recipe.msf_checksum) {
+    return Fail(Code::kCorruption,
+                what + "header checksum xxh3:" + ChecksumHex(h.header_checksum) +
+                    " is not the recipe's xxh3:" + ChecksumHex(recipe.msf_checksum));
+  }
+  if (h.model != recipe.model || h.version != recipe.version) {
+    return Fail(Code::kCorruption, what + "header names " + h.model + "/" + h.version);
+  }
+  if (h.file_size != recipe.file_bytes) {
+    return Fail(Code::kCorruption, what + "size differs from the recipe's file_bytes");
+  }
+  return Ok();
+}
+
+Status BuildVersionFile(Env* env, const CacheOptions& options, const chunk::Recipe& recipe,
+                        const ChunkSourceFn& fetch, const ProgressFn& progress, BaseVersion* base,
+                        const std::string& temp_path, AssembleStats* stats) {
+  *stats = AssembleStats{};
+  stats->chunks_total = recipe.chunks.size();
+  stats->bytes_total = recipe.file_bytes;
+  MS_ASSIGN_OR_RETURN(int fd, env->Open(temp_path, OpenMode::kReadWriteNew));
+  Status st = FillFile(env, options, recipe, fetch, progress, base, fd, temp_path, stats);
+  env->Close(fd);
+  MS_RETURN_IF_ERROR(st);
+  if (progress) progress(AssembleProgress{"verify", 0, recipe.file_bytes});
+  return VerifyAssembled(env, temp_path, recipe);
+}
+
+}  // namespace modelswap::cache

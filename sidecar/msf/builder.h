@@ -13,11 +13,13 @@
 // Thread safety: one thread per Builder.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/checksum.h"

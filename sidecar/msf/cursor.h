@@ -5,6 +5,7 @@
 // overflow: `n <= size - pos`, never `pos + n <= size`.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>

@@ -13,6 +13,7 @@
 // Thread safety: a Reader is immutable after Open; any number of threads may look up at once.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>

@@ -9,6 +9,7 @@
 // Thread safety: one filler per restore, on the restoring thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>

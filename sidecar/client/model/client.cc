@@ -1,6 +1,8 @@
 // ModelClient: attach, acquire (fast path on the record's seq), map versions, heartbeat thread.
 #include "sidecar/client/model/client.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <condition_variable>
 #include <cstdio>

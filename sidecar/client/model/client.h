@@ -24,12 +24,14 @@
 // after the ModelClient that made them is destroyed.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/env.h"
 #include "common/status.h"

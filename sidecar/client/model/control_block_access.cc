@@ -1,6 +1,7 @@
 // Seqlock record reads and writes, slot reads, and mapping of `.ctl` files.
 #include "sidecar/client/model/control_block_access.h"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 

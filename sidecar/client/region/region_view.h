@@ -9,8 +9,10 @@
 // Thread safety: used by the snapshot host's one thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "common/status.h"
 #include "sidecar/client/region/region_file.h"

@@ -32,6 +32,7 @@ import fcntl
 import mmap
 import os
 import random
+import stat
 import struct
 import threading
 import time
@@ -136,13 +137,18 @@ class _Version:
     _ENTRY_READ = 512  # bytes read with an entry's header beyond its key: most values fit
 
     def __init__(self, path, generation, version, checksum, size):
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO put where the record's path points must not block the app in open()
+        # (the C++ Env opens the same way); no effect on the regular file checked below.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         self._close = weakref.finalize(self, os.close, fd)
         self._fd, self.path, self.generation, self.version = fd, path, generation, version
         self.damaged = None  # the reason, once a read came back short or failed
         self._size = size
         try:
-            if os.fstat(fd).st_size != size:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise Corruption("%s: not a regular file" % path)
+            if st.st_size != size:
                 raise Corruption("%s: is not the file the agent verified (size)" % path)
             hdr = self._read(0, 4096)
         except Damaged as e:

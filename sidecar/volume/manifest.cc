@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -22,13 +24,16 @@ std::unexpected<Error> Corrupt(std::string what) {
 }
 
 json ToJsonWithoutChecksum(const Manifest& m) {
-  return json{{"model", m.model},
-              {"version", m.version},
-              {"file", m.file},
-              {"bytes", m.bytes},
-              {"checksum", m.checksum},
-              {"generation", m.generation},
-              {"published_at", m.published_at}};
+  json j{{"model", m.model},
+         {"version", m.version},
+         {"file", m.file},
+         {"bytes", m.bytes},
+         {"checksum", m.checksum},
+         {"generation", m.generation},
+         {"published_at", m.published_at}};
+  // Only when present: a manifest without it hashes exactly as before the field existed.
+  if (!m.recipe.empty()) j["recipe"] = m.recipe;
+  return j;
 }
 
 Result<Manifest> FromJson(const json& j) {
@@ -57,7 +62,34 @@ Result<Manifest> FromJson(const json& j) {
   uint64_t unused;
   if (!ParseChecksum(m.checksum, &unused)) return Corrupt("checksum is not xxh3:<16 hex digits>");
   if (m.generation == 0) return Corrupt("generation must be at least 1");
+  if (j.contains("recipe")) {
+    if (!j["recipe"].is_string()) return Corrupt("recipe is not a string");
+    m.recipe = j["recipe"].get<std::string>();
+    if (m.recipe != RecipeFieldFor(m.version)) {
+      return Corrupt("recipe \"" + m.recipe + "\" is not versions/<version>.recipe");
+    }
+  }
   return m;
+}
+
+// WriteFileAtomic with the temp file opened beneath root, so a symlinked model directory cannot
+// send the manifest's bytes elsewhere: temp, fsync, rename over manifest.json, fsync the dir.
+Status WriteManifestBeneath(Env* env, std::string_view root, std::string_view model,
+                            std::string_view text) {
+  const std::string tmp_rel = std::string(model) + "/.tmp-manifest.json-" +
+                              std::to_string(::getpid()) + "-" +
+                              std::to_string(env->NowUnixNanos());
+  MS_ASSIGN_OR_RETURN(int fd, env->OpenBeneath(std::string(root), tmp_rel, OpenMode::kCreateNew));
+  Status st = env->PWrite(fd, std::as_bytes(std::span(text)), 0);
+  if (st) st = env->Fsync(fd);
+  env->Close(fd);
+  const std::string tmp = JoinPath(root, tmp_rel);
+  if (st) st = env->Rename(tmp, ManifestPath(root, model));
+  if (!st) {
+    (void)env->Remove(tmp);
+    return st;
+  }
+  return env->FsyncDir(ModelDir(root, model));
 }
 
 std::string ManifestRel(std::string_view model) {
@@ -98,10 +130,15 @@ Result<std::vector<uint64_t>> ListClaims(Env* env, std::string_view root, std::s
 // Creates generations/<g> for the first g >= from that nobody claimed (O_EXCL), durably.
 Result<uint64_t> ClaimGeneration(Env* env, std::string_view root, std::string_view model,
                                  uint64_t from) {
-  MS_RETURN_IF_ERROR(env->CreateDirs(JoinPath(root, ClaimsRel(model))));
   for (uint64_t g = from; g < from + 64; ++g) {
-    auto fd = env->OpenBeneath(std::string(root), ClaimsRel(model) + "/" + ClaimName(g),
-                               OpenMode::kCreateNew);
+    const std::string rel = ClaimsRel(model) + "/" + ClaimName(g);
+    auto fd = env->OpenBeneath(std::string(root), rel, OpenMode::kCreateNew);
+    if (!fd && fd.error().code() == Code::kNotFound) {
+      // generations/ is missing. Created only now, after OpenBeneath found no symlink on the way
+      // (that is kPermissionDenied), so a symlinked model directory gets nothing created in it.
+      MS_RETURN_IF_ERROR(env->CreateDirs(JoinPath(root, ClaimsRel(model))));
+      fd = env->OpenBeneath(std::string(root), rel, OpenMode::kCreateNew);
+    }
     if (!fd && fd.error().code() == Code::kAlreadyExists) continue;
     if (!fd) return Fail(fd.error().Context("publish: claiming generation " + std::to_string(g)));
     Status st = env->Fsync(*fd);
@@ -178,6 +215,10 @@ Result<uint64_t> HighestClaimedGeneration(Env* env, std::string_view root, std::
   return claims.empty() ? 0 : claims.back();
 }
 
+std::string RecipeFieldFor(std::string_view version) {
+  return "versions/" + std::string(version) + ".recipe";
+}
+
 Result<Manifest> PublishVersion(Env* env, std::string_view root, std::string_view model,
                                 std::string_view version) {
   MS_RETURN_IF_ERROR(ValidateModelName(model));
@@ -189,7 +230,17 @@ Result<Manifest> PublishVersion(Env* env, std::string_view root, std::string_vie
   m.file = "versions/" + VersionFileName(version);
   m.bytes = info.bytes;
   m.checksum = info.checksum;
+  return PublishManifest(env, root, std::move(m));
+}
+
+Result<Manifest> PublishManifest(Env* env, std::string_view root, Manifest m) {
+  const std::string model = m.model, version = m.version;
+  // The same checks a reader will make, so nothing is published that every agent would refuse.
+  m.generation = 1;
   m.published_at = FormatRfc3339(env->NowUnixNanos());
+  if (auto ok = FromJson(ToJsonWithoutChecksum(m)); !ok) {
+    return Fail(Code::kInvalidArgument, "publish: " + ok.error().message());
+  }
   MS_ASSIGN_OR_RETURN(uint64_t floor, HighestClaimedGeneration(env, root, model));
   auto current = ReadManifest(env, root, model);
   uint64_t next = floor + 1;
@@ -209,9 +260,10 @@ Result<Manifest> PublishVersion(Env* env, std::string_view root, std::string_vie
         "generation={} (a stale or rolled-back copy); publishing above the claim",
         model, current->generation, floor);
   }
-  MS_RETURN_IF_ERROR(WriteFileAtomic(env, ManifestPath(root, model), EncodeManifest(m)));
+  MS_RETURN_IF_ERROR(WriteManifestBeneath(env, root, model, EncodeManifest(m)));
   PruneClaims(env, root, model, m.generation);
-  spdlog::info("publish model={} version={} generation={}", model, version, m.generation);
+  spdlog::info("publish model={} version={} generation={}{}", model, version, m.generation,
+               m.recipe.empty() ? "" : " chunked");
   return m;
 }
 

@@ -8,8 +8,12 @@
 //
 // JSON fields: model, version, file ("versions/<version>.msf", relative to the model directory),
 // bytes, checksum (the .msf identity, "xxh3:<hex>"), generation (u64 >= 1), published_at
-// (RFC 3339 UTC), manifest_checksum = "xxh3:<hex>" of the compact JSON of all the other fields
-// with keys sorted (nlohmann::json's own order), so any JSON library can recompute it.
+// (RFC 3339 UTC), optionally recipe ("versions/<version>.recipe": the version is chunked,
+// sidecar/chunk/recipe.h; no whole .msf exists on the volume, "file" stays its logical name, so
+// an agent that knows only whole files fails to open it and keeps its old version serving),
+// manifest_checksum = "xxh3:<hex>" of the compact JSON of all the other fields with keys sorted
+// (nlohmann::json's own order), so any JSON library can recompute it. "recipe" is in that JSON
+// only when present, so manifests written before it existed keep their checksums.
 //
 // Generations never repeat. Blob storage can serve a stale or rolled-back copy of manifest.json
 // (a cache, a restored snapshot, a copy someone put back): publishing "that manifest's generation
@@ -24,7 +28,11 @@
 // whose earlier generations were published before claims existed.
 // Agents that see a generation they know with other content say so (sidecar/agent/model_agent.h).
 //
-// Every path is opened beneath the root (Env::OpenBeneath): no symlink on the volume is followed.
+// Every file is opened beneath the root (Env::OpenBeneath: the manifest read, its temp file
+// created, generation claims created): no symlink on the volume is followed to a file. The Env
+// has no directory-relative calls for the rest, so creating generations/, listing it, pruning old
+// claims and the rename of the temp over manifest.json use plain paths under <root>/<model>; a
+// symlinked model directory is refused by the open of the temp file before anything is renamed.
 //
 // Thread safety: plain functions; concurrent publishers of one model are not supported (the
 // operator runs one writer per model at a time); the O_EXCL claim still keeps two racing ones
@@ -48,7 +56,11 @@ struct Manifest {
   std::string checksum;
   uint64_t generation = 0;
   std::string published_at;
+  std::string recipe{};  // "" (a whole .msf) or "versions/<version>.recipe" (a chunked version)
 };
+
+// "versions/<version>.recipe", the value of a chunked version's recipe field.
+[[nodiscard]] std::string RecipeFieldFor(std::string_view version);
 
 [[nodiscard]] std::string EncodeManifest(const Manifest& manifest);
 // Parses and checks a manifest's text. kCorruption names what is wrong (not JSON, a missing or
@@ -68,6 +80,12 @@ struct Manifest {
 // atomically replaces the manifest with one pointing at the version.
 [[nodiscard]] Result<Manifest> PublishVersion(Env* env, std::string_view root,
                                               std::string_view model, std::string_view version);
+
+// The publishing steps after the version is checked: claims a generation (as above), sets
+// m.generation and m.published_at, and atomically replaces the manifest with m. For callers that
+// verified the version themselves (a chunked version: its recipe, not a whole .msf). m's model,
+// version, file, bytes, checksum and recipe must pass DecodeManifest's checks (kInvalidArgument).
+[[nodiscard]] Result<Manifest> PublishManifest(Env* env, std::string_view root, Manifest m);
 
 // The highest generation ever claimed for the model (0: none), from generations/.
 [[nodiscard]] Result<uint64_t> HighestClaimedGeneration(Env* env, std::string_view root,

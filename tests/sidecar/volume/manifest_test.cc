@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
+#include "common/checksum.h"
 #include "common/names.h"
 #include "sidecar/volume/version_file.h"
 #include "sidecar/writer/writer.h"
@@ -131,6 +133,96 @@ TEST_F(ManifestTest, FieldChecks) {
   expect_bad(m, "generation must be at least 1");
   EXPECT_FALSE(DecodeManifest("[1,2]").has_value());
   EXPECT_FALSE(DecodeManifest("{\"manifest_checksum\": 5}").has_value());
+}
+
+TEST_F(ManifestTest, RecipeFieldIsOptionalAndChecked) {
+  Manifest whole{
+      "ranker", "v1", "versions/v1.msf", 10, "xxh3:0123456789abcdef", 5, "2026-11-21T00:00:00Z"};
+  // Without the field the text (and so manifest_checksum) is what it was before the field
+  // existed: this manifest was encoded by the code before the field was added.
+  const std::string before =
+      "{\n  \"bytes\": 10,\n  \"checksum\": \"xxh3:0123456789abcdef\",\n  \"file\": "
+      "\"versions/v1.msf\",\n  \"generation\": 5,\n  \"manifest_checksum\": \"" +
+      FormatChecksum(Xxh3(std::string_view(
+          "{\"bytes\":10,\"checksum\":\"xxh3:0123456789abcdef\",\"file\":\"versions/v1.msf\","
+          "\"generation\":5,\"model\":\"ranker\",\"published_at\":\"2026-11-21T00:00:00Z\","
+          "\"version\":\"v1\"}"))) +
+      "\",\n  \"model\": \"ranker\",\n  \"published_at\": \"2026-11-21T00:00:00Z\",\n  "
+      "\"version\": \"v1\"\n}\n";
+  EXPECT_EQ(EncodeManifest(whole), before);
+  auto old = DecodeManifest(before);
+  ASSERT_TRUE(old.has_value()) << old.error().ToString();
+  EXPECT_TRUE(old->recipe.empty());
+
+  Manifest chunked = whole;
+  chunked.recipe = RecipeFieldFor("v1");
+  EXPECT_EQ(chunked.recipe, "versions/v1.recipe");
+  std::string text = EncodeManifest(chunked);
+  auto back = DecodeManifest(text);
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->recipe, "versions/v1.recipe");
+  EXPECT_EQ(back->file, "versions/v1.msf");  // the logical name stays
+  // The field is covered by the checksum: dropping or editing it is detected.
+  std::string edited = text;
+  edited.replace(edited.find("v1.recipe"), 9, "v2.recipe");
+  EXPECT_FALSE(DecodeManifest(edited).has_value());
+  for (std::string bad : {std::string("versions/v2.recipe"), std::string("../v1.recipe"),
+                          std::string("versions/v1.msf"), std::string("v1.recipe")}) {
+    Manifest m = chunked;
+    m.recipe = bad;
+    auto r = DecodeManifest(EncodeManifest(m));
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_NE(r.error().message().find("is not versions/<version>.recipe"), std::string::npos)
+        << r.error().message();
+  }
+  // A recipe field that is not a string.
+  nlohmann::json j = nlohmann::json::parse(EncodeManifest(whole));
+  j.erase("manifest_checksum");
+  j["recipe"] = 5;
+  j["manifest_checksum"] = FormatChecksum(Xxh3(j.dump()));
+  auto r = DecodeManifest(j.dump());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("recipe is not a string"), std::string::npos);
+}
+
+TEST_F(ManifestTest, PublishManifestPublishesAChunkedVersion) {
+  Write("v1");
+  Publish("v1");
+  // A chunked v2: no .msf on the volume, the caller vouches for bytes and checksum.
+  Manifest m{"ranker", "v2", "versions/v2.msf", 1234, "xxh3:00000000000000aa", 0, ""};
+  m.recipe = RecipeFieldFor("v2");
+  auto published = PublishManifest(&env_, dir_.path(), m);
+  ASSERT_TRUE(published.has_value()) << published.error().ToString();
+  EXPECT_EQ(published->generation, 2u);
+  auto read = ReadManifest(&env_, dir_.path(), "ranker");
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->recipe, "versions/v2.recipe");
+  EXPECT_EQ(read->bytes, 1234u);
+  // Nothing a reader would refuse is published.
+  m.recipe = "versions/v3.recipe";
+  auto bad = PublishManifest(&env_, dir_.path(), m);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ReadManifest(&env_, dir_.path(), "ranker")->generation, 2u);
+}
+
+// Claims and the manifest's temp file are created beneath the root: a symlinked model directory
+// cannot send the new manifest (or a claim, or a directory) outside the volume.
+TEST_F(ManifestTest, PublishThroughASymlinkedModelDirIsRefused) {
+  Write("v1");
+  modelswap::testing::TempDir outside;
+  std::string model_dir = ModelDir(dir_.path(), "ranker");
+  ASSERT_EQ(::rename(model_dir.c_str(), (outside / "ranker").c_str()), 0);
+  ASSERT_EQ(::symlink((outside / "ranker").c_str(), model_dir.c_str()), 0);
+  Manifest m{"ranker", "v1", "versions/v1.msf", 1, "xxh3:00000000000000aa", 0, ""};
+  auto r = PublishManifest(&env_, dir_.path(), m);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::kPermissionDenied) << r.error().ToString();
+  EXPECT_FALSE(std::filesystem::exists(outside / "ranker/manifest.json"));
+  EXPECT_FALSE(std::filesystem::exists(outside / "ranker/generations"));  // nothing created there
+  for (const auto& e : std::filesystem::directory_iterator(outside / "ranker")) {
+    EXPECT_FALSE(e.path().filename().string().starts_with(".tmp-")) << e.path();
+  }
 }
 
 TEST_F(ManifestTest, ManifestOfAnotherModelIsRejected) {

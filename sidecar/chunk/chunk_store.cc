@@ -93,7 +93,10 @@ Result<PutResult> ChunkStore::Put(const ChunkHash& hash, std::span<const std::by
   if (Sha256(content) != hash) {
     return Fail(Code::kInvalidArgument, "chunk " + ToHex(hash) + ": content has another SHA-256");
   }
-  std::vector<std::byte> frame(MaxStoredBytes(content.size()));
+  // Reused per thread: a fresh buffer of ~max_bytes per chunk costs an mmap, page faults and an
+  // munmap each time (glibc serves allocations over 128 KiB with mmap).
+  thread_local std::vector<std::byte> frame;
+  if (frame.size() < MaxStoredBytes(content.size())) frame.resize(MaxStoredBytes(content.size()));
   ZSTD_CCtx* cctx = ThreadCCtx();
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, zstd_level);
@@ -146,7 +149,9 @@ Status ChunkStore::Get(const ChunkHash& hash, std::span<std::byte> out) {
                              " bytes, impossible for a chunk of " + std::to_string(out.size()) +
                              " (partly copied or not a chunk)");
   }
-  std::vector<std::byte> frame(info->size);
+  thread_local std::vector<std::byte> buffer;  // reused, as in Put
+  if (buffer.size() < info->size) buffer.resize(info->size);
+  std::span<std::byte> frame = std::span(buffer).first(info->size);
   Status st = ReadExactly(env_, fd, frame, hash);
   env_->Close(fd);
   MS_RETURN_IF_ERROR(st);

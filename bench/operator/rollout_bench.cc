@@ -21,7 +21,8 @@
 //     --swap-window-seconds; the time from the last agent's switch to status showing N/N on v2,
 //     and the operator's CPU from the publish until then.
 // Reported per N: that latency, CPU in cores (steady, rollout), the child's peak RSS, the most
-// connections the agents saw open at once, probes made. Targets: <= 10 s, <= 0.5 core,
+// connections the agents saw open at once and requests they served at once (see
+// FakeAgents::max_open), probes made. Targets: <= 10 s, <= 0.5 core,
 // <= 100 MB, concurrency bounded by --max-in-flight. The open-file limit is raised to its hard
 // limit (N listening sockets). The machine's load average is printed: other builds share it.
 #include <fcntl.h>
@@ -254,14 +255,14 @@ int64_t LoadedAt(const std::string& line) {
 struct Row {
   int pods;
   double latency_s, steady_cores, rollout_cores, rss_mb;
-  int max_open, max_in_flight;
+  int max_open, max_in_service, max_in_flight;
   long probes;
   bool ok;
 };
 
 Row RunOne(const std::string& self, int n, int steady_s, double window_s, int interval_ms, int cap,
            bool hint) {
-  Row row{n, 0, 0, 0, 0, 0, 0, 0, false};
+  Row row{n, 0, 0, 0, 0, 0, 0, 0, 0, false};
   FakeAgents agents(n, "ranker", {"v1", 1}, /*threads=*/1);
   std::string ports_file = "/tmp/rollout_bench_ports." + std::to_string(getpid());
   {
@@ -316,6 +317,7 @@ Row RunOne(const std::string& self, int n, int steady_s, double window_s, int in
   row.rollout_cores = static_cast<double>(u2.cpu_ns - u1.cpu_ns) / static_cast<double>(w2 - w1);
   row.rss_mb = static_cast<double>(u2.rss_kb) / 1024.0;
   row.max_open = agents.max_open();
+  row.max_in_service = agents.max_in_service();
   row.max_in_flight = u2.max_in_flight;
   row.probes = u2.probes;
   finish();
@@ -360,13 +362,13 @@ int main(int argc, char** argv) {
       "publish hint %s; load average %s, %u cpus\n",
       interval_ms, cap, window_s, hint ? "on" : "off", LoadAvg().c_str(),
       std::thread::hardware_concurrency());
-  std::printf("%6s %12s %12s %13s %9s %10s %10s %8s\n", "pods", "latency_s", "steady_core",
-              "rollout_core", "rss_mb", "max_conns", "in_flight", "probes");
+  std::printf("%6s %12s %12s %13s %9s %10s %11s %10s %8s\n", "pods", "latency_s", "steady_core",
+              "rollout_core", "rss_mb", "max_conns", "in_service", "in_flight", "probes");
   for (int n : counts) {
     Row r = RunOne(self, n, steady_s, window_s, interval_ms, cap, hint);
-    std::printf("%6d %12.2f %12.3f %13.3f %9.1f %10d %10d %8ld%s\n", r.pods, r.latency_s,
-                r.steady_cores, r.rollout_cores, r.rss_mb, r.max_open, r.max_in_flight, r.probes,
-                r.ok ? "" : "  (status never complete)");
+    std::printf("%6d %12.2f %12.3f %13.3f %9.1f %10d %11d %10d %8ld%s\n", r.pods, r.latency_s,
+                r.steady_cores, r.rollout_cores, r.rss_mb, r.max_open, r.max_in_service,
+                r.max_in_flight, r.probes, r.ok ? "" : "  (status never complete)");
     std::fflush(stdout);
   }
   std::printf("load average after: %s\n", LoadAvg().c_str());

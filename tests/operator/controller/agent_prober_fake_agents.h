@@ -74,7 +74,14 @@ class FakeAgents {
     agents_[i].hung = hung;
   }
   int open_now() const { return open_.load(std::memory_order_relaxed); }
+  // Connections open at once, as the agents' sockets live: a client's close and its next
+  // connect can be handled out of order across sockets, so this may run one or two past what
+  // the client held.
   int max_open() const { return max_open_.load(std::memory_order_relaxed); }
+  // Requests being served at once: from the request read to the start of the answer's write.
+  // The client cannot send its next request before it has an answer, so this never overstates
+  // what the client had in flight.
+  int max_in_service() const { return max_in_service_.load(std::memory_order_relaxed); }
   int64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   int64_t requests_to(int i) const {
     std::lock_guard lock(mu_);
@@ -113,14 +120,16 @@ class FakeAgents {
     int64_t requests = 0;
   };
   // One accepted connection: counted open from accept to the socket's destruction.
+  static void Raise(std::atomic<int>& count, std::atomic<int>& max) {
+    int now = count.fetch_add(1, std::memory_order_relaxed) + 1;
+    int seen = max.load(std::memory_order_relaxed);
+    while (now > seen && !max.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
+    }
+  }
   struct Conn {
     explicit Conn(FakeAgents* f, boost::asio::ip::tcp::socket s)
         : fleet(f), sock(std::move(s)), timer(sock.get_executor()) {
-      int now = fleet->open_.fetch_add(1, std::memory_order_relaxed) + 1;
-      int seen = fleet->max_open_.load(std::memory_order_relaxed);
-      while (now > seen &&
-             !fleet->max_open_.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
-      }
+      Raise(fleet->open_, fleet->max_open_);
     }
     ~Conn() { fleet->open_.fetch_sub(1, std::memory_order_relaxed); }
     FakeAgents* fleet;
@@ -144,6 +153,7 @@ class FakeAgents {
   }
 
   void Answer(int i, const std::shared_ptr<Conn>& c) {
+    Raise(in_service_, max_in_service_);
     std::chrono::milliseconds delay;
     {
       std::lock_guard lock(mu_);
@@ -162,7 +172,8 @@ class FakeAgents {
     }
     requests_.fetch_add(1, std::memory_order_relaxed);
     c->timer.expires_after(delay);
-    c->timer.async_wait([c](boost::system::error_code) {
+    c->timer.async_wait([this, c](boost::system::error_code) {
+      in_service_.fetch_sub(1, std::memory_order_relaxed);
       boost::asio::async_write(c->sock, boost::asio::buffer(c->out),
                                [c](boost::system::error_code, size_t) {
                                  boost::system::error_code ignored;
@@ -173,7 +184,7 @@ class FakeAgents {
 
   // Relaxed: counters read after the fact; no other data is published through them. Declared
   // first: connections still queued in ioc_ decrement open_ when ioc_ destroys them.
-  std::atomic<int> open_{0}, max_open_{0};
+  std::atomic<int> open_{0}, max_open_{0}, in_service_{0}, max_in_service_{0};
   std::atomic<int64_t> requests_{0};
   std::string model_;
   boost::asio::io_context ioc_;

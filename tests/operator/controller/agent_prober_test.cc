@@ -115,9 +115,9 @@ TEST(AgentProberTest, InFlightCapIsNeverExceeded) {
   // Keep probing a while (several rounds) so that any excess would show.
   ASSERT_TRUE(WaitFor([&] { return prober.stats().probes >= 3 * kPods; }));
   prober.Stop();
-  EXPECT_LE(agents.max_open(), kCap);
+  EXPECT_LE(agents.max_in_service(), kCap);
   EXPECT_LE(prober.stats().max_in_flight, kCap);
-  EXPECT_GE(agents.max_open(), 1);
+  EXPECT_GE(agents.max_in_service(), 1);
 }
 
 TEST(AgentProberTest, HungAgentCostsOnlyItsTimeoutAndIsReported) {

@@ -1,0 +1,249 @@
+// Node cache benchmark: a documented CLI (not Google Benchmark: each measurement is one large
+// assembly compared with its baseline on the same disk in the same run). Never run by ctest.
+//
+//   cache_bench [--dir DIR] [--mib N] [--race-mib N] [--procs N] [--mbps N]
+//
+// (a) race: --procs processes (default 20) assemble the same new version (--race-mib, default
+//     64 MiB) from one empty cache at once, against one process alone on another empty cache;
+//     prints the wall-time ratio and the number of chunk fetches (which must equal the number of
+//     distinct data chunks).
+// (b) delta: a node holding version v1 (--mib, default 256 MiB) assembles v2, in which a
+//     contiguous 5 % of the entries changed, against a whole-file copy of v2 (read, write,
+//     fsync) from the same source.
+// Both sources are throttled to --mbps (default 200 MB/s, one limit shared by a process's
+// threads): the harness sleeps for each byte a fetch or the copy reads, as blob storage would
+// make it wait. Chunks are stored with the real ChunkStore (zstd level 1), so fetches also
+// decompress and hash.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "sidecar/cache/assembler.h"
+#include "sidecar/chunk/chunk_store.h"
+#include "sidecar/chunk/recipe.h"
+#include "sidecar/msf/builder.h"
+
+namespace cache = modelswap::cache;
+namespace chunk = modelswap::chunk;
+using modelswap::DefaultEnv;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A shared-rate limiter: each read reserves its bytes' time slot at `bytes_per_s`.
+class Throttle {
+ public:
+  explicit Throttle(double bytes_per_s) : ns_per_byte_(1e9 / bytes_per_s) {}
+  void Take(uint64_t bytes) {
+    Clock::time_point until;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = Clock::now();
+      if (next_ < now) next_ = now;
+      next_ += std::chrono::nanoseconds(static_cast<int64_t>(ns_per_byte_ * double(bytes)));
+      until = next_;
+    }
+    std::this_thread::sleep_until(until);
+  }
+
+ private:
+  double ns_per_byte_;
+  std::mutex mu_;
+  Clock::time_point next_{};
+};
+
+std::string Value(uint64_t seed, uint64_t i) {
+  std::string v(1000, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + i * 0xBF58476D1CE4E5B9ull;
+  for (auto& c : v) {
+    x ^= x >> 31;
+    x *= 0x94D049BB133111EBull;
+    c = static_cast<char>('a' + (x >> 59));
+  }
+  return v;
+}
+
+// Builds <dir>/<version>.msf of about `mib` MiB; entries in [changed_from, changed_to) differ.
+// Chunks it into the volume's ChunkStore and returns the recipe.
+chunk::Recipe MakeVersion(const std::string& dir, const std::string& model,
+                          const std::string& version, uint64_t mib, uint64_t changed_from,
+                          uint64_t changed_to, std::string* msf_path) {
+  auto* env = DefaultEnv();
+  *msf_path = dir + "/" + model + "-" + version + ".msf";
+  std::filesystem::remove(*msf_path);
+  int fd = *env->Open(*msf_path, modelswap::OpenMode::kReadWriteNew);
+  modelswap::msf::BuildOptions o;
+  o.model = model;
+  o.version = version;
+  o.created_unix_ns = 1'700'000'000'000'000'000;
+  modelswap::msf::Builder b(env, fd, o);
+  uint64_t entries = mib * 1000;  // ~1 KiB each
+  for (uint64_t i = 0; i < entries; ++i) {
+    uint64_t seed = (i >= changed_from && i < changed_to) ? 2 : 1;
+    if (!b.Add("key" + std::to_string(i), Value(seed, i))) std::abort();
+  }
+  auto built = b.Finish();
+  env->Close(fd);
+  chunk::ChunkStore store(env, dir + "/volume");
+  auto recipe = chunk::ChunkFile(
+      env, *msf_path, model, version, built->header_checksum, chunk::ChunkerParams{},
+      [&](const chunk::RecipeChunk& c,
+          std::span<const std::byte> data) -> modelswap::Result<uint32_t> {
+        auto put = store.Put(c.hash, data, 1);
+        if (!put) return std::unexpected(put.error());
+        return put->stored_length;
+      });
+  if (!recipe) {
+    std::fprintf(stderr, "chunking: %s\n", recipe.error().ToString().c_str());
+    std::exit(1);
+  }
+  return *recipe;
+}
+
+size_t DistinctDataChunks(const chunk::Recipe& r) {
+  std::set<chunk::ChunkHash> s;
+  for (const auto& c : r.chunks) {
+    if (!c.hole) s.insert(c.hash);
+  }
+  return s.size();
+}
+
+// One Assemble with a throttled ChunkStore source; counts fetches into *fetches.
+double AssembleOnce(const std::string& cache_dir, const std::string& volume, const chunk::Recipe& r,
+                    double mbps, std::atomic<uint64_t>* fetches, cache::AssembleStats* stats_out) {
+  chunk::ChunkStore store(DefaultEnv(), volume);
+  Throttle throttle(mbps * 1e6);
+  auto fetch = [&](const chunk::ChunkHash& h, std::span<std::byte> out) -> modelswap::Status {
+    // relaxed: a counter read after the processes end.
+    fetches->fetch_add(1, std::memory_order_relaxed);
+    throttle.Take(out.size());
+    return store.Get(h, out);
+  };
+  cache::CacheOptions o;
+  o.dir = cache_dir;
+  auto t0 = Clock::now();
+  auto got = cache::Assemble(DefaultEnv(), o, r, fetch);
+  double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!got) {
+    std::fprintf(stderr, "assemble: %s\n", got.error().ToString().c_str());
+    std::exit(1);
+  }
+  if (stats_out != nullptr) *stats_out = got->stats;
+  return s;
+}
+
+void RunRace(const std::string& dir, uint64_t mib, int procs, double mbps) {
+  std::string msf;
+  chunk::Recipe r = MakeVersion(dir, "race", "v1", mib, 0, 0, &msf);
+  // Fetch counter shared with the children (MAP_SHARED, lock-free atomic).
+  auto* fetches = static_cast<std::atomic<uint64_t>*>(
+      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  new (fetches) std::atomic<uint64_t>(0);
+
+  double alone = AssembleOnce(dir + "/cache-alone", dir + "/volume", r, mbps, fetches, nullptr);
+  uint64_t alone_fetches = fetches->exchange(0);
+
+  auto t0 = Clock::now();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < procs; ++i) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      AssembleOnce(dir + "/cache-race", dir + "/volume", r, mbps, fetches, nullptr);
+      _exit(0);
+    }
+    pids.push_back(pid);
+  }
+  int failed = 0;
+  for (pid_t p : pids) {
+    int st = 0;
+    ::waitpid(p, &st, 0);
+    failed += !(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  }
+  double race = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("(a) %d processes, one %llu MiB version, source %.0f MB/s\n", procs,
+              static_cast<unsigned long long>(mib), mbps);
+  std::printf("    alone: %.3f s (%llu fetches)   %d at once: %.3f s   ratio %.2fx\n", alone,
+              static_cast<unsigned long long>(alone_fetches), procs, race, race / alone);
+  std::printf("    fetches by all %d processes: %llu   distinct data chunks: %zu   failed: %d\n",
+              procs, static_cast<unsigned long long>(fetches->load()), DistinctDataChunks(r),
+              failed);
+}
+
+double CopyWholeFile(const std::string& from, const std::string& to, double mbps) {
+  Throttle throttle(mbps * 1e6);
+  auto t0 = Clock::now();
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  std::vector<char> buf(1 << 20);
+  for (off_t off = 0;;) {
+    ssize_t n = ::pread(in, buf.data(), buf.size(), off);
+    if (n <= 0) break;
+    throttle.Take(static_cast<uint64_t>(n));
+    if (::pwrite(out, buf.data(), static_cast<size_t>(n), off) != n) std::abort();
+    off += n;
+  }
+  ::fsync(out);
+  ::close(in);
+  ::close(out);
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void RunDelta(const std::string& dir, uint64_t mib, double mbps) {
+  std::string msf1, msf2;
+  uint64_t entries = mib * 1000;
+  chunk::Recipe r1 = MakeVersion(dir, "delta", "v1", mib, 0, 0, &msf1);
+  chunk::Recipe r2 =
+      MakeVersion(dir, "delta", "v2", mib, entries / 2, entries / 2 + entries / 20, &msf2);
+  std::atomic<uint64_t> fetches{0};
+  AssembleOnce(dir + "/cache-delta", dir + "/volume", r1, mbps, &fetches, nullptr);
+  fetches = 0;
+  // Both measured cold-ish: the sources' pages are dropped by neither (same for both sides).
+  cache::AssembleStats st;
+  double delta = AssembleOnce(dir + "/cache-delta", dir + "/volume", r2, mbps, &fetches, &st);
+  double copy = CopyWholeFile(msf2, dir + "/whole-copy.msf", mbps);
+  std::printf("(b) %llu MiB version, 5%% of entries changed, source %.0f MB/s\n",
+              static_cast<unsigned long long>(mib), mbps);
+  std::printf(
+      "    assemble from v1 + chunks: %.3f s   whole-file copy + fsync: %.3f s   "
+      "ratio %.2fx (%.1fx faster)\n",
+      delta, copy, delta / copy, copy / delta);
+  std::printf(
+      "    chunks: %llu total, %llu fetched (%.1f MiB), %llu from v1 (%.1f MiB), %llu "
+      "holes; reflink %s\n",
+      static_cast<unsigned long long>(st.chunks_total),
+      static_cast<unsigned long long>(st.chunks_fetched), st.bytes_fetched / 1048576.0,
+      static_cast<unsigned long long>(st.chunks_from_previous), st.bytes_from_previous / 1048576.0,
+      static_cast<unsigned long long>(st.holes),
+      st.reflink_used ? "used" : "not available (copy_file_range)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> a;
+  for (int i = 1; i + 1 < argc; i += 2)
+    a[argv[i]] = argv[i + 1];
+  auto get = [&](const char* k, const char* d) { return a.contains(k) ? a[k] : std::string(d); };
+  std::string dir = get("--dir", "");
+  bool own_dir = dir.empty();
+  if (own_dir) {
+    char tmpl[] = "/var/tmp/cache-bench-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  double mbps = std::stod(get("--mbps", "200"));
+  RunRace(dir, std::stoull(get("--race-mib", "64")), std::stoi(get("--procs", "20")), mbps);
+  RunDelta(dir, std::stoull(get("--mib", "256")), mbps);
+  if (own_dir) std::filesystem::remove_all(dir);
+  return 0;
+}

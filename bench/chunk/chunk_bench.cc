@@ -9,8 +9,10 @@
 //   PlainWrite          the baseline: write the bytes to a file in 4 MiB pieces, fsync
 //   ChunkOnly, ChunkSha the cut points alone, then with SHA-256 of each chunk (where time goes)
 //   ChunkShaZstd/L      FastCDC + SHA-256 + zstd level L of every chunk, into memory (CPU only)
-//   ChunkStorePut/L     the whole chunked write: ChunkBytes into a fresh ChunkStore on disk
-//                       (temp file, fsync and no-replace rename per chunk, as on the volume)
+//   ChunkStorePut/L/D   the whole chunked write: ChunkBytes into a fresh ChunkStore on disk
+//                       (temp file and no-replace rename per chunk, as on the volume), with
+//                       an fsync of file and directory per chunk (D=0) or deferred to one
+//                       Sync() at the end (D=1, ChunkStore::Options::defer_sync)
 // Each reports bytes/s of the input; the ratio to PlainWrite is what bench/README.md records.
 #include <benchmark/benchmark.h>
 #include <zstd.h>
@@ -35,7 +37,11 @@ std::string ScratchDir() {
 const std::string& Data() {
   static const std::string data = [] {
     const std::string root = ScratchDir() + "/src";
-    WriteRequest req{root, "bench", "v1", GenerateSource{256ull << 20, 1, 1024}, false};
+    WriteRequest req;
+    req.root = root;
+    req.model = "bench";
+    req.version = "v1";
+    req.source = GenerateSource{256ull << 20, 1, 1024};
     auto w = WriteVersion(DefaultEnv(), req);
     if (!w) std::abort();
     auto text = ReadFileToString(DefaultEnv(), w->path, 1ull << 30);
@@ -131,13 +137,13 @@ void ChunkStorePut(benchmark::State& state) {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     state.ResumeTiming();
-    ChunkStore store(DefaultEnv(), dir);
+    ChunkStore store(DefaultEnv(), dir, ChunkStore::Options{.defer_sync = state.range(1) != 0});
     auto sink = [&](const RecipeChunk& c, std::span<const std::byte> b) -> Result<uint32_t> {
       MS_ASSIGN_OR_RETURN(PutResult p, store.Put(c.hash, b, level));
       return p.stored_length;
     };
     auto r = ChunkBytes(bytes, "bench", "v1", 0, {}, sink);
-    if (!r) std::abort();
+    if (!r || !store.Sync()) std::abort();
   }
   std::filesystem::remove_all(ScratchDir());
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes.size()));

@@ -116,7 +116,7 @@ Result<PutResult> ChunkStore::Put(const ChunkHash& hash, std::span<const std::by
   }
   if (!fd) return Fail(fd.error());
   Status st = env_->PWrite(*fd, std::span(frame).first(n), 0);
-  if (st) st = env_->Fsync(*fd);
+  if (st && !options_.defer_sync) st = env_->Fsync(*fd);
   env_->Close(*fd);
   const std::string tmp = JoinPath(root_, tmp_rel);
   if (st) st = env_->RenameNoReplace(tmp, JoinPath(root_, rel));
@@ -125,8 +125,47 @@ Result<PutResult> ChunkStore::Put(const ChunkHash& hash, std::span<const std::by
     if (st.error().code() != Code::kAlreadyExists) return Fail(st.error());
     return PutResult{false, static_cast<uint32_t>(n)};  // another writer won the race
   }
-  MS_RETURN_IF_ERROR(env_->FsyncDir(JoinPath(root_, dir)));
+  if (options_.defer_sync) {
+    std::lock_guard lock(unsynced_->mu);
+    unsynced_->files.push_back(rel);
+    unsynced_->dirs.insert(dir);
+  } else {
+    MS_RETURN_IF_ERROR(env_->FsyncDir(JoinPath(root_, dir)));
+  }
   return PutResult{true, static_cast<uint32_t>(n)};
+}
+
+Status ChunkStore::Sync() {
+  std::vector<std::string> files;
+  std::set<std::string> dirs;
+  {
+    std::lock_guard lock(unsynced_->mu);
+    files.swap(unsynced_->files);
+    dirs.swap(unsynced_->dirs);
+  }
+  // On failure the rest stay listed, so a retried Sync covers them.
+  auto keep = [&](size_t from) {
+    std::lock_guard lock(unsynced_->mu);
+    unsynced_->files.insert(unsynced_->files.end(), files.begin() + static_cast<ptrdiff_t>(from),
+                            files.end());
+    unsynced_->dirs.insert(dirs.begin(), dirs.end());
+  };
+  for (size_t i = 0; i < files.size(); ++i) {
+    auto fd = env_->OpenBeneath(root_, files[i], OpenMode::kRead);
+    Status st = fd ? env_->Fsync(*fd) : Status(Fail(fd.error()));
+    if (fd) env_->Close(*fd);
+    if (!st) {
+      keep(i);
+      return Fail(st.error().Context("chunk store sync"));
+    }
+  }
+  for (const std::string& dir : dirs) {
+    if (Status st = env_->FsyncDir(JoinPath(root_, dir)); !st) {
+      keep(files.size());
+      return Fail(st.error().Context("chunk store sync"));
+    }
+  }
+  return Ok();
 }
 
 Status ChunkStore::Get(const ChunkHash& hash, std::span<std::byte> out) {

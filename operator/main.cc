@@ -71,6 +71,26 @@ void AddWebhookFlags(CLI::App& app, modelswap::op::WebhookRuntimeOptions& w,
                  "memory limit of the agent (default: none; see values.yaml before setting one)");
 }
 
+// The writer Jobs' pod settings (the chart's writer.* values pass them; a ModelVersion's
+// spec.writer overrides each). Validated after parsing (ParseWriterPodFlags in job.h).
+void AddWriterFlags(CLI::App& app, modelswap::op::WriterPodOptions& w,
+                    std::vector<std::string>& node_selector, std::string& tolerations) {
+  app.add_option("--writer-image-pull-policy", w.image_pull_policy,
+                 "imagePullPolicy of writer pods (default: --agent-image-pull-policy: both run "
+                 "the sidecar image)");
+  app.add_option("--writer-service-account", w.service_account,
+                 "ServiceAccount of writer pods (default: the namespace's default)");
+  app.add_option("--writer-image-pull-secret", w.image_pull_secrets,
+                 "Secret to pull the writer image with (repeatable)");
+  app.add_option("--writer-node-selector", node_selector,
+                 "KEY=VALUE node label writer pods need (repeatable)");
+  app.add_option("--writer-tolerations", tolerations,
+                 "tolerations of writer pods, a JSON list of corev1 Tolerations");
+  app.add_option("--writer-progress-port", w.progress_port,
+                 "port write pods serve their progress on, polled by the operator (0 = off)")
+      ->capture_default_str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -79,6 +99,8 @@ int main(int argc, char** argv) {
   std::string log_level;
   double lease_s = 15, renew_s = 10, retry_s = 2, probe_s = 10;
   std::string poll_interval = "1s";
+  std::vector<std::string> writer_node_selector;
+  std::string writer_tolerations;
   double cert_reload_s = 60;
   CLI::App app{"modelswap-operator: rolls ModelVersions out as writer Jobs (or local processes)"};
   app.add_option("--kubeconfig", cluster.kubeconfig,
@@ -87,6 +109,7 @@ int main(int argc, char** argv) {
   app.add_option("--namespace", cluster.ns, "namespace to watch (default: all)");
   app.add_option("--sidecar-image", cluster.sidecar_image, "image of the writer Jobs")
       ->capture_default_str();
+  AddWriterFlags(app, cluster.writer, writer_node_selector, writer_tolerations);
   app.add_flag("--leader-elect", cluster.leader_elect,
                "elect a leader with a Lease (for replicas > 1)");
   app.add_option("--leader-election-namespace", cluster.election.ns,
@@ -130,6 +153,15 @@ int main(int argc, char** argv) {
   cluster.webhook.reload_interval = ms(cert_reload_s);
   standalone.probe_interval = ms(probe_s);
   if (cluster.election.identity.empty()) cluster.election.identity = DefaultIdentity();
+  // Both images are the sidecar's: by default the writer is pulled as the agent is.
+  if (cluster.writer.image_pull_policy.empty())
+    cluster.writer.image_pull_policy = cluster.webhook.injection.image_pull_policy;
+  if (auto st = modelswap::op::ParseWriterPodFlags(writer_node_selector, writer_tolerations,
+                                                   &cluster.writer);
+      !st) {
+    std::cerr << st.error().message() << "\n";
+    return 2;
+  }
   if (auto poll = modelswap::op::ParseDurationMs(poll_interval); !poll) {
     std::cerr << "--poll-interval: " << poll.error().message() << "\n";
     return 2;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <regex>
 
+#include "operator/api/pod_fields.h"
 #include "operator/api/well_known.h"
 #include "operator/kube/resource.h"
 
@@ -54,6 +55,48 @@ Status ParseSource(const Json& src, SourceSpec* out) {
   return Ok();
 }
 
+// spec.writer's pod settings, with the rules of pod_fields.h (the CRD schema has the same).
+Status ParseWriterPod(const Json& w, WriterSpec* out) {
+  if (auto sa = w.find("serviceAccountName"); sa != w.end() && !sa->is_null()) {
+    if (!sa->is_string())
+      return Fail(Code::kInvalidArgument, "spec.writer.serviceAccountName must be a string");
+    MS_RETURN_IF_ERROR(
+        ValidateObjectName(sa->get<std::string>(), "spec.writer.serviceAccountName"));
+    out->service_account_name = sa->get<std::string>();
+  }
+  if (auto ps = w.find("imagePullSecrets"); ps != w.end() && !ps->is_null()) {
+    if (!ps->is_array())
+      return Fail(Code::kInvalidArgument, "spec.writer.imagePullSecrets must be a list");
+    std::vector<std::string> names;
+    for (size_t i = 0; i < ps->size(); ++i) {
+      const std::string field = "spec.writer.imagePullSecrets[" + std::to_string(i) + "].name";
+      std::string name = (*ps)[i].is_object() ? Field<std::string>((*ps)[i], {"name"}) : "";
+      MS_RETURN_IF_ERROR(ValidateObjectName(name, field));
+      names.push_back(std::move(name));
+    }
+    out->image_pull_secrets = std::move(names);
+  }
+  if (auto ns = w.find("nodeSelector"); ns != w.end() && !ns->is_null()) {
+    if (!ns->is_object())
+      return Fail(Code::kInvalidArgument, "spec.writer.nodeSelector must be a map");
+    std::map<std::string, std::string> selector;
+    for (const auto& [k, v] : ns->items()) {
+      const std::string field = "spec.writer.nodeSelector";
+      MS_RETURN_IF_ERROR(ValidateLabelKey(k, field));
+      if (!v.is_string())
+        return Fail(Code::kInvalidArgument, field + "." + k + " must be a string");
+      MS_RETURN_IF_ERROR(ValidateLabelValue(v.get<std::string>(), field + "." + k));
+      selector[k] = v.get<std::string>();
+    }
+    out->node_selector = std::move(selector);
+  }
+  if (auto t = w.find("tolerations"); t != w.end() && !t->is_null()) {
+    MS_RETURN_IF_ERROR(ValidateTolerations(*t, "spec.writer.tolerations"));
+    out->tolerations = *t;
+  }
+  return Ok();
+}
+
 Status ParseWriter(const Json& w, WriterSpec* out) {
   if (w.is_null()) return Ok();
   if (!w.is_object()) return Fail(Code::kInvalidArgument, "spec.writer must be a map");
@@ -68,7 +111,7 @@ Status ParseWriter(const Json& w, WriterSpec* out) {
   MS_ASSIGN_OR_RETURN(int64_t ttl, PositiveInt(w, "ttlSecondsAfterFinished",
                                                "spec.writer.ttlSecondsAfterFinished", 600, 0));
   out->ttl_seconds_after_finished = static_cast<int>(ttl);
-  return Ok();
+  return ParseWriterPod(w, out);
 }
 
 Condition ParseCondition(const Json& c) {

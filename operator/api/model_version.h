@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +71,13 @@ struct WriterSpec {
   int backoff_limit = 2;
   int64_t active_deadline_seconds = 3600;
   int ttl_seconds_after_finished = 600;
+  // Pod settings of the writer Job. Unset: the operator's --writer-* flags; set, each replaces
+  // the flag's value whole (an empty list clears it), so one ModelVersion can move its writer to
+  // other nodes or credentials without the operator's defaults leaking in.
+  std::optional<std::string> service_account_name;
+  std::optional<std::vector<std::string>> image_pull_secrets;  // Secret names
+  std::optional<std::map<std::string, std::string>> node_selector;
+  std::optional<Json> tolerations;  // corev1 tolerations, validated (pod_fields.h)
 };
 
 struct ModelVersion {

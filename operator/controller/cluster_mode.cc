@@ -62,6 +62,7 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
   OperatorMetrics metrics;
   KubeBackendOptions bo{.ns = o.ns,
                         .sidecar_image = o.sidecar_image,
+                        .writer = o.writer,
                         .instance = o.election.identity,
                         .min_watch_timeout_seconds = o.watch_timeout_seconds,
                         .probe_interval = o.probe_interval};

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <string>
 
+#include "operator/controller/job.h"
 #include "operator/kube/leaderelection.h"
 #include "operator/webhook/runtime.h"
 
@@ -25,6 +26,7 @@ struct ClusterOptions {
   std::string context;
   std::string ns;  // "" = all namespaces
   std::string sidecar_image = "ghcr.io/modelswap/modelswap-sidecar:0.1.0";
+  WriterPodOptions writer;  // writer pods' settings besides the image (job.h)
   std::string metrics_addr = ":8080";
   bool leader_elect = false;
   LeaderElectionConfig election;  // ns "" = the pod's namespace or "default"

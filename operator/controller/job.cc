@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "operator/api/pod_fields.h"
 #include "operator/api/well_known.h"
 #include "operator/kube/resource.h"
 
@@ -18,25 +19,99 @@ Json Labels(const ModelVersion& mv, TaskKind kind) {
           {kLabelTask, std::string(TaskKindName(kind))}};
 }
 
+Json RestrictedContainerContext() {
+  return {{"allowPrivilegeEscalation", false},
+          {"readOnlyRootFilesystem", true},
+          {"runAsNonRoot", true},
+          {"capabilities", {{"drop", {"ALL"}}}}};
+}
+
+Json RestrictedPodContext() {
+  return {{"runAsNonRoot", true},
+          {"runAsUser", kWriterUid},
+          {"runAsGroup", kWriterUid},
+          {"fsGroup", kWriterUid},
+          {"fsGroupChangePolicy", "OnRootMismatch"},
+          {"seccompProfile", {{"type", "RuntimeDefault"}}}};
+}
+
+// The pod spec of a task: restricted, with the settings of spec.writer or else the flags'.
+Json PodSpec(const ModelVersion& mv, TaskKind kind, const WriterPodOptions& pod) {
+  const WriterSpec& w = mv.writer;
+  std::vector<std::string> args = TaskArgs(mv, kind, mv.root);
+  Json container = {{"name", "writer"},
+                    {"image", w.image.empty() ? pod.image : w.image},
+                    {"terminationMessagePath", "/dev/termination-log"},
+                    {"terminationMessagePolicy", "FallbackToLogsOnError"},
+                    {"volumeMounts", {{{"name", "models"}, {"mountPath", mv.root}}}},
+                    {"securityContext", RestrictedContainerContext()}};
+  if (!pod.image_pull_policy.empty()) container["imagePullPolicy"] = pod.image_pull_policy;
+  if (kind == TaskKind::kWrite && pod.progress_port > 0) {
+    args.insert(args.end(), {"--progress-addr", ":" + std::to_string(pod.progress_port)});
+    container["ports"] = {
+        {{"name", "progress"}, {"containerPort", pod.progress_port}, {"protocol", "TCP"}}};
+  }
+  container["args"] = args;
+  if (w.resources.is_object()) container["resources"] = w.resources;
+  Json spec = {{"restartPolicy", "Never"},
+               {"automountServiceAccountToken", false},
+               {"securityContext", RestrictedPodContext()},
+               {"containers", {container}},
+               {"volumes",
+                {{{"name", "models"}, {"persistentVolumeClaim", {{"claimName", mv.claim_name}}}}}}};
+  const std::string sa = w.service_account_name.value_or(pod.service_account);
+  if (!sa.empty()) spec["serviceAccountName"] = sa;
+  Json secrets = Json::array();
+  for (const auto& name : w.image_pull_secrets.value_or(pod.image_pull_secrets))
+    secrets.push_back({{"name", name}});
+  if (!secrets.empty()) spec["imagePullSecrets"] = secrets;
+  const auto& selector = w.node_selector ? *w.node_selector : pod.node_selector;
+  if (!selector.empty()) spec["nodeSelector"] = selector;
+  const Json tolerations = w.tolerations.value_or(pod.tolerations);
+  if (tolerations.is_array() && !tolerations.empty()) spec["tolerations"] = tolerations;
+  return spec;
+}
+
 }  // namespace
 
+Status ParseWriterPodFlags(const std::vector<std::string>& node_selector,
+                           const std::string& tolerations_json, WriterPodOptions* out) {
+  if (!out->service_account.empty()) {
+    MS_RETURN_IF_ERROR(ValidateObjectName(out->service_account, "--writer-service-account"));
+  }
+  for (const auto& name : out->image_pull_secrets)
+    MS_RETURN_IF_ERROR(ValidateObjectName(name, "--writer-image-pull-secret"));
+  if (!out->image_pull_policy.empty()) {
+    MS_RETURN_IF_ERROR(
+        ValidateImagePullPolicy(out->image_pull_policy, "--writer-image-pull-policy"));
+  }
+  for (const auto& entry : node_selector)
+    MS_RETURN_IF_ERROR(ParseNodeSelectorEntry(entry, &out->node_selector));
+  out->tolerations = Json::array();
+  if (!tolerations_json.empty()) {
+    Json t = Json::parse(tolerations_json, nullptr, /*allow_exceptions=*/false);
+    if (t.is_discarded()) {
+      return Fail(Code::kInvalidArgument,
+                  "--writer-tolerations: not JSON (expected a list of "
+                  "tolerations, as the chart's toJson writes)");
+    }
+    MS_RETURN_IF_ERROR(ValidateTolerations(t, "--writer-tolerations"));
+    out->tolerations = std::move(t);
+  }
+  if (out->progress_port < 0 || out->progress_port > 65535) {
+    return Fail(Code::kInvalidArgument, "--writer-progress-port: must be 0 (off) to 65535");
+  }
+  return Ok();
+}
+
 Json BuildJob(const ModelVersion& mv, TaskKind kind, const std::string& job_name,
-              const std::string& default_image, const ActivateRequest& request) {
+              const WriterPodOptions& pod, const ActivateRequest& request) {
   Json labels = Labels(mv, kind);
   Json annotations = {{kAnnotationGeneration, std::to_string(mv.generation)}};
   if (!request.empty()) {
     annotations[kAnnotationActivateRequest] = request.value;
     annotations[kAnnotationActivateRequestNumber] = std::to_string(request.number);
   }
-  Json container = {{"name", "writer"},
-                    {"image", mv.writer.image.empty() ? default_image : mv.writer.image},
-                    {"args", TaskArgs(mv, kind, mv.root)},
-                    {"terminationMessagePath", "/dev/termination-log"},
-                    {"terminationMessagePolicy", "FallbackToLogsOnError"},
-                    {"volumeMounts", {{{"name", "models"}, {"mountPath", mv.root}}}},
-                    {"securityContext",
-                     {{"allowPrivilegeEscalation", false}, {"capabilities", {{"drop", {"ALL"}}}}}}};
-  if (mv.writer.resources.is_object()) container["resources"] = mv.writer.resources;
   int64_t deadline = mv.writer.active_deadline_seconds;
   if (kind == TaskKind::kRemove) deadline = std::min<int64_t>(deadline, 300);
   return {{"apiVersion", "batch/v1"},
@@ -57,14 +132,7 @@ Json BuildJob(const ModelVersion& mv, TaskKind kind, const std::string& job_name
            {{"backoffLimit", mv.writer.backoff_limit},
             {"activeDeadlineSeconds", deadline},
             {"ttlSecondsAfterFinished", mv.writer.ttl_seconds_after_finished},
-            {"template",
-             {{"metadata", {{"labels", labels}}},
-              {"spec",
-               {{"restartPolicy", "Never"},
-                {"containers", {container}},
-                {"volumes",
-                 {{{"name", "models"},
-                   {"persistentVolumeClaim", {{"claimName", mv.claim_name}}}}}}}}}}}}};
+            {"template", {{"metadata", {{"labels", labels}}}, {"spec", PodSpec(mv, kind, pod)}}}}}};
 }
 
 std::string TerminationMessage(const Json& pod) {

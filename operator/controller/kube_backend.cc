@@ -33,7 +33,9 @@ KubeBackend::KubeBackend(KubeClient* client, Env* env, KubeBackendOptions opts)
       jobs_(ModelKeyOfLabel),
       writer_pods_(JobKeyOfPod),
       injected_pods_(),
-      events_(client, kManagedBy, opts_.instance) {}
+      events_(client, kManagedBy, opts_.instance) {
+  opts_.writer.image = opts_.sidecar_image;
+}
 
 KubeBackend::~KubeBackend() {
   Stop();
@@ -191,7 +193,7 @@ Status KubeBackend::Execute(const Action& a) {
 
 Status KubeBackend::StartJob(const Action& a) {
   const ModelVersion& mv = a.mv;
-  Json job = BuildJob(mv, a.task_kind, a.task_name, opts_.sidecar_image, a.task_request);
+  Json job = BuildJob(mv, a.task_kind, a.task_name, opts_.writer, a.task_request);
   auto created = client_->Create(kJobs, mv.ns, job);
   if (created) {
     spdlog::info("job created job={}/{} task={}", mv.ns, a.task_name, TaskKindName(a.task_kind));

@@ -31,6 +31,7 @@
 #include "operator/controller/agent_prober.h"
 #include "operator/controller/controller.h"
 #include "operator/controller/event_recorder.h"
+#include "operator/controller/job.h"
 #include "operator/kube/client.h"
 #include "operator/kube/reflector.h"
 #include "operator/metrics/metrics.h"
@@ -39,8 +40,10 @@ namespace modelswap::op {
 
 struct KubeBackendOptions {
   std::string ns;  // "" = all namespaces
+  // The writer image; it replaces writer.image (one flag, --sidecar-image, names it).
   std::string sidecar_image = "ghcr.io/modelswap/modelswap-sidecar:0.1.0";
-  std::string instance;  // reportingInstance of Events (pod name)
+  WriterPodOptions writer;  // the rest of the writer pod's settings (job.h)
+  std::string instance;     // reportingInstance of Events (pod name)
   int min_watch_timeout_seconds = 300;
   std::chrono::milliseconds watchdog_grace{30'000};
   std::chrono::milliseconds backoff_initial{800};

@@ -99,11 +99,13 @@ TEST_F(ControllerTest, CreateRunsAWriterJobAndRecordsItsResult) {
   const Json& c = job["spec"]["template"]["spec"]["containers"][0];
   EXPECT_EQ(c["image"], "example/sidecar:1");
   std::vector<std::string> args = c["args"];
-  std::vector<std::string> want = {"write",    "--root",    "/models", "--model",
-                                   "ranker",   "--version", "v7",      "--generate-bytes",
-                                   "4096",     "--seed",    "7",       "--reuse-existing",
-                                   "--publish"};
+  std::vector<std::string> want = {"write",     "--root",          "/models", "--model",
+                                   "ranker",    "--version",       "v7",      "--generate-bytes",
+                                   "4096",      "--seed",          "7",       "--reuse-existing",
+                                   "--publish", "--progress-addr", ":8472"};
   EXPECT_EQ(args, want);
+  // Pod Security "restricted" and the rest of the pod: job_test.cc, field by field.
+  EXPECT_EQ(job["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"], true);
   EXPECT_EQ(job["metadata"]["ownerReferences"][0]["name"], "ranker-v7");
   EXPECT_EQ(job["metadata"]["ownerReferences"][0]["controller"], true);
   EXPECT_EQ(job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
@@ -379,13 +381,17 @@ TEST_F(ControllerTest, CreatesCostNoConflicts) {
 TEST_F(ControllerTest, EventsAreAggregatedAndNamePhases) {
   server_.Create(kModelVersions, "default", NewMv("v1"));
   ASSERT_TRUE(WaitPhase("ranker-v1", "Writing"));
-  ASSERT_TRUE(WaitFor([&] { return controller_->queue().Len() == 0; }));
   std::map<std::string, int> by_reason;
   std::string writing;
-  for (const Json& e : server_.List(kEvents, "default")) {
-    ++by_reason[e.value("reason", "")];
-    if (e.value("reason", "") == "WriterStarted") writing = e.value("message", "");
-  }
+  // The phase's Event is recorded after the status write that the wait above saw.
+  ASSERT_TRUE(WaitFor([&] {
+    by_reason.clear();
+    for (const Json& e : server_.List(kEvents, "default")) {
+      ++by_reason[e.value("reason", "")];
+      if (e.value("reason", "") == "WriterStarted") writing = e.value("message", "");
+    }
+    return !writing.empty() && controller_->queue().Len() == 0;
+  }));
   EXPECT_EQ(by_reason["TaskStarted"], 1);
   EXPECT_EQ(writing, "phase (none) -> Writing");
 }

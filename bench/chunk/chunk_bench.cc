@@ -154,8 +154,9 @@ BENCHMARK(ChunkOnly)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(ChunkSha)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(ChunkShaZstd)->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(ChunkStorePut)
-    ->Arg(1)
-    ->Arg(3)
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->Args({3, 1})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(2)
     ->UseRealTime();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "common/names.h"
 #include "sidecar/msf/builder.h"
@@ -109,7 +110,8 @@ void RemoveStaleTemps(Env* env, const std::string& dir, const std::string& versi
   auto names = env->ListDir(dir);
   if (!names) return;
   for (const std::string& name : *names) {
-    if (name.starts_with(VersionTempPrefix(version))) {
+    if (name.starts_with(VersionTempPrefix(version)) ||
+        name.starts_with(".tmp-" + chunk::RecipeFileName(version) + "-")) {
       spdlog::info("write removing stale scratch file={}", name);
       (void)env->Remove(JoinPath(dir, name));
     }
@@ -172,6 +174,73 @@ Result<WriteResult> ReuseExisting(Env* env, const WriteRequest& req, int64_t sta
   return result;
 }
 
+Result<WriteResult> ReuseChunked(Env* env, const WriteRequest& req, int64_t start) {
+  auto recipe = CheckChunkedVersion(env, req.root, req.model, req.version);
+  if (!recipe) {
+    return Fail(
+        recipe.error().Context("the version's recipe exists but does not check; not "
+                               "reusing it"));
+  }
+  spdlog::info("write model={} version={} reusing the existing chunked version", req.model,
+               req.version);
+  WriteResult result;
+  result.path = JoinPath(VersionsDir(req.root, req.model), chunk::RecipeFileName(req.version));
+  result.bytes = recipe->file_bytes;
+  result.checksum = FormatChecksum(recipe->msf_checksum);
+  result.seconds = static_cast<double>(env->NowMonotonicNanos() - start) / 1e9;
+  result.reused = true;
+  result.chunked = true;
+  result.chunks.recipe_path = result.path;
+  result.chunks.chunks_total = recipe->chunks.size();
+  return result;
+}
+
+std::string ScratchDir(const WriteRequest& req) {
+  if (!req.scratch_dir.empty()) return req.scratch_dir;
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+}
+
+// Builds the whole file in node-local scratch, then stores it as chunks and a recipe.
+Result<WriteResult> WriteChunked(Env* env, const WriteRequest& req, int64_t start) {
+  const std::string scratch =
+      JoinPath(ScratchDir(req), "modelswap-write-" + req.model + "-" + req.version + "-" +
+                                    std::to_string(::getpid()) + "-" +
+                                    std::to_string(env->NowUnixNanos()) + ".msf");
+  MS_ASSIGN_OR_RETURN(int fd, env->Open(scratch, OpenMode::kReadWriteNew));
+  std::vector<uint64_t> line_of_entry;
+  auto built = BuildInto(env, req, fd, &line_of_entry);
+  env->Close(fd);
+  Result<ChunkedUploadResult> uploaded = std::unexpected(Error(Code::kInternal, "not run"));
+  if (built) {
+    ChunkedUploadOptions options;
+    options.params = req.chunking;
+    options.zstd_level = req.zstd_level;
+    options.threads = req.threads;
+    options.gc_wait_ns = req.gc_wait_ns;
+    Progress progress(env, "upload " + req.model + "/" + req.version, built->file_size,
+                      req.progress);
+    options.on_progress = [&progress](uint64_t cut) { progress.Update(cut); };
+    uploaded = UploadChunked(env, req.root, req.model, req.version, scratch, built->header_checksum,
+                             options);
+    if (uploaded) progress.Done(built->file_size);
+  }
+  if (auto removed = env->Remove(scratch); !removed) {
+    spdlog::warn("write could not remove scratch file {}: {}", scratch, removed.error().ToString());
+  }
+  if (!built) return Fail(built.error());
+  if (!uploaded) return Fail(uploaded.error());
+  WriteResult result;
+  result.path = uploaded->recipe_path;
+  result.bytes = built->file_size;
+  result.entry_count = built->entry_count;
+  result.checksum = FormatChecksum(built->header_checksum);
+  result.seconds = static_cast<double>(env->NowMonotonicNanos() - start) / 1e9;
+  result.chunked = true;
+  result.chunks = *uploaded;
+  return result;
+}
+
 }  // namespace
 
 Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
@@ -181,6 +250,15 @@ Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
   const std::string dir = VersionsDir(req.root, req.model);
   const std::string final_path = VersionPath(req.root, req.model, req.version);
   MS_RETURN_IF_ERROR(env->CreateDirs(dir));
+  // One name per version, whatever its layout: neither kind may shadow the other.
+  const std::string recipe_path = JoinPath(dir, chunk::RecipeFileName(req.version));
+  if (env->Stat(recipe_path)) {
+    if (!req.reuse_existing) {
+      return Fail(Code::kAlreadyExists,
+                  recipe_path + " already exists; published versions are never overwritten");
+    }
+    return ReuseChunked(env, req, start);
+  }
   if (env->Stat(final_path)) {
     if (!req.reuse_existing) {
       return Fail(Code::kAlreadyExists,
@@ -189,6 +267,7 @@ Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
     return ReuseExisting(env, req, start);
   }
   RemoveStaleTemps(env, dir, req.version);
+  if (req.layout == WriteRequest::Layout::kChunked) return WriteChunked(env, req, start);
   const std::string tmp_name = VersionTempPrefix(req.version) + std::to_string(::getpid()) + "-" +
                                std::to_string(env->NowUnixNanos());
   const std::string tmp = JoinPath(dir, tmp_name);

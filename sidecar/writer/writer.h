@@ -8,6 +8,11 @@
 // or with reuse_existing, reported as is when it verifies). Files on the volume, the scratch file
 // and a source given inside the root alike, are opened beneath the root (Env::OpenBeneath): a
 // symlink there is refused, never followed.
+//
+// A chunked version (Layout::kChunked) is built the same way but in a node-local scratch file
+// (scratch_dir), then stored as content-addressed chunks plus a recipe
+// (sidecar/writer/chunked_upload.h): only chunks the volume lacks are uploaded, and no whole
+// .msf is written to the volume.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +22,8 @@
 
 #include "common/env.h"
 #include "common/status.h"
+#include "sidecar/chunk/chunker.h"
+#include "sidecar/writer/chunked_upload.h"
 
 namespace modelswap {
 
@@ -44,6 +51,17 @@ struct WriteRequest {
   // idempotent: a pod killed after its rename but before the operator read its result runs again
   // and reports the same file. A corrupt existing file is still an error, never overwritten.
   bool reuse_existing = false;
+
+  enum class Layout { kWholeFile, kChunked };
+  Layout layout = Layout::kWholeFile;
+  // Chunked: where the whole .msf is built before it is cut ("" = $TMPDIR, else /tmp). Needs
+  // room for one version; the file is removed when the write ends.
+  std::string scratch_dir;
+  chunk::ChunkerParams chunking;
+  int zstd_level = 3;
+  int threads = 2;
+  // Chunked: how long to wait while a chunk garbage collection holds the store.
+  int64_t gc_wait_ns = int64_t{15} * 60 * 1'000'000'000;
 };
 
 struct WriteResult {
@@ -53,6 +71,8 @@ struct WriteResult {
   std::string checksum;
   double seconds = 0;
   bool reused = false;  // the file existed already (reuse_existing)
+  bool chunked = false;
+  ChunkedUploadResult chunks;  // chunked: what was uploaded and reused (zero when reused)
 };
 
 [[nodiscard]] Result<WriteResult> WriteVersion(Env* env, const WriteRequest& request);

@@ -40,6 +40,13 @@ void AddWebhookFlags(CLI::App& app, modelswap::op::WebhookRuntimeOptions& w,
   app.add_option("--webhook-cert-dir", w.cert_dir,
                  "directory with a mounted tls.crt, tls.key and optional ca.crt (used instead of "
                  "generating one)");
+  app.add_option("--webhook-extra-san", w.extra_sans,
+                 "another DNS name or IP address for the serving certificate (repeatable), e.g. "
+                 "127.0.0.1 to run the webhook outside the cluster");
+  app.add_option("--webhook-url", w.url,
+                 "https URL the API server calls instead of the Service (patched into the "
+                 "configuration's clientConfig.url; its host joins the certificate), e.g. "
+                 "https://192.168.1.10:9443/mutate-pods for development");
   app.add_option("--webhook-cert-reload", cert_reload_s,
                  "seconds between re-reads of the certificate (a rotated Secret or mounted file is "
                  "served from the next connection on)")

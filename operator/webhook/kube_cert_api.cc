@@ -27,6 +27,13 @@ Result<Json> KubeCertApi::GetSecret(const std::string& ns, const std::string& na
   return client_->Get(kSecrets, ns, name);
 }
 
+Result<Json> KubeCertApi::CreateSecret(const std::string& ns, const Json& secret) {
+  std::string name;
+  if (secret.contains("metadata")) name = secret["metadata"].value("name", "");
+  MS_RETURN_IF_ERROR(CheckSecretName(name));
+  return client_->Create(kSecrets, ns, secret, /*dry_run=*/false);
+}
+
 Result<Json> KubeCertApi::MergePatchSecret(const std::string& ns, const std::string& name,
                                            const Json& patch) {
   MS_RETURN_IF_ERROR(CheckSecretName(name));

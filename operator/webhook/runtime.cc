@@ -3,8 +3,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "operator/kube/backoff.h"
 #include "operator/kube/resource.h"
+#include "operator/webhook/webhook_config.h"
 
 namespace modelswap::op {
 namespace {
@@ -51,6 +54,18 @@ Status ValidateWebhookOptions(const WebhookRuntimeOptions& o) {
       return Fail(st.error().Context("--webhook-secret"));
     }
   }
+  for (const std::string& san : o.extra_sans) {
+    if (auto st = ValidateSubjectAltName(san); !st) {
+      return Fail(st.error().Context("--webhook-extra-san"));
+    }
+  }
+  if (!o.url.empty()) {
+    if (auto host = ValidateWebhookUrl(o.url); !host) return Fail(host.error());
+    if (o.config_name.empty()) {
+      return Fail(Code::kInvalidArgument,
+                  "--webhook-url needs --webhook-config-name (the configuration to point at it)");
+    }
+  }
   if (auto st = ValidateConfig(o.injection); !st) {
     return Fail(st.error().Context("webhook injection settings"));
   }
@@ -59,6 +74,16 @@ Status ValidateWebhookOptions(const WebhookRuntimeOptions& o) {
     return Fail(Code::kInvalidArgument, "webhook: reload/retry intervals must be positive");
   }
   return Ok();
+}
+
+std::vector<std::string> WebhookCertificateNames(const WebhookRuntimeOptions& o) {
+  std::vector<std::string> names = ServiceDnsNames(o.service, o.ns);
+  std::vector<std::string> more = o.extra_sans;
+  if (auto host = ValidateWebhookUrl(o.url); !o.url.empty() && host) more.push_back(*host);
+  for (const std::string& n : more) {
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  return names;
 }
 
 WebhookRuntime::WebhookRuntime(KubeClient* client, Env* env, OperatorMetrics* metrics,
@@ -72,13 +97,16 @@ WebhookRuntime::~WebhookRuntime() {
 Status WebhookRuntime::Start() {
   MS_RETURN_IF_ERROR(ValidateWebhookOptions(opts_));
   cert_api_ = std::make_unique<KubeCertApi>(client_, opts_.secret_name);
-  certs_ = std::make_unique<CertManager>(
-      cert_api_.get(), env_,
-      CertManagerOptions{.ns = opts_.ns,
-                         .secret_name = opts_.secret_name,
-                         .webhook_config_name = opts_.config_name,
-                         .dns_names = ServiceDnsNames(opts_.service, opts_.ns),
-                         .cert_dir = opts_.cert_dir});
+  RotationPolicy rotation = opts_.rotation;
+  rotation.names = WebhookCertificateNames(opts_);
+  certs_ =
+      std::make_unique<CertManager>(cert_api_.get(), env_,
+                                    CertManagerOptions{.ns = opts_.ns,
+                                                       .secret_name = opts_.secret_name,
+                                                       .webhook_config_name = opts_.config_name,
+                                                       .webhook_url = opts_.url,
+                                                       .cert_dir = opts_.cert_dir,
+                                                       .rotation = rotation});
   KubeClient* client = client_;
   detector_ = std::make_unique<SidecarSupportDetector>(
       [client](const std::string& ns, const Json& pod) {

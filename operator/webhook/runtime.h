@@ -5,8 +5,9 @@
 //   - the HTTPS WebhookServer (server.h) on `addr`, answering /mutate-pods with
 //     ReviewAdmission (admission.h) under the operator-wide InjectionConfig and the cluster's
 //     native-sidecar support;
-//   - the CertManager (certs.h) over KubeCertApi: the certificate is loaded (or created in the
-//     Secret, with the caBundle patched) on a background thread that retries with backoff
+//   - the CertManager (cert_manager.h) over KubeCertApi, for the Service's DNS names plus
+//     extra_sans and the host of `url`: the certificate is loaded (or created in the Secret, with
+//     the caBundle patched) on a background thread that retries with backoff
 //     (1 s .. 30 s) until it succeeds, then re-reads the source every reload_interval so a
 //     rotated Secret or mounted file is served from the next TLS connection on;
 //   - the SidecarSupportDetector (native_sidecar.h), dry-run creating its probe pod in the
@@ -27,12 +28,13 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/env.h"
 #include "common/status.h"
 #include "operator/kube/client.h"
 #include "operator/metrics/metrics.h"
-#include "operator/webhook/certs.h"
+#include "operator/webhook/cert_manager.h"
 #include "operator/webhook/injection_config.h"
 #include "operator/webhook/kube_cert_api.h"
 #include "operator/webhook/native_sidecar.h"
@@ -47,6 +49,13 @@ struct WebhookRuntimeOptions {
   std::string config_name;                    // MutatingWebhookConfiguration; "" = no caBundle
   std::string secret_name;                    // Secret holding the generated certificate
   std::string cert_dir;                       // mounted tls.crt/tls.key[/ca.crt]; "" = none
+  // More names for the serving certificate (DNS names or IP addresses), e.g. 127.0.0.1 for a
+  // webhook run on loopback during development.
+  std::vector<std::string> extra_sans;
+  // https://host:port/path the API server calls instead of the Service (clientConfig.url, set
+  // when config_name is); its host joins the certificate's names. "" = the Service.
+  std::string url;
+  RotationPolicy rotation;  // lifetimes and overlap (names are filled in from the above)
   InjectionConfig injection;
   std::chrono::milliseconds reload_interval{60'000};
   std::chrono::milliseconds retry_initial{1'000};
@@ -55,6 +64,9 @@ struct WebhookRuntimeOptions {
 
 // Checks the options before anything starts; the message names the flag.
 [[nodiscard]] Status ValidateWebhookOptions(const WebhookRuntimeOptions& o);
+// The names the serving certificate must cover: the Service's DNS names, extra_sans, the URL's
+// host; each once, in that order.
+std::vector<std::string> WebhookCertificateNames(const WebhookRuntimeOptions& o);
 
 class WebhookRuntime {
  public:

@@ -1,14 +1,12 @@
-// Webhook certificates: generation and each validation check, base64, the Secret and caBundle
-// JSON bodies, and CertManager against a fake API (first replica creates, second reuses, a 409
-// race serves the winner, renewal near expiry, reload on change, mounted files, a caBundle reset
-// by helm re-patched).
+// Webhook certificates as pure functions: generation (DNS and IP SANs), each validation check,
+// SAN and URL validation, PEM bundles, the Secret bodies, and the MutatingWebhookConfiguration
+// patches (caBundle, clientConfig.url). The rotation policy is cert_plan_test.cc, CertManager
+// against the fake API server cert_manager_test.cc.
 #include "operator/webhook/certs.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
-#include <fstream>
+#include "operator/webhook/webhook_config.h"
 
 namespace modelswap::op {
 namespace {
@@ -49,6 +47,60 @@ TEST(Certs, GeneratedBundleIsValidAndCoversNames) {
   EXPECT_TRUE(ca->is_ca);
 }
 
+TEST(Certs, IpAddressesBecomeIpSans) {
+  auto b = GenerateCertBundle({"modelswap-webhook", "127.0.0.1", "::1", "dev.example.com"}, kNow,
+                              std::chrono::hours(24));
+  ASSERT_TRUE(b.has_value()) << b.error().ToString();
+  auto leaf = InspectCertificate(b->cert_pem);
+  ASSERT_TRUE(leaf.has_value());
+  EXPECT_EQ(leaf->dns_names, (std::vector<std::string>{"modelswap-webhook", "dev.example.com"}));
+  EXPECT_EQ(leaf->ip_addresses, (std::vector<std::string>{"127.0.0.1", "::1"}));
+  EXPECT_TRUE(CheckCovers(b->cert_pem, {"127.0.0.1", "::1", "dev.example.com"}).has_value());
+  ExpectInvalid(CheckCovers(b->cert_pem, {"127.0.0.2"}), "does not cover 127.0.0.2");
+  // An IP is not matched as a DNS name, nor the other way round.
+  ExpectInvalid(CheckCovers(Bundle().cert_pem, {"127.0.0.1"}), "does not cover");
+}
+
+TEST(Certs, SubjectAltNamesAreValidated) {
+  for (const char* ok : {"localhost", "10.0.0.1", "fd00::1", "::1", "a.b-c.example"}) {
+    EXPECT_TRUE(ValidateSubjectAltName(ok).has_value()) << ok;
+  }
+  for (const char* bad :
+       {"", "[::1]", "*.example.com", "UPPER.example", "a..b", "-a", "1.2.3.4:80", "has space"}) {
+    EXPECT_FALSE(ValidateSubjectAltName(bad).has_value()) << bad;
+  }
+}
+
+TEST(Certs, ServingCertNeverOutlivesItsCa) {
+  auto ca = GenerateCa(kNow, std::chrono::hours(48));
+  ASSERT_TRUE(ca.has_value());
+  auto leaf = IssueServingCert(*ca, kNames, kNow, std::chrono::hours(24 * 365));
+  ASSERT_TRUE(leaf.has_value());
+  EXPECT_EQ(InspectCertificate(leaf->cert_pem)->not_after_unix,
+            InspectCertificate(ca->cert_pem)->not_after_unix);
+  EXPECT_TRUE(IsSignedBy(leaf->cert_pem, ca->cert_pem));
+  EXPECT_FALSE(IsSignedBy(leaf->cert_pem, Bundle().ca_pem));
+}
+
+TEST(Certs, SplitCertificates) {
+  CertBundle a = Bundle(), b = Bundle();
+  auto both = SplitCertificates(a.ca_pem + "\n" + b.ca_pem);
+  ASSERT_TRUE(both.has_value());
+  EXPECT_EQ(*both, (std::vector<std::string>{a.ca_pem, b.ca_pem}));
+  EXPECT_FALSE(SplitCertificates("").has_value());
+  EXPECT_FALSE(SplitCertificates("garbage").has_value());
+  EXPECT_FALSE(
+      SplitCertificates(a.ca_pem + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+          .has_value());
+}
+
+TEST(Certs, SignedByEitherCaOfABundle) {
+  CertBundle b = Bundle();
+  CertBundle two = b;
+  two.ca_pem = Bundle().ca_pem + b.ca_pem;
+  EXPECT_TRUE(ValidateCertBundle(two, kNames, kNow, {}).has_value());
+}
+
 TEST(Certs, NoNamesIsAnError) {
   EXPECT_FALSE(GenerateCertBundle({}, kNow, std::chrono::hours(1)).has_value());
 }
@@ -56,7 +108,7 @@ TEST(Certs, NoNamesIsAnError) {
 TEST(Certs, KeyMismatch) {
   CertBundle b = Bundle();
   b.key_pem = Bundle().key_pem;
-  ExpectInvalid(ValidateCertBundle(b, kNames, kNow, {}), "does not match");
+  ExpectInvalid(ValidateCertBundle(b, kNames, kNow, {}), "does not match the certificate");
 }
 
 TEST(Certs, WrongCa) {
@@ -95,7 +147,31 @@ TEST(SecretBodies, PatchThenReadBack) {
   auto back = BundleFromSecret(secret);
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(*back, b);
+  EXPECT_FALSE(back->ca_key_pem.empty());  // the CA key is kept: renewal needs it
   EXPECT_FALSE(SecretPatch(b, "").contains("metadata"));
+}
+
+TEST(SecretBodies, ReCreatedSecretKeepsLabelsAndAnnotations) {
+  Json last = {{"metadata",
+                {{"name", "tls"},
+                 {"resourceVersion", "9"},
+                 {"labels", {{"app.kubernetes.io/managed-by", "Helm"}}},
+                 {"annotations", {{"meta.helm.sh/release-name", "modelswap"}}}}}};
+  CertBundle b = Bundle();
+  Json obj = SecretObject("ms", "tls", b, last);
+  EXPECT_EQ(obj["metadata"]["labels"], last["metadata"]["labels"]);
+  EXPECT_EQ(obj["metadata"]["annotations"], last["metadata"]["annotations"]);
+  EXPECT_FALSE(obj["metadata"].contains("resourceVersion"));  // a create takes none
+  EXPECT_EQ(*BundleFromSecret(obj), b);
+  EXPECT_EQ(SecretObject("ms", "tls", Bundle(), nullptr)["metadata"].size(), 2u);
+}
+
+TEST(SecretBodies, PartialSecretKeepsWhatItHas) {
+  CertBundle b = Bundle();
+  auto r = BundleFromSecret({{"data", {{"ca.crt", Base64Encode(b.ca_pem)}}}});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->ca_pem, b.ca_pem);
+  EXPECT_TRUE(r->cert_pem.empty());
 }
 
 TEST(SecretBodies, EmptySecretIsNotFound) {
@@ -117,8 +193,8 @@ Json Mwc() {
             {{"name", "other.example.com"}, {"clientConfig", {{"caBundle", "b2xk"}}}}}}};
 }
 
-TEST(CaBundlePatch, GuardsEachEntryWithANameTest) {
-  Json ops = CaBundlePatch(Mwc(), "PEM");
+TEST(WebhookConfigPatch, GuardsEachEntryWithANameTest) {
+  Json ops = WebhookConfigPatch(Mwc(), "PEM");
   ASSERT_EQ(ops.size(), 4u);
   EXPECT_EQ(ops[0],
             Json({{"op", "test"}, {"path", "/webhooks/0/name"}, {"value", "inject.modelswap.io"}}));
@@ -129,158 +205,52 @@ TEST(CaBundlePatch, GuardsEachEntryWithANameTest) {
   Json patched = Mwc().patch(ops);
   EXPECT_EQ(patched["webhooks"][0]["clientConfig"]["caBundle"], "UEVN");
   EXPECT_EQ(patched["webhooks"][0]["clientConfig"]["service"]["name"], "s");
-  EXPECT_EQ(CaBundlePatch(patched, "PEM"), Json::array());  // nothing to change
+  EXPECT_EQ(WebhookConfigPatch(patched, "PEM"), Json::array());  // nothing to change
 }
 
-TEST(CaBundlePatch, OnlyNamedWebhooks) {
-  Json ops = CaBundlePatch(Mwc(), "PEM", {"inject.modelswap.io"});
+TEST(WebhookConfigPatch, OnlyNamedWebhooks) {
+  Json ops = WebhookConfigPatch(Mwc(), "PEM", "", {"inject.modelswap.io"});
   ASSERT_EQ(ops.size(), 2u);
   EXPECT_EQ(ops[1]["path"], "/webhooks/0/clientConfig/caBundle");
   Json no_client = {{"webhooks", {{{"name", "w"}}}}};
-  EXPECT_EQ(CaBundlePatch(no_client, "PEM")[1]["path"], "/webhooks/0/clientConfig");
+  EXPECT_EQ(WebhookConfigPatch(no_client, "PEM")[1]["path"], "/webhooks/0/clientConfig");
 }
 
-// An API server holding one Secret and one MutatingWebhookConfiguration in memory, with
-// resourceVersion preconditions like the real one.
-class FakeCertApi : public CertApi {
- public:
-  Json secret = {{"metadata", {{"name", "tls"}, {"resourceVersion", "1"}}}};
-  Json mwc = Mwc();
-  int secret_writes = 0, mwc_patches = 0;
-  std::function<void()> before_secret_write;  // lets a test race another replica
+TEST(WebhookConfigPatch, UrlReplacesTheService) {
+  const std::string url = "https://127.0.0.1:9443/mutate-pods";
+  Json patched = Mwc().patch(WebhookConfigPatch(Mwc(), "PEM", url, {"inject.modelswap.io"}));
+  const Json& cc = patched["webhooks"][0]["clientConfig"];
+  EXPECT_EQ(cc["url"], url);
+  EXPECT_FALSE(cc.contains("service"));  // the API takes exactly one of url and service
+  EXPECT_EQ(cc["caBundle"], "UEVN");
+  EXPECT_EQ(patched["webhooks"][1], Mwc()["webhooks"][1]);
+  EXPECT_EQ(WebhookConfigPatch(patched, "PEM", url, {"inject.modelswap.io"}), Json::array());
+  Json bare = {{"webhooks", {{{"name", "w"}}}}};
+  EXPECT_EQ(bare.patch(WebhookConfigPatch(bare, "PEM", url))["webhooks"][0]["clientConfig"],
+            Json({{"caBundle", "UEVN"}, {"url", url}}));
+}
 
-  Result<Json> GetSecret(const std::string&, const std::string&) override { return secret; }
-  Result<Json> MergePatchSecret(const std::string&, const std::string&,
-                                const Json& patch) override {
-    if (before_secret_write) std::exchange(before_secret_write, nullptr)();
-    std::string rv =
-        patch.contains("metadata") ? patch["metadata"].value("resourceVersion", "") : "";
-    if (rv != secret["metadata"]["resourceVersion"]) {
-      return Fail(Code::kAborted, "the object has been modified");
-    }
-    secret["data"] = patch["data"];
-    Bump(secret);
-    ++secret_writes;
-    return secret;
+TEST(WebhookConfigPatch, CaBundlesTrust) {
+  CertBundle a = Bundle(), b = Bundle();
+  Json mwc =
+      Mwc().patch(WebhookConfigPatch(Mwc(), b.ca_pem + a.ca_pem, "", {"inject.modelswap.io"}));
+  EXPECT_TRUE(CaBundlesTrust(mwc, a.ca_pem, {"inject.modelswap.io"}));
+  EXPECT_TRUE(CaBundlesTrust(mwc, b.ca_pem, {"inject.modelswap.io"}));
+  EXPECT_FALSE(CaBundlesTrust(mwc, Bundle().ca_pem, {"inject.modelswap.io"}));
+  EXPECT_FALSE(CaBundlesTrust(mwc, a.ca_pem));  // the other webhook's caBundle is garbage
+  EXPECT_FALSE(CaBundlesTrust(mwc, a.ca_pem, {"absent"}));
+}
+
+TEST(WebhookUrl, Validation) {
+  EXPECT_EQ(*ValidateWebhookUrl("https://127.0.0.1:9443/mutate-pods"), "127.0.0.1");
+  EXPECT_EQ(*ValidateWebhookUrl("https://[::1]:9443/mutate-pods"), "::1");
+  EXPECT_EQ(*ValidateWebhookUrl("https://dev.example.com/x"), "dev.example.com");
+  for (const char* bad : {"http://127.0.0.1:9443/m", "127.0.0.1:9443", "https://",
+                          "https://:9443/m", "https://u@h:9443/m", "https://h:9443/m?x=1",
+                          "https://h/m#f", "https://h:0/m", "https://h:99999/m", "https://h:x/m",
+                          "https://[::1/m", "https://[nothost]:1/m", "https://Bad_Host/m"}) {
+    EXPECT_FALSE(ValidateWebhookUrl(bad).has_value()) << bad;
   }
-  Result<Json> GetWebhookConfiguration(const std::string&) override { return mwc; }
-  Result<Json> JsonPatchWebhookConfiguration(const std::string&, const Json& ops) override {
-    mwc = mwc.patch(ops);
-    ++mwc_patches;
-    return mwc;
-  }
-  static void Bump(Json& obj) {
-    auto& rv = obj["metadata"]["resourceVersion"];
-    rv = std::to_string(std::stoi(rv.get<std::string>()) + 1);
-  }
-};
-
-CertManagerOptions Options() {
-  CertManagerOptions o;
-  o.ns = "ms";
-  o.secret_name = "tls";
-  o.webhook_config_name = "modelswap";
-  o.dns_names = kNames;
-  return o;
-}
-
-std::string CaBundleOf(const FakeCertApi& api) {
-  return *Base64Decode(api.mwc["webhooks"][0]["clientConfig"]["caBundle"].get<std::string>());
-}
-
-TEST(CertManager, FirstReplicaCreatesSecondReuses) {
-  FakeCertApi api;
-  CertManager first(&api, DefaultEnv(), Options());
-  ASSERT_TRUE(first.Start().has_value());
-  EXPECT_EQ(api.secret_writes, 1);
-  ASSERT_TRUE(first.Current());
-  EXPECT_EQ(CaBundleOf(api), first.Current()->ca_pem);
-  CertManager second(&api, DefaultEnv(), Options());
-  ASSERT_TRUE(second.Start().has_value());
-  EXPECT_EQ(api.secret_writes, 1);
-  EXPECT_EQ(*second.Current(), *first.Current());
-  EXPECT_EQ(api.mwc_patches, 1);  // the second replica found the caBundle in place
-}
-
-TEST(CertManager, LosingARaceServesTheWinnersBundle) {
-  FakeCertApi api;
-  CertBundle winner = Bundle(std::time(nullptr));
-  api.before_secret_write = [&] {
-    api.secret["data"] = SecretPatch(winner, "")["data"];
-    FakeCertApi::Bump(api.secret);
-  };
-  CertManager m(&api, DefaultEnv(), Options());
-  ASSERT_TRUE(m.Start().has_value());
-  EXPECT_EQ(*m.Current(), winner);
-  EXPECT_EQ(api.secret_writes, 0);
-}
-
-TEST(CertManager, RenewsAnExpiringBundle) {
-  FakeCertApi api;
-  CertBundle old = Bundle(std::time(nullptr), std::chrono::hours(24));  // < 30 day window
-  api.secret["data"] = SecretPatch(old, "")["data"];
-  CertManager m(&api, DefaultEnv(), Options());
-  ASSERT_TRUE(m.Start().has_value());
-  EXPECT_NE(*m.Current(), old);
-  EXPECT_EQ(api.secret_writes, 1);
-}
-
-TEST(CertManager, ReloadPicksUpAnotherReplicasBundleAndRepublishes) {
-  FakeCertApi api;
-  CertManager m(&api, DefaultEnv(), Options());
-  ASSERT_TRUE(m.Start().has_value());
-  auto unchanged = m.Reload();
-  ASSERT_TRUE(unchanged.has_value());
-  EXPECT_FALSE(*unchanged);
-  CertBundle other = Bundle(std::time(nullptr));
-  api.secret["data"] = SecretPatch(other, "")["data"];
-  api.mwc["webhooks"][0]["clientConfig"].erase("caBundle");  // e.g. a helm upgrade
-  auto changed = m.Reload();
-  ASSERT_TRUE(changed.has_value());
-  EXPECT_TRUE(*changed);
-  EXPECT_EQ(*m.Current(), other);
-  EXPECT_EQ(CaBundleOf(api), other.ca_pem);
-}
-
-TEST(CertManager, ApiErrorKeepsCurrentBundle) {
-  struct Failing : FakeCertApi {
-    bool fail = false;
-    Result<Json> GetSecret(const std::string& a, const std::string& b) override {
-      if (fail) return Fail(Code::kUnavailable, "apiserver down");
-      return FakeCertApi::GetSecret(a, b);
-    }
-  } api;
-  CertManager m(&api, DefaultEnv(), Options());
-  ASSERT_TRUE(m.Start().has_value());
-  auto before = m.Current();
-  api.fail = true;
-  EXPECT_FALSE(m.Reload().has_value());
-  EXPECT_EQ(m.Current(), before);
-}
-
-TEST(CertManager, MountedFilesWinAndLeaveTheSecretAlone) {
-  std::string dir = ::testing::TempDir() + "/certs-" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  CertBundle b = Bundle(std::time(nullptr));
-  std::ofstream(dir + "/tls.crt") << b.cert_pem;
-  std::ofstream(dir + "/tls.key") << b.key_pem;
-  FakeCertApi api;
-  CertManagerOptions o = Options();
-  o.cert_dir = dir;
-  CertManager m(&api, DefaultEnv(), o);
-  ASSERT_TRUE(m.Start().has_value());
-  EXPECT_EQ(m.Current()->cert_pem, b.cert_pem);
-  EXPECT_EQ(api.secret_writes, 0);
-  EXPECT_EQ(api.mwc_patches, 0);  // no ca.crt mounted: its issuer injects the caBundle
-  std::ofstream(dir + "/ca.crt") << b.ca_pem;
-  auto r = m.Reload();
-  ASSERT_TRUE(r.has_value());
-  EXPECT_TRUE(*r);
-  EXPECT_EQ(CaBundleOf(api), b.ca_pem);
-  std::ofstream(dir + "/tls.key") << Bundle().key_pem;  // a half-rotated mount
-  EXPECT_FALSE(m.Reload().has_value());
-  EXPECT_EQ(m.Current()->key_pem, b.key_pem);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -2,13 +2,18 @@
 // fake API server with --webhook-addr on loopback. It must fill the chart's empty Secret with a
 // certificate, patch the MutatingWebhookConfiguration's caBundle with its CA, detect native
 // sidecars by a dry-run pod create (nothing stored), answer a real HTTPS AdmissionReview with a
-// patch, report not ready until a certificate is loaded, and stop cleanly on SIGTERM.
+// patch, create a missing Secret, serve on a dual-stack address with extra SANs and point the
+// configuration at --webhook-url, and stop cleanly on SIGTERM.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cpprest/http_client.h>
+#include <algorithm>
 #include <ctime>
 #include <regex>
 
@@ -110,6 +115,11 @@ class OperatorWebhook : public ::testing::Test {
       a.insert(a.end(), {"--webhook-cert-dir", cert_dir});
     }
     a.insert(a.end(), extra.begin(), extra.end());
+    // An --webhook-addr in `extra` replaces the loopback default (the flag is taken once).
+    if (std::count(a.begin(), a.end(), "--webhook-addr") > 1) {
+      a.erase(std::find(a.begin(), a.end(), "--webhook-addr"),
+              std::find(a.begin(), a.end(), "--webhook-addr") + 2);
+    }
     return a;
   }
   void Start(const std::vector<std::string>& extra = {}, const std::string& cert_dir = "") {
@@ -119,8 +129,9 @@ class OperatorWebhook : public ::testing::Test {
     ASSERT_TRUE(WaitFor([&] {
       std::string log = modelswap::testing::ReadFile(dir_.path + "/op.err");
       std::smatch m;
-      if (std::regex_search(log, m,
-                            std::regex("webhook listening url=https://127\\.0\\.0\\.1:(\\d+)")))
+      if (std::regex_search(
+              log, m,
+              std::regex("webhook listening url=https://(?:127\\.0\\.0\\.1|\\[::\\]):(\\d+)")))
         webhook_port_ = std::stoi(m[1]);
       if (std::regex_search(log, m, std::regex("health listening addr=\\S+ port=(\\d+)")))
         health_port_ = std::stoi(m[1]);
@@ -227,18 +238,55 @@ TEST_F(OperatorWebhook, FallsBackToAPlainContainerWhenTheDryRunDropsRestartPolic
   EXPECT_TRUE(first_container) << patch.dump(1);
 }
 
-TEST_F(OperatorWebhook, NotReadyUntilACertificateIsLoaded) {
-  Start();  // the Secret does not exist yet (RBAC or the chart not applied yet)
-  ASSERT_TRUE(
-      WaitFor([&] { return Log().find("webhook certificate not loaded") != std::string::npos; }));
-  auto [code, body] = HttpGet(health_port_, "/readyz");
-  EXPECT_EQ(code, 503);
-  EXPECT_NE(body.find("webhook certificate not loaded"), std::string::npos) << body;
-  CreateEmptySecret();  // retried with backoff: picked up without a restart
+TEST_F(OperatorWebhook, AMissingSecretIsCreated) {
+  Start();  // no Secret: deleted, or the chart's not applied yet
   ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
   EXPECT_FALSE(SecretData(kSecretCertKey).empty());
-  // The served bundle is swapped in before the caBundle patch goes out: wait for it.
+  EXPECT_FALSE(SecretData(kSecretCaPrivateKey).empty());
+  EXPECT_NE(Log().find("is missing: re-creating it"), std::string::npos) << Log();
   EXPECT_TRUE(WaitFor([&] { return CaBundle() == SecretData(kSecretCaKey); })) << Log();
+  EXPECT_FALSE(Admit().empty());
+}
+
+bool HasIpv6Loopback() {
+  int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+TEST_F(OperatorWebhook, OutsideTheClusterOnADualStackAddressWithAUrl) {
+  if (!HasIpv6Loopback()) GTEST_SKIP() << "no IPv6 loopback here";
+  CreateEmptySecret();
+  const std::string url = "https://127.0.0.1:9443/mutate-pods";
+  Start({"--webhook-addr", "[::]:0", "--webhook-extra-san", "::1", "--webhook-extra-san",
+         "dev.example.com", "--webhook-url", url});
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
+  ASSERT_TRUE(WaitFor([&] {
+    auto mwc = server_.Get(kMutatingWebhookConfigurations, "", kConfig);
+    return mwc && Field<std::string>((*mwc)["webhooks"][0], {"clientConfig", "url"}) == url;
+  })) << Log();
+  auto mwc = server_.Get(kMutatingWebhookConfigurations, "", kConfig);
+  EXPECT_FALSE((*mwc)["webhooks"][0]["clientConfig"].contains("service"));
+  ASSERT_TRUE(WaitFor([&] { return !CaBundle().empty(); })) << Log();
+  std::string trust = *Base64Decode(CaBundle());
+  // IPv4 through the dual-stack socket (a v4-mapped peer) and IPv6, each verified against the
+  // name the API server would use: the URL's IP, ::1, an extra DNS name, the Service.
+  struct Case {
+    const char* ip;
+    const char* name;
+  };
+  for (Case c : {Case{"127.0.0.1", "127.0.0.1"}, Case{"::1", "::1"},
+                 Case{"127.0.0.1", "dev.example.com"}, Case{"::1", kServiceHost}}) {
+    op::testing::TlsClient tls;
+    EXPECT_TRUE(tls.Connect(webhook_port_, trust, c.name, c.ip)) << c.ip << " " << c.name;
+  }
+  op::testing::TlsClient tls;
+  EXPECT_FALSE(tls.Connect(webhook_port_, trust, "127.0.0.2", "127.0.0.1"));  // not named
 }
 
 TEST_F(OperatorWebhook, RotatedSecretIsServedFromTheNextConnection) {
@@ -288,6 +336,14 @@ TEST(OperatorWebhookFlags, BadWebhookFlagsFailAtStartNamingTheFlag) {
        "webhook injection flags"},
       {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--webhook-service", "a.b"},
        "--webhook-service"},
+      {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--webhook-extra-san", "a_b"},
+       "--webhook-extra-san"},
+      {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--webhook-config-name", "c",
+        "--webhook-url", "http://127.0.0.1:9443/m"},
+       "--webhook-url"},
+      {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--webhook-url",
+        "https://127.0.0.1:9443/m"},
+       "--webhook-config-name"},
   };
   fake::FakeApiServer server;
   modelswap::testing::TempDir dir;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -42,8 +43,12 @@ class TlsClient {
  public:
   ~TlsClient() { Close(); }
 
-  // Connects to 127.0.0.1:port and completes the handshake, verifying against ca_pem and host.
-  Status Connect(int port, const std::string& ca_pem, const std::string& host) {
+  // Connects to ip:port (IPv4 or IPv6 literal) and completes the handshake, trusting only the
+  // certificates of ca_pem (every one of a bundle, as the API server reads a caBundle) and
+  // checking `host` (a DNS name or an IP address) like the API server does. verify_at_unix
+  // (when set) is the time the chain is checked at, for tests that move a fake clock.
+  Status Connect(int port, const std::string& ca_pem, const std::string& host,
+                 const std::string& ip = "127.0.0.1", int64_t verify_at_unix = 0) {
     // OpenSSL writes with write(2): a server that closes the connection (one refusing the
     // handshake) must be an error here, not a SIGPIPE that kills the test process.
     std::signal(SIGPIPE, SIG_IGN);
@@ -51,29 +56,55 @@ class TlsClient {
     ctx_ = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
     BIO* bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
-    X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    int trusted = 0;
+    while (X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+      X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_), ca);
+      X509_free(ca);
+      ++trusted;
+    }
     BIO_free(bio);
-    if (ca == nullptr) return Fail(Code::kInvalidArgument, "CA PEM does not parse");
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx_), ca);
-    X509_free(ca);
+    ERR_clear_error();
+    if (trusted == 0) return Fail(Code::kInvalidArgument, "CA PEM does not parse");
+    if (verify_at_unix != 0) {
+      X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param(ctx_), static_cast<time_t>(verify_at_unix));
+    }
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_storage a{};
+    socklen_t len = 0;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&a);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&a);
+    if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(static_cast<uint16_t>(port));
+      len = sizeof(sockaddr_in);
+    } else if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(static_cast<uint16_t>(port));
+      len = sizeof(sockaddr_in6);
+    } else {
+      return Fail(Code::kInvalidArgument, "not an IP address: " + ip);
+    }
+    fd_ = ::socket(a.ss_family, SOCK_STREAM, 0);
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     // A safety net only: a server that never answers fails the caller instead of hanging it.
     timeval safety{.tv_sec = 30, .tv_usec = 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &safety, sizeof(safety));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-      return Fail(Code::kUnavailable, "connect to 127.0.0.1:" + std::to_string(port));
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0) {
+      return Fail(Code::kUnavailable, "connect to " + ip + ":" + std::to_string(port));
     }
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, fd_);
-    SSL_set_tlsext_host_name(ssl_, host.c_str());
-    SSL_set1_host(ssl_, host.c_str());
+    unsigned char raw[16];
+    bool host_is_ip =
+        inet_pton(AF_INET, host.c_str(), raw) == 1 || inet_pton(AF_INET6, host.c_str(), raw) == 1;
+    if (host_is_ip) {
+      // No SNI for an address (RFC 6066 3); the check is against the IP SANs.
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), host.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl_, host.c_str());
+      SSL_set1_host(ssl_, host.c_str());
+    }
     if (SSL_connect(ssl_) != 1) {
       long verify = SSL_get_verify_result(ssl_);
       ERR_clear_error();

@@ -273,6 +273,23 @@ TEST(Webhook, AnnotationsOverrideAgent) {
             "ranker,embeddings");
 }
 
+TEST(Webhook, ExbiQuantitiesAreAcceptedAndPassedThrough) {
+  // "1Ei" is a binary suffix of the API's quantity grammar, not the exponent "1e..." (2^60 bytes:
+  // beyond any int32, within the int64 the API server stores).
+  Json request = Fixture("admission-request-pod-create.json");
+  request = WithAnnotation(request, "modelswap.io/shm-size", "1Ei");
+  request = WithAnnotation(request, "modelswap.io/agent-memory-limit", "1Ei");
+  request = WithAnnotation(request, "modelswap.io/agent-memory", "2Pi");
+  Json pod = Mutated(request);
+  const Json& agent = pod["spec"]["initContainers"][0];
+  EXPECT_EQ(agent["resources"]["limits"], Json({{"memory", "1Ei"}}));
+  EXPECT_EQ(agent["resources"]["requests"]["memory"], "2Pi");
+  EXPECT_EQ((*Find(pod["spec"]["volumes"], "modelswap-shm"))["emptyDir"]["sizeLimit"], "1Ei");
+  // The limit is still compared with the request: 1Pi is below 2Pi.
+  Reviewed below = Review(WithAnnotation(request, "modelswap.io/agent-memory-limit", "1Pi"));
+  EXPECT_EQ(below.outcome.verdict, AdmissionVerdict::kDenied);
+}
+
 TEST(Webhook, UnknownAnnotationWarns) {
   Reviewed r = Review(
       WithAnnotation(Fixture("admission-request-pod-create.json"), "modelswap.io/agent-cpus", "1"));

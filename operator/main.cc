@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
   std::string poll_interval = "1s";
   std::vector<std::string> writer_node_selector;
   std::string writer_tolerations;
+  double writer_progress_s = 5;
   double cert_reload_s = 60;
   CLI::App app{"modelswap-operator: rolls ModelVersions out as writer Jobs (or local processes)"};
   app.add_option("--kubeconfig", cluster.kubeconfig,
@@ -117,6 +118,11 @@ int main(int argc, char** argv) {
   app.add_option("--sidecar-image", cluster.sidecar_image, "image of the writer Jobs")
       ->capture_default_str();
   AddWriterFlags(app, cluster.writer, writer_node_selector, writer_tolerations);
+  app.add_option("--writer-progress-interval", writer_progress_s,
+                 "seconds between polls of write pods' progress, and the least time between two "
+                 "status.progress changes of a version")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
   app.add_flag("--leader-elect", cluster.leader_elect,
                "elect a leader with a Lease (for replicas > 1)");
   app.add_option("--leader-election-namespace", cluster.election.ns,
@@ -157,6 +163,7 @@ int main(int argc, char** argv) {
   cluster.election.renew_deadline = ms(renew_s);
   cluster.election.retry_period = ms(retry_s);
   cluster.probe_interval = ms(probe_s);
+  cluster.writer_progress_interval = ms(writer_progress_s);
   cluster.webhook.reload_interval = ms(cert_reload_s);
   standalone.probe_interval = ms(probe_s);
   if (cluster.election.identity.empty()) cluster.election.identity = DefaultIdentity();

@@ -264,6 +264,11 @@ ModelVersionStatus ParseStatus(const Json& st) {
   s.file_removed = Field<bool>(st, {"fileRemoved"});
   s.pods_loaded = Field<int>(st, {"pods", "loaded"});
   s.pods_total = Field<int>(st, {"pods", "total"});
+  if (auto p = st.find("progress"); p != st.end() && p->is_object()) {
+    s.progress = WriteProgress{
+        Field<int64_t>(*p, {"bytesWritten"}), Field<int64_t>(*p, {"bytesTotal"}),
+        Field<std::string>(*p, {"percent"}), Field<std::string>(*p, {"lastUpdateTime"})};
+  }
   if (auto c = st.find("conditions"); c != st.end() && c->is_array()) {
     for (const auto& cond : *c)
       s.conditions.push_back(ParseCondition(cond));
@@ -288,6 +293,12 @@ Json StatusToJson(const ModelVersionStatus& s) {
   if (s.activate_requests_handled != 0) j["activateRequestsHandled"] = s.activate_requests_handled;
   if (s.file_removed) j["fileRemoved"] = true;
   j["pods"] = {{"loaded", s.pods_loaded}, {"total", s.pods_total}};
+  if (s.progress) {
+    j["progress"] = {{"bytesWritten", s.progress->bytes_written},
+                     {"bytesTotal", s.progress->bytes_total},
+                     {"percent", s.progress->percent},
+                     {"lastUpdateTime", s.progress->last_update_time}};
+  }
   Json conds = Json::array();
   for (const auto& c : s.conditions) {
     conds.push_back({{"type", c.type},

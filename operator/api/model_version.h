@@ -32,6 +32,15 @@ struct Condition {
   bool operator==(const Condition&) const = default;
 };
 
+// A running writer's progress, as its pod reports it (operator/controller/writer_progress.h).
+struct WriteProgress {
+  int64_t bytes_written = 0;
+  int64_t bytes_total = 0;       // the source's size (generate: spec bytes); 0 = unknown
+  std::string percent;           // "37%": what the Progress printer column shows
+  std::string last_update_time;  // when the operator last wrote it (RFC 3339)
+  bool operator==(const WriteProgress&) const = default;
+};
+
 struct ModelVersionStatus {
   Phase phase = Phase::kNone;
   int64_t observed_generation = 0;
@@ -49,6 +58,8 @@ struct ModelVersionStatus {
   bool file_removed = false;
   int pods_loaded = 0;
   int pods_total = 0;
+  // Set while the write task runs and its pod reports progress; cleared once it finishes.
+  std::optional<WriteProgress> progress;
   std::vector<Condition> conditions;
   bool operator==(const ModelVersionStatus&) const = default;
 

@@ -65,7 +65,8 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
                         .writer = o.writer,
                         .instance = o.election.identity,
                         .min_watch_timeout_seconds = o.watch_timeout_seconds,
-                        .probe_interval = o.probe_interval};
+                        .probe_interval = o.probe_interval,
+                        .progress_interval = o.writer_progress_interval};
   KubeBackend backend(client->get(), DefaultEnv(), bo);
   Controller controller(&backend, DefaultEnv(), &metrics,
                         ControllerOptions{.workers = o.workers, .queue = {}});

@@ -33,6 +33,8 @@ struct ClusterOptions {
   int workers = 2;
   int watch_timeout_seconds = 300;
   std::chrono::milliseconds probe_interval{10'000};
+  std::chrono::milliseconds writer_progress_interval{
+      5'000};  // KubeBackendOptions::progress_interval
   // webhook.addr "" = no webhook. webhook.ns "" = $POD_NAMESPACE, else the kubeconfig's
   // namespace, else "default".
   WebhookRuntimeOptions webhook;

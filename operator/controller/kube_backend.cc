@@ -84,10 +84,15 @@ void KubeBackend::Start(Controller* controller) {
     r->Start();
   }
   prober_->Start();
+  progress_prober_ = std::make_unique<WriterProgressProber>(
+      &writer_pods_, [controller](const std::string& key) { controller->Enqueue(key); },
+      opts_.progress_interval);
+  progress_prober_->Start();
 }
 
 void KubeBackend::Stop() {
   if (prober_) prober_->Stop();
+  if (progress_prober_) progress_prober_->Stop();
   for (auto* r : {mv_reflector_.get(), job_reflector_.get(), writer_pod_reflector_.get(),
                   injected_pod_reflector_.get()}) {
     if (r != nullptr) r->Stop();
@@ -129,7 +134,11 @@ Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
     in.versions.push_back(std::move(*mv));
   }
   for (const ObjectPtr& job : jobs_.ByIndex(model_key)) {
-    in.tasks.push_back(ObserveJob(*job, writer_pods_.ByIndex(KeyOf(*job))));
+    TaskObservation t = ObserveJob(*job, writer_pods_.ByIndex(KeyOf(*job)));
+    if (progress_prober_ && t.kind == TaskKind::kWrite &&
+        t.state == TaskObservation::State::kRunning)
+      t.progress = progress_prober_->For(KeyOf(*job));
+    in.tasks.push_back(std::move(t));
   }
   {
     std::lock_guard lock(created_mu_);
@@ -149,6 +158,8 @@ Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
   }
   in.load = prober_ ? prober_->LoadFor(model_key) : ModelLoad{true, 0, {}};
   in.now_unix_ns = env_->NowUnixNanos();
+  in.progress_interval_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.progress_interval).count();
   return in;
 }
 

@@ -32,6 +32,7 @@
 #include "operator/controller/controller.h"
 #include "operator/controller/event_recorder.h"
 #include "operator/controller/job.h"
+#include "operator/controller/writer_progress.h"
 #include "operator/kube/client.h"
 #include "operator/kube/reflector.h"
 #include "operator/metrics/metrics.h"
@@ -48,6 +49,9 @@ struct KubeBackendOptions {
   std::chrono::milliseconds watchdog_grace{30'000};
   std::chrono::milliseconds backoff_initial{800};
   std::chrono::milliseconds probe_interval{10'000};
+  // How often write pods are asked for their progress, and the least time between two changes
+  // of a version's status.progress (the reconciler holds faster ones back).
+  std::chrono::milliseconds progress_interval{5'000};
 };
 
 class KubeBackend final : public Backend {
@@ -84,6 +88,7 @@ class KubeBackend final : public Backend {
   std::unique_ptr<Reflector> mv_reflector_, job_reflector_, writer_pod_reflector_,
       injected_pod_reflector_;
   std::unique_ptr<AgentProber> prober_;
+  std::unique_ptr<WriterProgressProber> progress_prober_;
   EventRecorder events_;
 
   // Per ModelVersion uid, the newest metadata.generation a watch event showed with

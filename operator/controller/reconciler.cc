@@ -2,9 +2,11 @@
 #include "operator/controller/reconciler.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <deque>
 
 #include "operator/api/well_known.h"
+#include "operator/controller/conditions.h"
 #include "operator/controller/version_view.h"
 #include "operator/kube/object.h"
 #include "operator/kube/resource.h"
@@ -16,21 +18,33 @@ using State = TaskObservation::State;
 
 constexpr int64_t kResultGraceNs = 60'000'000'000;
 
-void SetCondition(ModelVersionStatus& s, const ModelVersion& mv, const std::string& type,
-                  bool value, const std::string& reason, const std::string& message, int64_t now) {
-  std::string status = value ? "True" : "False";
-  std::string since = FormatTime(now);
-  if (const Condition* old = mv.status.FindCondition(type); old && old->status == status) {
-    since = old->last_transition_time;
+// status.progress of a version whose write task runs and reports progress; cleared otherwise. A
+// change is written at most every `interval_ns` (a multi-GB write would otherwise cost a status
+// write per poll); *hold_ns says how long a withheld change waits, so a requeue writes it then.
+void SetProgress(VersionView& v, int64_t interval_ns, int64_t now, int64_t* hold_ns) {
+  ModelVersionStatus& s = v.next;
+  const TaskObservation* t = v.Find(TaskKind::kWrite);
+  if (s.phase != Phase::kWriting || t == nullptr || t->state != State::kRunning || !t->progress) {
+    s.progress.reset();
+    return;
   }
-  Condition c{type, status, reason, message, mv.generation, since};
-  for (auto& existing : s.conditions) {
-    if (existing.type == type) {
-      existing = c;
-      return;
-    }
+  WriteProgress p{t->progress->written, t->progress->total, "", FormatTime(now)};
+  // Never 100% before the write task has finished: the file is still synced and renamed.
+  int64_t pct =
+      p.bytes_total > 0 ? std::min<int64_t>(99, p.bytes_written * 100 / p.bytes_total) : 0;
+  p.percent = p.bytes_total > 0 ? std::to_string(pct) + "%" : "";
+  const std::optional<WriteProgress>& old = v.mv->status.progress;
+  if (old && old->bytes_written == p.bytes_written && old->bytes_total == p.bytes_total) {
+    s.progress = old;  // unchanged: keep the time it was last written
+    return;
   }
-  s.conditions.push_back(c);
+  const int64_t since = old ? now - ParseTime(old->last_update_time) : interval_ns;
+  if (old && since >= 0 && since < interval_ns) {
+    s.progress = old;
+    *hold_ns = std::min(*hold_ns, interval_ns - since);
+    return;
+  }
+  s.progress = p;
 }
 
 void SetPhaseAndConditions(VersionView& v, bool is_active, bool scheduled_write,
@@ -315,6 +329,7 @@ void Deletion(VersionView& v, bool is_active, int64_t now, std::vector<Action>* 
   }
   ModelVersionStatus next = mv.status;
   SetCondition(next, mv, "Deleting", true, waiting, why, now);
+  SetSummaryConditions(next, mv, {}, now);
   if (next == mv.status) return;  // already said
   Action st = MakeAction(Action::Type::kWriteStatus, mv);
   st.status = next;
@@ -370,6 +385,7 @@ Decision Decide(const ModelInputs& in) {
   // Whether a task that may publish runs: remove tasks of deleted versions do not count (they
   // never touch the manifest), so a deletion never holds up the model, nor it the deletion.
   bool busy = false;
+  std::string busy_task;  // what a Pending version waits for (the Ready condition says it)
   bool result_pending = false;
   for (const ModelVersion* mv : sorted) {
     VersionView v{mv, {}, mv->status};
@@ -390,14 +406,17 @@ Decision Decide(const ModelInputs& in) {
     }
     FoldTasks(v);
     for (const TaskObservation* t : v.tasks) {
-      if (t->state == State::kRunning && !(mv->deleting && t->kind == TaskKind::kRemove))
+      if (t->state == State::kRunning && !(mv->deleting && t->kind == TaskKind::kRemove)) {
         busy = true;
+        busy_task = std::string(TaskKindName(t->kind)) + " task " + t->name;
+      }
     }
     views.push_back(std::move(v));
   }
   MarkDuplicates(views);
   int active = FindActive(views);
   Decision d;
+  int64_t progress_hold_ns = INT64_MAX;
   int scheduled_write = -1;
   std::optional<Action> task;
   const int request = busy ? -1 : PickRequest(views);
@@ -428,7 +447,22 @@ Decision Decide(const ModelInputs& in) {
       d.actions.push_back(MakeEvent(*v.mv, "Warning", "ActivateRequestFailed", v.next.message));
     }
     SetPhaseAndConditions(v, i == active, i == scheduled_write, in.load, in.now_unix_ns);
-    if (task && task->mv.name == v.mv->name) v.next.job_name = task->task_name;
+    SetProgress(v, in.progress_interval_ns, in.now_unix_ns, &progress_hold_ns);
+    SummaryFacts facts;
+    facts.is_active = i == active;
+    facts.waiting_for = busy_task;
+    for (const TaskObservation* t : v.tasks) {
+      if (t->state != State::kRunning) continue;
+      facts.own_task = std::string(TaskKindName(t->kind)) + " task " + t->name;
+      facts.own_task_is_publish = t->kind == TaskKind::kPublish;
+    }
+    if (task && task->mv.name == v.mv->name) {
+      v.next.job_name = task->task_name;
+      facts.own_task = std::string(TaskKindName(task->task_kind)) + " task " + task->task_name;
+      facts.own_task_is_publish = task->task_kind == TaskKind::kPublish;
+    }
+    if (facts.own_task == facts.waiting_for) facts.waiting_for.clear();
+    SetSummaryConditions(v.next, *v.mv, facts, in.now_unix_ns);
     if (v.next == v.mv->status) continue;
     Action st = MakeAction(Action::Type::kWriteStatus, *v.mv);
     st.status = v.next;
@@ -447,6 +481,10 @@ Decision Decide(const ModelInputs& in) {
     }
   }
   d.requeue_after = result_pending ? std::chrono::seconds(2) : std::chrono::seconds(300);
+  if (progress_hold_ns != INT64_MAX) {
+    auto hold = std::chrono::seconds(progress_hold_ns / 1'000'000'000 + 1);
+    d.requeue_after = std::min(*d.requeue_after, hold);
+  }
   return d;
 }
 

@@ -35,8 +35,12 @@
 //    own writer is deleted with its Job (a writer stuck Pending would otherwise hold the
 //    deletion for activeDeadlineSeconds; a killed writer leaves only a .tmp- file). What the
 //    deletion still waits for is the condition Deleting (reason and message name the task).
-//  - conditions Written/Active/Loaded carry observedGeneration; every phase change emits an
-//    Event; status is only written when it changed.
+//  - conditions Written/Active/Loaded carry observedGeneration; Ready sums them up, with
+//    Reconciling/Stalled for kstatus (conditions.h), on every status write; every phase change
+//    emits an Event; status is only written when it changed.
+//  - progress: while a write task runs, status.progress holds the bytes its pod reports
+//    (writer_progress.h), changed at most every progress_interval_ns (a requeue writes a
+//    withheld change when the interval has passed).
 //
 // Thread safety: pure functions.
 #pragma once
@@ -66,6 +70,7 @@ struct ModelInputs {
   std::vector<TaskObservation> tasks;
   ModelLoad load;
   int64_t now_unix_ns = 0;
+  int64_t progress_interval_ns = 5'000'000'000;  // least time between status.progress changes
 };
 
 struct Action {

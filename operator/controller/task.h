@@ -43,6 +43,12 @@ std::string TaskName(const std::string& mv_name, TaskKind kind, int64_t generati
 // The sidecar arguments (after the program name) for a task over `root`.
 std::vector<std::string> TaskArgs(const ModelVersion& mv, TaskKind kind, const std::string& root);
 
+// Bytes a running write task reports written of its source's total (writer_progress.h).
+struct TaskProgress {
+  int64_t written = 0;
+  int64_t total = 0;  // 0 = unknown
+};
+
 // What the reconciler sees of a task, whatever runs it.
 struct TaskObservation {
   enum class State { kRunning, kSucceeded, kFailed };
@@ -55,7 +61,8 @@ struct TaskObservation {
   std::string reason;   // Job condition reason (BackoffLimitExceeded, DeadlineExceeded) or ExitCode
   std::string message;  // Job condition message
   std::string result;   // the sidecar's JSON (termination message or stdout); "" if not known
-  int64_t finished_unix_ns = 0;  // when it finished (0: unknown or running)
+  int64_t finished_unix_ns = 0;          // when it finished (0: unknown or running)
+  std::optional<TaskProgress> progress;  // a running write task's, when its pod reported one
 };
 
 // The sidecar's result JSON, success or error form.

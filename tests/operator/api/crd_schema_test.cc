@@ -57,6 +57,7 @@ TEST(CrdSchemaTest, EveryStatusFieldTheOperatorWritesIsDeclared) {
   s.file_removed = true;
   s.pods_loaded = 1;
   s.pods_total = 2;
+  s.progress = WriteProgress{1, 2, "50%", "2026-11-22T07:00:00Z"};
   s.conditions.push_back({"Active", "True", "Published", "", 3, "2026-11-22T07:00:00Z"});
   const Json written = StatusToJson(s);
   const Json schema = StatusSchema();

@@ -10,8 +10,10 @@
 // inside malloc when it faults (the faulting instruction is a load from the mapping). Frames the
 // jump skips do not run their destructors, so a fault can leak the memory they owned (a hash
 // state, a vector of offsets): bounded, and only on a file truncated during a load. A SIGBUS
-// outside any guard (or in another thread) is not ours: the handler restores the previous
-// disposition and returns, the load faults again, and the process dies as it would have.
+// outside any guard (or in another thread) is not ours: the handler passes it to the previous
+// disposition (a previous handler is called; by default the fault repeats and the process dies
+// as it would have). A SIGBUS sent by a process (kill -BUS: si_code <= 0) is never ours, even
+// while a guard runs: it is passed on the same way (by default raised again, so it kills).
 //
 // Thread safety: any number of threads may run guarded code at once (the jump target is
 // thread-local). Guards do not nest.

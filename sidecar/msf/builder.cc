@@ -101,7 +101,8 @@ Status Builder::CheckDuplicate(const Entry& a, const Entry& b, uint64_t ordinal_
 Status Builder::BuildIndex(std::vector<uint64_t>* slots) {
   const uint64_t n = entries_.size();
   uint64_t capacity = std::bit_ceil(std::max<uint64_t>(
-      n + 1, static_cast<uint64_t>(std::ceil(static_cast<double>(n) / kMaxLoadFactor))));
+      {n + 1, static_cast<uint64_t>(std::ceil(static_cast<double>(n) / kMaxLoadFactor)),
+       options_.min_index_capacity}));
   slots->assign(capacity, 0);
   // Which entry fills each slot, to compare full hashes when fingerprints collide.
   std::vector<uint64_t> owner(capacity);

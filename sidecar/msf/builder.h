@@ -34,6 +34,10 @@ struct BuildOptions {
   int64_t created_unix_ns = 0;
   uint64_t hash_seed = 0x6d6f64656c737761;  // "modelswa"
   size_t chunk_bytes = 4 << 20;             // write size; a multiple of 2 MiB
+  // The index gets at least this many slots (rounded up to a power of two). A version written on
+  // a base (sidecar/writer/base_layout.h) keeps the base's capacity and seed, so that keys it
+  // shares with the base land in the same slots and the index changes only where keys changed.
+  uint64_t min_index_capacity = 0;
   // Turns an entry ordinal (0-based, in Add order) into words for error messages.
   std::function<std::string(uint64_t)> describe_entry = nullptr;
 };

@@ -65,7 +65,7 @@ class Reader {
 
   const Header& header() const { return header_; }
   uint64_t size() const { return header_.entry_count; }
-  uint64_t capacity() const { return slots_.size(); }
+  uint64_t capacity() const { return slots_.size() / 8; }  // index slots
   // The file's identity: FormatChecksum(header_checksum).
   std::string checksum() const;
 

@@ -10,6 +10,7 @@
 #include "common/names.h"
 #include "sidecar/msf/builder.h"
 #include "sidecar/volume/version_file.h"
+#include "sidecar/writer/base_layout.h"
 #include "sidecar/writer/progress.h"
 #include "sidecar/writer/synthetic_data.h"
 #include "sidecar/writer/tsv.h"
@@ -156,6 +157,51 @@ Result<msf::BuildResult> BuildInto(Env* env, const WriteRequest& req, int fd,
   return result;
 }
 
+std::string ScratchDir(const WriteRequest& req) {
+  if (!req.scratch_dir.empty()) return req.scratch_dir;
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+}
+
+std::string ScratchPath(Env* env, const WriteRequest& req, std::string_view what) {
+  return JoinPath(ScratchDir(req), "modelswap-" + std::string(what) + "-" + req.model + "-" +
+                                       req.version + "-" + std::to_string(::getpid()) + "-" +
+                                       std::to_string(env->NowUnixNanos()) + ".msf");
+}
+
+// The version's bytes into fd: straight from the source, or, on a base, built in scratch first
+// and then re-laid in the base's order.
+Result<msf::BuildResult> BuildVersion(Env* env, const WriteRequest& req, int fd,
+                                      std::vector<uint64_t>* line_of_entry) {
+  if (req.base_version.empty()) return BuildInto(env, req, fd, line_of_entry);
+  if (req.base_version == req.version) {
+    return Fail(Code::kInvalidArgument, "--base names the version being written");
+  }
+  MS_ASSIGN_OR_RETURN(
+      auto base, BaseVersion::Open(env, req.root, req.model, req.base_version, ScratchDir(req)));
+  const std::string fresh_path = ScratchPath(env, req, "fresh");
+  MS_ASSIGN_OR_RETURN(int fresh_fd, env->Open(fresh_path, OpenMode::kReadWriteNew));
+  auto fresh_built = BuildInto(env, req, fresh_fd, line_of_entry);
+  env->Close(fresh_fd);
+  Result<msf::BuildResult> relaid = std::unexpected(Error(Code::kInternal, "not run"));
+  if (!fresh_built) {
+    relaid = Fail(fresh_built.error());
+  } else if (auto mapping = env->MapReadOnly(fresh_path); !mapping) {
+    relaid = Fail(mapping.error());
+  } else if (auto fresh = msf::Reader::Open((*mapping)->bytes(), msf::VerifyLevel::kHeader);
+             !fresh) {
+    relaid = Fail(fresh.error());
+  } else {
+    msf::BuildOptions options;
+    options.model = req.model;
+    options.version = req.version;
+    options.created_unix_ns = env->NowUnixNanos();
+    relaid = RelayOnBase(env, base->reader(), *fresh, fd, std::move(options));
+  }
+  (void)env->Remove(fresh_path);
+  return relaid;
+}
+
 Result<WriteResult> ReuseExisting(Env* env, const WriteRequest& req, int64_t start) {
   auto info = VerifyVersionFile(env, req.root, req.model, req.version);
   if (!info) {
@@ -195,21 +241,12 @@ Result<WriteResult> ReuseChunked(Env* env, const WriteRequest& req, int64_t star
   return result;
 }
 
-std::string ScratchDir(const WriteRequest& req) {
-  if (!req.scratch_dir.empty()) return req.scratch_dir;
-  const char* tmp = std::getenv("TMPDIR");
-  return tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
-}
-
 // Builds the whole file in node-local scratch, then stores it as chunks and a recipe.
 Result<WriteResult> WriteChunked(Env* env, const WriteRequest& req, int64_t start) {
-  const std::string scratch =
-      JoinPath(ScratchDir(req), "modelswap-write-" + req.model + "-" + req.version + "-" +
-                                    std::to_string(::getpid()) + "-" +
-                                    std::to_string(env->NowUnixNanos()) + ".msf");
+  const std::string scratch = ScratchPath(env, req, "write");
   MS_ASSIGN_OR_RETURN(int fd, env->Open(scratch, OpenMode::kReadWriteNew));
   std::vector<uint64_t> line_of_entry;
-  auto built = BuildInto(env, req, fd, &line_of_entry);
+  auto built = BuildVersion(env, req, fd, &line_of_entry);
   env->Close(fd);
   Result<ChunkedUploadResult> uploaded = std::unexpected(Error(Code::kInternal, "not run"));
   if (built) {
@@ -275,7 +312,7 @@ Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
   MS_ASSIGN_OR_RETURN(int fd, env->OpenBeneath(req.root, req.model + "/versions/" + tmp_name,
                                                OpenMode::kReadWriteNew));
   std::vector<uint64_t> line_of_entry;
-  auto built = BuildInto(env, req, fd, &line_of_entry);
+  auto built = BuildVersion(env, req, fd, &line_of_entry);
   Status st = built ? env->Fsync(fd) : Fail(built.error());
   env->Close(fd);
   if (st) st = env->RenameNoReplace(tmp, final_path);

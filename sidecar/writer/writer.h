@@ -56,10 +56,14 @@ struct WriteRequest {
   Layout layout = Layout::kWholeFile;
   // Chunked: where the whole .msf is built before it is cut ("" = $TMPDIR, else /tmp). Needs
   // room for one version; the file is removed when the write ends.
+  // With a base, the new content is built here first as well.
   std::string scratch_dir;
   chunk::ChunkerParams chunking;
   int zstd_level = 3;
   int threads = 2;
+  // Lay the version out like this earlier version of the model (sidecar/writer/base_layout.h),
+  // so that unchanged rows make unchanged chunks. "" = no base.
+  std::string base_version;
   // Chunked: how long to wait while a chunk garbage collection holds the store.
   int64_t gc_wait_ns = int64_t{15} * 60 * 1'000'000'000;
 };

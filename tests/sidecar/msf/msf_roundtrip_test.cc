@@ -69,6 +69,8 @@ TEST(MsfRoundTrip, ManyKeysAndNearMisses) {
     EXPECT_FALSE(r->Find(std::string_view("absent" + std::to_string(i))).has_value());
   }
   EXPECT_LE(static_cast<double>(r->size()) / r->capacity(), kMaxLoadFactor);
+  // The smallest power of two that keeps the load under the cap: more than half of that.
+  EXPECT_GT(static_cast<double>(r->size()) / r->capacity(), kMaxLoadFactor / 2);
 }
 
 TEST(MsfRoundTrip, ForEachVisitsEntriesInOrder) {

@@ -11,6 +11,7 @@
 #include "sidecar/chunk/recipe.h"
 #include "sidecar/chunk/writer_marker.h"
 #include "sidecar/msf/reader.h"
+#include "sidecar/volume/version_file.h"
 #include "sidecar/writer/chunked_upload.h"
 #include "sidecar/writer/writer.h"
 #include "tests/testing/fault_env.h"
@@ -67,8 +68,16 @@ class ChunkedWriteTest : public ::testing::Test {
 std::map<std::string, std::string> Rows(int n, int changed_from = -1, int changed_to = -1) {
   std::map<std::string, std::string> rows;
   for (int i = 0; i < n; ++i) {
-    std::string value(200, static_cast<char>('a' + i % 26));
-    value += std::to_string(i * 7919);
+    // Values like real rows: no long runs of one byte, which would leave FastCDC few natural cut
+    // points (forced cuts at max_bytes do not re-synchronise after a shift).
+    std::string value;
+    uint64_t x = static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull + 1;
+    while (value.size() < 200) {
+      x ^= x >> 31;
+      x *= 0xBF58476D1CE4E5B9ull;
+      x ^= x >> 29;
+      value += std::to_string(x % 1000000007);
+    }
     if (i >= changed_from && i < changed_to) value += "-changed";
     rows["key" + std::to_string(100000 + i)] = value;
   }
@@ -189,6 +198,85 @@ TEST_F(ChunkedWriteTest, WaitsForAGarbageCollectionThenGivesUp) {
   EXPECT_EQ(ScratchFiles(), 0u);
   ASSERT_TRUE(chunk::RemoveMarker(&env_, root_, *gc).has_value());
   EXPECT_TRUE(WriteVersion(&env_, req).has_value());
+}
+
+}  // namespace
+}  // namespace modelswap
+
+namespace modelswap {
+namespace {
+
+std::string TsvText(const std::vector<std::pair<std::string, std::string>>& rows) {
+  std::string text;
+  for (const auto& [k, v] : rows)
+    text += k + "\t" + v + "\n";
+  return text;
+}
+
+// The same rows in another order, 2 % of them changed in place, 1 % dropped, 1 % new: on its base
+// the new version reuses nearly every chunk; without one it shares almost none.
+TEST_F(ChunkedWriteTest, OnABaseUnchangedRowsKeepTheirChunks) {
+  auto rows = Rows(20000);
+  std::vector<std::pair<std::string, std::string>> v1(rows.begin(), rows.end());
+  ASSERT_TRUE(WriteVersion(&env_, Request("v1", TsvSource{WriteTsv("v1.tsv", rows)})).has_value());
+  std::vector<std::pair<std::string, std::string>> v2(v1.rbegin(), v1.rend());
+  for (size_t i = 3000; i < 3400; ++i)
+    v2[i].second.back() = '#';  // same length, new value
+  v2.erase(v2.begin() + 9000, v2.begin() + 9200);
+  for (int i = 0; i < 200; ++i)
+    v2.emplace_back("new" + std::to_string(i), std::string(210, 'n'));
+  std::string v2_path = dir_ / "v2.tsv";
+  std::string text = TsvText(v2);
+  testing::WriteAll(v2_path, std::as_bytes(std::span(text)));
+
+  auto plain = WriteVersion(&env_, Request("v2-plain", TsvSource{v2_path}));
+  ASSERT_TRUE(plain.has_value()) << plain.error().ToString();
+  auto req = Request("v2", TsvSource{v2_path});
+  req.base_version = "v1";
+  auto based = WriteVersion(&env_, req);
+  ASSERT_TRUE(based.has_value()) << based.error().ToString();
+  EXPECT_EQ(based->entry_count, plain->entry_count);
+  EXPECT_LT(based->chunks.bytes_new * 5, plain->chunks.bytes_new)
+      << "on its base: " << based->chunks.bytes_new
+      << " new bytes; plain: " << plain->chunks.bytes_new;
+  EXPECT_LT(based->chunks.bytes_new, based->bytes / 5);
+
+  auto recipe = chunk::ReadRecipeBeneath(&env_, root_, chunk::RecipeRel("ranker", "v2"));
+  ASSERT_TRUE(recipe.has_value());
+  std::vector<std::byte> file = Reassemble(*recipe);
+  auto reader = msf::Reader::Open(file, msf::VerifyLevel::kFull);
+  ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
+  EXPECT_EQ(reader->size(), v2.size());
+  for (size_t i : {size_t{0}, size_t{3100}, size_t{8999}, v2.size() - 1}) {
+    EXPECT_EQ(reader->Find(std::string_view(v2[i].first)), v2[i].second) << v2[i].first;
+  }
+  EXPECT_FALSE(reader->Find(std::string_view(v1[v1.size() - 1 - 9100].first)).has_value())
+      << "a dropped row is gone";
+}
+
+TEST_F(ChunkedWriteTest, AWholeFileVersionCanBeWrittenOnAChunkedBaseAndBack) {
+  auto rows = Rows(3000);
+  ASSERT_TRUE(WriteVersion(&env_, Request("v1", TsvSource{WriteTsv("v1.tsv", rows)})).has_value());
+  rows["key100007"] = "changed";
+  auto whole = Request("v2", TsvSource{WriteTsv("v2.tsv", rows)});
+  whole.layout = WriteRequest::Layout::kWholeFile;
+  whole.base_version = "v1";
+  auto v2 = WriteVersion(&env_, whole);
+  ASSERT_TRUE(v2.has_value()) << v2.error().ToString();
+  auto file = OpenModelFile(&env_, v2->path, msf::VerifyLevel::kFull);
+  ASSERT_TRUE(file.has_value()) << file.error().ToString();
+  EXPECT_EQ(file->reader.Find(std::string_view("key100007")), "changed");
+  auto v3 = Request("v3", TsvSource{WriteTsv("v3.tsv", rows)});
+  v3.base_version = "v2";
+  EXPECT_TRUE(WriteVersion(&env_, v3).has_value());
+  auto missing = Request("v4", TsvSource{WriteTsv("v4.tsv", rows)});
+  missing.base_version = "v9";
+  auto refused = WriteVersion(&env_, missing);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), Code::kNotFound);
+  EXPECT_NE(refused.error().message().find("base version v9"), std::string::npos)
+      << refused.error().ToString();
+  EXPECT_EQ(ScratchFiles(), 0u);
 }
 
 }  // namespace

@@ -1,0 +1,64 @@
+// Writing a version in the layout of an earlier one (`write --base VERSION`), so that content-
+// defined chunks survive from one version to the next.
+//
+// A plain build lays entries out in the order the source gives them and sizes the index for the
+// new entry count: sort the source differently, or grow it past a power of two, and every chunk
+// of the file changes although few rows did. On a base, the writer instead
+//   - writes the entries the base has, in the base's DATA order: an unchanged entry is the same
+//     bytes in the same order, so its chunks come out identical (FastCDC re-synchronises a few
+//     bytes after any change, sidecar/chunk/chunker.h);
+//   - drops the entries the new content lacks, and appends entries the base lacks at the end;
+//   - keeps the base's hash seed and index capacity (unless the new entry count needs more), and
+//     inserts keys into the index in that same order, so a shared key lands in the same slot.
+// Where it helps and where it cannot (bench/chunk, bench/README.md): rows changed in clustered
+// runs, or appended, change a few chunks of DATA; a changed value of another length moves every
+// later entry, which FastCDC absorbs in DATA but which changes the offsets stored in the index's
+// slots after it (the index is ~1.6 % of a file of 1 KiB rows); rows changed uniformly at random
+// touch nearly every chunk whatever the layout (a few changed rows per 64 KiB chunk).
+//
+// The new content is first built as an ordinary .msf in scratch (it must be looked up by key),
+// then re-laid; both files are node-local. Thread safety: plain functions.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/env.h"
+#include "common/status.h"
+#include "sidecar/msf/builder.h"
+#include "sidecar/msf/reader.h"
+
+namespace modelswap {
+
+// A base version opened for reading: a whole .msf on the volume (mapped beneath root), or a
+// chunked one put together from its recipe and chunks into a scratch file (every chunk's hash
+// and the whole file verified). Removes its scratch file when destroyed.
+class BaseVersion {
+ public:
+  static Result<std::unique_ptr<BaseVersion>> Open(Env* env, const std::string& root,
+                                                   const std::string& model,
+                                                   const std::string& version,
+                                                   const std::string& scratch_dir);
+  ~BaseVersion();
+  BaseVersion(const BaseVersion&) = delete;
+  BaseVersion& operator=(const BaseVersion&) = delete;
+
+  const msf::Reader& reader() const { return reader_; }
+
+ private:
+  BaseVersion(Env* env, std::unique_ptr<MappedFile> mapping, msf::Reader reader,
+              std::string scratch)
+      : env_(env), mapping_(std::move(mapping)), reader_(reader), scratch_(std::move(scratch)) {}
+  Env* env_;
+  std::unique_ptr<MappedFile> mapping_;
+  msf::Reader reader_;
+  std::string scratch_;  // "" for a file on the volume
+};
+
+// Writes `fresh`'s entries into fd (an empty file) in base's layout (see above). options gives
+// the model, version and creation time; its seed and capacity are taken from base.
+[[nodiscard]] Result<msf::BuildResult> RelayOnBase(Env* env, const msf::Reader& base,
+                                                   const msf::Reader& fresh, int fd,
+                                                   msf::BuildOptions options);
+
+}  // namespace modelswap

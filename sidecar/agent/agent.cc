@@ -1,6 +1,8 @@
 // Starting and stopping the per-model loops and the HTTP server.
 #include "sidecar/agent/agent.h"
 
+#include "sidecar/agent/status_json.h"
+
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 
@@ -12,11 +14,23 @@ Result<std::unique_ptr<Agent>> Agent::Start(Env* env, const AgentOptions& option
   if (options.models.empty()) return Fail(Code::kInvalidArgument, "agent: no models given");
   std::set<std::string> seen;
   auto agent = std::unique_ptr<Agent>(new Agent());
+  ModelAgentConfig model_config = options.model;
+  if (!options.cache.options.dir.empty()) {
+    // Passes run on the janitor's thread, not after each Assemble on a model's volume worker.
+    model_config.load.cache = options.cache.options;
+    model_config.load.cache.evict_after_assemble = false;
+    agent->janitor_ = std::make_unique<CacheJanitor>(env, options.cache);
+    model_config.on_chunked_activated = [j = agent->janitor_.get()] { j->Poke(); };
+    spdlog::info("cache dir={} node_cache={} max_bytes={} fetch_threads={} ({})",
+                 options.cache.options.dir, options.cache.node_cache,
+                 options.cache.options.max_bytes, options.cache.options.fetch_threads,
+                 options.cache.why);
+  }
   for (const auto& name : options.models) {
     if (!seen.insert(name).second) {
       return Fail(Code::kInvalidArgument, "agent: model \"" + name + "\" given twice");
     }
-    auto m = ModelAgent::Create(env, name, options.model);
+    auto m = ModelAgent::Create(env, name, model_config);
     if (!m) return Fail(m.error().Context("model " + name));
     agent->models_.push_back(std::move(*m));
   }
@@ -30,10 +44,16 @@ Result<std::unique_ptr<Agent>> Agent::Start(Env* env, const AgentOptions& option
     HttpExtras extras;
     if (agent->snapshots_) {
       extras.regions = [raw] { return raw->snapshots_->StatsJson(); };
-      extras.metrics_text = [raw] {
-        return prometheus::TextSerializer().Serialize(raw->snapshot_metrics_->Collect());
-      };
     }
+    extras.cache = [raw] { return raw->Cache(); };
+    extras.metrics_text = [raw] {
+      std::string text;
+      if (raw->snapshots_) {
+        text = prometheus::TextSerializer().Serialize(raw->snapshot_metrics_->Collect());
+      }
+      if (auto c = raw->Cache()) text += CacheMetricsText(*c);
+      return text;
+    };
     MS_ASSIGN_OR_RETURN(agent->http_, HttpServer::Start(
                                           options.listen, [raw] { return raw->Status(); }, extras));
   }
@@ -74,6 +94,11 @@ void Agent::Stop() {
   }
   // Last: its final pass flushes commits the apps made before they were stopped.
   if (snapshots_) snapshots_->Stop();
+}
+
+std::optional<CacheStatus> Agent::Cache() {
+  if (!janitor_) return std::nullopt;
+  return janitor_->Status();
 }
 
 std::vector<ModelStatus> Agent::Status() {

@@ -8,17 +8,22 @@
 // background and /readyz turns 200 once every model has an active version. Stop() wakes every
 // loop, joins them and closes the listener; mappings are released with the Agent.
 //
+// With a cache directory, a CacheJanitor (cache_janitor.h) runs eviction passes over it on a
+// thread of its own, after each chunked version a model activates and every few minutes.
+//
 // Thread safety: Start/Stop/destructor from one thread; Status() from any thread.
 #pragma once
 
 #include <prometheus/registry.h>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/env.h"
 #include "common/status.h"
+#include "sidecar/agent/cache_janitor.h"
 #include "sidecar/agent/http_server.h"
 #include "sidecar/agent/model_agent.h"
 #include "sidecar/snapshot/snapshot_host.h"
@@ -32,6 +37,9 @@ struct AgentOptions {
   // The snapshot host (app regions that survive the pod); off while snapshot.snapshot_dir is
   // empty. Its shm_dir is the models' shm dir.
   snapshot::SnapshotHostOptions snapshot;
+  // The cache chunked versions are assembled in (options.dir empty: none, chunked versions are
+  // rejected). Its options become every model's load.cache.
+  CacheConfig cache;
 };
 
 class Agent {
@@ -40,6 +48,8 @@ class Agent {
   ~Agent();
   void Stop();
   std::vector<ModelStatus> Status();
+  // nullopt without a cache directory.
+  std::optional<CacheStatus> Cache();
 
  private:
   Agent() = default;
@@ -47,6 +57,9 @@ class Agent {
 
   std::vector<std::unique_ptr<ModelAgent>> models_;
   std::unique_ptr<snapshot::SnapshotHost> snapshots_;
+  // Before the models in destruction order is not needed: models only Poke() it, and Stop()
+  // joins their threads before the Agent (and so the janitor) is destroyed.
+  std::unique_ptr<CacheJanitor> janitor_;
   std::unique_ptr<prometheus::Registry> snapshot_metrics_;
   std::vector<std::thread> threads_;
   std::unique_ptr<HttpServer> http_;

@@ -21,6 +21,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& listen,
   s->http_.Route("/v1/status", {"GET"}, [snapshot, extras](const HttpRequest&) {
     nlohmann::json status = StatusJson(snapshot());
     if (extras.regions) status["regions"] = extras.regions();
+    if (extras.cache) {
+      auto c = extras.cache();
+      status["cache"] = c ? CacheStatusJson(*c) : nlohmann::json(nullptr);
+    }
     return HttpReply{.content_type = "application/json", .body = status.dump()};
   });
   s->http_.Route("/metrics", {"GET"}, [snapshot, extras](const HttpRequest&) {

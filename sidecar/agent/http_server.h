@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 
 #include "common/http_server.h"
 #include "common/status.h"
+#include "sidecar/agent/cache_janitor.h"
 #include "sidecar/agent/model_agent.h"
 
 namespace modelswap::agent {
@@ -25,8 +27,9 @@ namespace modelswap::agent {
 // Parts of the agent besides the model loops that also report (the snapshot host). Each may be
 // empty; each must be thread-safe.
 struct HttpExtras {
-  std::function<nlohmann::json()> regions;    // /v1/status "regions"
-  std::function<std::string()> metrics_text;  // appended to /metrics
+  std::function<nlohmann::json()> regions;            // /v1/status "regions"
+  std::function<std::string()> metrics_text;          // appended to /metrics
+  std::function<std::optional<CacheStatus>()> cache;  // /v1/status "cache" (null: none)
 };
 
 class HttpServer {

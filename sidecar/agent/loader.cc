@@ -10,6 +10,7 @@
 
 #include "common/checksum.h"
 #include "common/names.h"
+#include "sidecar/agent/chunked_source.h"
 #include "sidecar/agent/prefault.h"
 #include "sidecar/agent/sigbus_guard.h"
 #include "sidecar/agent/stager.h"
@@ -46,7 +47,8 @@ Status CheckIdentity(const msf::Header& h, const Manifest& m, const std::string&
 }  // namespace
 
 Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& root,
-                                                   const Manifest& m, const LoadOptions& opt) {
+                                                   const Manifest& m, const LoadOptions& opt,
+                                                   const std::function<void(std::string)>& step) {
   MS_RETURN_IF_ERROR(ValidateModelName(m.model));
   MS_RETURN_IF_ERROR(ValidateVersionName(m.version));
   auto v = std::make_shared<LoadedVersion>();
@@ -55,25 +57,41 @@ Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& 
   v->mapped_path = v->source_path;
 
   int64_t t = env->NowMonotonicNanos();
-  if (!opt.stage_dir.empty()) {
-    StageRequest req{root,
-                     VersionRel(m.model, m.version),
-                     opt.stage_dir,
-                     m.model,
-                     m.version,
-                     m.bytes,
-                     opt.stage_threads};
-    MS_ASSIGN_OR_RETURN(v->mapped_path, StageFile(env, req));
-    v->timings.stage_seconds = Since(env, t);
+  Result<std::unique_ptr<MappedFile>> mapping = Fail(Code::kInternal, "not mapped");
+  if (!m.recipe.empty()) {
+    // The assembled file is verified in full by the cache; the checks below run again anyway
+    // (cheap next to assembling) so both layouts pass exactly the same gate.
+    MS_ASSIGN_OR_RETURN(cache::Assembled a, AssembleChunked(env, root, m, opt.cache, step));
+    v->timings.assemble_seconds = Since(env, t);
+    v->chunked = true;
+    v->assemble = a.stats;
+    v->mapped_path = a.path;
+    t = env->NowMonotonicNanos();
+    if (step) step("map " + m.version);
+    // The Hold's descriptor: the very inode the hold protects, even if the name were replaced.
+    mapping = env->MapFd(a.hold.fd(), a.path);
+    v->hold = std::move(a.hold);
+  } else {
+    if (!opt.stage_dir.empty()) {
+      StageRequest req{root,
+                       VersionRel(m.model, m.version),
+                       opt.stage_dir,
+                       m.model,
+                       m.version,
+                       m.bytes,
+                       opt.stage_threads};
+      MS_ASSIGN_OR_RETURN(v->mapped_path, StageFile(env, req));
+      v->staged = true;
+      v->timings.stage_seconds = Since(env, t);
+    }
+    t = env->NowMonotonicNanos();
+    // Beneath the volume root (or the stage dir): a symlink planted on the volume is refused,
+    // and a FIFO in the file's place cannot block the open.
+    mapping =
+        opt.stage_dir.empty()
+            ? MapReadOnlyBeneath(env, root, VersionRel(m.model, m.version))
+            : MapReadOnlyBeneath(env, opt.stage_dir, m.model + "/" + VersionFileName(m.version));
   }
-
-  t = env->NowMonotonicNanos();
-  // Beneath the volume root (or the stage dir): a symlink planted on the volume is refused, and
-  // a FIFO in the file's place cannot block the open.
-  auto mapping =
-      opt.stage_dir.empty()
-          ? MapReadOnlyBeneath(env, root, VersionRel(m.model, m.version))
-          : MapReadOnlyBeneath(env, opt.stage_dir, m.model + "/" + VersionFileName(m.version));
   if (!mapping) return Fail(mapping.error().Context("map"));
   v->mapping = std::move(*mapping);
   std::span<const std::byte> bytes = v->mapping->bytes();
@@ -91,11 +109,13 @@ Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& 
   v->entry_count = header.entry_count;
   v->timings.map_seconds = Since(env, t);
 
+  if (step) step("prefault " + m.version);
   MS_ASSIGN_OR_RETURN(PrefaultResult pre, Prefault(env, bytes, opt.prefault_threads));
   v->prefault_method = pre.method;
   v->timings.prefault_seconds = pre.seconds;
 
   t = env->NowMonotonicNanos();
+  if (step) step("verify " + m.version);
   MS_RETURN_IF_ERROR(RunSigbusGuarded("verify", [&]() -> Status {
     auto st = msf::VerifyContents(bytes, header);
     if (!st) return Fail(st.error().Context(v->mapped_path));

@@ -1,8 +1,11 @@
 // Loading one published version: (stage), map read-only, check it is the file the manifest
-// names, prefault, verify every checksum. Only a version that passed all of it is offered to
-// apps; any failure is an Error naming the step, and the caller keeps its old version. Every file
-// is opened beneath the volume root (or the stage dir): no symlink on the volume is followed.
-// VolumeWorker keeps such I/O off the model loop.
+// names, prefault, verify every checksum. A chunked version (a manifest with a recipe) is first
+// assembled in the node cache (chunked_source.h) and its assembled file mapped through the
+// cache's Hold, which the LoadedVersion keeps until the version is dropped so eviction leaves the
+// file alone; staging does not apply to it (the cache is local already). Only a version that passed
+// all of it is offered to apps; any failure is an Error naming the step, and the caller keeps its
+// old version. Every file is opened beneath the volume root (or the stage dir): no symlink on the
+// volume is followed. VolumeWorker keeps such I/O off the model loop.
 //
 // Thread safety: LoadVersion is a plain function. A LoadedVersion is immutable after loading
 // except its bookkeeping fields, which its owning ModelAgent touches under its own mutex.
@@ -16,6 +19,8 @@
 
 #include "common/env.h"
 #include "common/status.h"
+#include "sidecar/cache/assembler.h"
+#include "sidecar/cache/cache_options.h"
 #include "sidecar/volume/manifest.h"
 
 namespace modelswap::agent {
@@ -24,16 +29,26 @@ struct LoadOptions {
   std::string stage_dir;  // empty: map from the model volume
   int stage_threads = 4;
   int prefault_threads = 2;
+  // The cache chunked versions are assembled in (dir empty: a chunked version is rejected).
+  // evict_after_assemble is the caller's choice: the agent evicts on its own thread instead.
+  cache::CacheOptions cache;
 };
 
 struct LoadTimings {
-  double stage_seconds = 0, map_seconds = 0, prefault_seconds = 0, verify_seconds = 0;
+  double stage_seconds = 0, assemble_seconds = 0, map_seconds = 0, prefault_seconds = 0,
+         verify_seconds = 0;
 };
 
 struct LoadedVersion {
   Manifest manifest;
   std::string source_path;  // on the model volume
-  std::string mapped_path;  // what is mapped: source_path or the staged copy
+  std::string mapped_path;  // what is mapped: source_path, the staged copy or the cache's file
+  bool staged = false;      // mapped_path is this agent's own copy (deleted when dropped)
+  bool chunked = false;     // assembled from a recipe in the cache (layout "chunked")
+  cache::AssembleStats assemble;  // chunked: how the cache produced the file
+  // Chunked: keeps eviction away from the assembled file. Declared before the mapping so the
+  // mapping goes first; DropVersion releases it explicitly.
+  cache::Hold hold;
   std::unique_ptr<MappedFile> mapping;
   uint64_t checksum = 0;  // header_checksum, the .msf identity
   uint64_t entry_count = 0;
@@ -43,9 +58,10 @@ struct LoadedVersion {
   int64_t retired_at_ns = 0;
 };
 
-[[nodiscard]] Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& root,
-                                                                 const Manifest& manifest,
-                                                                 const LoadOptions& options);
+// `step` (may be empty) is told the phase a chunked load is in, for /v1/status.
+[[nodiscard]] Result<std::shared_ptr<LoadedVersion>> LoadVersion(
+    Env* env, const std::string& root, const Manifest& manifest, const LoadOptions& options,
+    const std::function<void(std::string)>& step = {});
 
 // Runs a model's volume I/O (reading the manifest, checking the active file, loading) one job at
 // a time on a thread of its own. A read on the volume can block for ever - a FIFO where a file

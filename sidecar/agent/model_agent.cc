@@ -163,7 +163,9 @@ void ModelAgent::StartLoad(LoadJob job) {
                job.manifest.generation, job.fallback ? " fallback=true" : "");
   worker_->Start(
       "load " + job.manifest.version + " generation " + std::to_string(job.manifest.generation),
-      [=](const auto&) { out->loaded = LoadVersion(env, root, out->job.manifest, options); });
+      [=](const auto& set_step) {
+        out->loaded = LoadVersion(env, root, out->job.manifest, options, set_step);
+      });
 }
 
 void ModelAgent::ApplyPoll(PollOutcome& p) {
@@ -292,10 +294,21 @@ void ModelAgent::Activate(std::shared_ptr<LoadedVersion> v, bool fallback) {
   ctl_->Publish(RecordOf(*v, MS_CTL_STATE_ACTIVE, env_));  // apps see it from here on
   const auto& t = v->timings;
   spdlog::info(
-      "swap model={} version={} generation={} stage_s={:.3f} map_s={:.3f} prefault_s={:.3f} "
-      "verify_s={:.3f} prefault={}{}",
-      model_, v->manifest.version, v->manifest.generation, t.stage_seconds, t.map_seconds,
-      t.prefault_seconds, t.verify_seconds, v->prefault_method, fallback ? " fallback=true" : "");
+      "swap model={} version={} generation={} layout={} stage_s={:.3f} assemble_s={:.3f} "
+      "map_s={:.3f} prefault_s={:.3f} verify_s={:.3f} prefault={}{}",
+      model_, v->manifest.version, v->manifest.generation, v->chunked ? "chunked" : "whole",
+      t.stage_seconds, t.assemble_seconds, t.map_seconds, t.prefault_seconds, t.verify_seconds,
+      v->prefault_method, fallback ? " fallback=true" : "");
+  if (v->chunked) {
+    const cache::AssembleStats& a = v->assemble;
+    spdlog::info(
+        "assembled model={} version={} chunks={} fetched={} from_cache={} from_previous={} "
+        "holes={} bytes_fetched={} reflink={} already_assembled={} previous={}",
+        model_, v->manifest.version, a.chunks_total, a.chunks_fetched, a.chunks_from_cache,
+        a.chunks_from_previous, a.holes, a.bytes_fetched, a.reflink_used, a.already_assembled,
+        a.previous_version);
+    if (config_.on_chunked_activated) config_.on_chunked_activated();
+  }
   if (!fallback) {
     std::erase_if(history_, [&](const Manifest& h) { return h.checksum == v->manifest.checksum; });
     history_.push_back(v->manifest);

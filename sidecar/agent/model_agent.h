@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,9 @@ struct ModelAgentConfig {
   // as blocked: logged once, and in /v1/status and /metrics until it returns.
   int64_t volume_timeout_ns = 10'000'000'000;
   LoadOptions load;
+  // Called on the loop thread after a chunked version became active (the agent asks its cache
+  // janitor for an eviction pass; the pass runs elsewhere). May be empty.
+  std::function<void()> on_chunked_activated;
 };
 
 struct Rejection {

@@ -22,6 +22,12 @@ std::string ReclaimReason(const LoadedVersion& v, const std::vector<ctl::SlotVie
 void DropVersion(Env* env, LoadedVersion& v, const std::string& active_source_path,
                  const std::string& active_mapped_path) {
   v.mapping.reset();
+  if (v.chunked) {
+    // The assembled file belongs to the node cache and may be mapped by other pods of the node:
+    // its pages are left to them, the file to eviction (which it may take once we stop holding).
+    v.hold.Release();
+    return;
+  }
   std::vector<std::string> paths{v.mapped_path};
   if (v.source_path != v.mapped_path) paths.push_back(v.source_path);
   for (const std::string& path : paths) {
@@ -30,7 +36,7 @@ void DropVersion(Env* env, LoadedVersion& v, const std::string& active_source_pa
       spdlog::debug("reclaim drop-cache path={} err=\"{}\"", path, st.error().message());
     }
   }
-  if (v.mapped_path != v.source_path && v.mapped_path != active_mapped_path) {
+  if (v.staged && v.mapped_path != active_mapped_path) {
     if (auto st = env->Remove(v.mapped_path); !st) {
       spdlog::warn("reclaim remove-staged path={} err=\"{}\"", v.mapped_path, st.error().message());
     }

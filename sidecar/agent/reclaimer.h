@@ -5,7 +5,9 @@
 // whatever the slots say (an app that holds a handle for ever must not pin memory for ever; it
 // keeps its own mapping and keeps reading correctly, only no longer from pages the agent keeps
 // warm). Dropping unmaps the agent's mapping, asks the kernel to drop the file's page-cache pages
-// (POSIX_FADV_DONTNEED: pages still mapped by an app are kept), and deletes a staged copy.
+// (POSIX_FADV_DONTNEED: pages still mapped by an app are kept), and deletes a staged copy. A
+// chunked version's file is the node cache's, shared with other pods: dropping it only unmaps it
+// and releases its hold, leaving the file to cache eviction.
 //
 // Thread safety: plain functions; the caller owns the versions.
 #pragma once

@@ -6,6 +6,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <tuple>
+
 #include "common/checksum.h"
 #include "sidecar/volume/manifest.h"
 
@@ -16,20 +18,26 @@ using nlohmann::json;
 namespace {
 
 json ActiveJson(const LoadedVersion& v) {
-  return json{{"version", v.manifest.version},
-              {"generation", v.manifest.generation},
-              {"bytes", v.manifest.bytes},
-              {"checksum", FormatChecksum(v.checksum)},
-              {"file", v.mapped_path},
-              {"source_file", v.source_path},
-              {"entries", v.entry_count},
-              {"published_at", v.manifest.published_at},
-              {"prefault_method", v.prefault_method},
-              {"load_seconds",
-               {{"stage", v.timings.stage_seconds},
-                {"map", v.timings.map_seconds},
-                {"prefault", v.timings.prefault_seconds},
-                {"verify", v.timings.verify_seconds}}}};
+  json j{{"version", v.manifest.version},
+         {"layout", v.chunked ? "chunked" : "whole"},
+         {"generation", v.manifest.generation},
+         {"bytes", v.manifest.bytes},
+         {"checksum", FormatChecksum(v.checksum)},
+         {"file", v.mapped_path},
+         {"source_file", v.source_path},
+         {"entries", v.entry_count},
+         {"published_at", v.manifest.published_at},
+         {"prefault_method", v.prefault_method},
+         {"load_seconds",
+          {{"stage", v.timings.stage_seconds},
+           {"map", v.timings.map_seconds},
+           {"prefault", v.timings.prefault_seconds},
+           {"verify", v.timings.verify_seconds}}}};
+  if (v.chunked) {
+    j["load_seconds"]["assemble"] = v.timings.assemble_seconds;
+    j["assemble"] = AssembleStatsJson(v.assemble);
+  }
+  return j;
 }
 
 }  // namespace
@@ -158,6 +166,29 @@ std::string MetricsText(const std::vector<ModelStatus>& models) {
                    .Name("modelswap_agent_volume_job_seconds")
                    .Help("How long the running volume job (poll or load) has run; 0 when idle")
                    .Register(registry);
+  auto& layout = prometheus::BuildGauge()
+                     .Name("modelswap_agent_active_layout")
+                     .Help(
+                         "1 for the active version's layout (whole: a .msf on the volume; "
+                         "chunked: assembled in the node cache)")
+                     .Register(registry);
+  auto& chunks = prometheus::BuildGauge()
+                     .Name("modelswap_agent_active_assemble_chunks")
+                     .Help(
+                         "Chunks of the active chunked version by where they came from "
+                         "(fetched: the volume; cache: the node's chunk cache; previous: the "
+                         "previous assembled version; hole: zero runs)")
+                     .Register(registry);
+  auto& chunk_bytes = prometheus::BuildGauge()
+                          .Name("modelswap_agent_active_assemble_bytes")
+                          .Help("Bytes of the active chunked version by where they came from")
+                          .Register(registry);
+  auto& already = prometheus::BuildGauge()
+                      .Name("modelswap_agent_active_already_assembled")
+                      .Help(
+                          "1 if another process of the node had assembled the active "
+                          "chunked version (this agent read no chunk)")
+                      .Register(registry);
   auto& ready = prometheus::BuildGauge()
                     .Name("modelswap_agent_ready")
                     .Help("1 when every model has an active version")
@@ -185,6 +216,21 @@ std::string MetricsText(const std::vector<ModelStatus>& models) {
                                 {"prefault", t.prefault_seconds},
                                 {"verify", t.verify_seconds}}) {
         load.Add({{"model", m.model}, {"phase", phase}}).Set(sec);
+      }
+      const LoadedVersion& v = *m.active;
+      layout.Add({{"model", m.model}, {"layout", "whole"}}).Set(v.chunked ? 0 : 1);
+      layout.Add({{"model", m.model}, {"layout", "chunked"}}).Set(v.chunked ? 1 : 0);
+      if (v.chunked) {
+        load.Add({{"model", m.model}, {"phase", "assemble"}}).Set(t.assemble_seconds);
+        const cache::AssembleStats& a = v.assemble;
+        for (auto [source, n, b] : {std::tuple{"fetched", a.chunks_fetched, a.bytes_fetched},
+                                    {"cache", a.chunks_from_cache, a.bytes_from_cache},
+                                    {"previous", a.chunks_from_previous, a.bytes_from_previous},
+                                    {"hole", a.holes, a.hole_bytes}}) {
+          chunks.Add({{"model", m.model}, {"source", source}}).Set(static_cast<double>(n));
+          chunk_bytes.Add({{"model", m.model}, {"source", source}}).Set(static_cast<double>(b));
+        }
+        already.Add(l).Set(a.already_assembled ? 1 : 0);
       }
     }
   }

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sidecar/agent/cache_janitor.h"
 #include "sidecar/agent/model_agent.h"
 
 namespace modelswap::agent {
@@ -25,5 +26,10 @@ bool AllReady(const std::vector<ModelStatus>& models);
 nlohmann::json StatusJson(const std::vector<ModelStatus>& models);
 // Prometheus text exposition (prometheus-cpp TextSerializer).
 std::string MetricsText(const std::vector<ModelStatus>& models);
+
+// The cache section of /v1/status and its /metrics (cache_status_json.cc).
+nlohmann::json AssembleStatsJson(const cache::AssembleStats& a);
+nlohmann::json CacheStatusJson(const CacheStatus& c);
+std::string CacheMetricsText(const CacheStatus& c);
 
 }  // namespace modelswap::agent

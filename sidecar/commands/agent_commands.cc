@@ -16,6 +16,11 @@
 namespace modelswap {
 namespace {
 
+// 20 GiB: eviction keeps a bounded node disk use by default. The newest assembled version of each
+// model and every held one are never evicted, so a budget smaller than the models in use only
+// means nothing else is kept (chunks, older versions), never a failed load.
+constexpr uint64_t kDefaultCacheMaxBytes = uint64_t{20} << 30;
+
 struct AgentArgs {
   std::string root, models, shm_dir, listen = "0.0.0.0:8471", stage_dir, snapshot_dir;
   int64_t snapshot_interval_ms = 1000;
@@ -24,6 +29,10 @@ struct AgentArgs {
   int64_t retry_ms = 1000, volume_timeout_ms = 10000;
   int stage_threads = 4, prefault_threads = 2;
   bool no_inotify = false;
+  std::string cache_dir;
+  uint64_t cache_max_bytes = kDefaultCacheMaxBytes;
+  int cache_fetch_threads = 4;
+  int64_t cache_evict_interval_ms = 300'000;
 };
 
 Result<std::vector<std::string>> SplitModels(const std::string& csv) {
@@ -46,6 +55,38 @@ sigset_t BlockStopSignals() {
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+// Where chunked versions are assembled. Apps map the file the control block names, so the
+// directory must be visible to the app containers at the same path:
+//   --cache-dir: the node cache (a hostPath the chart mounts into the agent and, read-only, into
+//     the apps): each version is fetched and assembled once per node.
+//   else --stage-dir/chunk-cache: a per-pod cache on the pod's own disk (the stage dir is an
+//     emptyDir the apps already mount, since staged copies are mapped from it).
+//   else <shm-dir>/chunk-cache: a per-pod cache in the shared memory dir (the one directory
+//     every app mounts), memory-backed: the assembled file is the pages the apps map (no second
+//     copy), but cached chunks take memory too, so --cache-max-bytes should be small there.
+// The fallbacks are what pods get where hostPath is forbidden (Pod Security "baseline").
+agent::CacheConfig CacheConfigFor(const AgentArgs& a, const std::string& shm_dir,
+                                  const std::string& stage_dir) {
+  agent::CacheConfig c;
+  c.options.max_bytes = a.cache_max_bytes;
+  c.options.fetch_threads = a.cache_fetch_threads;
+  c.interval_ns = a.cache_evict_interval_ms * 1'000'000;
+  if (!a.cache_dir.empty()) {
+    c.options.dir = std::filesystem::absolute(a.cache_dir).lexically_normal().string();
+    c.node_cache = true;
+    c.why = "--cache-dir: the node cache, shared by the node's agents";
+  } else if (!stage_dir.empty()) {
+    c.options.dir = stage_dir + "/chunk-cache";
+    c.why = "no --cache-dir: a per-pod cache in --stage-dir (each pod assembles on its own)";
+  } else {
+    c.options.dir = shm_dir + "/chunk-cache";
+    c.why =
+        "no --cache-dir or --stage-dir: a per-pod cache in the shm dir (memory-backed; each "
+        "pod assembles on its own)";
+  }
+  return c;
 }
 
 int RunAgent(const AgentArgs& a) {
@@ -77,6 +118,7 @@ int RunAgent(const AgentArgs& a) {
     o.snapshot.keep = a.snapshot_keep;
   }
   o.model.load.prefault_threads = a.prefault_threads;
+  o.cache = CacheConfigFor(a, o.model.shm_dir, o.model.load.stage_dir);
   sigset_t stop_signals = BlockStopSignals();
   auto agent = agent::Agent::Start(DefaultEnv(), o);
   if (!agent) {
@@ -138,6 +180,25 @@ void AddAgent(CLI::App& app, CommandContext& ctx) {
                   "report a read of the model volume as blocked after this long, ms "
                   "(default 10000; it keeps running off the model loop)")
       ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}));
+  // Every agent of a node must pass the same --cache-dir, --cache-max-bytes and
+  // --cache-fetch-threads (the chart sets them once): eviction by one agent applies its budget
+  // to everyone's files.
+  cmd->add_option("--cache-dir", a->cache_dir,
+                  "node cache directory for chunked versions, shared by every agent of the node "
+                  "(a hostPath; default: a per-pod cache in --stage-dir, else in --shm-dir)")
+      ->envname("MODELSWAP_CACHE_DIR");
+  cmd->add_option("--cache-max-bytes", a->cache_max_bytes,
+                  "cache budget, bytes or with a unit (20GiB); eviction keeps the cache under "
+                  "it, never removing a version in use; 0: no budget (default 20GiB)")
+      ->transform(CLI::AsSizeValue(false))
+      ->envname("MODELSWAP_CACHE_MAX_BYTES");
+  cmd->add_option("--cache-fetch-threads", a->cache_fetch_threads,
+                  "threads reading chunks while assembling a version (default 4)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--cache-evict-interval", a->cache_evict_interval_ms,
+                  "eviction pass interval, ms, besides one after each chunked load "
+                  "(default 300000)")
+      ->check(CLI::Range(int64_t{1000}, int64_t{86'400'000}));
   cmd->callback([a, &ctx] {
     SetupLogging(ctx.log_level);
     if (a->reader_timeout_ms < 2 * a->heartbeat_ms) {

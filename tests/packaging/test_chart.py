@@ -148,14 +148,16 @@ EXTRA_GRANTS = {
 }
 
 # Calls granted by the namespaced Role (the operator's own namespace), not the ClusterRole: the
-# leader-election Lease, the webhook's certificate Secret (operator/webhook/kube_cert_api.cc) and the
-# native-sidecar detection's dry-run pod creates (operator/webhook/runtime.cc).
+# leader-election Lease, the webhook's certificate Secret (operator/webhook/kube_cert_api.cc; create
+# re-creates it when deleted, operator/webhook/cert_manager.cc) and the native-sidecar detection's
+# dry-run pod creates (operator/webhook/runtime.cc).
 ROLE_CALLS = {
     ("coordination.k8s.io", "leases", "get"),
     ("coordination.k8s.io", "leases", "create"),
     ("coordination.k8s.io", "leases", "update"),
     ("", "secrets", "get"),
     ("", "secrets", "patch"),
+    ("", "secrets", "create"),
     ("", "pods", "create"),
 }
 
@@ -178,6 +180,7 @@ class Rbac(unittest.TestCase):
         self.assertIn(("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
                       self.needed)
         self.assertIn(("", "secrets", "patch"), self.needed)
+        self.assertIn(("", "secrets", "create"), self.needed)
         self.assertIn(("", "pods", "create"), self.needed)
         self.assertIn(("batch", "jobs", "create"), self.needed)
         self.assertIn(("coordination.k8s.io", "leases", "update"), self.needed)
@@ -205,6 +208,15 @@ class Rbac(unittest.TestCase):
 PENDING_FLAGS = {}
 
 FLAG_LINE = re.compile(r'^\s*- (?:\{\{ printf )?["\']?(--[a-z][a-z0-9-]*)', re.M)
+
+
+def block_depth(lines):
+    """How many if/with/range blocks are open after these template lines."""
+    depth = 0
+    for line in lines:
+        depth += len(re.findall(r"\{\{-? (?:if|with|range) ", line))
+        depth -= len(re.findall(r"\{\{-? end -?\}\}", line))
+    return depth
 
 
 class Manifests(unittest.TestCase):
@@ -272,17 +284,29 @@ class Manifests(unittest.TestCase):
         # and per node label (KEY=VALUE), tolerations as one JSON list.
         text = templates()["deployment.yaml"]
         main = repo.read("operator", "main.cc")
+        lines = text.splitlines()
         for flag, key in (("--writer-service-account", "with .Values.writer.serviceAccountName"),
                           ("--writer-image-pull-secret", "range .Values.writer.imagePullSecrets"),
                           ("--writer-node-selector", "range $key, $value := .Values.writer.nodeSelector"),
                           ("--writer-tolerations", "with .Values.writer.tolerations")):
             with self.subTest(flag=flag):
                 self.assertIn(f'"{flag}"', main)
-                lines = text.splitlines()
                 (at,) = [i for i, l in enumerate(lines) if FLAG_LINE.match(l)
                          and FLAG_LINE.match(l).group(1) == flag]
                 self.assertIn(key, lines[at - 1])
         self.assertIn("(toJson .)", text)
+        # Always passed, outside every template condition (so also with webhook.enabled false,
+        # where --agent-image-pull-policy, the operator's default for the writer's, is not).
+        for flag, value in (("--writer-image-pull-policy", ".Values.sidecar.image.pullPolicy"),
+                            ("--writer-progress-port", ".Values.writer.progressPort")):
+            with self.subTest(flag=flag):
+                self.assertIn(f'"{flag}"', main)
+                (at,) = [i for i, l in enumerate(lines) if FLAG_LINE.match(l)
+                         and FLAG_LINE.match(l).group(1) == flag]
+                self.assertIn(value, lines[at])
+                self.assertEqual(block_depth(lines[:at]), 0, f"{flag} is inside a condition")
+        (agent,) = [i for i, l in enumerate(lines) if "--agent-image-pull-policy" in l]
+        self.assertGreater(block_depth(lines[:agent]), 0, "the depth count sees the webhook block")
 
     def test_blobfuse_storage_class(self):
         text = templates()["storageclass.yaml"]

@@ -73,6 +73,8 @@ VALUE_SETS = {
                                    "nodeSelector": {"kubernetes.azure.com/agentpool": "writers"},
                                    "tolerations": [{"key": "pool", "operator": "Equal",
                                                     "value": "writers", "effect": "NoSchedule"}]}},
+    "writer-progress": {"writer": {"progressPort": 9000}, "networkPolicy": {"enabled": True}},
+    "writer-progress-off": {"writer": {"progressPort": 0}, "networkPolicy": {"enabled": True}},
     "no-crd": {"crds": {"install": False}},
 }
 
@@ -95,6 +97,8 @@ BAD_VALUES = [
     ("serviceAccount.annotations.a=1", "serviceAccount.annotations"),  # --set makes 1 an int
     ("storage.blobfuse.reclaimPolicy=Recycle", "storage.blobfuse.reclaimPolicy"),
     ("writer.nodeSelector=pool", "writer.nodeSelector"),
+    ("writer.progressPort=70000", "writer.progressPort"),
+    ("writer.progressPort=-1", "writer.progressPort"),
 ]
 
 NAMESPACED = {"Deployment", "Service", "ServiceAccount", "Secret", "Role", "RoleBinding",
@@ -488,7 +492,9 @@ class References(unittest.TestCase):
         # Leader election in the release namespace (the Role's Lease grant is there).
         self.assertEqual(args["--leader-election-namespace"], [NAMESPACE])
         role = one(docs, "Role")
-        role_rules = {(r["apiGroups"][0], r["resources"][0]): r for r in role["rules"]}
+        role_rules = {}  # (group, resource) -> its rules (secrets has two)
+        for r in role["rules"]:
+            role_rules.setdefault((r["apiGroups"][0], r["resources"][0]), []).append(r)
         self.assertIn(("coordination.k8s.io", "leases"), role_rules)
         # Webhook: the configuration calls the rendered Service on the operator's webhook port.
         mwcs = of_kind(docs, "MutatingWebhookConfiguration")
@@ -504,8 +510,17 @@ class References(unittest.TestCase):
             self.assertEqual(rule["resourceNames"], [mwc["metadata"]["name"]])
             if "--webhook-secret" in args:
                 secret = one(docs, "Secret", args["--webhook-secret"][0])
-                self.assertEqual(role_rules[("", "secrets")]["resourceNames"],
-                                 [secret["metadata"]["name"]])
+                # get/patch on the rendered Secret only; create (re-creating it when deleted)
+                # in a rule of its own, since RBAC ignores resourceNames on create.
+                (named,) = [r for r in role_rules[("", "secrets")] if "get" in r["verbs"]]
+                self.assertEqual(sorted(named["verbs"]), ["get", "patch"])
+                self.assertEqual(named["resourceNames"], [secret["metadata"]["name"]])
+                (create,) = [r for r in role_rules[("", "secrets")] if r is not named]
+                self.assertEqual(create["verbs"], ["create"])
+                self.assertNotIn("resourceNames", create)
+            else:
+                self.assertNotIn(("", "secrets"), role_rules,
+                                 "an existing Secret is mounted: no Secret access at all")
         # The PDB protects the operator pods.
         for pdb in of_kind(docs, "PodDisruptionBudget"):
             self.assertTrue(selects(pdb["spec"]["selector"], pod_labels))
@@ -663,7 +678,25 @@ class ValuesEffects(unittest.TestCase):
                                    "namespaceSelector": {}}])
         self.assertIn("kLabelInjected = \"modelswap.io/injected\"",
                       repo.read("operator", "api", "well_known.h"))
-        self.assertEqual(len(eg), 5, "nothing but DNS (2), API server (2) and agents")
+        # Writer pods' progress port (writer.progressPort, the operator's --writer-progress-port),
+        # selected by the labels operator/controller/job.cc gives them.
+        (writers,) = [to for proto, port, to in eg if port == 8472]
+        self.assertEqual(writers, [{"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "modelswap-writer",
+            "app.kubernetes.io/managed-by": "modelswap-operator"}}, "namespaceSelector": {}}])
+        self.assertEqual(args_of(docs)["--writer-progress-port"], ["8472"])
+        self.assertIn('{"app.kubernetes.io/name", "modelswap-writer"}',
+                      repo.read("operator", "controller", "job.cc"))
+        self.assertIn("kManagedBy = \"modelswap-operator\"",
+                      repo.read("operator", "api", "well_known.h"))
+        self.assertEqual(len(eg), 6, "nothing but DNS (2), API server (2), agents and writers")
+        # The port follows the value; 0 (no progress served) opens nothing.
+        np = one(render("writer-progress"), "NetworkPolicy")
+        self.assertEqual([port for _, port, to in self.egress(np) if port not in (53, 443, 6443)],
+                         [8471, 9000])
+        np = one(render("writer-progress-off"), "NetworkPolicy")
+        self.assertEqual([port for _, port, to in self.egress(np) if port not in (53, 443, 6443)],
+                         [8471])
 
     def test_network_policy_strict(self):
         np = one(render("network-policy-strict"), "NetworkPolicy")
@@ -677,6 +710,9 @@ class ValuesEffects(unittest.TestCase):
         (agents,) = [to for _, port, to in eg if port == 8471]
         self.assertEqual(agents[0]["namespaceSelector"],
                          {"matchLabels": {"kubernetes.io/metadata.name": "serving"}})
+        (writers,) = [to for _, port, to in eg if port == 8472]
+        self.assertEqual(writers[0]["namespaceSelector"],
+                         {"matchLabels": {"kubernetes.io/metadata.name": "serving"}})
         self.assertEqual(self.ingress_ports(one(render("monitoring") + render("network-policy"),
                                                 "NetworkPolicy")), {9443: None})
 
@@ -687,6 +723,9 @@ class ValuesEffects(unittest.TestCase):
             self.assertNotIn(k, kinds)
         args = args_of(docs)
         self.assertFalse([a for a in args if a.startswith("--webhook") or a.startswith("--agent")])
+        # The writer's pull policy does not depend on the webhook's --agent-image-pull-policy.
+        self.assertEqual(args["--writer-image-pull-policy"], ["IfNotPresent"])
+        self.assertEqual(args["--writer-progress-port"], ["8472"])
         self.assertNotIn("webhook", [p["name"] for p in operator_container(docs)["ports"]])
         self.assertEqual([r["resources"] for r in one(docs, "Role")["rules"]], [["leases"]])
         self.assertNotIn(["mutatingwebhookconfigurations"],
@@ -716,10 +755,13 @@ class ValuesEffects(unittest.TestCase):
         self.assertEqual(a[-1], "--probe-interval=30", "extraArgs come last")
         self.assertEqual(a.count("--probe-interval=30"), 1)
         self.assertEqual(args_of(docs)["--agent-image-pull-policy"], ["Always"])
+        self.assertEqual(args_of(docs)["--writer-image-pull-policy"], ["Always"])
 
     def test_writer_settings(self):
         for flag in PENDING_FLAGS:
             self.assertNotIn(flag, args_of(render("defaults")))
+        self.assertEqual(args_of(render("writer-progress"))["--writer-progress-port"], ["9000"])
+        self.assertEqual(args_of(render("writer-progress-off"))["--writer-progress-port"], ["0"])
         args = args_of(render("writer-settings"))
         self.assertEqual(args["--writer-service-account"], ["model-writer"])
         self.assertEqual(args["--writer-image-pull-secret"], ["acr-pull"])

@@ -1,4 +1,8 @@
-// Subcommands that work on the shared volume: write, publish, remove, inspect.
+// Subcommands that work on the shared volume: write, publish, remove, gc, inspect.
+//
+// `write` stores a chunked version by default (chunks + recipe, sidecar/writer/chunked_upload.h);
+// `--whole-file` writes one .msf as before. Its result JSON says "layout" and, for a chunked
+// version, "chunks": {total, new, holes, bytes_new, bytes_reused, bytes_holes, stored_bytes_new}.
 //
 // Each prints one JSON line on stdout on success. write and publish, run as Kubernetes Jobs, also
 // write that JSON (or {"error", "code"}) to the termination log, where the operator reads it.
@@ -19,11 +23,13 @@
 #include "common/env.h"
 #include "common/http_server.h"
 #include "common/log.h"
+#include "sidecar/chunk/chunk_gc.h"
 #include "sidecar/commands/cli.h"
 #include "sidecar/msf/reader.h"
 #include "sidecar/volume/manifest.h"
 #include "sidecar/volume/version_file.h"
 #include "sidecar/writer/progress.h"
+#include "sidecar/writer/publish.h"
 #include "sidecar/writer/writer.h"
 
 namespace modelswap {
@@ -82,8 +88,10 @@ json ManifestJson(const Manifest& m, std::string_view root) {
 struct WriteArgs : VolumeArgs {
   uint64_t generate_bytes = 0, seed = 0;
   uint32_t value_bytes = 1024;
-  std::string tsv, msf, progress_addr;
-  bool publish = false, progress = false, reuse_existing = false;
+  std::string tsv, msf, progress_addr, base, scratch_dir;
+  bool publish = false, progress = false, reuse_existing = false, whole_file = false;
+  chunk::ChunkerParams chunking;
+  int zstd_level = 3, threads = 2;
 };
 
 // The progress endpoint of `write --progress-addr` (see the top of this file); null when not
@@ -125,6 +133,12 @@ int RunWrite(const WriteArgs& a) {
   std::unique_ptr<HttpServer> progress_server = ServeProgress(a);
   WriteRequest req{a.root, a.model, a.version, {}, a.progress || StderrIsTerminal()};
   req.reuse_existing = a.reuse_existing;
+  req.layout = a.whole_file ? WriteRequest::Layout::kWholeFile : WriteRequest::Layout::kChunked;
+  req.base_version = a.base;
+  req.scratch_dir = a.scratch_dir;
+  req.chunking = a.chunking;
+  req.zstd_level = a.zstd_level;
+  req.threads = a.threads;
   if (!a.tsv.empty())
     req.source = TsvSource{a.tsv};
   else if (!a.msf.empty())
@@ -141,8 +155,19 @@ int RunWrite(const WriteArgs& a) {
            {"checksum", written->checksum},
            {"seconds", written->seconds}};
   if (written->reused) out["reused"] = true;
+  out["layout"] = written->chunked ? "chunked" : "whole-file";
+  if (written->chunked) {
+    const ChunkedUploadResult& c = written->chunks;
+    out["chunks"] = json{{"total", c.chunks_total},
+                         {"new", c.chunks_new},
+                         {"holes", c.holes},
+                         {"bytes_new", c.bytes_new},
+                         {"bytes_reused", c.bytes_reused},
+                         {"bytes_holes", c.bytes_holes},
+                         {"stored_bytes_new", c.stored_bytes_new}};
+  }
   if (a.publish) {
-    auto published = PublishVersion(DefaultEnv(), a.root, a.model, a.version);
+    auto published = PublishAnyVersion(DefaultEnv(), a.root, a.model, a.version);
     if (!published) return ReportError(published.error().Context("publish"), a.termination_log);
     out["manifest_generation"] = published->generation;
   }
@@ -172,6 +197,27 @@ void AddWrite(CLI::App& app, CommandContext& ctx) {
                 "(idempotent retries of writer Jobs)");
   cmd->add_option("--termination-log", a->termination_log,
                   "where to write the result JSON (default /dev/termination-log if present)");
+  cmd->add_flag("--whole-file", a->whole_file,
+                "write one whole .msf on the volume instead of chunks and a recipe");
+  cmd->add_option("--base", a->base,
+                  "lay the version out like this earlier version, so unchanged rows keep their "
+                  "chunks");
+  cmd->add_option("--scratch-dir", a->scratch_dir,
+                  "node-local directory where the whole file is built first (default $TMPDIR "
+                  "or /tmp)");
+  cmd->add_option("--chunk-min-bytes", a->chunking.min_bytes, "FastCDC minimum chunk size")
+      ->capture_default_str();
+  cmd->add_option("--chunk-avg-bytes", a->chunking.avg_bytes,
+                  "FastCDC average chunk size (a power of two)")
+      ->capture_default_str();
+  cmd->add_option("--chunk-max-bytes", a->chunking.max_bytes, "FastCDC maximum chunk size")
+      ->capture_default_str();
+  cmd->add_option("--zstd-level", a->zstd_level, "chunk compression level")
+      ->check(CLI::Range(1, 19))
+      ->capture_default_str();
+  cmd->add_option("--upload-threads", a->threads, "threads compressing and storing chunks")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   cmd->callback([a, gen, tsv, msf, &ctx] {
     SetupLogging(ctx.log_level);
     if (gen->count() + tsv->count() + msf->count() != 1) {
@@ -180,6 +226,9 @@ void AddWrite(CLI::App& app, CommandContext& ctx) {
     }
     if (gen->count() == 1 && a->generate_bytes == 0) {
       throw CLI::ValidationError("--generate-bytes", "must be greater than 0");
+    }
+    if (auto st = chunk::ValidateParams(a->chunking); !st) {
+      throw CLI::ValidationError("--chunk-*-bytes", st.error().message());
     }
     ctx.exit_code = RunWrite(*a);
   });
@@ -192,7 +241,7 @@ void AddPublish(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--termination-log", a->termination_log, "where to write the result JSON");
   cmd->callback([a, &ctx] {
     SetupLogging(ctx.log_level);
-    auto m = PublishVersion(DefaultEnv(), a->root, a->model, a->version);
+    auto m = PublishAnyVersion(DefaultEnv(), a->root, a->model, a->version);
     ctx.exit_code = m ? Report(ManifestJson(*m, a->root), a->termination_log)
                       : ReportError(m.error(), a->termination_log);
   });
@@ -200,16 +249,51 @@ void AddPublish(CLI::App& app, CommandContext& ctx) {
 
 void AddRemove(CLI::App& app, CommandContext& ctx) {
   auto a = std::make_shared<VolumeArgs>();
-  CLI::App* cmd = app.add_subcommand("remove", "delete a version file that is not active");
+  CLI::App* cmd = app.add_subcommand(
+      "remove", "delete a version that is not active (its .msf or recipe; chunks go at gc)");
   AddVolumeOptions(cmd, *a);
   cmd->add_option("--termination-log", a->termination_log, "where to write the result JSON");
   cmd->callback([a, &ctx] {
     SetupLogging(ctx.log_level);
-    auto removed = RemoveVersionFile(DefaultEnv(), a->root, a->model, a->version);
+    auto removed = RemoveAnyVersion(DefaultEnv(), a->root, a->model, a->version);
     ctx.exit_code =
         removed ? Report(json{{"model", a->model}, {"version", a->version}, {"removed", *removed}},
                          a->termination_log)
                 : ReportError(removed.error(), a->termination_log);
+  });
+}
+
+void AddGc(CLI::App& app, CommandContext& ctx) {
+  auto root = std::make_shared<std::string>();
+  auto grace_s = std::make_shared<int64_t>(6 * 3600);
+  auto dry_run = std::make_shared<bool>(false);
+  auto log = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "gc", "remove chunks that no recipe on the volume names (sidecar/chunk/chunk_gc.h)");
+  cmd->add_option("--root", *root, "the model volume's mount point")->required();
+  cmd->add_option("--grace-seconds", *grace_s,
+                  "keep chunks, temps and writer markers younger than this")
+      ->check(CLI::Range(int64_t{0}, int64_t{30} * 24 * 3600))
+      ->capture_default_str();
+  cmd->add_flag("--dry-run", *dry_run, "report what would be removed, remove nothing");
+  cmd->add_option("--termination-log", *log, "where to write the result JSON");
+  cmd->callback([root, grace_s, dry_run, log, &ctx] {
+    SetupLogging(ctx.log_level);
+    chunk::GcOptions options;
+    options.grace_ns = *grace_s * 1'000'000'000;
+    options.dry_run = *dry_run;
+    auto r = chunk::CollectGarbage(DefaultEnv(), *root, options);
+    ctx.exit_code = r ? Report(json{{"recipes", r->recipes},
+                                    {"chunks_seen", r->chunks_seen},
+                                    {"chunks_referenced", r->chunks_referenced},
+                                    {"chunks_young", r->chunks_young},
+                                    {"chunks_removed", r->chunks_removed},
+                                    {"bytes_removed", r->bytes_removed},
+                                    {"temps_removed", r->temps_removed},
+                                    {"stopped_by_writer", r->stopped_by_writer},
+                                    {"dry_run", *dry_run}},
+                               *log)
+                      : ReportError(r.error(), *log);
   });
 }
 
@@ -270,6 +354,7 @@ void AddInspect(CLI::App& app, CommandContext& ctx) {
 void AddFileCommands(CLI::App& app, CommandContext& ctx) {
   AddWrite(app, ctx);
   AddPublish(app, ctx);
+  AddGc(app, ctx);
   AddRemove(app, ctx);
   AddInspect(app, ctx);
 }

@@ -6,9 +6,11 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/env.h"
+#include "sidecar/volume/manifest.h"
 #include "tests/testing/msf_files.h"
 #include "tests/testing/subprocess.h"
 
@@ -27,19 +29,21 @@ class CliTest : public ::testing::Test {
     return {"--root", dir_.path(), "--model", "ranker", "--version", version};
   }
   testing::TempDir dir_;
+  std::string root_ = dir_.path();
 };
 
 TEST_F(CliTest, WritePublishPrintsJsonAndTerminationLog) {
   std::string tlog = dir_ / "termination-log";
   auto args = Volume("v1");
   args.insert(args.begin(), "write");
-  for (std::string a :
-       {"--generate-bytes", "100000", "--seed", "3", "--publish", "--termination-log"})
+  for (std::string a : {"--whole-file", "--generate-bytes", "100000", "--seed", "3", "--publish",
+                        "--termination-log"})
     args.push_back(a);
   args.push_back(tlog);
   auto r = Sidecar(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json out = json::parse(r.out);
+  EXPECT_EQ(out["layout"], "whole-file");
   EXPECT_EQ(out["model"], "ranker");
   EXPECT_EQ(out["version"], "v1");
   EXPECT_EQ(out["manifest_generation"], 1);
@@ -54,6 +58,56 @@ TEST_F(CliTest, WritePublishPrintsJsonAndTerminationLog) {
   EXPECT_EQ(header["model"], "ranker");
   EXPECT_EQ(header["verified"], true);
   EXPECT_EQ(header["sections"].size(), 2u);
+}
+
+// The default: chunks and a recipe, published with the recipe in the manifest; remove refuses the
+// active version, deletes an inactive one's recipe; gc then finds its chunks unreferenced (kept
+// while younger than the grace period).
+TEST_F(CliTest, ChunkedWritePublishRemoveAndGc) {
+  auto v1 = Volume("v1");
+  v1.insert(v1.begin(), "write");
+  for (std::string a : {"--generate-bytes", "300000", "--seed", "3", "--publish"})
+    v1.push_back(a);
+  auto r1 = Sidecar(v1);
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  json out = json::parse(r1.out);
+  EXPECT_EQ(out["layout"], "chunked");
+  EXPECT_GT(out["chunks"]["total"].get<uint64_t>(), 0u);
+  EXPECT_EQ(out["chunks"]["new"],
+            out["chunks"]["total"].get<uint64_t>() - out["chunks"]["holes"].get<uint64_t>());
+  EXPECT_TRUE(out["path"].get<std::string>().ends_with("v1.recipe"));
+  auto manifest = ReadManifest(DefaultEnv(), root_, "ranker");
+  ASSERT_TRUE(manifest.has_value()) << manifest.error().ToString();
+  EXPECT_EQ(manifest->recipe, "versions/v1.recipe");
+  EXPECT_EQ(manifest->checksum, out["checksum"]);
+
+  auto v2 = Volume("v2");
+  v2.insert(v2.begin(), "write");
+  for (std::string a : {"--generate-bytes", "300000", "--seed", "4", "--publish"})
+    v2.push_back(a);
+  ASSERT_EQ(Sidecar(v2).exit_code, 0);
+  auto active = Volume("v2");
+  active.insert(active.begin(), "remove");
+  EXPECT_NE(Sidecar(active).exit_code, 0) << "the active version is never removed";
+  auto old = Volume("v1");
+  old.insert(old.begin(), "remove");
+  auto removed = Sidecar(old);
+  ASSERT_EQ(removed.exit_code, 0) << removed.err;
+  EXPECT_EQ(json::parse(removed.out)["removed"], true);
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/ranker/versions/v1.recipe"));
+
+  auto gc = Sidecar({"gc", "--root", root_, "--dry-run"});
+  ASSERT_EQ(gc.exit_code, 0) << gc.err;
+  json g = json::parse(gc.out);
+  EXPECT_EQ(g["recipes"], 1);
+  EXPECT_GT(g["chunks_young"].get<uint64_t>(), 0u) << "v1's chunks, kept by the grace period";
+  EXPECT_EQ(g["chunks_removed"], 0);
+  auto now = Sidecar({"gc", "--root", root_, "--grace-seconds", "0"});
+  ASSERT_EQ(now.exit_code, 0) << now.err;
+  EXPECT_GT(json::parse(now.out)["chunks_removed"].get<uint64_t>(), 0u);
+  auto publish_v2 = Volume("v2");
+  publish_v2.insert(publish_v2.begin(), "publish");
+  EXPECT_EQ(Sidecar(publish_v2).exit_code, 0) << "v2's chunks survived the gc";
 }
 
 TEST_F(CliTest, ExistingVersionExitsThreeAndLogsTheError) {

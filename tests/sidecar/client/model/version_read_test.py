@@ -27,7 +27,7 @@ def main():
             assert "not a regular file" in str(e), e
 
         subprocess.run([sidecar, "write", "--root", d, "--model", "m", "--version", "v1",
-                        "--generate-bytes", str(256 << 10), "--value-bytes", "100"],
+                        "--generate-bytes", str(256 << 10), "--value-bytes", "100", "--whole-file"],
                        check=True, stdout=subprocess.DEVNULL)
         path = os.path.join(d, "m", "versions", "v1.msf")
         with open(path, "rb") as f:

@@ -24,6 +24,14 @@ std::set<std::string> MappedModelFiles(pid_t pid) {
 
 class ChunkedHotSwapTest : public AgentFixture {
  protected:
+  // Assembling takes threads of its own; a loaded test machine gets a minute, not 20 s.
+  ::testing::AssertionResult WaitLoaded(uint64_t gen) {
+    if (PollUntil([&] { return ActiveGeneration(gen); }, std::chrono::seconds(60))) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "generation " << gen << " never active; status " << ModelStatus().dump();
+  }
   Manifest PublishChunked(const std::string& version) {
     WriteRequest req{root_, kModel, version, GenerateSource{64 << 10, 7, 48}, false};
     req.layout = WriteRequest::Layout::kChunked;
@@ -44,7 +52,7 @@ TEST_F(ChunkedHotSwapTest, HotSwapOverChunkedVersionsHasNoTornReads) {
   std::string cache = dir_ / "cache";
   PublishChunked("v0");
   StartAgent({"--grace-period", "600000", "--cache-dir", cache});
-  ASSERT_TRUE(WaitActive(1));
+  ASSERT_TRUE(WaitLoaded(1));
   std::string last = "v" + std::to_string(kVersions);
   std::vector<pid_t> readers;
   std::vector<std::string> progress;
@@ -63,7 +71,7 @@ TEST_F(ChunkedHotSwapTest, HotSwapOverChunkedVersionsHasNoTornReads) {
   }
   for (int v = 1; v <= kVersions; ++v) {
     PublishChunked("v" + std::to_string(v));
-    ASSERT_TRUE(WaitActive(static_cast<uint64_t>(v) + 1));
+    ASSERT_TRUE(WaitLoaded(static_cast<uint64_t>(v) + 1));
     ASSERT_EQ(ModelStatus()["active"]["layout"], "chunked");
   }
   for (size_t i = 0; i < readers.size(); ++i) {

@@ -17,6 +17,14 @@ namespace {
 
 class ChunkedAgentTest : public AgentFixture {
  protected:
+  // Assembling takes threads of its own; a loaded test machine gets a minute, not 20 s.
+  ::testing::AssertionResult WaitLoaded(uint64_t gen) {
+    if (PollUntil([&] { return ActiveGeneration(gen); }, std::chrono::seconds(60))) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "generation " << gen << " never active; status " << ModelStatus().dump();
+  }
   void SetUp() override {
     AgentFixture::SetUp();
     cache_ = dir_ / "cache";
@@ -72,12 +80,14 @@ class ChunkedAgentTest : public AgentFixture {
   }
   ::testing::AssertionResult WaitRejected(const std::string& version, int port) {
     nlohmann::json m;
-    bool ok = PollUntil([&] {
-      auto s = AgentStatus(port);
-      if (s.is_null()) return false;
-      m = s["models"][kModel];
-      return m["last_rejected"].is_object() && m["last_rejected"]["version"] == version;
-    });
+    bool ok = PollUntil(
+        [&] {
+          auto s = AgentStatus(port);
+          if (s.is_null()) return false;
+          m = s["models"][kModel];
+          return m["last_rejected"].is_object() && m["last_rejected"]["version"] == version;
+        },
+        std::chrono::seconds(60));
     if (ok) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << version << " never rejected; status " << m.dump();
   }
@@ -102,7 +112,7 @@ std::set<std::pair<std::string, std::string>> MappedInodes(pid_t pid) {
 TEST_F(ChunkedAgentTest, ChunkedVersionLoadsThroughTheCacheAndServesItsValues) {
   PublishChunked("v1");
   StartAgent(CacheFlags());
-  ASSERT_TRUE(WaitActive(1));
+  ASSERT_TRUE(WaitLoaded(1));
   auto m = ModelStatus();
   auto a = m["active"];
   EXPECT_EQ(a["layout"], "chunked") << m.dump();
@@ -133,7 +143,7 @@ TEST_F(ChunkedAgentTest, ChunkedVersionLoadsThroughTheCacheAndServesItsValues) {
 TEST_F(ChunkedAgentTest, WithoutACacheDirAPerPodFallbackIsUsedAndSaidSo) {
   PublishChunked("v1");
   StartAgent();
-  ASSERT_TRUE(WaitActive(1));
+  ASSERT_TRUE(WaitLoaded(1));
   auto c = AgentStatus(port_)["cache"];
   EXPECT_EQ(c["kind"], "per-pod") << c.dump();
   EXPECT_EQ(c["dir"], shm_ + "/chunk-cache");
@@ -143,15 +153,15 @@ TEST_F(ChunkedAgentTest, WithoutACacheDirAPerPodFallbackIsUsedAndSaidSo) {
 TEST_F(ChunkedAgentTest, WholeThenChunkedThenWholeSwap) {
   Publish("v1");
   StartAgent(CacheFlags());
-  ASSERT_TRUE(WaitActive(1));
+  ASSERT_TRUE(WaitLoaded(1));
   EXPECT_EQ(ModelStatus()["active"]["layout"], "whole");
   ExpectServes(shm_, "v1");
   PublishChunked("v2", 8);
-  ASSERT_TRUE(WaitActive(2));
+  ASSERT_TRUE(WaitLoaded(2));
   EXPECT_EQ(ModelStatus()["active"]["layout"], "chunked");
   ExpectServes(shm_, "v2");
   Publish("v3");
-  ASSERT_TRUE(WaitActive(3));
+  ASSERT_TRUE(WaitLoaded(3));
   auto m = ModelStatus();
   EXPECT_EQ(m["active"]["layout"], "whole");
   EXPECT_FALSE(m["active"].contains("assemble"));
@@ -188,15 +198,23 @@ TEST_F(ChunkedAgentTest, TwoAgentsSharingACacheFetchEachChunkOnceAndMapOneInode)
                         cache_},
                        dir_ / "agent2.log");
   ASSERT_GT(second, 0);
+  // Killed however the test ends (an ASSERT returns early).
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() { KillAndReap(pid, SIGKILL); }
+  } reaper{second};
   StartAgent(CacheFlags());
-  ASSERT_TRUE(WaitActive(1));
+  ASSERT_TRUE(WaitLoaded(1));
   nlohmann::json b;
-  ASSERT_TRUE(PollUntil([&] {
-    auto s = AgentStatus(port2);
-    if (s.is_null()) return false;
-    b = s["models"][kModel];
-    return b["active"].is_object() && b["active"]["generation"] == 1;
-  })) << ReadFile(dir_ / "agent2.log");
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        auto s = AgentStatus(port2);
+        if (s.is_null()) return false;
+        b = s["models"][kModel];
+        return b["active"].is_object() && b["active"]["generation"] == 1;
+      },
+      std::chrono::seconds(60)))
+      << ReadFile(dir_ / "agent2.log");
   auto a = ModelStatus()["active"];
   b = b["active"];
   chunk::Recipe recipe = RecipeOf("v1");
@@ -219,13 +237,12 @@ TEST_F(ChunkedAgentTest, TwoAgentsSharingACacheFetchEachChunkOnceAndMapOneInode)
   EXPECT_EQ(ia, ib);
   ExpectServes(shm_, "v1");
   ExpectServes(shm2, "v1");
-  KillAndReap(second, SIGKILL);
 }
 
 TEST_F(ChunkedAgentTest, CorruptChunkRejectsTheVersionNamingItAndTheOldOneServes) {
   Publish("v1");
   StartAgent(CacheFlags());
-  ASSERT_TRUE(WaitActive(1));
+  ASSERT_TRUE(WaitLoaded(1));
   WriteResult w = WriteChunked("v2", 9);
   chunk::Recipe recipe = RecipeOf("v2");
   const chunk::RecipeChunk* victim = nullptr;
@@ -265,7 +282,7 @@ TEST_F(ChunkedAgentTest, CorruptChunkRejectsTheVersionNamingItAndTheOldOneServes
 TEST_F(ChunkedAgentTest, TruncatedRecipeRejectsTheVersionAndTheOldOneServes) {
   PublishChunked("v1");
   StartAgent(CacheFlags());
-  ASSERT_TRUE(WaitActive(1));
+  ASSERT_TRUE(WaitLoaded(1));
   WriteResult w = WriteChunked("v2", 10);
   std::string recipe = root_ + "/" + chunk::RecipeRel(kModel, "v2");
   auto size = std::filesystem::file_size(recipe);

@@ -43,9 +43,19 @@ Json PodSpec(const ModelVersion& mv, TaskKind kind, const WriterPodOptions& pod)
                     {"image", w.image.empty() ? pod.image : w.image},
                     {"terminationMessagePath", "/dev/termination-log"},
                     {"terminationMessagePolicy", "FallbackToLogsOnError"},
-                    {"volumeMounts", {{{"name", "models"}, {"mountPath", mv.root}}}},
                     {"securityContext", RestrictedContainerContext()}};
   if (!pod.image_pull_policy.empty()) container["imagePullPolicy"] = pod.image_pull_policy;
+  Json mounts = {{{"name", "models"}, {"mountPath", mv.root}}};
+  Json volumes = {{{"name", "models"}, {"persistentVolumeClaim", {{"claimName", mv.claim_name}}}}};
+  if (kind == TaskKind::kWrite) {
+    // A chunked write builds the whole file on node-local scratch before cutting it into chunks
+    // (sidecar/writer/chunked_upload.h); the root filesystem is read-only, so scratch is an
+    // emptyDir, sized by the node's ephemeral storage (resources in spec.writer can request it).
+    mounts.push_back({{"name", "scratch"}, {"mountPath", kWriterScratchDir}});
+    volumes.push_back({{"name", "scratch"}, {"emptyDir", Json::object()}});
+    args.insert(args.end(), {"--scratch-dir", kWriterScratchDir});
+  }
+  container["volumeMounts"] = mounts;
   if (kind == TaskKind::kWrite && pod.progress_port > 0) {
     args.insert(args.end(), {"--progress-addr", ":" + std::to_string(pod.progress_port)});
     container["ports"] = {
@@ -57,8 +67,7 @@ Json PodSpec(const ModelVersion& mv, TaskKind kind, const WriterPodOptions& pod)
                {"automountServiceAccountToken", false},
                {"securityContext", RestrictedPodContext()},
                {"containers", {container}},
-               {"volumes",
-                {{{"name", "models"}, {"persistentVolumeClaim", {{"claimName", mv.claim_name}}}}}}};
+               {"volumes", volumes}};
   const std::string sa = w.service_account_name.value_or(pod.service_account);
   if (!sa.empty()) spec["serviceAccountName"] = sa;
   Json secrets = Json::array();

@@ -59,6 +59,8 @@ Status ParseWriterPodFlags(const std::vector<std::string>& node_selector,
                            const std::string& tolerations_json, WriterPodOptions* out);
 
 inline constexpr int kWriterUid = 65532;  // Dockerfile.sidecar: USER 65532:65532
+// Where write pods mount their scratch emptyDir (--scratch-dir): chunked writes build there.
+inline constexpr char kWriterScratchDir[] = "/scratch";
 
 // request: the activate request a publish serves, kept as an annotation ("" = none).
 Json BuildJob(const ModelVersion& mv, TaskKind kind, const std::string& job_name,

@@ -74,8 +74,10 @@ TEST(JobTest, WriteJobFieldByField) {
   EXPECT_FALSE(spec.contains("imagePullSecrets"));
   EXPECT_FALSE(spec.contains("nodeSelector"));
   EXPECT_FALSE(spec.contains("tolerations"));
+  // Write pods build chunked versions on a scratch emptyDir (the root filesystem is read-only).
   EXPECT_EQ(spec["volumes"],
-            Json::parse(R"([{"name":"models","persistentVolumeClaim":{"claimName":"models"}}])"));
+            Json::parse(R"([{"name":"models","persistentVolumeClaim":{"claimName":"models"}},
+                            {"name":"scratch","emptyDir":{}}])"));
   ASSERT_EQ(spec["containers"].size(), 1u);
   const Json& c = spec["containers"][0];
   EXPECT_EQ(c["name"], "writer");
@@ -85,16 +87,17 @@ TEST(JobTest, WriteJobFieldByField) {
                                         {"readOnlyRootFilesystem", true},
                                         {"runAsNonRoot", true},
                                         {"capabilities", {{"drop", {"ALL"}}}}}));
-  EXPECT_EQ(c["volumeMounts"], Json::parse(R"([{"name":"models","mountPath":"/data"}])"));
+  EXPECT_EQ(c["volumeMounts"], Json::parse(R"([{"name":"models","mountPath":"/data"},
+                                                {"name":"scratch","mountPath":"/scratch"}])"));
   EXPECT_EQ(c["terminationMessagePath"], "/dev/termination-log");
   EXPECT_EQ(c["terminationMessagePolicy"], "FallbackToLogsOnError");
   EXPECT_EQ(c["ports"],
             Json::parse(R"([{"name":"progress","containerPort":8472,"protocol":"TCP"}])"));
   std::vector<std::string> args = c["args"];
-  std::vector<std::string> want = {"write",     "--root",          "/data", "--model",
-                                   "ranker",    "--version",       "v7",    "--generate-bytes",
-                                   "4096",      "--seed",          "7",     "--reuse-existing",
-                                   "--publish", "--progress-addr", ":8472"};
+  std::vector<std::string> want = {
+      "write",     "--root",           "/data",    "--model",         "ranker", "--version",
+      "v7",        "--generate-bytes", "4096",     "--seed",          "7",      "--reuse-existing",
+      "--publish", "--scratch-dir",    "/scratch", "--progress-addr", ":8472"};
   EXPECT_EQ(args, want);
   EXPECT_FALSE(c.contains("resources"));
 }

@@ -53,9 +53,12 @@ say "starting the standalone operator (watches $run/modelversions)"
   --log-level info >"$run/operator.log" 2>&1 &
 pids+=($!)
 
-say "starting the agent (model ranker, shm $run/shm, http 127.0.0.1:$port)"
+say "starting the agent (model ranker, shm $run/shm, node cache $run/node-cache, http 127.0.0.1:$port)"
+# Versions are written as content-addressed chunks (the writer's default); the agent assembles
+# each one once in the node cache, from the chunks it lacks and the previous version's file.
 "$sidecar" agent --root "$run/volume" --models ranker --shm-dir "$run/shm" \
-  --listen "127.0.0.1:$port" --poll-interval 200 --log-level info >"$run/agent.log" 2>&1 &
+  --cache-dir "$run/node-cache" --listen "127.0.0.1:$port" --poll-interval 200 \
+  --log-level info >"$run/agent.log" 2>&1 &
 pids+=($!)
 
 say "kubectl apply -f ranker-v1.yaml (here: copy it into the watched directory)"
@@ -83,6 +86,35 @@ say "kubectl apply -f ranker-v2.yaml: the app keeps serving while v2 is written 
 cp examples/demo/ranker-v2.yaml "$run/modelversions/"
 wait_phase ranker-v2 Active
 wait_phase ranker-v1 Superseded
+# What v2 cost: chunks the writer uploaded (its result JSON, kept by the standalone operator) and
+# how the node cache put v2 together (the agent's status once v2 is active).
+python3 - "http://127.0.0.1:$port/v1/status" "$run/modelversions/.status/tasks" <<'PY' || true
+import glob, json, os, sys, time, urllib.request
+for _ in range(300):
+    try:
+        active = json.load(urllib.request.urlopen(sys.argv[1], timeout=2))["models"]["ranker"]["active"]
+    except Exception:
+        active = None
+    if active and active.get("version") == "v2":
+        break
+    time.sleep(0.1)
+mib = lambda b: f"{b / 2**20:.1f} MiB"
+for path in glob.glob(os.path.join(sys.argv[2], "*.out")):
+    try:
+        w = json.loads(open(path).read().strip().splitlines()[-1])
+    except (ValueError, IndexError, OSError):
+        continue
+    if w.get("version") == "v2" and "chunks" in w:
+        c = w["chunks"]
+        print(f"   writer v2: {c['new']} of {c['total']} chunks new ({mib(c['bytes_new'])} uploaded, "
+              f"{mib(c['stored_bytes_new'])} compressed), {mib(c['bytes_reused'])} already stored")
+if active and active.get("version") == "v2" and "assemble" in active:
+    a = active["assemble"]
+    print(f"   node cache v2: {a['chunks_fetched']} of {a['chunks_total']} chunks fetched "
+          f"({mib(a['bytes_fetched'])}), {a['chunks_from_cache']} from the node's chunk cache, "
+          f"{a['chunks_from_previous']} from v1's assembled file ({mib(a['bytes_from_previous'])}), "
+          f"{a['holes']} holes")
+PY
 sleep 2
 
 say "roll back: kubectl annotate mv ranker-v1 modelswap.io/activate-requested-at=<now> (here: in its file)"
@@ -99,7 +131,8 @@ wait "$app_pid" || app_rc=$?
 summary=$(tail -n 1 "$run/app.log")
 
 say "agent status"
-curl -fsS "http://127.0.0.1:$port/v1/status" | python3 -m json.tool | head -40
+# sed reads it all (head would stop early, and pipefail would count the writer's SIGPIPE).
+curl -fsS "http://127.0.0.1:$port/v1/status" | python3 -m json.tool | sed -n '1,40p'
 
 say "summary"
 python3 - "$summary" <<'PY'

@@ -262,6 +262,11 @@ ModelVersionStatus ParseStatus(const Json& st) {
   s.last_handled_activate_request = Field<std::string>(st, {"lastHandledActivateRequest"});
   s.activate_requests_handled = Field<int64_t>(st, {"activateRequestsHandled"});
   s.file_removed = Field<bool>(st, {"fileRemoved"});
+  s.layout = Field<std::string>(st, {"layout"});
+  s.chunks_total = Field<int64_t>(st, {"chunks", "total"});
+  s.chunks_new = Field<int64_t>(st, {"chunks", "new"});
+  s.bytes_new = Field<int64_t>(st, {"chunks", "bytesNew"});
+  s.bytes_reused = Field<int64_t>(st, {"chunks", "bytesReused"});
   s.pods_loaded = Field<int>(st, {"pods", "loaded"});
   s.pods_total = Field<int>(st, {"pods", "total"});
   if (auto p = st.find("progress"); p != st.end() && p->is_object()) {
@@ -292,6 +297,13 @@ Json StatusToJson(const ModelVersionStatus& s) {
   }
   if (s.activate_requests_handled != 0) j["activateRequestsHandled"] = s.activate_requests_handled;
   if (s.file_removed) j["fileRemoved"] = true;
+  if (!s.layout.empty()) j["layout"] = s.layout;
+  if (s.chunks_total != 0) {
+    j["chunks"] = {{"total", s.chunks_total},
+                   {"new", s.chunks_new},
+                   {"bytesNew", s.bytes_new},
+                   {"bytesReused", s.bytes_reused}};
+  }
   j["pods"] = {{"loaded", s.pods_loaded}, {"total", s.pods_total}};
   if (s.progress) {
     j["progress"] = {{"bytesWritten", s.progress->bytes_written},

@@ -56,6 +56,11 @@ struct ModelVersionStatus {
   std::string last_handled_activate_request;
   int64_t activate_requests_handled = 0;  // how many requests were handled (numbers requests)
   bool file_removed = false;
+  // What the writer stored, from its result: layout "chunked" or "whole-file" ("" = an older
+  // writer that did not say); for a chunked version, its chunks and how many bytes were new to
+  // the volume's chunk store (sidecar/writer/chunked_upload.h).
+  std::string layout;
+  int64_t chunks_total = 0, chunks_new = 0, bytes_new = 0, bytes_reused = 0;
   int pods_loaded = 0;
   int pods_total = 0;
   // Set while the write task runs and its pod reports progress; cleared once it finishes.

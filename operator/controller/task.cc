@@ -106,6 +106,11 @@ Result<TaskResult> ParseTaskResult(const std::string& text) {
     r.checksum = Field<std::string>(doc, {"checksum"});
     r.manifest_generation = Field<int64_t>(doc, {"manifest_generation"});
     r.removed = Field<bool>(doc, {"removed"});
+    r.layout = Field<std::string>(doc, {"layout"});
+    r.chunks_total = Field<int64_t>(doc, {"chunks", "total"});
+    r.chunks_new = Field<int64_t>(doc, {"chunks", "new"});
+    r.bytes_new = Field<int64_t>(doc, {"chunks", "bytes_new"});
+    r.bytes_reused = Field<int64_t>(doc, {"chunks", "bytes_reused"});
     r.error = Field<std::string>(doc, {"error"});
     r.code = Field<std::string>(doc, {"code"});
     return r;

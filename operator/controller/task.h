@@ -72,6 +72,8 @@ struct TaskResult {
   std::string checksum;
   int64_t manifest_generation = 0;
   bool removed = false;
+  std::string layout;  // write: "chunked" | "whole-file" ("" from an older writer)
+  int64_t chunks_total = 0, chunks_new = 0, bytes_new = 0, bytes_reused = 0;
   std::string error;  // error form: message
   std::string code;   // error form: Code name
 };

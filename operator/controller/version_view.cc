@@ -43,6 +43,13 @@ void FoldTasks(VersionView& v) {
                        : v.mv->root + "/" + v.mv->model + "/versions/" + v.mv->version + ".msf";
           s.bytes = result ? result->bytes : 0;
           s.checksum = result ? result->checksum : "";
+          if (result) {
+            s.layout = result->layout;
+            s.chunks_total = result->chunks_total;
+            s.chunks_new = result->chunks_new;
+            s.bytes_new = result->bytes_new;
+            s.bytes_reused = result->bytes_reused;
+          }
           s.message = result ? "" : "writer succeeded but its result was not readable";
           if (result && result->manifest_generation > 0) {
             s.manifest_generation = result->manifest_generation;

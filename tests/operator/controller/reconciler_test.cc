@@ -47,6 +47,30 @@ TEST(ReconcilerTest, FinishedWriterMakesTheVersionActive) {
   EXPECT_FALSE(Of(d, Action::Type::kEvent).empty());
 }
 
+// A chunked write's result (sidecar/commands/file_commands.cc) reaches status: its layout and
+// chunks, in the JSON the API server stores and `kubectl get mv -o wide` shows.
+TEST(ReconcilerTest, ChunkedWriteResultIsCopiedIntoStatus) {
+  ModelVersion v1 = Mv("v1", 10);
+  std::string result =
+      R"({"path":"/models/ranker/versions/v1.recipe","bytes":4096,"checksum":"xxh3:00",)"
+      R"("layout":"chunked","chunks":{"total":40,"new":3,"holes":1,"bytes_new":300,)"
+      R"("bytes_reused":3700,"bytes_holes":96,"stored_bytes_new":120}})";
+  auto d = Decide(
+      Inputs({v1}, {Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, result)}));
+  auto st = Of(d, Action::Type::kWriteStatus);
+  ASSERT_EQ(st.size(), 1u);
+  const ModelVersionStatus& s = st[0]->status;
+  EXPECT_EQ(s.layout, "chunked");
+  EXPECT_EQ(s.chunks_total, 40);
+  EXPECT_EQ(s.chunks_new, 3);
+  EXPECT_EQ(s.bytes_new, 300);
+  EXPECT_EQ(s.bytes_reused, 3700);
+  Json j = StatusToJson(s);
+  EXPECT_EQ(j["layout"], "chunked");
+  EXPECT_EQ(j["chunks"], Json::parse(R"({"total":40,"new":3,"bytesNew":300,"bytesReused":3700})"));
+  EXPECT_EQ(ParseStatus(j), s);
+}
+
 TEST(ReconcilerTest, WriteWithoutActivateIsReady) {
   ModelVersion v1 = Mv("v1", 10, /*activate=*/false);
   std::string result =

@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> writer_node_selector;
   std::string writer_tolerations;
   double writer_progress_s = 5;
+  double probe_rollout_s = 1;
   double cert_reload_s = 60;
   CLI::App app{"modelswap-operator: rolls ModelVersions out as writer Jobs (or local processes)"};
   app.add_option("--kubeconfig", cluster.kubeconfig,
@@ -144,6 +145,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--probe-interval", probe_s, "seconds between agent status probes")
       ->capture_default_str();
+  app.add_option("--probe-max-in-flight", cluster.probe_max_in_flight,
+                 "agent status probes at once (the most overdue pods first)")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--probe-rollout-interval", probe_rollout_s,
+                 "seconds between probes of pods not yet serving a just-published version")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (default: warn)");
   app.add_option("--standalone", standalone.dir,
                  "run without a cluster over ModelVersion YAML files in DIR");
@@ -163,6 +172,7 @@ int main(int argc, char** argv) {
   cluster.election.renew_deadline = ms(renew_s);
   cluster.election.retry_period = ms(retry_s);
   cluster.probe_interval = ms(probe_s);
+  cluster.probe_rollout_interval = ms(probe_rollout_s);
   cluster.writer_progress_interval = ms(writer_progress_s);
   cluster.webhook.reload_interval = ms(cert_reload_s);
   standalone.probe_interval = ms(probe_s);

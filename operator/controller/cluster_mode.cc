@@ -49,6 +49,15 @@ std::string OwnNamespace(const ClusterConfig& cfg) {
 }  // namespace
 
 int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
+  // main.cc range-checks the flags; a caller building options in code gets the same refusal
+  // rather than a prober that never probes (0 in flight) or spins (a 0 ms period).
+  if (o.probe_max_in_flight <= 0 || o.probe_interval.count() <= 0 ||
+      o.probe_rollout_interval.count() <= 0) {
+    spdlog::error("probe options must be > 0: max_in_flight={} interval={}ms rollout={}ms",
+                  o.probe_max_in_flight, o.probe_interval.count(),
+                  o.probe_rollout_interval.count());
+    return 2;
+  }
   auto cfg = LoadConfig(o);
   if (!cfg) {
     spdlog::error("config: {}", cfg.error().ToString());
@@ -66,7 +75,9 @@ int RunCluster(ClusterOptions o, const std::atomic<bool>& stop) {
                         .instance = o.election.identity,
                         .min_watch_timeout_seconds = o.watch_timeout_seconds,
                         .probe_interval = o.probe_interval,
-                        .progress_interval = o.writer_progress_interval};
+                        .progress_interval = o.writer_progress_interval,
+                        .probe_max_in_flight = o.probe_max_in_flight,
+                        .probe_rollout_interval = o.probe_rollout_interval};
   KubeBackend backend(client->get(), DefaultEnv(), bo);
   Controller controller(&backend, DefaultEnv(), &metrics,
                         ControllerOptions{.workers = o.workers, .queue = {}});

@@ -33,6 +33,8 @@ struct ClusterOptions {
   int workers = 2;
   int watch_timeout_seconds = 300;
   std::chrono::milliseconds probe_interval{10'000};
+  int probe_max_in_flight = 64;                             // KubeBackendOptions, > 0
+  std::chrono::milliseconds probe_rollout_interval{1'000};  // KubeBackendOptions, > 0
   std::chrono::milliseconds writer_progress_interval{
       5'000};  // KubeBackendOptions::progress_interval
   // webhook.addr "" = no webhook. webhook.ns "" = $POD_NAMESPACE, else the kubeconfig's

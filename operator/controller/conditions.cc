@@ -63,6 +63,25 @@ std::string DescribeProgress(const WriteProgress& p) {
   return Bytes(p.bytes_written) + " of " + Bytes(p.bytes_total) + " (" + p.percent + ")";
 }
 
+void SetAgentsReachable(ModelVersionStatus& s, const ModelVersion& mv, bool is_active,
+                        int unreachable, const std::string& example, int64_t now) {
+  if (!is_active || s.pods_total <= 0) {
+    RemoveCondition(s, "AgentsReachable");
+    return;
+  }
+  const std::string of = std::to_string(s.pods_total);
+  if (unreachable > 0) {
+    SetCondition(s, mv, "AgentsReachable", false, "AgentsUnreachable",
+                 std::to_string(unreachable) + " of " + of + " agents did not answer" +
+                     (example.empty() ? "" : " (e.g. " + example + ")") +
+                     ": rollout status incomplete, retention paused",
+                 now);
+  } else {
+    SetCondition(s, mv, "AgentsReachable", true, "AgentsAnswered",
+                 "no agent failed its latest probe (" + of + " pods serve the model)", now);
+  }
+}
+
 void SetSummaryConditions(ModelVersionStatus& s, const ModelVersion& mv, const SummaryFacts& f,
                           int64_t now) {
   if (mv.deleting) {
@@ -103,7 +122,15 @@ void SetSummaryConditions(ModelVersionStatus& s, const ModelVersion& mv, const S
   const std::string pods = std::to_string(s.pods_loaded) + "/" + std::to_string(s.pods_total) +
                            " pods report this version active";
   if (s.phase == Phase::kActive) {
-    if (s.pods_total > 0 && s.pods_loaded < s.pods_total) {
+    // Unreachable agents keep Ready False (Reconciling: a pod restarting answers again; a
+    // NetworkPolicy needs a fix, which Stalled would claim is not coming). Their pods are counted
+    // in pods_total but not in pods_loaded, so Ready would be False anyway ("Loading"); saying
+    // why matters: Argo CD and Flux read Ready, and showing Healthy while what some pods serve is
+    // unknown (and retention waits on them) would hide a broken rollout behind a green light.
+    const Condition* reach = s.FindCondition("AgentsReachable");
+    if (reach != nullptr && reach->status == "False") {
+      Summary(s, mv, false, reach->reason, "published; " + reach->message, now);
+    } else if (s.pods_total > 0 && s.pods_loaded < s.pods_total) {
       Summary(s, mv, false, "Loading", "published; " + pods, now);
     } else {
       Summary(s, mv, true, "Active",

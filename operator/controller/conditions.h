@@ -34,8 +34,18 @@ struct SummaryFacts {
   std::string waiting_for;  // what a Pending version waits for ("write task x-write"), or ""
 };
 
+// AgentsReachable on the active version of a model that injected pods serve (s.pods_total > 0):
+// False (reason AgentsUnreachable, "N of M agents did not answer (e.g. ns/pod: error) ...") while
+// `unreachable` running pods' agents did not answer their latest probe, True otherwise. Removed
+// from other versions and when no pod serves the model: only the active version's status counts
+// pods, and setting it on every kept version would multiply the status writes a flapping agent
+// causes by the number of versions. Call after pods_total is set and before the summary.
+void SetAgentsReachable(ModelVersionStatus& s, const ModelVersion& mv, bool is_active,
+                        int unreachable, const std::string& example, int64_t now);
+
 // Sets Ready, Reconciling and Stalled on `s` from its phase and other conditions; call after
-// them. A version being deleted is not Ready whatever its phase (Deleting says what it waits for).
+// them. An active version with AgentsReachable False is not Ready (see conditions.cc). A version
+// being deleted is not Ready whatever its phase (Deleting says what it waits for).
 void SetSummaryConditions(ModelVersionStatus& s, const ModelVersion& mv, const SummaryFacts& f,
                           int64_t now);
 

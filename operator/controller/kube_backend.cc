@@ -76,9 +76,12 @@ void KubeBackend::Start(Controller* controller) {
   injected_pod_reflector_ =
       MakeReflector(&injected_pods_, kPods, std::string(kLabelInjected) + "=true",
                     [](const ObjectPtr&, const ObjectPtr&) {});
+  AgentProbeOptions probe;
+  probe.interval = opts_.probe_interval;
+  probe.rollout_interval = opts_.probe_rollout_interval;
+  probe.max_in_flight = opts_.probe_max_in_flight;
   prober_ = std::make_unique<AgentProber>(
-      &injected_pods_, [controller](const std::string& key) { controller->Enqueue(key); },
-      opts_.probe_interval);
+      &injected_pods_, [controller](const std::string& key) { controller->Enqueue(key); }, probe);
   for (auto* r : {mv_reflector_.get(), job_reflector_.get(), writer_pod_reflector_.get(),
                   injected_pod_reflector_.get()}) {
     r->Start();
@@ -157,6 +160,12 @@ Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
     }
   }
   in.load = prober_ ? prober_->LoadFor(model_key) : ModelLoad{true, 0, {}};
+  if (prober_) {
+    AgentReach reach = prober_->ReachFor(model_key);
+    in.load.unreachable = reach.unreachable;
+    // The example may name a pod not running yet; only an agent that failed is one here.
+    if (reach.unreachable > 0) in.load.unreachable_example = reach.example;
+  }
   in.now_unix_ns = env_->NowUnixNanos();
   in.progress_interval_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.progress_interval).count();

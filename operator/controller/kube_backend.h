@@ -52,6 +52,10 @@ struct KubeBackendOptions {
   // How often write pods are asked for their progress, and the least time between two changes
   // of a version's status.progress (the reconciler holds faster ones back).
   std::chrono::milliseconds progress_interval{5'000};
+  // AgentProbeOptions::max_in_flight and ::rollout_interval (agent_prober.h): probes at once,
+  // and how often pods behind a rollout are asked.
+  int probe_max_in_flight = 64;
+  std::chrono::milliseconds probe_rollout_interval{1'000};
 };
 
 class KubeBackend final : public Backend {
@@ -66,6 +70,10 @@ class KubeBackend final : public Backend {
 
   Result<ModelInputs> Observe(const std::string& model_key) override;
   Status Execute(const Action& action) override;
+  // A publish happened: the prober asks the model's pods not serving `version` sooner.
+  void VersionActivated(const std::string& model_key, const std::string& version) override {
+    if (prober_) prober_->ExpectVersion(model_key, version);
+  }
 
   void RegisterMetrics(OperatorMetrics* metrics);
   const Store& modelversions() const { return mvs_; }

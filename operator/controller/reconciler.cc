@@ -447,6 +447,8 @@ Decision Decide(const ModelInputs& in) {
       d.actions.push_back(MakeEvent(*v.mv, "Warning", "ActivateRequestFailed", v.next.message));
     }
     SetPhaseAndConditions(v, i == active, i == scheduled_write, in.load, in.now_unix_ns);
+    SetAgentsReachable(v.next, *v.mv, i == active, in.load.unreachable, in.load.unreachable_example,
+                       in.now_unix_ns);
     SetProgress(v, in.progress_interval_ns, in.now_unix_ns, &progress_hold_ns);
     SummaryFacts facts;
     facts.is_active = i == active;

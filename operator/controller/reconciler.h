@@ -61,6 +61,11 @@ struct ModelLoad {
   bool complete = false;              // every injected pod answered (retention needs this)
   int total = 0;                      // injected pods serving the model
   std::map<std::string, int> loaded;  // version -> pods whose active version it is
+  // Running pods whose agent did not answer its latest probe (AgentProber::ReachFor), and
+  // "ns/pod: error" of one of them: the AgentsReachable condition (conditions.h). Both have
+  // default initializers so `ModelLoad{true, 0, {}}` stays warning-free under -Wextra.
+  int unreachable = 0;
+  std::string unreachable_example = {};
   bool operator==(const ModelLoad&) const = default;
 };
 

@@ -118,6 +118,55 @@ TEST(StatusSummaryTest, ReadyKeepsItsTransitionTimeWhileUnchanged) {
   }
 }
 
+// Unreachable agents: AgentsReachable False on the active version with a count and an example,
+// and Ready False with that reason (not Healthy while what some pods serve is unknown); back
+// to True, and Ready with it, once every agent answers. Absent while no pod serves the model,
+// and on versions other than the active one.
+TEST(StatusSummaryTest, UnreachableAgentsSetAgentsReachableBothWays) {
+  auto [vs, ts] = V1SupersededByV2();
+  for (const auto& v : vs)
+    EXPECT_EQ(Cond(v.status, "AgentsReachable"), nullptr) << "no pods yet";
+  ModelInputs in = Inputs(vs, ts);
+  in.load = ModelLoad{false, 3, {{"v2", 2}}};
+  in.load.unreachable = 1;
+  in.load.unreachable_example = "default/ranker-abc: connect: Connection refused";
+  Decision d = Decide(in);
+  ExpectSummary(d, "ranker-v2", "False", "AgentsUnreachable",
+                "1 of 3 agents did not answer (e.g. default/ranker-abc: connect: Connection "
+                "refused): rollout status incomplete, retention paused");
+  ExpectSummary(d, "ranker-v1", "True", "Superseded", "");
+  for (const Action* a : Of(d, Action::Type::kWriteStatus)) {
+    const Condition* c = Cond(a->status, "AgentsReachable");
+    if (a->mv.name == "ranker-v1") {
+      EXPECT_EQ(c, nullptr) << "only the active version carries it";
+      continue;
+    }
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->status, "False");
+    EXPECT_EQ(c->reason, "AgentsUnreachable");
+    ASSERT_NE(Cond(a->status, "Reconciling"), nullptr) << "a pod may answer again: not Stalled";
+  }
+  Apply(d, vs);
+  in = Inputs(vs, ts);
+  in.load = ModelLoad{true, 3, {{"v2", 3}}};
+  d = Decide(in);
+  ExpectSummary(d, "ranker-v2", "True", "Active", "3/3 pods");
+  for (const Action* a : Of(d, Action::Type::kWriteStatus)) {
+    if (a->mv.name != "ranker-v2") continue;
+    const Condition* c = Cond(a->status, "AgentsReachable");
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(c->status, "True");
+    EXPECT_EQ(c->reason, "AgentsAnswered");
+  }
+  Apply(d, vs);
+  // Every pod gone: nothing to reach, the condition goes.
+  in = Inputs(vs, ts);
+  in.load = ModelLoad{true, 0, {}};
+  d = Decide(in);
+  Apply(d, vs);
+  EXPECT_EQ(Cond(vs[1].status, "AgentsReachable"), nullptr);
+}
+
 // --- progress ---
 
 TEST(WriteProgressTest, ParsesTheWritersAnswerAndRefusesGarbage) {

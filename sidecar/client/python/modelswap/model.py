@@ -6,14 +6,15 @@ pread of the version files).
         with model.acquire() as h:            # pinned to one version, RCU style
             v = h.get(b"42")                  # memoryview of the value (a copy), or None
 
-Same semantics as the C++ client (sidecar/client/model/client.h): everything read through one handle
-comes from one version; a new acquire() returns the newest active version; the module reads the
-version file itself (sharing the page cache the agent filled; _Version says why it does not map
-it: a file truncated under a handle raises Damaged instead of killing the app) and announces in
-its reader slot of the control block which generations it still reads, refreshed with a
-heartbeat from a daemon thread. The bytes it reads and writes are laid out in control_block.h;
-LAYOUT below transcribes that table and tests/sidecar/client/model/layout_test.py checks it
-against the C header.
+Same semantics as the C++ client (sidecar/client/model/client.h): everything read through one
+handle comes from one version; a new acquire() returns the newest active version. The module
+reads the version's files itself (msf.py), sharing the page cache the agent filled: for a delta
+version, every layer of its chain, newest first (the record names them); with pread, not mmap,
+so a file truncated under a handle raises Damaged instead of killing the app (msf.py says why).
+It announces in its reader slot of the control block which generations it still reads,
+refreshed with a heartbeat from a daemon thread. The bytes it reads and writes are laid out in
+control_block.h; LAYOUT below transcribes that table and tests/sidecar/client/model/
+layout_test.py checks it against the C header.
 
 Memory ordering: CPython gives no atomics, but an item of memoryview.cast("Q") is read and
 written with one aligned 8-byte load or store, which x86-64 (and arm64) perform atomically; on
@@ -32,14 +33,14 @@ import fcntl
 import mmap
 import os
 import random
-import stat
 import struct
 import threading
 import time
 import sys
 import weakref
 
-from .xxh3 import xxh3_64
+from . import msf
+from .errors import Corruption, Damaged, ModelswapError, Unavailable
 
 __all__ = ["Model", "Handle", "ModelswapError", "Unavailable", "Corruption", "Damaged", "LAYOUT"]
 
@@ -50,7 +51,9 @@ LAYOUT = {
     "heartbeat_interval_ns": 80, "reader_timeout_ns": 88, "model": 128, "record": 256,
     "record.seq": 256, "record.generation": 264, "record.bytes": 272, "record.checksum": 280,
     "record.state_word": 288, "record.published_unix_ns": 296, "record.version": 304,
-    "record.path": 368, "record.size": 1136, "slot.owner": 0, "slot.heartbeat_ns": 8,
+    "record.path": 368, "record.layer_count": 1392, "record.chain_len": 1400,
+    "record.layer_checksums": 1408, "record.chain_words": 1472, "record.size": 3264,
+    "slot.owner": 0, "slot.heartbeat_ns": 8,
     "slot.min_generation": 16, "slot.max_generation": 24, "slot.pid": 32,
 }
 MAGIC = struct.unpack("<Q", b"MSWPCTRL")[0]
@@ -60,34 +63,13 @@ SLOT_COUNT = 256
 SLOT_BYTES = 64
 FILE_BYTES = SLOTS_OFFSET + SLOT_COUNT * SLOT_BYTES
 STATE_NONE, STATE_ACTIVE, STATE_FAILED = 0, 1, 2
-
-# sidecar/msf/format.h
-_MSF_MAGIC = b"\x89MSF\r\n\x1a\n"
-_SECTION_DATA, _SECTION_INDEX = 1, 2
-_FP_SHIFT = 48
-_OFFSET_MASK = (1 << _FP_SHIFT) - 1
+MAX_LAYERS = 8  # MS_CTL_MAX_LAYERS, the .msf format's kMaxChainLayers
+CHAIN_BYTES = 2048  # MS_CTL_CHAIN_BYTES
 
 _W = lambda off: off // 8  # word index of a byte offset  # noqa: E731
-
-
-class ModelswapError(Exception):
-    """Base error; .code names the modelswap::Code."""
-    code = "Internal"
-
-
-class Unavailable(ModelswapError):
-    """No agent or no active version yet: retry later."""
-    code = "Unavailable"
-
-
-class Corruption(ModelswapError):
-    """A control block or model file fails a check."""
-    code = "Corruption"
-
-
-class Damaged(ModelswapError):
-    """The handle's version file was damaged under it (truncated, unreadable): acquire again."""
-    code = "Aborted"
+_LAYER_COUNT, _CHAIN_LEN = _W(LAYOUT["record.layer_count"]), _W(LAYOUT["record.chain_len"])
+_LAYER_CHECKSUMS, _CHAIN_WORDS = (_W(LAYOUT["record.layer_checksums"]),
+                                  _W(LAYOUT["record.chain_words"]))
 
 
 def _shm_dir(configured):
@@ -117,96 +99,62 @@ def _words_to_str(words, first, count):
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+def _words_to_bytes(words, first, nbytes):
+    """The first nbytes of the atomic words from `first` on, read word by word."""
+    raw = b"".join(struct.pack("<Q", words[first + i]) for i in range((nbytes + 7) // 8))
+    return raw[:nbytes]
+
+
+def _parse_chain(layer_count, chain_len, chain, checksums):
+    """The lower layers a consistent record copy names, newest first, as (path, checksum);
+    checked like the C++ client's (control_block_access.cc, ParseChain)."""
+    if layer_count <= 1:
+        return ()  # one full version (0: written by an agent that predates chains)
+    if layer_count > MAX_LAYERS:
+        raise Corruption("control block: layer_count %d is above %d" % (layer_count, MAX_LAYERS))
+    if chain_len > CHAIN_BYTES:
+        raise Corruption("control block: chain_len %d past its field" % chain_len)
+    paths = chain.split(b"\n")
+    if paths[-1] != b"" or len(paths) - 1 != layer_count - 1 or b"" in paths[:-1]:
+        raise Corruption("control block: chain paths do not match layer_count %d" % layer_count)
+    return tuple((p.decode("utf-8", "replace"), checksums[i]) for i, p in enumerate(paths[:-1]))
+
+
 class _Version:
-    """One version, read with pread(2) through a descriptor it keeps open (closed with it).
+    """One version: its layers (msf.Layer), newest first. One full file, or a delta version's
+    chain: the record's `path` (the version itself) and the lower layers the record names, each
+    with the header checksum the agent verified. A damaged layer damages the whole version:
+    every later lookup raises Damaged, like the single file before chains."""
 
-    Not mmap: a file truncated under a mapping raises SIGBUS at the next read of a page past its
-    new end (an unreadable page does too), and CPython cannot survive that: its signal handlers
-    run later, between bytecodes, so the faulting load would fault again forever, and the default
-    kills the app. The C++ client survives it with a handler that maps zero pages over the
-    damage (sidecar/client/model/mapping_guard.h); pure Python cannot install one. pread on a
-    truncated file returns fewer bytes instead, and an unreadable page EIO: both are reported as
-    Damaged, never as data, and the version stays damaged (acquire again: the agent falls back to
-    an intact version). A value is a copy, which, unlike a view of a mapping, stays intact whatever
-    happens to the file later. The costs: a system call per slot probed and per entry read, and
-    the copy (bench/agent/python_client_bench.py: a get on a held handle went from 9 to 15 us in
-    a sandbox where system calls are slow; the pure-Python XXH3 is most of the rest). The page
-    cache is still the one the agent filled.
-    """
+    def __init__(self, path, generation, version, checksum, size, lower=()):
+        self.path, self.generation, self.version = path, generation, version
+        self.lower = tuple(lower)
+        owner = (version, generation)
+        layers = [msf.Layer(path, checksum, size, owner)]
+        layers += [msf.Layer(p, c, None, owner) for p, c in self.lower]
+        msf.validate_chain(layers)
+        self._layers = tuple(layers)
+        self.entries = layers[0].entries  # the top layer's, like the C++ entry_count()
+        seeds = set(layer.seed for layer in layers)
+        self._seed = seeds.pop() if len(seeds) == 1 else None
+        self.damaged = None  # the reason, once a read of any layer came back short or failed
 
-    _ENTRY_READ = 512  # bytes read with an entry's header beyond its key: most values fit
+    @property
+    def layer_count(self):
+        return len(self._layers)
 
-    def __init__(self, path, generation, version, checksum, size):
-        # O_NONBLOCK: a FIFO put where the record's path points must not block the app in open()
-        # (the C++ Env opens the same way); no effect on the regular file checked below.
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        self._close = weakref.finalize(self, os.close, fd)
-        self._fd, self.path, self.generation, self.version = fd, path, generation, version
-        self.damaged = None  # the reason, once a read came back short or failed
-        self._size = size
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise Corruption("%s: not a regular file" % path)
-            if st.st_size != size:
-                raise Corruption("%s: is not the file the agent verified (size)" % path)
-            hdr = self._read(0, 4096)
-        except Damaged as e:
-            raise Unavailable(str(e)) from None
-        if hdr[0:8] != _MSF_MAGIC:
-            raise Corruption("%s: not an .msf file" % path)
-        file_size, _, entries, seed, nsec = struct.unpack_from("<QqQQI", hdr, 16)
-        header_checksum = struct.unpack_from("<Q", hdr, 4088)[0]
-        if header_checksum != checksum or file_size != size:
-            raise Corruption("%s: is not the file the agent verified" % path)
-        data = index = None
-        for i in range(min(nsec, 8)):
-            kind, _, off, length, _ = struct.unpack_from("<IIQQQ", hdr, 192 + 32 * i)
-            if kind == _SECTION_DATA:
-                data = (off, length)
-            elif kind == _SECTION_INDEX:
-                index = (off, length)
-        if data is None or index is None or index[1] < 8:
-            raise Corruption("%s: missing data or index section" % path)
-        self.entries, self._seed = entries, seed
-        self._data_off, self._data_len = data
-        self._index_off = index[0]
-        self._mask = index[1] // 8 - 1
-
-    def _read(self, off, n):
-        if self.damaged is None:
-            try:
-                b = os.pread(self._fd, n, off)
-                if len(b) == n:
-                    return b
-                why = "file truncated (%d bytes at %d, read %d)" % (n, off, len(b))
-            except OSError as e:
-                why = "read failed: %s" % e
-            self.damaged = "%s (generation %d, %s) is damaged: %s; acquire a new handle" % (
-                self.version, self.generation, self.path, why)
-        raise Damaged(self.damaged)
+    @property
+    def layers(self):
+        return [(layer.version, layer.path) for layer in self._layers]
 
     def find(self, key):
-        h = xxh3_64(key, self._seed)
-        fp = (h >> _FP_SHIFT) or 1
-        i = h & self._mask
-        base, size = self._data_off, self._data_len
-        for _ in range(self._mask + 1):
-            slot = struct.unpack("<Q", self._read(self._index_off + 8 * i, 8))[0]
-            if slot == 0:
-                return None
-            if (slot >> _FP_SHIFT) == fp:
-                off = slot & _OFFSET_MASK
-                if off + 8 <= size:
-                    chunk = self._read(base + off, min(8 + len(key) + self._ENTRY_READ, size - off))
-                    klen, vlen = struct.unpack_from("<II", chunk, 0)
-                    if off + 8 + klen + vlen <= size and chunk[8:8 + klen] == key:
-                        rest = 8 + klen + vlen - len(chunk)
-                        if rest > 0:
-                            chunk += self._read(base + off + len(chunk), rest)
-                        return memoryview(chunk)[8 + klen:8 + klen + vlen]
-            i = (i + 1) & self._mask
-        return None
+        if self.damaged is not None:
+            raise Damaged(self.damaged)
+        try:
+            return msf.chain_find(self._layers, key, self._seed)
+        except Damaged as e:
+            self.damaged = str(e)
+            raise
 
 
 class Handle:
@@ -232,7 +180,19 @@ class Handle:
 
     @property
     def entry_count(self):
+        """Entries of the version's own file: for a delta, its upserts and tombstones (the
+        layers below are not counted, like the C++ client's entry_count())."""
         return self._v.entries
+
+    @property
+    def layer_count(self):
+        """1 for a full version; for a delta, its chain's layers (itself down to the base)."""
+        return self._v.layer_count
+
+    @property
+    def layers(self):
+        """(version, path) of each layer, newest first."""
+        return self._v.layers
 
     def get(self, key):
         if isinstance(key, str):
@@ -376,8 +336,15 @@ class Model:
             gen, size, checksum, state_word = words[r + 1], words[r + 2], words[r + 3], words[r + 4]
             version = _words_to_str(words, r + 6, 8)
             path = _words_to_str(words, r + 14, 128)
+            layer_count, chain_len = words[_LAYER_COUNT], words[_CHAIN_LEN]
+            checksums, chain = (), b""
+            if layer_count > 1:  # a full version's copy reads no chain words
+                checksums = tuple(words[_LAYER_CHECKSUMS + k] for k in range(MAX_LAYERS))
+                chain = _words_to_bytes(words, _CHAIN_WORDS, min(chain_len, CHAIN_BYTES))
             if words[r] == s1:
-                return s1, gen, size, checksum, state_word & 0xFFFFFFFF, version, path
+                # Consistent: a malformed chain now is the agent's (or a stray writer's) doing.
+                lower = _parse_chain(layer_count, chain_len, chain, checksums)
+                return s1, gen, size, checksum, state_word & 0xFFFFFFFF, version, path, lower
         raise Unavailable("model %s: control block record kept changing" % self.name)
 
     def acquire(self):
@@ -392,14 +359,15 @@ class Model:
 
     def _acquire_slow(self):
         for _ in range(8):
-            seq, gen, size, checksum, state, version, path = self._read_record()
+            seq, gen, size, checksum, state, version, path, lower = self._read_record()
             if state == STATE_NONE:
                 raise Unavailable("model %s: no active version yet" % self.name)
             if state != STATE_ACTIVE:
                 raise Unavailable("model %s: the agent dropped version %s (see its /v1/status)"
                                   % (self.name, version))
             cur = self._current
-            if cur is not None and cur.generation == gen and cur.path == path:
+            if (cur is not None and cur.generation == gen and cur.path == path
+                    and cur.lower == lower):
                 if cur.damaged is not None:  # before the agent noticed: it will fall back
                     raise Unavailable(cur.damaged)
                 self._seen_seq = seq
@@ -408,7 +376,7 @@ class Model:
             if self._words[_W(256)] != seq:
                 continue
             try:
-                v = _Version(path, gen, version, checksum, size)
+                v = _Version(path, gen, version, checksum, size, lower)
             except FileNotFoundError:
                 if self._words[_W(256)] != seq:
                     continue

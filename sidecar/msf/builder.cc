@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/names.h"
 #include "sidecar/msf/cursor.h"
 #include "sidecar/msf/format.h"
 #include "sidecar/msf/reader.h"
@@ -44,16 +45,35 @@ Status Builder::Flush() {
 }
 
 Status Builder::Add(std::span<const std::byte> key, std::span<const std::byte> value) {
+  if (value.size() >= kTombstoneLength) {
+    return Fail(Code::kInvalidArgument, "msf builder: value larger than 4 GiB - 2 bytes");
+  }
+  return Append(key, value, false);
+}
+
+Status Builder::AddTombstone(std::span<const std::byte> key) {
+  if (!options_.delta) {
+    return Fail(
+        Code::kInvalidArgument,
+        "msf builder: a tombstone (deleted key) in a full version; only a delta holds them");
+  }
+  MS_RETURN_IF_ERROR(Append(key, {}, true));
+  ++tombstone_count_;
+  return Ok();
+}
+
+Status Builder::Append(std::span<const std::byte> key, std::span<const std::byte> value,
+                       bool tombstone) {
   if (finished_) return Fail(Code::kInternal, "msf builder: Add after Finish");
-  if (key.size() > UINT32_MAX || value.size() > UINT32_MAX) {
-    return Fail(Code::kInvalidArgument, "msf builder: key or value larger than 4 GiB");
+  if (key.size() > UINT32_MAX) {
+    return Fail(Code::kInvalidArgument, "msf builder: key larger than 4 GiB");
   }
   if (data_bytes_ + kEntryHeaderSize + key.size() + value.size() > kOffsetMask) {
     return Fail(Code::kInvalidArgument, "msf builder: data larger than 2^48 bytes");
   }
   std::byte header[kEntryHeaderSize];
   StoreU32(header, static_cast<uint32_t>(key.size()));
-  StoreU32(header + 4, static_cast<uint32_t>(value.size()));
+  StoreU32(header + 4, tombstone ? kTombstoneLength : static_cast<uint32_t>(value.size()));
   entries_.push_back({HashKey(key, options_.hash_seed), data_bytes_});
   for (std::span<const std::byte> part : {std::span<const std::byte>(header), key, value}) {
     while (!part.empty()) {
@@ -71,11 +91,12 @@ Status Builder::Add(std::span<const std::byte> key, std::span<const std::byte> v
   return Ok();
 }
 
-Result<std::vector<std::byte>> Builder::ReadKey(uint64_t data_offset) {
+Result<std::vector<std::byte>> Builder::ReadKey(uint64_t data_offset, bool* tombstone) {
   std::byte header[kEntryHeaderSize];
   uint64_t at = kHeaderSize + data_offset;
   MS_ASSIGN_OR_RETURN(size_t n, env_->PRead(fd_, header, at));
   if (n != sizeof header) return Fail(Code::kIOError, "msf builder: short read of an entry back");
+  *tombstone = LoadU32(header + 4) == kTombstoneLength;
   std::vector<std::byte> key(LoadU32(header));
   MS_ASSIGN_OR_RETURN(n, env_->PRead(fd_, key, at + kEntryHeaderSize));
   if (n != key.size()) return Fail(Code::kIOError, "msf builder: short read of a key back");
@@ -85,8 +106,9 @@ Result<std::vector<std::byte>> Builder::ReadKey(uint64_t data_offset) {
 Status Builder::CheckDuplicate(const Entry& a, const Entry& b, uint64_t ordinal_a,
                                uint64_t ordinal_b) {
   if (a.hash != b.hash) return Ok();
-  MS_ASSIGN_OR_RETURN(auto key_a, ReadKey(a.offset));
-  MS_ASSIGN_OR_RETURN(auto key_b, ReadKey(b.offset));
+  bool deleted_a = false, deleted_b = false;
+  MS_ASSIGN_OR_RETURN(auto key_a, ReadKey(a.offset, &deleted_a));
+  MS_ASSIGN_OR_RETURN(auto key_b, ReadKey(b.offset, &deleted_b));
   if (key_a != key_b) return Ok();
   auto describe = [this](uint64_t ordinal) {
     return options_.describe_entry ? options_.describe_entry(ordinal)
@@ -94,8 +116,11 @@ Status Builder::CheckDuplicate(const Entry& a, const Entry& b, uint64_t ordinal_
   };
   std::string shown(reinterpret_cast<const char*>(key_a.data()),
                     std::min<size_t>(key_a.size(), 64));
+  // Say which occurrence deletes the key: "upserted and deleted" reads better than "duplicate".
+  auto what = [](bool deleted) { return deleted ? std::string(" (deleted)") : std::string(); };
   return Fail(Code::kInvalidArgument, "duplicate key \"" + shown + "\" at " + describe(ordinal_b) +
-                                          " (first at " + describe(ordinal_a) + ")");
+                                          what(deleted_b) + " (first at " + describe(ordinal_a) +
+                                          what(deleted_a) + ")");
 }
 
 Status Builder::BuildIndex(std::vector<uint64_t>* slots) {
@@ -134,6 +159,14 @@ std::vector<std::byte> Builder::EncodeHeader(const BuildResult& r, uint64_t data
   StoreU64(h.data() + kOffEntryCount, r.entry_count);
   StoreU64(h.data() + kOffHashSeed, options_.hash_seed);
   StoreU32(h.data() + kOffSectionCount, 2);
+  if (options_.delta) {
+    StoreU32(h.data() + kOffFlags, kFlagDelta);
+    std::memcpy(h.data() + kOffBaseVersion, options_.delta->version.data(),
+                options_.delta->version.size());
+    StoreU64(h.data() + kOffBaseChecksum, options_.delta->checksum);
+    StoreU32(h.data() + kOffChainDepth, options_.delta->chain_depth);
+    StoreU64(h.data() + kOffTombstoneCount, tombstone_count_);
+  }
   std::memcpy(h.data() + kOffModel, options_.model.data(), options_.model.size());
   std::memcpy(h.data() + kOffVersion, options_.version.data(), options_.version.size());
   auto put_section = [&](size_t i, uint32_t kind, uint64_t off, uint64_t len, uint64_t sum) {
@@ -149,12 +182,36 @@ std::vector<std::byte> Builder::EncodeHeader(const BuildResult& r, uint64_t data
   return h;
 }
 
+// The reader's delta header checks (reader.cc, CheckDeltaFields), as argument errors.
+Status Builder::CheckDeltaOptions() const {
+  if (!options_.delta) return Ok();
+  const DeltaBase& base = *options_.delta;
+  if (auto valid = ValidateVersionName(base.version); !valid) {
+    return Fail(Code::kInvalidArgument,
+                "msf builder: delta base version: " + valid.error().message());
+  }
+  if (base.version == options_.version) {
+    return Fail(Code::kInvalidArgument,
+                "msf builder: delta " + options_.version + " cannot be its own base");
+  }
+  if (base.checksum == 0) {
+    return Fail(Code::kInvalidArgument, "msf builder: delta base checksum is zero");
+  }
+  if (base.chain_depth == 0 || base.chain_depth > kMaxChainDeltas) {
+    return Fail(Code::kInvalidArgument,
+                "msf builder: delta chain depth " + std::to_string(base.chain_depth) +
+                    " is out of range 1.." + std::to_string(kMaxChainDeltas));
+  }
+  return Ok();
+}
+
 Result<BuildResult> Builder::Finish() {
   if (finished_) return Fail(Code::kInternal, "msf builder: Finish called twice");
   finished_ = true;
   if (options_.model.size() >= kNameField || options_.version.size() >= kNameField) {
     return Fail(Code::kInvalidArgument, "msf builder: model or version longer than 63 bytes");
   }
+  MS_RETURN_IF_ERROR(CheckDeltaOptions());
   MS_RETURN_IF_ERROR(Flush());
   std::vector<uint64_t> slots;
   MS_RETURN_IF_ERROR(BuildIndex(&slots));

@@ -4,6 +4,14 @@
 // byte-string values, designed to be mmap'ed read-only and looked up in O(1) with at most about
 // two cache misses (one index slot, one entry). Writers: msf/builder.h. Readers: msf/reader.h.
 //
+// A file is either FULL (every key of the version) or a DELTA (flags bit 0): only the keys
+// upserted since its base plus TOMBSTONES for the keys deleted, and a reference to the base by
+// version name and header checksum. A version is then a chain: one full base + 1..7 deltas,
+// looked up newest layer first, stopping at the first value or tombstone (msf/chain.h). Each
+// layer's index fingerprints act as its filter: a key a layer does not hold costs the probed
+// slots (about one cache line), so no Bloom filter is kept. Readers older than deltas refuse a
+// delta file ("unknown header flags"), so they never serve one alone as if it were a version.
+//
 // File (all integers little-endian; offsets from the start of the file):
 //
 //   +------------------------------+ 0
@@ -25,7 +33,7 @@
 //   32    8     entry_count
 //   40    8     hash_seed: key hash = XXH3_64bits_withSeed(key, hash_seed)
 //   48    4     section_count (1..kMaxSections)
-//   52    4     flags: must be 0 (no optional features in version 1)
+//   52    4     flags: bit 0 kFlagDelta (the file is a delta); every other bit must be 0
 //   56    8     reserved: must be 0
 //   64    64    model: UTF-8, NUL-padded, at most 63 bytes (so at least one NUL)
 //   128   64    version: same
@@ -35,13 +43,24 @@
 //                 +8  8  offset: multiple of 4096, >= 4096
 //                 +16 8  length: bytes of content (padding after it is not counted)
 //                 +24 8  checksum: XXH3_64bits (seed 0) of the content bytes
-//   448   3640  reserved: must be 0
+//   448   64    base_version (deltas): NUL-padded like version, non-empty, a valid version
+//               name (common/names.h), != version
+//   512   8     base_checksum (deltas): the base file's header_checksum (its identity), != 0
+//   520   4     chain_depth (deltas): deltas from the full base up to and including this file,
+//               1..kMaxChainDeltas (1 = a delta directly on a full version)
+//   524   4     reserved: must be 0
+//   528   8     tombstone_count (deltas): tombstone entries in DATA (included in entry_count)
+//   536   3552  reserved: must be 0
+//               In a full file bytes 448..4088 must all be 0.
 //   4088  8     header_checksum: XXH3_64bits of bytes [0, 4088)
 //
 // Sections must be sorted by offset, must not overlap, and must each fit in the file. Exactly one
 // DATA and one INDEX section.
 //
 // DATA entry: u32 key_length, u32 value_length, key bytes, value bytes. No alignment.
+// Tombstone entry (deltas only): u32 key_length, u32 value_length = kTombstoneLength, key bytes,
+// no value bytes. Indexed like any entry and counted in entry_count; a real value is therefore at
+// most 0xFFFFFFFE bytes.
 //
 // INDEX: length / 8 u64 slots; the slot count ("capacity") is a power of two greater than
 // entry_count, so at least one slot is empty and a probe always ends. A slot is 0 when empty,
@@ -56,15 +75,16 @@
 //
 // Reader checks, in order (each failure names its check; see reader.cc):
 //   size >= 4096, magic, format_version, header_size, header_checksum, file_size == real size,
-//   flags, reserved, names, section_count, each section entry (kind, reserved, alignment,
-//   bounds), order/overlap, required sections, index shape; then with full verification: each
-//   section checksum, zero padding, a walk of DATA (every entry in bounds, entry count), and a
-//   proof that INDEX indexes DATA, linear in the file: as many used slots as entries; every used
-//   slot points at a whole entry whose key's hash (with hash_seed) gives the slot's fingerprint,
-//   and sits in that key's probe sequence (no empty slot between the key's home slot and it); no
-//   two slots of a run name one key (no entry twice, no key shadowed); and the slots' offsets
-//   are exactly the entry starts (a keyed digest of each set). Checksums alone cannot show this:
-//   a file can be re-signed after its index was edited.
+//   flags, reserved, names, delta fields (or their absence), section_count, each section entry
+//   (kind, reserved, alignment, bounds), order/overlap, required sections, index shape; then with
+//   full verification: each section checksum, zero padding, a walk of DATA (every entry in bounds,
+//   entry count, tombstone count; no tombstone in a full file), and a proof that INDEX indexes
+//   DATA, linear in the file: as many used slots as entries; every used slot points at a whole
+//   entry whose key's hash (with hash_seed) gives the slot's fingerprint, and sits in that key's
+//   probe sequence (no empty slot between the key's home slot and it); no two slots of a run name
+//   one key (no entry twice, no key shadowed); and the slots' offsets are exactly the entry starts
+//   (a keyed digest of each set). Checksums alone cannot show this: a file can be re-signed after
+//   its index was edited.
 #pragma once
 
 #include <cstddef>
@@ -95,8 +115,20 @@ inline constexpr size_t kOffVersion = 128;
 inline constexpr size_t kOffSections = 192;
 inline constexpr size_t kSectionEntrySize = 32;
 inline constexpr size_t kOffReservedTail = kOffSections + kMaxSections * kSectionEntrySize;
+inline constexpr size_t kOffBaseVersion = 448;
+inline constexpr size_t kOffBaseChecksum = 512;
+inline constexpr size_t kOffChainDepth = 520;
+inline constexpr size_t kOffDeltaReserved = 524;
+inline constexpr size_t kOffTombstoneCount = 528;
+inline constexpr size_t kOffDeltaFieldsEnd = 536;  // reserved (zero) from here to the checksum
 inline constexpr size_t kOffHeaderChecksum = 4088;
-static_assert(kOffReservedTail == 448);
+static_assert(kOffReservedTail == 448 && kOffBaseVersion == kOffReservedTail);
+static_assert(kOffBaseChecksum == kOffBaseVersion + kNameField);
+
+inline constexpr uint32_t kFlagDelta = 1;
+inline constexpr uint32_t kTombstoneLength = 0xFFFFFFFFu;  // value_length of a tombstone entry
+inline constexpr uint32_t kMaxChainDeltas = 7;
+inline constexpr uint32_t kMaxChainLayers = kMaxChainDeltas + 1;  // the full base + the deltas
 
 inline constexpr uint32_t kSectionData = 1;
 inline constexpr uint32_t kSectionIndex = 2;

@@ -44,6 +44,19 @@ struct Header {
   std::string version;
   std::vector<SectionInfo> sections;
   uint64_t header_checksum = 0;
+  // Delta files only (format.h); all empty/zero in a full file.
+  bool delta = false;
+  std::string base_version;
+  uint64_t base_checksum = 0;
+  uint32_t chain_depth = 0;
+  uint64_t tombstone_count = 0;  // included in entry_count
+};
+
+// What one layer says about a key.
+enum class Presence { kAbsent, kValue, kTombstone };
+struct Probe {
+  Presence presence = Presence::kAbsent;
+  std::span<const std::byte> value;  // kValue only: points into the file's bytes
 };
 
 enum class VerifyLevel {
@@ -64,19 +77,33 @@ class Reader {
   [[nodiscard]] static Result<Reader> Open(std::span<const std::byte> file, VerifyLevel level);
 
   const Header& header() const { return header_; }
+  // Entries in the file, tombstones included (a delta's tombstones are indexed entries).
   uint64_t size() const { return header_.entry_count; }
+  bool is_delta() const { return header_.delta; }
   uint64_t capacity() const { return slots_.size() / 8; }  // index slots
   // The file's identity: FormatChecksum(header_checksum).
   std::string checksum() const;
 
-  // The value stored for key, pointing into the file's bytes; nullopt if absent.
+  // The layer-level answer: value, tombstone or absent. One index probe run (fingerprints
+  // compared first), then at most the matching entry. A tombstone marker in a full file (only
+  // possible in one not opened with kFull) reads as absent.
+  Probe Lookup(std::span<const std::byte> key) const;
+  Probe Lookup(std::string_view key) const { return Lookup(std::as_bytes(std::span(key))); }
+
+  // The value stored for key, pointing into the file's bytes; nullopt if absent. Reads a
+  // tombstone as absent: use Lookup (or msf/chain.h) where deltas matter.
   std::optional<std::span<const std::byte>> Find(std::span<const std::byte> key) const;
   std::optional<std::string_view> Find(std::string_view key) const;
 
-  // Calls fn(key, value) for every entry in DATA order; stops early if fn returns false.
-  // kCorruption if DATA is malformed (possible only on files not opened with kFull).
+  // Calls fn(key, value) for every value entry in DATA order (tombstones skipped); stops early if
+  // fn returns false. kCorruption if DATA is malformed (possible only on files not opened with
+  // kFull).
   Status ForEach(
       const std::function<bool(std::span<const std::byte>, std::span<const std::byte>)>& fn) const;
+  // Like ForEach but also visits tombstones (tombstone == true, value empty).
+  Status ForEachEntry(
+      const std::function<bool(std::span<const std::byte> key, std::span<const std::byte> value,
+                               bool tombstone)>& fn) const;
 
  private:
   Reader(Header header, std::span<const std::byte> data, std::span<const std::byte> slots);

@@ -74,7 +74,7 @@ TEST_F(MsfReaderTest, Appended) {
   ExpectRejected(file_, "truncated or appended");
 }
 TEST_F(MsfReaderTest, UnknownFlags) {
-  PutU32(file_, kOffFlags, 1);
+  PutU32(file_, kOffFlags, 2);  // bit 0 is kFlagDelta
   Reseal(file_);
   ExpectRejected(file_, "unknown header flags");
 }
@@ -84,7 +84,7 @@ TEST_F(MsfReaderTest, ReservedField) {
   ExpectRejected(file_, "reserved header bytes");
 }
 TEST_F(MsfReaderTest, ReservedTail) {
-  file_[kOffReservedTail + 10] = std::byte{1};
+  file_[kOffDeltaFieldsEnd + 10] = std::byte{1};
   Reseal(file_);
   ExpectRejected(file_, "reserved header bytes");
 }

@@ -1,0 +1,111 @@
+// Chains of .msf layers: validation, lookup and the live-key walk (chain.h).
+#include "sidecar/msf/chain.h"
+
+#include <string>
+
+#include "common/checksum.h"
+
+namespace modelswap::msf {
+namespace {
+
+std::unexpected<Error> Mismatch(std::string what) {
+  return Fail(Code::kFailedPrecondition, "msf: " + std::move(what));
+}
+
+// "v8" for the message; the version name is what operators know a layer by.
+std::string Name(const Reader& r) {
+  return r.header().version.empty() ? std::string("(unnamed)") : r.header().version;
+}
+
+}  // namespace
+
+Status ValidateChain(std::span<const Reader* const> layers) {
+  if (layers.empty()) return Mismatch("a chain needs at least one layer");
+  if (layers.size() > kMaxChainLayers) {
+    return Mismatch("chain of " + std::to_string(layers.size()) + " layers exceeds the limit of " +
+                    std::to_string(kMaxChainLayers) + " (a full base and " +
+                    std::to_string(kMaxChainDeltas) + " deltas)");
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i] == nullptr) return Mismatch("chain layer " + std::to_string(i) + " is missing");
+  }
+  const Reader& bottom = *layers.back();
+  if (bottom.is_delta()) {
+    return Mismatch("the bottom layer of the chain, " + Name(bottom) + ", is a delta (on " +
+                    bottom.header().base_version + "), not a full version");
+  }
+  const std::string& model = layers.front()->header().model;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Reader& layer = *layers[i];
+    if (layer.header().model != model) {
+      return Mismatch("layer " + Name(layer) + " is of model \"" + layer.header().model +
+                      "\", but the chain's top layer is of model \"" + model + "\"");
+    }
+    if (i + 1 == layers.size()) break;
+    const Reader& below = *layers[i + 1];
+    const Header& h = layer.header();
+    if (!layer.is_delta()) {
+      return Mismatch("layer " + Name(layer) + " is a full version but has " +
+                      std::to_string(layers.size() - 1 - i) + " layers below it in the chain");
+    }
+    if (h.base_version != below.header().version ||
+        h.base_checksum != below.header().header_checksum) {
+      return Mismatch("delta " + Name(layer) + " names base " + h.base_version + " checksum " +
+                      FormatChecksum(h.base_checksum) + ", but the layer below is " + Name(below) +
+                      " " + below.checksum());
+    }
+    const uint64_t depth = layers.size() - 1 - i;
+    if (h.chain_depth != depth) {
+      return Mismatch("delta " + Name(layer) + " has chain depth " + std::to_string(h.chain_depth) +
+                      ", but " + std::to_string(depth) + " deltas lie from the full base " +
+                      Name(bottom) + " up to it");
+    }
+  }
+  return Ok();
+}
+
+std::optional<std::span<const std::byte>> ChainFind(std::span<const Reader* const> layers,
+                                                    std::span<const std::byte> key) {
+  for (const Reader* layer : layers) {
+    const Probe p = layer->Lookup(key);
+    if (p.presence == Presence::kValue) return p.value;
+    if (p.presence == Presence::kTombstone) return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> ChainFind(std::span<const Reader* const> layers,
+                                          std::string_view key) {
+  auto value = ChainFind(layers, std::as_bytes(std::span(key)));
+  if (!value) return std::nullopt;
+  return std::string_view(reinterpret_cast<const char*>(value->data()), value->size());
+}
+
+Status ForEachLive(
+    std::span<const Reader* const> layers,
+    const std::function<bool(std::span<const std::byte>, std::span<const std::byte>)>& fn) {
+  bool stopped = false;
+  for (size_t i = 0; i < layers.size() && !stopped; ++i) {
+    const auto newer = layers.first(i);
+    MS_RETURN_IF_ERROR(
+        layers[i]->ForEach([&](std::span<const std::byte> key, std::span<const std::byte> value) {
+          for (const Reader* n : newer) {
+            if (n->Lookup(key).presence != Presence::kAbsent) return true;  // shadowed
+          }
+          if (!fn(key, value)) stopped = true;
+          return !stopped;
+        }));
+  }
+  return Ok();
+}
+
+Result<uint64_t> LiveEntryCount(std::span<const Reader* const> layers) {
+  uint64_t n = 0;
+  MS_RETURN_IF_ERROR(ForEachLive(layers, [&n](auto, auto) {
+    ++n;
+    return true;
+  }));
+  return n;
+}
+
+}  // namespace modelswap::msf

@@ -1,7 +1,7 @@
 // libFuzzer target for the control block as an app reads it (sidecar/client/model/
 // control_block_access.h): a valid .ctl made by the agent's writer, damaged by the input
-// (fuzz_patch.h), then opened, validated and read like a client does. Any damage must end in an
-// error or a bounded read, never a crash, a hang or a read outside the file.
+// (fuzz_patch.h), then opened, validated and read like a client does, chain fields included. Any
+// damage must end in an error or a bounded read, never a crash, a hang or a read outside the file.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,6 +34,9 @@ const std::vector<uint8_t>& ValidFile() {
     r.state = MS_CTL_STATE_ACTIVE;
     r.version = "v7";
     r.path = "/models/ranker/versions/v7.msf";
+    // A chain (v7 a delta on v6, on full v5), so damage reaches the chain fields too.
+    r.lower = {{"/models/ranker/versions/v6.msf", 0x1234},
+               {"/models/ranker/versions/v5.msf", 0x5678}};
     (*w)->Publish(r);
     out = modelswap::fuzz::ReadFile(dir + "/ranker.ctl");
     return out;

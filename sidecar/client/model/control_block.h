@@ -42,7 +42,7 @@
  *   cache lines 2-3: immutable
  *      128   64 model                 model name, NUL-padded (at most 63 bytes)
  *      192   64 reserved2             zero
- *   cache lines 4-21: the active-version record, agent-owned, seqlock-protected
+ *   cache lines 4-54: the active-version record, agent-owned, seqlock-protected
  *      256    8 seq                   (atomic) even: stable; odd: the agent is rewriting
  *      264    8 generation            (atomic) manifest generation of the version; 0 = none
  *      272    8 bytes                 (atomic) file size
@@ -50,8 +50,17 @@
  *      288    8 state_word            (atomic) low 32 bits: MS_CTL_STATE_*; high 32: path_len
  *      296    8 published_unix_ns     (atomic) when the agent made it active
  *      304   64 version               (atomic words) version name
- *      368 1024 path                  (atomic words) absolute path of the file to map
- *     1392 2704 reserved3             zero, up to the slots
+ *      368 1024 path                  (atomic words) absolute path of the file to map; for a
+ *                                     chain, its newest layer (the version itself)
+ *     1392    8 layer_count           (atomic) 0 or 1: `path` is one full version; n in 2..8:
+ *                                     a chain (a delta version, newest first): `path` is the
+ *                                     newest layer, chain_words name the n-1 layers below
+ *     1400    8 chain_len             (atomic) bytes of chain_words in use
+ *     1408   64 layer_checksums[8]    (atomic) header_checksum of each lower layer, newest
+ *                                     first (entry i belongs to the i-th path of chain_words)
+ *     1472 2048 chain_words           (atomic words) the lower layers' absolute paths, newest
+ *                                     first, each followed by '\n' (so at most 2048 bytes)
+ *     3520  576 reserved3             zero, up to the slots
  *   slot i at slots_offset + i * 64 (one cache line each, owned by the process holding its lock)
  *        0    8 owner                 (atomic) random non-zero token of the holder; 0 = free
  *        8    8 heartbeat_ns          (atomic) CLOCK_MONOTONIC of the holder's last heartbeat
@@ -59,6 +68,12 @@
  *       24    8 max_generation        (atomic) newest generation it reads; 0 = holds nothing
  *       32    8 pid                   (atomic) holder's pid in its own namespace (diagnostics)
  *       40   24 reserved              zero
+ *
+ * Chains (delta versions, docs/design.md): the chain fields grew into what was reserved3, with
+ * layout_version still 1. A client that predates them reads only `path`, whose file is then a
+ * delta .msf: its header flags (kFlagDelta) make that client refuse it, so it never serves a
+ * delta alone as if it were a whole version. A layer_count of 0 (a record written by an agent
+ * that predates chains, whose reserved3 was zero) means one full version, as 1 does.
  *
  * Record protocol (Boehm's seqlock; C++: control_block_access.h; Python: model.py):
  *   agent:  s = seq; seq = s + 1 (relaxed); release fence; fields (relaxed); seq = s + 2
@@ -105,6 +120,8 @@ extern "C" {
 #define MS_CTL_VERSION_BYTES 64u
 #define MS_CTL_PATH_BYTES 1024u
 #define MS_CTL_MODEL_BYTES 64u
+#define MS_CTL_MAX_LAYERS 8u /* the .msf format's kMaxChainLayers: a full base + 7 deltas */
+#define MS_CTL_CHAIN_BYTES 2048u
 
 /* Record states. */
 #define MS_CTL_STATE_NONE 0u   /* no version published yet */
@@ -120,6 +137,10 @@ typedef struct ms_ctl_record {
   uint64_t published_unix_ns;
   uint64_t version_words[MS_CTL_VERSION_BYTES / 8];
   uint64_t path_words[MS_CTL_PATH_BYTES / 8];
+  uint64_t layer_count;
+  uint64_t chain_len;
+  uint64_t layer_checksums[MS_CTL_MAX_LAYERS];
+  uint64_t chain_words[MS_CTL_CHAIN_BYTES / 8];
 } ms_ctl_record;
 
 typedef struct ms_ctl_header {
@@ -141,7 +162,7 @@ typedef struct ms_ctl_header {
   /* cache lines 2-3: immutable */
   uint64_t model_words[MS_CTL_MODEL_BYTES / 8];
   uint8_t reserved2[64];
-  /* cache lines 4-21: seqlock-protected record */
+  /* cache lines 4-54: seqlock-protected record */
   ms_ctl_record record;
   uint8_t reserved3[MS_CTL_SLOTS_OFFSET - 256 - sizeof(ms_ctl_record)];
 } ms_ctl_header;
@@ -185,7 +206,17 @@ MS_CTL_STATIC_ASSERT(offsetof(ms_ctl_header, record) + offsetof(ms_ctl_record, v
                      "version offset");
 MS_CTL_STATIC_ASSERT(offsetof(ms_ctl_header, record) + offsetof(ms_ctl_record, path_words) == 368,
                      "path offset");
-MS_CTL_STATIC_ASSERT(sizeof(ms_ctl_record) == 1136, "record size");
+MS_CTL_STATIC_ASSERT(offsetof(ms_ctl_header, record) + offsetof(ms_ctl_record, layer_count) == 1392,
+                     "layer_count offset");
+MS_CTL_STATIC_ASSERT(offsetof(ms_ctl_header, record) + offsetof(ms_ctl_record, chain_len) == 1400,
+                     "chain_len offset");
+MS_CTL_STATIC_ASSERT(offsetof(ms_ctl_header, record) + offsetof(ms_ctl_record, layer_checksums) ==
+                         1408,
+                     "layer_checksums offset");
+MS_CTL_STATIC_ASSERT(offsetof(ms_ctl_header, record) + offsetof(ms_ctl_record, chain_words) == 1472,
+                     "chain_words offset");
+MS_CTL_STATIC_ASSERT(sizeof(ms_ctl_record) == 3264, "record size");
+MS_CTL_STATIC_ASSERT(offsetof(ms_ctl_header, reserved3) == 3520, "reserved3 offset");
 MS_CTL_STATIC_ASSERT(sizeof(ms_ctl_header) == MS_CTL_SLOTS_OFFSET, "header fills the first page");
 MS_CTL_STATIC_ASSERT(sizeof(ms_ctl_slot) == MS_CTL_SLOT_BYTES, "slot is one cache line");
 MS_CTL_STATIC_ASSERT(offsetof(ms_ctl_slot, heartbeat_ns) == 8, "slot heartbeat offset");

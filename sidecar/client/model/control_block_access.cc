@@ -21,10 +21,11 @@ std::string LoadString(uint64_t* words, size_t n_words) {
   return out;
 }
 
-// Stores s NUL-padded into atomic words (inside the seqlock write); truncates to fit a NUL.
-void StoreString(uint64_t* words, size_t n_words, std::string_view s) {
+// Stores s zero-padded into all n_words atomic words (inside the seqlock write); truncates to
+// fit.
+void StoreBytes(uint64_t* words, size_t n_words, std::string_view s) {
   std::string padded(n_words * 8, '\0');
-  std::memcpy(padded.data(), s.data(), std::min(s.size(), padded.size() - 1));
+  std::memcpy(padded.data(), s.data(), std::min(s.size(), padded.size()));
   for (size_t i = 0; i < n_words; ++i) {
     uint64_t w;
     std::memcpy(&w, padded.data() + i * 8, 8);
@@ -32,7 +33,82 @@ void StoreString(uint64_t* words, size_t n_words, std::string_view s) {
   }
 }
 
+// Stores s NUL-padded; truncates to keep at least one NUL.
+void StoreString(uint64_t* words, size_t n_words, std::string_view s) {
+  StoreBytes(words, n_words, s.substr(0, std::min(s.size(), n_words * 8 - 1)));
+}
+
+// Copies the first `bytes` bytes out of atomic words (inside a seqlock read). `bytes` may be
+// torn; the caller clamps it to the field, and the seq check discards a torn copy.
+std::string LoadBytes(uint64_t* words, size_t bytes) {
+  std::string out((bytes + 7) / 8 * 8, '\0');
+  for (size_t i = 0; i < out.size() / 8; ++i) {
+    uint64_t w = Word(words[i]).load(std::memory_order_relaxed);
+    std::memcpy(out.data() + i * 8, &w, 8);
+  }
+  out.resize(bytes);
+  return out;
+}
+
+// The chain fields of a consistent copy, checked: lower layers newest first.
+Result<std::vector<LowerLayer>> ParseChain(uint64_t layer_count, uint64_t chain_len,
+                                           const std::string& chain,
+                                           const uint64_t (&checksums)[MS_CTL_MAX_LAYERS]) {
+  std::vector<LowerLayer> lower;
+  if (layer_count <= 1) return lower;  // one full version (0: an agent from before chains)
+  if (layer_count > MS_CTL_MAX_LAYERS) {
+    return Fail(Code::kCorruption, "control block: layer_count " + std::to_string(layer_count) +
+                                       " is above " + std::to_string(MS_CTL_MAX_LAYERS));
+  }
+  if (chain_len > MS_CTL_CHAIN_BYTES) {
+    return Fail(Code::kCorruption,
+                "control block: chain_len " + std::to_string(chain_len) + " past its field");
+  }
+  size_t start = 0;
+  while (start < chain.size()) {
+    size_t nl = chain.find('\n', start);
+    if (nl == std::string::npos || nl == start || lower.size() + 1 >= layer_count) {
+      return Fail(Code::kCorruption, "control block: chain paths do not match layer_count " +
+                                         std::to_string(layer_count));
+    }
+    lower.push_back(LowerLayer{chain.substr(start, nl - start), checksums[lower.size()]});
+    start = nl + 1;
+  }
+  if (lower.size() + 1 != layer_count) {
+    return Fail(Code::kCorruption, "control block: " + std::to_string(lower.size()) +
+                                       " chain paths for layer_count " +
+                                       std::to_string(layer_count));
+  }
+  return lower;
+}
+
 }  // namespace
+
+Status CheckRecordFits(const Record& r) {
+  if (r.layer_count() > MS_CTL_MAX_LAYERS) {
+    return Fail(Code::kInvalidArgument,
+                "control block: a chain of " + std::to_string(r.layer_count()) +
+                    " layers is longer than " + std::to_string(MS_CTL_MAX_LAYERS));
+  }
+  if (r.version.size() >= MS_CTL_VERSION_BYTES || r.path.size() >= MS_CTL_PATH_BYTES) {
+    return Fail(Code::kInvalidArgument,
+                "control block: version or path too long for the record: " + r.path);
+  }
+  size_t chain = 0;
+  for (const LowerLayer& l : r.lower) {
+    if (l.path.empty() || l.path.find('\n') != std::string::npos) {
+      return Fail(Code::kInvalidArgument,
+                  "control block: a chain layer path is empty or holds a newline: " + l.path);
+    }
+    chain += l.path.size() + 1;
+  }
+  if (chain > MS_CTL_CHAIN_BYTES) {
+    return Fail(Code::kInvalidArgument, "control block: the chain's paths take " +
+                                            std::to_string(chain) + " bytes, more than " +
+                                            std::to_string(MS_CTL_CHAIN_BYTES));
+  }
+  return Ok();
+}
 
 uint64_t MonotonicNanos() {
   timespec ts;
@@ -82,6 +158,15 @@ Result<Record> ReadRecord(ms_ctl_header& h, int max_tries) {
     out.published_unix_ns = Word(r.published_unix_ns).load(std::memory_order_relaxed);
     out.version = LoadString(r.version_words, MS_CTL_VERSION_BYTES / 8);
     out.path = LoadString(r.path_words, MS_CTL_PATH_BYTES / 8);
+    uint64_t layer_count = Word(r.layer_count).load(std::memory_order_relaxed);
+    uint64_t chain_len = Word(r.chain_len).load(std::memory_order_relaxed);
+    uint64_t checksums[MS_CTL_MAX_LAYERS] = {};
+    std::string chain;
+    if (layer_count > 1) {  // a full version's copy reads no chain words
+      for (size_t k = 0; k < MS_CTL_MAX_LAYERS; ++k)
+        checksums[k] = Word(r.layer_checksums[k]).load(std::memory_order_relaxed);
+      chain = LoadBytes(r.chain_words, std::min<uint64_t>(chain_len, MS_CTL_CHAIN_BYTES));
+    }
     // Acquire fence: pairs with the agent's release fence after it made seq odd; if any field
     // above came from a newer write, the re-read of seq below sees that write's odd value.
     std::atomic_thread_fence(std::memory_order_acquire);
@@ -89,6 +174,8 @@ Result<Record> ReadRecord(ms_ctl_header& h, int max_tries) {
     if (s1 != s2) continue;
     out.state = static_cast<uint32_t>(state_word);
     out.seq = s1;
+    // Consistent: a malformed chain now is the agent's (or a stray writer's) doing, not a race.
+    MS_ASSIGN_OR_RETURN(out.lower, ParseChain(layer_count, chain_len, chain, checksums));
     return out;
   }
   return Fail(Code::kUnavailable, "control block: record kept changing or stayed mid-write for " +
@@ -113,6 +200,17 @@ void WriteRecord(ms_ctl_header& h, const Record& rec) {
   Word(r.published_unix_ns).store(rec.published_unix_ns, std::memory_order_relaxed);
   StoreString(r.version_words, MS_CTL_VERSION_BYTES / 8, rec.version);
   StoreString(r.path_words, MS_CTL_PATH_BYTES / 8, rec.path);
+  std::string chain;
+  for (size_t k = 0; k < MS_CTL_MAX_LAYERS; ++k) {
+    uint64_t sum = k < rec.lower.size() ? rec.lower[k].checksum : 0;
+    Word(r.layer_checksums[k]).store(sum, std::memory_order_relaxed);
+    if (k < rec.lower.size()) chain += rec.lower[k].path + "\n";
+  }
+  chain.resize(std::min<size_t>(chain.size(), MS_CTL_CHAIN_BYTES));
+  // Every word, zero past chain_len: no byte of an earlier, longer chain stays behind.
+  StoreBytes(r.chain_words, MS_CTL_CHAIN_BYTES / 8, chain);
+  Word(r.layer_count).store(rec.layer_count(), std::memory_order_relaxed);
+  Word(r.chain_len).store(chain.size(), std::memory_order_relaxed);
   // Release: publishes every field above to readers whose acquire load sees the even seq.
   Word(r.seq).store(odd + 1, std::memory_order_release);
   // seq_cst fence: the Dekker half of the agent (control_block.h, slot protocol). The slot reads

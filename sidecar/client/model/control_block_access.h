@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "common/shm_file.h"
 #include "common/status.h"
@@ -38,6 +39,14 @@ uint64_t MonotonicNanos();
 
 std::string ControlBlockPath(std::string_view shm_dir, std::string_view model);
 
+// A layer below the record's `path` in a chain (a delta version): the file to map and the
+// header_checksum it must have.
+struct LowerLayer {
+  std::string path;
+  uint64_t checksum = 0;
+  bool operator==(const LowerLayer&) const = default;
+};
+
 // One copy of the record, consistent under the seqlock.
 struct Record {
   uint64_t seq = 0;  // the even seq this copy was read under (ReadRecord only)
@@ -47,8 +56,18 @@ struct Record {
   uint32_t state = MS_CTL_STATE_NONE;
   uint64_t published_unix_ns = 0;
   std::string version;
-  std::string path;
+  std::string path;  // a chain's newest layer (the version itself)
+  // A chain: the layers below `path`, newest first, the full base last. Empty: `path` is one
+  // full version (layer_count 0 or 1 in the shared record).
+  std::vector<LowerLayer> lower;
+
+  uint32_t layer_count() const { return static_cast<uint32_t>(lower.size()) + 1; }
 };
+
+// Whether a record can be stored as it is: at most MS_CTL_MAX_LAYERS layers, every path short
+// enough for its field and free of '\n', the lower layers' paths within MS_CTL_CHAIN_BYTES.
+// kInvalidArgument naming what does not fit. WriteRecord requires it.
+[[nodiscard]] Status CheckRecordFits(const Record& r);
 
 // Checks magic, layout version, sizes against the real file size, before anything else is read.
 [[nodiscard]] Status ValidateHeader(const ms_ctl_header& h, uint64_t file_size);
@@ -57,7 +76,10 @@ struct Record {
 std::string ModelName(ms_ctl_header& h);
 
 // Seqlock read. kUnavailable if the agent kept the record odd or changing for max_tries reads
-// (an agent killed mid-write leaves seq odd until the next agent rewrites the record).
+// (an agent killed mid-write leaves seq odd until the next agent rewrites the record);
+// kCorruption if a consistent copy has chain fields that do not describe a chain (a
+// layer_count above MS_CTL_MAX_LAYERS, a chain_len past its field, a path count other than
+// layer_count - 1).
 [[nodiscard]] Result<Record> ReadRecord(ms_ctl_header& h, int max_tries = 10000);
 
 // The fast-path check: the record's seq alone. Acquire, like the first load of a seqlock read,
@@ -66,9 +88,10 @@ inline uint64_t RecordSeq(ms_ctl_header& h) {
   return Word(h.record.seq).load(std::memory_order_acquire);
 }
 
-// Agent only: seqlock write of the whole record. Ends with a seq_cst fence, so a following read
-// of the slots cannot be ordered before the new record is visible (the Dekker pairing with
-// the clients' claim in control_block.h).
+// Agent only: seqlock write of the whole record, chain fields included. REQUIRES:
+// CheckRecordFits(r) (what does not fit is cut, and readers then refuse the record). Ends with a
+// seq_cst fence, so a following read of the slots cannot be ordered before the new record is
+// visible (the Dekker pairing with the clients' claim in control_block.h).
 void WriteRecord(ms_ctl_header& h, const Record& r);
 
 inline ms_ctl_slot& Slot(ms_ctl_header& h, uint32_t i) {

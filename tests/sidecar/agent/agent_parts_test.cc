@@ -99,7 +99,7 @@ TEST(ControlBlockWriterTest, CreatesThenAdoptsAndPublishes) {
     ASSERT_TRUE(w.has_value()) << w.error().ToString();
     EXPECT_FALSE((*w)->adopted());
     EXPECT_EQ((*w)->incarnation(), 1u);
-    (*w)->Publish(ctl::Record{0, 7, 100, 42, MS_CTL_STATE_ACTIVE, 1, "v7", "/x/v7.msf"});
+    (*w)->Publish(ctl::Record{0, 7, 100, 42, MS_CTL_STATE_ACTIVE, 1, "v7", "/x/v7.msf", {}});
   }
   auto w = ControlBlockWriter::OpenOrCreate(DefaultEnv(), o);
   ASSERT_TRUE(w.has_value());

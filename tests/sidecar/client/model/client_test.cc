@@ -35,7 +35,7 @@ class ClientTest : public ::testing::Test {
     ASSERT_TRUE(r.has_value()) << r.error().ToString();
     uint64_t checksum = 0;
     ASSERT_TRUE(ParseChecksum(r->checksum, &checksum));
-    writer_->Publish(ctl::Record{0, generation, r->bytes, checksum, state, 0, v, r->path});
+    writer_->Publish(ctl::Record{0, generation, r->bytes, checksum, state, 0, v, r->path, {}});
   }
   Options Opts(bool thread = false) {
     Options o;

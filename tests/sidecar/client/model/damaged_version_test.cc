@@ -43,7 +43,7 @@ class DamagedVersionTest : public ::testing::Test {
     uint64_t checksum = 0;
     EXPECT_TRUE(ParseChecksum(r->checksum, &checksum));
     writer_->Publish(
-        ctl::Record{0, generation, r->bytes, checksum, MS_CTL_STATE_ACTIVE, 0, v, r->path});
+        ctl::Record{0, generation, r->bytes, checksum, MS_CTL_STATE_ACTIVE, 0, v, r->path, {}});
     return r->path;
   }
   std::unique_ptr<ModelClient> Attach() {

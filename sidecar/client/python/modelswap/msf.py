@@ -47,6 +47,7 @@ OFF_HEADER_CHECKSUM = 4088
 NAME_FIELD = 64
 _FP_SHIFT = 48
 _OFFSET_MASK = (1 << _FP_SHIFT) - 1
+_SLOTS_PER_READ = 8
 
 TOMBSTONE = object()  # Layer.probe's answer for a key the layer deletes
 
@@ -150,26 +151,40 @@ class Layer:
         fp = (h >> _FP_SHIFT) or 1
         i = h & self._mask
         base, size = self._data_off, self._data_len
-        for _ in range(self._mask + 1):
-            slot = struct.unpack("<Q", self._read(self._index_off + 8 * i, 8))[0]
-            if slot == 0:
-                return None
-            if (slot >> _FP_SHIFT) == fp:
-                off = slot & _OFFSET_MASK
-                if off + 8 <= size:
-                    chunk = self._read(base + off, min(8 + len(key) + self._ENTRY_READ, size - off))
-                    klen, vlen = struct.unpack_from("<II", chunk, 0)
-                    # chunk stops at the end of DATA: a key that matches is whole.
-                    if klen == len(key) and chunk[8:8 + klen] == key:
-                        if vlen == TOMBSTONE_LENGTH:
-                            return TOMBSTONE
-                        if off + 8 + klen + vlen <= size:
-                            rest = 8 + klen + vlen - len(chunk)
-                            if rest > 0:
-                                chunk += self._read(base + off + len(chunk), rest)
-                            return memoryview(chunk)[8 + klen:8 + klen + vlen]
-            i = (i + 1) & self._mask
+        probed = 0
+        while probed <= self._mask:
+            # Up to a cache line of slots per pread (not past the index's end: the probe wraps
+            # to slot 0): a probe run, a miss's most of all, then costs one system call.
+            n = min(_SLOTS_PER_READ, self._mask + 1 - i)
+            slots = struct.unpack("<%dQ" % n, self._read(self._index_off + 8 * i, 8 * n))
+            for slot in slots:
+                if slot == 0:
+                    return None
+                if (slot >> _FP_SHIFT) == fp:
+                    got = self._entry(key, base, size, slot & _OFFSET_MASK)
+                    if got is not None:
+                        return got
+            probed += n
+            i = (i + n) & self._mask
         return None
+
+    def _entry(self, key, base, size, off):
+        """The value or TOMBSTONE of the entry at `off` of DATA if it holds `key`, else None."""
+        if off + 8 > size:
+            return None
+        chunk = self._read(base + off, min(8 + len(key) + self._ENTRY_READ, size - off))
+        klen, vlen = struct.unpack_from("<II", chunk, 0)
+        # chunk stops at the end of DATA: a key that matches is whole.
+        if klen != len(key) or chunk[8:8 + klen] != key:
+            return None
+        if vlen == TOMBSTONE_LENGTH:
+            return TOMBSTONE
+        if off + 8 + klen + vlen > size:
+            return None
+        rest = 8 + klen + vlen - len(chunk)
+        if rest > 0:
+            chunk += self._read(base + off + len(chunk), rest)
+        return memoryview(chunk)[8 + klen:8 + klen + vlen]
 
 
 def validate_chain(layers):

@@ -8,35 +8,14 @@
 #include <cstdio>
 #include <mutex>
 
+#include "common/sigbus_reraise.h"
+
 namespace modelswap::agent {
 namespace {
 
 thread_local sigjmp_buf* tl_jump = nullptr;
 thread_local void* tl_fault_address = nullptr;
 struct sigaction g_previous {};
-
-// Hands a SIGBUS that is not ours to the disposition installed before ours (as
-// sidecar/client/model/mapping_guard.cc does).
-void PassOn(int sig, siginfo_t* info, void* context) {
-  if ((g_previous.sa_flags & SA_SIGINFO) != 0) {
-    if (g_previous.sa_sigaction != nullptr) g_previous.sa_sigaction(sig, info, context);
-    return;
-  }
-  const bool sent = info == nullptr || info->si_code <= 0;  // kill(2), raise(3), sigqueue(3)
-  if (g_previous.sa_handler == SIG_IGN && sent) return;     // ignored, as it was before us
-  if (g_previous.sa_handler != SIG_IGN && g_previous.sa_handler != SIG_DFL) {
-    g_previous.sa_handler(sig);
-    return;
-  }
-  // The default: die of it. A fault re-runs the faulting load when we return and the kernel
-  // kills the process then (with a core); a sent signal is raised again and stays pending
-  // (blocked while this handler runs) until we return, then kills the process.
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  ::sigaction(sig, &dfl, nullptr);
-  if (sent) ::raise(sig);
-}
 
 void OnSigbus(int sig, siginfo_t* info, void* context) {
   // si_code > 0: raised by the kernel for a fault on this thread (BUS_ADRERR past the end of a
@@ -47,7 +26,7 @@ void OnSigbus(int sig, siginfo_t* info, void* context) {
     tl_fault_address = info->si_addr;
     siglongjmp(*tl_jump, 1);  // restores the signal mask saved by sigsetjmp(..., 1)
   }
-  PassOn(sig, info, context);
+  PassSigbusOn(g_previous, sig, info, context);  // not ours (common/sigbus_reraise.h)
 }
 
 void InstallOnce() {

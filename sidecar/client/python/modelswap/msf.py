@@ -76,7 +76,7 @@ class Layer:
         # (the C++ Env opens the same way); no effect on the regular file checked below.
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         self._close = weakref.finalize(self, os.close, fd)
-        self._fd, self.path, self._owner = fd, path, owner
+        self._fd, self.path, self._owner, self._top = fd, path, owner, size is not None
         self.version = None  # known once the header is read
         self.damaged = None  # the reason, once a read came back short or failed
         try:
@@ -137,12 +137,13 @@ class Layer:
             except OSError as e:
                 why = "read failed: %s" % e
             version, generation = self._owner
-            if self.version is None or self.version == version:
+            if self._top:
                 self.damaged = "%s (generation %d, %s) is damaged: %s; acquire a new handle" % (
                     version, generation, self.path, why)
             else:
                 self.damaged = ("%s (generation %d): its layer %s (%s) is damaged: %s; acquire a "
-                                "new handle" % (version, generation, self.version, self.path, why))
+                                "new handle" % (version, generation, self.version or "below it",
+                                                self.path, why))
         raise Damaged(self.damaged)
 
     def probe(self, key, h):

@@ -57,7 +57,7 @@ def file_identity(path):
     return path, struct.unpack_from("<Q", hdr, 4088)[0], struct.unpack_from("<Q", hdr, 16)[0]
 
 
-def write_ctl(shm, version, top, lower=(), layer_count=None, chain=None, generation=7):
+def write_ctl(shm, version, top, lower=(), layer_count=None, chain=None, generation=7, seq=2):
     """A control block for model "m" whose record names `top` (path, checksum, size) and the
     lower layers [(path, checksum)...]; layer_count and chain override the derived fields."""
     buf = bytearray(model.FILE_BYTES)
@@ -66,7 +66,7 @@ def write_ctl(shm, version, top, lower=(), layer_count=None, chain=None, generat
     struct.pack_into("<QQ", buf, L["heartbeat_interval_ns"], 10**9, 10**10)
     buf[L["model"]:L["model"] + 1] = b"m"
     path, checksum, size = top
-    struct.pack_into("<QQQQQ", buf, L["record.seq"], 2, generation, size, checksum,
+    struct.pack_into("<QQQQQ", buf, L["record.seq"], seq, generation, size, checksum,
                      model.STATE_ACTIVE | (len(path) << 32))
     buf[L["record.version"]:L["record.version"] + len(version)] = version.encode()
     buf[L["record.path"]:L["record.path"] + len(path)] = path.encode()
@@ -80,7 +80,8 @@ def write_ctl(shm, version, top, lower=(), layer_count=None, chain=None, generat
     chain = chain[:model.CHAIN_BYTES]
     buf[L["record.chain_words"]:L["record.chain_words"] + len(chain)] = chain
     os.makedirs(shm, exist_ok=True)
-    with open(os.path.join(shm, "m.ctl"), "wb") as f:
+    with open(os.path.join(shm, "m.ctl"), "r+b" if os.path.exists(os.path.join(shm, "m.ctl"))
+              else "wb") as f:  # in place: an attached Model sees the new record
         f.write(buf)
 
 
@@ -104,9 +105,9 @@ class ChainReadTest(unittest.TestCase):
     def attach(self, version, top=None, lower=(), **kw):
         """A Model on a fresh control block naming `version` (top: its file) over `lower`."""
         ChainReadTest.cases += 1
-        shm = os.path.join(self.tmp, "shm%d" % self.cases)
-        write_ctl(shm, version, top or self.files[version], lower, **kw)
-        m = model.Model("m", shm_dir=shm, heartbeat_thread=False)
+        self.shm = os.path.join(self.tmp, "shm%d" % self.cases)
+        write_ctl(self.shm, version, top or self.files[version], lower, **kw)
+        m = model.Model("m", shm_dir=self.shm, heartbeat_thread=False)
         self.addCleanup(m.close)
         return m
 
@@ -145,6 +146,21 @@ class ChainReadTest(unittest.TestCase):
             self.expect(h, {b"k5": b"base-5", b"shadow": b"v1", b"gone": b"v1",
                             b"absent": None})
             self.assertEqual((h.layer_count, h.entry_count, h.version), (1, len(BASE), "v1"))
+
+    def test_a_new_record_swaps_a_full_version_for_a_chain_and_back(self):
+        m = self.attach("v1")
+        h1 = m.acquire()
+        write_ctl(self.shm, "v5", self.files["v5"], self.lower("v4", "v3", "v2", "v1"),
+                  generation=8, seq=4)
+        h5 = m.acquire()
+        self.assertEqual((h5.version, h5.generation, h5.layer_count), ("v5", 8, 5))
+        self.expect(h5, {b"shadow": b"v3", b"k7": None})
+        self.expect(h1, {b"shadow": b"v1", b"k7": b"base-7"})  # the old handle keeps its version
+        write_ctl(self.shm, "v2", self.files["v2"], self.lower("v1"), generation=9, seq=6)
+        h2 = m.acquire()
+        self.assertEqual((h2.version, h2.layer_count), ("v2", 2))
+        self.expect(h2, {b"shadow": b"v2", b"k7": b"base-7", b"back": None})
+        self.expect(h5, {b"back": b"v5"})
 
     def test_a_delta_alone_is_refused(self):
         for layer_count in (0, 1):
@@ -205,6 +221,12 @@ class ChainReadTest(unittest.TestCase):
             with self.assertRaisesRegex(model.Damaged, r"v2 \(generation 7\): its layer v1 "
                                         r"\(.*v1.msf\) is damaged: file truncated"):
                 h.get(key)
+        # A lower layer damaged before the version is opened: retry later, naming the layer.
+        os.truncate(base[0], 100)
+        m = self.attach("v2", top=top, lower=[base[:2]])
+        with self.assertRaisesRegex(model.Unavailable, r"its layer below it \(.*v1.msf\) is "
+                                    r"damaged: file truncated"):
+            m.acquire()
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ struct BuildOptions {
   std::function<std::string(uint64_t)> describe_entry = nullptr;
   // Set: the file is a delta on this base (checked in Finish: a valid version name other than
   // `version`, a non-zero checksum, depth 1..kMaxChainDeltas).
-  std::optional<DeltaBase> delta;
+  std::optional<DeltaBase> delta = std::nullopt;
 };
 
 struct BuildResult {

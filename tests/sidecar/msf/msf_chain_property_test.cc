@@ -1,0 +1,169 @@
+// Property test of delta chains (msf/chain.h) against a std::map model: random upserts and
+// deletes build chains of up to kMaxChainDeltas deltas over a random full base, with random
+// compactions (ForEachLive folded into a new full file). After every step the chain validates,
+// ChainFind of every key ever seen equals the model's answer, and ForEachLive yields exactly the
+// model's contents, each key once. Seeded and bounded (a few seconds).
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+#include <random>
+#include <set>
+
+#include "sidecar/msf/chain.h"
+#include "tests/sidecar/msf/msf_delta_files.h"
+
+namespace modelswap::msf {
+namespace {
+
+using testing::DeltaOptions;
+using testing::HeaderChecksumOf;
+using testing::LayerOptions;
+using testing::MustBuild;
+using testing::Ops;
+
+std::string Str(std::span<const std::byte> b) {
+  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+class ChainModel {
+ public:
+  explicit ChainModel(uint32_t seed) : rng_(seed) {}
+
+  void Run(int steps) {
+    NewFullBase();
+    for (int step = 0; step < steps && !::testing::Test::HasFailure(); ++step) {
+      const uint32_t deltas = static_cast<uint32_t>(chain_.size()) - 1;
+      const int dice = Uniform(0, 9);
+      if (deltas == kMaxChainDeltas || dice == 0) {
+        Compact();
+      } else if (dice == 1) {
+        NewFullBase();
+      } else {
+        AddDelta(deltas + 1);
+      }
+      Check();
+    }
+  }
+
+ private:
+  int Uniform(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
+
+  // Keys from a small universe so deltas hit, shadow and re-add each other's keys; some binary.
+  std::string RandomKey() {
+    int n = Uniform(0, 299);
+    std::string k = "k" + std::to_string(n);
+    if (n % 7 == 0) k.push_back('\0');
+    if (n == 5) k.clear();  // the empty key
+    seen_.insert(k);
+    return k;
+  }
+  std::string RandomValue() {
+    std::string v(static_cast<size_t>(Uniform(0, 24)), '\0');
+    for (char& c : v)
+      c = static_cast<char>(Uniform(0, 255));
+    return v;
+  }
+  uint64_t RandomSeed() { return std::uniform_int_distribution<uint64_t>()(rng_); }
+
+  std::string NextVersion() { return "v" + std::to_string(++version_); }
+
+  void Push(std::vector<std::byte> bytes) {
+    files_.push_back(std::move(bytes));
+    auto r = Reader::Open(files_.back(), VerifyLevel::kFull);
+    ASSERT_TRUE(r.has_value()) << r.error().ToString();
+    readers_.push_back(std::move(*r));
+    chain_.insert(chain_.begin(), &readers_.back());
+  }
+
+  void NewFullBase() {
+    model_.clear();
+    Ops ops;
+    for (int i = Uniform(0, 200); i > 0; --i) {
+      std::string k = RandomKey();
+      if (model_.contains(k)) continue;
+      std::string v = RandomValue();
+      model_[k] = v;
+      ops.push_back({k, v});
+    }
+    auto options = LayerOptions(NextVersion());
+    options.hash_seed = RandomSeed();
+    chain_.clear();
+    Push(MustBuild(ops, options));
+  }
+
+  void AddDelta(uint32_t depth) {
+    Ops ops;
+    std::set<std::string> touched;
+    for (int i = Uniform(0, 40); i > 0; --i) {
+      std::string k = RandomKey();
+      if (!touched.insert(k).second) continue;  // a delta names a key at most once
+      if (Uniform(0, 2) == 0) {
+        model_.erase(k);  // deleting an absent key is allowed: the tombstone is just redundant
+        ops.push_back({k, std::nullopt});
+      } else {
+        std::string v = RandomValue();
+        model_[k] = v;
+        ops.push_back({k, v});
+      }
+    }
+    const Reader& base = *chain_.front();
+    auto options =
+        DeltaOptions(NextVersion(), base.header().version, base.header().header_checksum, depth);
+    options.hash_seed = RandomSeed();
+    Push(MustBuild(ops, options));
+  }
+
+  void Compact() {
+    Ops ops;
+    ASSERT_TRUE(ForEachLive(chain_, [&](auto k, auto v) {
+                  ops.push_back({Str(k), Str(v)});
+                  return true;
+                }).has_value());
+    auto options = LayerOptions(NextVersion());
+    options.hash_seed = RandomSeed();
+    chain_.clear();
+    Push(MustBuild(ops, options));
+  }
+
+  void Check() {
+    Status valid = ValidateChain(chain_);
+    ASSERT_TRUE(valid.has_value()) << valid.error().ToString();
+    for (const std::string& k : seen_) {
+      auto got = ChainFind(chain_, std::string_view(k));
+      auto want = model_.find(k);
+      if (want == model_.end()) {
+        ASSERT_FALSE(got.has_value()) << "key " << k << " should be absent";
+      } else {
+        ASSERT_TRUE(got.has_value()) << "key " << k << " missing";
+        ASSERT_EQ(*got, want->second) << "key " << k;
+      }
+    }
+    std::map<std::string, std::string> live;
+    ASSERT_TRUE(ForEachLive(chain_, [&](auto k, auto v) {
+                  EXPECT_TRUE(live.emplace(Str(k), Str(v)).second) << "key visited twice";
+                  return true;
+                }).has_value());
+    ASSERT_EQ(live, model_);
+    ASSERT_EQ(LiveEntryCount(chain_).value_or(UINT64_MAX), model_.size());
+  }
+
+  std::mt19937_64 rng_;
+  std::map<std::string, std::string> model_;
+  std::set<std::string> seen_;
+  std::deque<std::vector<std::byte>> files_;  // never shrinks: a test's worth of small files
+  std::deque<Reader> readers_;
+  std::vector<const Reader*> chain_;  // newest first
+  int version_ = 0;
+};
+
+TEST(MsfChainProperty, MatchesAMapModel) {
+  for (uint32_t seed = 1; seed <= 12; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    ChainModel(seed).Run(60);
+    if (HasFailure()) break;
+  }
+}
+
+}  // namespace
+}  // namespace modelswap::msf

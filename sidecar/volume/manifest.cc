@@ -12,6 +12,7 @@
 
 #include "common/checksum.h"
 #include "common/names.h"
+#include "sidecar/volume/version_chain.h"
 #include "sidecar/volume/version_file.h"
 
 namespace modelswap {
@@ -33,7 +34,75 @@ json ToJsonWithoutChecksum(const Manifest& m) {
          {"published_at", m.published_at}};
   // Only when present: a manifest without it hashes exactly as before the field existed.
   if (!m.recipe.empty()) j["recipe"] = m.recipe;
+  if (!m.chain.empty()) {  // likewise: full versions' manifests keep their old checksums
+    json chain = json::array();
+    for (const ManifestLayer& l : m.chain) {
+      json e{
+          {"version", l.version}, {"file", l.file}, {"checksum", l.checksum}, {"bytes", l.bytes}};
+      if (!l.recipe.empty()) e["recipe"] = l.recipe;
+      chain.push_back(std::move(e));
+    }
+    j["chain"] = std::move(chain);
+  }
   return j;
+}
+
+// One chain entry's shape and names; `at` is "chain[i]" for messages.
+Result<ManifestLayer> LayerFromJson(const json& e, const std::string& at) {
+  if (!e.is_object()) return Corrupt(at + " is not an object");
+  for (const char* key : {"version", "file", "checksum"}) {
+    if (!e.contains(key) || !e[key].is_string())
+      return Corrupt(at + "." + key + " missing or not a string");
+  }
+  if (!e.contains("bytes") || !e["bytes"].is_number_unsigned()) {
+    return Corrupt(at + ".bytes missing or not an unsigned integer");
+  }
+  ManifestLayer l;
+  l.version = e["version"].get<std::string>();
+  l.file = e["file"].get<std::string>();
+  l.checksum = e["checksum"].get<std::string>();
+  l.bytes = e["bytes"].get<uint64_t>();
+  if (auto st = ValidateVersionName(l.version); !st) {
+    return Corrupt(at + ": " + st.error().message());
+  }
+  const std::string named = at + " (" + l.version + ")";
+  if (l.file != "versions/" + VersionFileName(l.version)) {
+    return Corrupt(named + ": file \"" + l.file + "\" is not versions/<version>.msf");
+  }
+  uint64_t unused;
+  if (!ParseChecksum(l.checksum, &unused)) {
+    return Corrupt(named + ": checksum is not xxh3:<16 hex digits>");
+  }
+  if (e.contains("recipe")) {
+    if (!e["recipe"].is_string()) return Corrupt(named + ": recipe is not a string");
+    l.recipe = e["recipe"].get<std::string>();
+    if (l.recipe != RecipeFieldFor(l.version)) {
+      return Corrupt(named + ": recipe \"" + l.recipe + "\" is not versions/<version>.recipe");
+    }
+  }
+  return l;
+}
+
+// The chain field: 1..kMaxManifestChain well-formed layers, each version once and none the
+// manifest's own (a chain naming a version twice would be a cycle).
+Result<std::vector<ManifestLayer>> ChainFromJson(const json& j, const std::string& top) {
+  if (!j.is_array()) return Corrupt("chain is not an array");
+  if (j.empty()) return Corrupt("chain is empty (a full version has no chain field)");
+  if (j.size() > kMaxManifestChain) {
+    return Corrupt("chain has " + std::to_string(j.size()) + " layers below the version (at most " +
+                   std::to_string(kMaxManifestChain) + ")");
+  }
+  std::vector<ManifestLayer> chain;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string at = "chain[" + std::to_string(i) + "]";
+    MS_ASSIGN_OR_RETURN(ManifestLayer l, LayerFromJson(j[i], at));
+    if (l.version == top) return Corrupt(at + " names the version itself (" + top + ")");
+    for (const ManifestLayer& earlier : chain) {
+      if (earlier.version == l.version) return Corrupt(at + " names " + l.version + " twice");
+    }
+    chain.push_back(std::move(l));
+  }
+  return chain;
 }
 
 Result<Manifest> FromJson(const json& j) {
@@ -68,6 +137,9 @@ Result<Manifest> FromJson(const json& j) {
     if (m.recipe != RecipeFieldFor(m.version)) {
       return Corrupt("recipe \"" + m.recipe + "\" is not versions/<version>.recipe");
     }
+  }
+  if (j.contains("chain")) {
+    MS_ASSIGN_OR_RETURN(m.chain, ChainFromJson(j["chain"], m.version));
   }
   return m;
 }
@@ -224,12 +296,20 @@ Result<Manifest> PublishVersion(Env* env, std::string_view root, std::string_vie
   MS_RETURN_IF_ERROR(ValidateModelName(model));
   MS_RETURN_IF_ERROR(ValidateVersionName(version));
   MS_ASSIGN_OR_RETURN(VersionFileInfo info, VerifyVersionFile(env, root, model, version));
+  // A delta's layers below it: headers checked against each link, not verified in full (a base
+  // can be the size of the model; it was verified when it was published, and agents verify
+  // every layer before serving it).
+  MS_ASSIGN_OR_RETURN(std::vector<ChainLayer> layers, ResolveChain(env, root, model, version));
+  if (layers.front().checksum != info.checksum) {
+    return Fail(Code::kAborted, "publish: " + info.path + " changed while it was checked");
+  }
   Manifest m;
   m.model = std::string(model);
   m.version = std::string(version);
   m.file = "versions/" + VersionFileName(version);
   m.bytes = info.bytes;
   m.checksum = info.checksum;
+  m.chain = ManifestChainOf(layers);
   return PublishManifest(env, root, std::move(m));
 }
 
@@ -262,8 +342,9 @@ Result<Manifest> PublishManifest(Env* env, std::string_view root, Manifest m) {
   }
   MS_RETURN_IF_ERROR(WriteManifestBeneath(env, root, model, EncodeManifest(m)));
   PruneClaims(env, root, model, m.generation);
-  spdlog::info("publish model={} version={} generation={}{}", model, version, m.generation,
-               m.recipe.empty() ? "" : " chunked");
+  spdlog::info("publish model={} version={} generation={}{}{}", model, version, m.generation,
+               m.recipe.empty() ? "" : " chunked",
+               m.chain.empty() ? "" : " delta, layers below=" + std::to_string(m.chain.size()));
   return m;
 }
 

@@ -11,9 +11,14 @@
 // (RFC 3339 UTC), optionally recipe ("versions/<version>.recipe": the version is chunked,
 // sidecar/chunk/recipe.h; no whole .msf exists on the volume, "file" stays its logical name, so
 // an agent that knows only whole files fails to open it and keeps its old version serving),
-// manifest_checksum = "xxh3:<hex>" of the compact JSON of all the other fields with keys sorted
-// (nlohmann::json's own order), so any JSON library can recompute it. "recipe" is in that JSON
-// only when present, so manifests written before it existed keep their checksums.
+// optionally chain (the version is a delta, sidecar/msf/format.h: the layers BELOW it, newest
+// first, down to and including its full base; each {"version", "file", "checksum", "bytes"} and
+// "recipe" when that layer is chunked, with the same rules as the top-level fields; 1 to
+// kMaxManifestChain entries, no version named twice nor the manifest's own; sidecar/volume/
+// version_chain.h resolves it from the layers' headers), manifest_checksum = "xxh3:<hex>" of the
+// compact JSON of all the other fields with keys sorted (nlohmann::json's own order), so any JSON
+// library can recompute it. "recipe" and "chain" are in that JSON only when present, so
+// manifests written before they existed keep their checksums.
 //
 // Generations never repeat. Blob storage can serve a stale or rolled-back copy of manifest.json
 // (a cache, a restored snapshot, a copy someone put back): publishing "that manifest's generation
@@ -42,11 +47,27 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/env.h"
 #include "common/status.h"
 
 namespace modelswap {
+
+// One layer below a delta version (Manifest::chain): what the agent maps under the version.
+struct ManifestLayer {
+  std::string version;
+  std::string file;  // "versions/<version>.msf", its logical name in either layout
+  std::string checksum;
+  uint64_t bytes = 0;
+  std::string recipe{};  // "" or "versions/<version>.recipe"
+
+  bool operator==(const ManifestLayer&) const = default;
+};
+
+// The most layers a chain field holds: a chain has at most msf::kMaxChainLayers = 8 layers (the
+// full base and 7 deltas, sidecar/msf/format.h), the version itself being the top one.
+inline constexpr size_t kMaxManifestChain = 7;
 
 struct Manifest {
   std::string model;
@@ -57,6 +78,8 @@ struct Manifest {
   uint64_t generation = 0;
   std::string published_at;
   std::string recipe{};  // "" (a whole .msf) or "versions/<version>.recipe" (a chunked version)
+  // A delta version's lower layers, newest first, its full base last; empty for a full version.
+  std::vector<ManifestLayer> chain{};
 };
 
 // "versions/<version>.recipe", the value of a chunked version's recipe field.
@@ -64,7 +87,8 @@ struct Manifest {
 
 [[nodiscard]] std::string EncodeManifest(const Manifest& manifest);
 // Parses and checks a manifest's text. kCorruption names what is wrong (not JSON, a missing or
-// mistyped field, checksum mismatch, a file path that is not versions/<version>.msf).
+// mistyped field, checksum mismatch, a file path that is not versions/<version>.msf, a chain entry
+// by its index and version).
 [[nodiscard]] Result<Manifest> DecodeManifest(std::string_view text);
 
 // Reads <root>/<model>/manifest.json (at most 1 MiB, a regular file beneath root). kNotFound if
@@ -75,7 +99,9 @@ struct Manifest {
 [[nodiscard]] Result<Manifest> ReadManifest(Env* env, std::string_view root, std::string_view model,
                                             uint64_t held_generation = 0);
 
-// Verifies the version file in full, claims a generation (see above: max(manifest, highest claim)
+// Verifies the version file in full, fills the chain field of a delta (ResolveChain,
+// sidecar/volume/version_chain.h: every lower layer's header checked against its link), claims a
+// generation (see above: max(manifest, highest claim)
 // + 1; over an unreadable manifest max(highest claim + 1, unix seconds), with a warning), then
 // atomically replaces the manifest with one pointing at the version.
 [[nodiscard]] Result<Manifest> PublishVersion(Env* env, std::string_view root,

@@ -12,12 +12,13 @@ Why pread and not mmap: a file truncated under a mapping raises SIGBUS at the ne
 page past its new end (an unreadable page does too), and CPython cannot survive that: its signal
 handlers run later, between bytecodes, so the faulting load would fault again forever, and the
 default kills the app. The C++ client survives it with a handler that maps zero pages over the
-damage (sidecar/client/model/mapping_guard.h); pure Python cannot install one. pread on a
+damage (common/mapping_guard.h); pure Python cannot install one. pread on a
 truncated file returns fewer bytes instead, and an unreadable page EIO: both are reported as
 Damaged, never as data, and the layer stays damaged (acquire again: the agent falls back to an
 intact version). A value is a copy, which, unlike a view of a mapping, stays intact whatever
-happens to the file later. The costs: a system call per slot probed and per entry read, and the
-copy (bench/agent/python_client_bench.py). The page cache is still the one the agent filled.
+happens to the file later. The costs: a system call per probe run (up to 8 slots) and per entry
+read, and the copy (bench/agent/python_client_bench.py); through a chain, one more probe run per
+layer above the one that answers. The page cache is still the one the agent filled.
 
 The agent verified every layer in full before it named it in the record, so this module checks
 only what it needs to read safely and to know it reads the files the agent verified: each

@@ -214,9 +214,10 @@ def validate_chain(layers):
                                 identity(upper.base_checksum), lower.describe()))
     for i, layer in enumerate(layers):
         if layer.delta and layer.chain_depth != n - 1 - i:
-            raise Corruption("msf: delta %s has chain_depth %d, but it is %d deltas above the "
-                             "full base %s" % (layer.describe(), layer.chain_depth, n - 1 - i,
-                                               bottom.version))
+            raise Corruption("msf: delta %s has chain_depth %d, but the chain holds %d delta(s) "
+                             "from the full base %s up to it" % (layer.describe(),
+                                                                 layer.chain_depth, n - 1 - i,
+                                                                 bottom.version))
         if layer.model != layers[0].model:
             raise Corruption("msf: layer %s is of model %s, the chain's top layer of model %s"
                              % (layer.describe(), layer.model, layers[0].model))

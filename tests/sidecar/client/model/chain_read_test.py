@@ -21,6 +21,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "sidecar",
                                 "client", "python"))
 from modelswap import model  # noqa: E402
+from modelswap.xxh3 import xxh3_64  # noqa: E402
 
 SIDECAR = sys.argv.pop(1)
 L = model.LAYOUT
@@ -55,6 +56,19 @@ def file_identity(path):
     with open(path, "rb") as f:
         hdr = f.read(4096)
     return path, struct.unpack_from("<Q", hdr, 4088)[0], struct.unpack_from("<Q", hdr, 16)[0]
+
+
+def patched_copy(src, dst, patches):
+    """A copy of the .msf src with header bytes replaced ({offset: bytes}) and the header
+    checksum signed again: a file the writer would not make, but whose header is consistent."""
+    with open(src, "rb") as f:
+        data = bytearray(f.read())
+    for off, raw in patches.items():
+        data[off:off + len(raw)] = raw
+    struct.pack_into("<Q", data, 4088, xxh3_64(bytes(data[:4088]), 0))
+    with open(dst, "wb") as f:
+        f.write(data)
+    return file_identity(dst)
 
 
 def write_ctl(shm, version, top, lower=(), layer_count=None, chain=None, generation=7, seq=2):
@@ -188,6 +202,29 @@ class ChainReadTest(unittest.TestCase):
     def test_a_full_version_above_another_layer_is_refused(self):
         m = self.attach("v1", lower=self.lower("v1"))
         with self.assertRaisesRegex(model.Corruption, r"v1 .* is a full version above"):
+            m.acquire()
+
+    def test_a_wrong_chain_depth_is_refused(self):
+        top = patched_copy(self.files["v2"][0], os.path.join(self.tmp, "v2-depth2.msf"),
+                           {520: struct.pack("<I", 2)})
+        m = self.attach("v2", top=top, lower=self.lower("v1"))
+        with self.assertRaisesRegex(model.Corruption, r"delta v2 xxh3:.* has chain_depth 2, but "
+                                    r"the chain holds 1 delta\(s\) from the full base v1 up"):
+            m.acquire()
+
+    def test_a_layer_of_another_model_is_refused(self):
+        top = patched_copy(self.files["v2"][0], os.path.join(self.tmp, "v2-other.msf"),
+                           {64: b"x"})
+        m = self.attach("v2", top=top, lower=self.lower("v1"))
+        with self.assertRaisesRegex(model.Corruption, r"layer v1 .* is of model m, the chain's "
+                                    r"top layer of model x"):
+            m.acquire()
+
+    def test_unknown_header_flags_are_refused(self):
+        top = patched_copy(self.files["v2"][0], os.path.join(self.tmp, "v2-flags.msf"),
+                           {52: struct.pack("<I", 3)})
+        m = self.attach("v2", top=top, lower=self.lower("v1"))
+        with self.assertRaisesRegex(model.Corruption, r"v2-flags.msf: unknown header flags 0x3"):
             m.acquire()
 
     def test_a_layer_other_than_the_agent_verified_is_refused(self):

@@ -12,10 +12,15 @@
 
 #include "common/checksum.h"
 #include "common/names.h"
+#include "sidecar/msf/format.h"
 #include "sidecar/volume/version_chain.h"
 #include "sidecar/volume/version_file.h"
 
 namespace modelswap {
+
+// The chain field lists every layer of the longest chain the format allows but the top one.
+static_assert(kMaxManifestChain == msf::kMaxChainLayers - 1);
+
 namespace {
 
 using nlohmann::json;

@@ -4,7 +4,8 @@ layer's checksum are checked with errors naming the mismatch; a damaged lower la
 version; a record with layer_count 0 or 1 reads one full version exactly as before chains.
 
 The .msf files come from the real writer (`modelswap-sidecar write --delta-on`, a TSV line
-`key<TAB>\\N` deletes the key); the control blocks are written here, field by field from
+`key<TAB>\\N` deletes the key; a few cases patch a header field and sign the header again, to
+make links the writer refuses to make); the control blocks are written here, field by field from
 model.LAYOUT (layout_test.py checks LAYOUT against control_block.h), so each record case can be
 set up exactly, malformed ones included.
 

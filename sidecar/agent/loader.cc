@@ -1,5 +1,6 @@
-// The load pipeline: stage -> map -> identity checks -> prefault -> full verify; and the worker
-// thread that runs volume I/O off the model loop.
+// The load pipeline of one layer: stage -> map -> identity checks -> prefault -> full verify
+// (chain_loader.cc puts a delta version's layers together); and the worker thread that runs
+// volume I/O off the model loop.
 #include "sidecar/agent/loader.h"
 
 #include <spdlog/spdlog.h>
@@ -46,9 +47,9 @@ Status CheckIdentity(const msf::Header& h, const Manifest& m, const std::string&
 
 }  // namespace
 
-Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& root,
-                                                   const Manifest& m, const LoadOptions& opt,
-                                                   const std::function<void(std::string)>& step) {
+Result<std::shared_ptr<LoadedVersion>> LoadLayer(Env* env, const std::string& root,
+                                                 const Manifest& m, const LoadOptions& opt,
+                                                 const std::function<void(std::string)>& step) {
   MS_RETURN_IF_ERROR(ValidateModelName(m.model));
   MS_RETURN_IF_ERROR(ValidateVersionName(m.version));
   auto v = std::make_shared<LoadedVersion>();
@@ -119,9 +120,15 @@ Result<std::shared_ptr<LoadedVersion>> LoadVersion(Env* env, const std::string& 
   MS_RETURN_IF_ERROR(RunSigbusGuarded("verify", [&]() -> Status {
     auto st = msf::VerifyContents(bytes, header);
     if (!st) return Fail(st.error().Context(v->mapped_path));
+    // Verified in full just above: the header level is all that is left to check here.
+    auto reader = msf::Reader::Open(bytes, msf::VerifyLevel::kHeader);
+    if (!reader) return Fail(reader.error().Context(v->mapped_path));
+    v->reader.emplace(std::move(*reader));
     return Ok();
   }));
+  v->header = std::move(header);
   v->timings.verify_seconds = Since(env, t);
+  v->layers_loaded = 1;
   return v;
 }
 

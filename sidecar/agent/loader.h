@@ -16,11 +16,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/env.h"
 #include "common/status.h"
 #include "sidecar/cache/assembler.h"
 #include "sidecar/cache/cache_options.h"
+#include "sidecar/msf/reader.h"
 #include "sidecar/volume/manifest.h"
 
 namespace modelswap::agent {
@@ -39,7 +41,13 @@ struct LoadTimings {
          verify_seconds = 0;
 };
 
+// One loaded layer: a whole version, or one layer of a chain (a delta version and the layers
+// below it, sidecar/msf/chain.h). A delta version's LoadedVersion is its newest layer; `lower`
+// holds the others, each a LoadedVersion of its own that other versions loaded later share (by
+// version and checksum) instead of mapping and verifying it again.
 struct LoadedVersion {
+  // A lower layer's manifest is built from its entry in the version's chain field (generation 0,
+  // no published_at).
   Manifest manifest;
   std::string source_path;  // on the model volume
   std::string mapped_path;  // what is mapped: source_path, the staged copy or the cache's file
@@ -52,16 +60,44 @@ struct LoadedVersion {
   std::unique_ptr<MappedFile> mapping;
   uint64_t checksum = 0;  // header_checksum, the .msf identity
   uint64_t entry_count = 0;
+  msf::Header header;
+  // Over `mapping` (header checked): the chain checks read its header, never the mapping.
+  std::optional<msf::Reader> reader;
   LoadTimings timings;
   std::string prefault_method;
+  // A delta version: the layers below this one, newest first, the full base last. Shared with
+  // the other loaded versions that use them; a layer is dropped when no retained version does.
+  std::vector<std::shared_ptr<LoadedVersion>> lower;
+  // What loading this version did: layers mapped and verified (itself included), layers taken
+  // from versions already loaded.
+  uint32_t layers_loaded = 0, layers_shared = 0;
   // Bookkeeping (ModelAgent): monotonic time it stopped being active; 0 while active.
   int64_t retired_at_ns = 0;
+  // Bookkeeping (ModelAgent): its file shrank under the mapping; never shared again.
+  bool truncated = false;
+
+  // The chain's length: 1 for a whole version.
+  size_t layer_count() const { return lower.size() + 1; }
 };
 
-// `step` (may be empty) is told the phase a chunked load is in, for /v1/status.
+// Every layer of v, newest first: v itself, then v.lower.
+std::vector<std::shared_ptr<LoadedVersion>> LayersOf(const std::shared_ptr<LoadedVersion>& v);
+
+// One layer: (stage or assemble), map, identity against `m`, prefault, full verification.
+[[nodiscard]] Result<std::shared_ptr<LoadedVersion>> LoadLayer(
+    Env* env, const std::string& root, const Manifest& manifest, const LoadOptions& options,
+    const std::function<void(std::string)>& step);
+
+// Loads the manifest's version (LoadLayer) and, for a delta, every layer its chain field names
+// (chain_loader.cc): a layer found in `loaded` (layers of versions this agent holds, none of them
+// truncated) with the same model, version, checksum and size is shared, any other is loaded with
+// LoadLayer. The chain is then checked with msf::ValidateChain (links, depths, one model) and
+// against the manifest. Errors name the layer ("base layer v7 (xxh3:..) of v8: ..."). `step`
+// (may be empty) is told the phase the load is in, for /v1/status.
 [[nodiscard]] Result<std::shared_ptr<LoadedVersion>> LoadVersion(
     Env* env, const std::string& root, const Manifest& manifest, const LoadOptions& options,
-    const std::function<void(std::string)>& step = {});
+    const std::function<void(std::string)>& step = {},
+    const std::vector<std::shared_ptr<LoadedVersion>>& loaded = {});
 
 // Runs a model's volume I/O (reading the manifest, checking the active file, loading) one job at
 // a time on a thread of its own. A read on the volume can block for ever - a FIFO where a file

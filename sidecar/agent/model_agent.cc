@@ -22,14 +22,31 @@ std::string Identity(const Manifest& m) {
 }
 
 ctl::Record RecordOf(const LoadedVersion& v, uint32_t state, Env* env) {
-  return ctl::Record{0,
-                     v.manifest.generation,
-                     v.manifest.bytes,
-                     v.checksum,
-                     state,
-                     static_cast<uint64_t>(env->NowUnixNanos()),
-                     v.manifest.version,
-                     v.mapped_path};
+  ctl::Record r{0,
+                v.manifest.generation,
+                v.manifest.bytes,
+                v.checksum,
+                state,
+                static_cast<uint64_t>(env->NowUnixNanos()),
+                v.manifest.version,
+                v.mapped_path,
+                {}};
+  for (const auto& l : v.lower)
+    r.lower.push_back(ctl::LowerLayer{l->mapped_path, l->checksum});
+  return r;
+}
+
+// The layers of every version in `versions`, each once.
+std::vector<std::shared_ptr<LoadedVersion>> AllLayers(
+    const std::vector<std::shared_ptr<LoadedVersion>>& versions) {
+  std::vector<std::shared_ptr<LoadedVersion>> out;
+  for (const auto& v : versions) {
+    if (!v) continue;
+    for (auto& l : LayersOf(v)) {
+      if (std::find(out.begin(), out.end(), l) == out.end()) out.push_back(std::move(l));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -38,8 +55,9 @@ ctl::Record RecordOf(const LoadedVersion& v, uint32_t state, Env* env) {
 // manifest. Written by the job, read by the loop once the worker is idle again (the worker's
 // mutex orders the two).
 struct ModelAgent::PollOutcome {
-  std::shared_ptr<LoadedVersion> checked;  // the version whose size was taken
-  std::optional<Result<uint64_t>> active_size;
+  std::shared_ptr<LoadedVersion> checked;  // the version whose layers' sizes were taken
+  // Each mapped layer of `checked` (newest first) and its file's current size.
+  std::vector<std::pair<std::shared_ptr<LoadedVersion>, Result<uint64_t>>> sizes;
   Result<Manifest> manifest = Fail(Code::kInternal, "poll did not run");
 };
 
@@ -127,10 +145,30 @@ void ModelAgent::StartPoll() {
     std::lock_guard lock(mu_);
     out->checked = active_;
   }
-  std::string active_source = out->checked ? out->checked->source_path : "";
-  std::string active_mapped = out->checked ? out->checked->mapped_path : "";
-  auto drops = std::move(to_drop_);
+  // What to drop: the layers of the reclaimed versions that no retained version uses (a base
+  // stays while a delta on it is active or retired), and no file a retained version maps.
+  std::vector<std::shared_ptr<LoadedVersion>> retained, drops;
+  std::vector<std::string> keep_paths;
+  {
+    std::lock_guard lock(mu_);
+    retained = retired_;
+    retained.push_back(active_);
+  }
+  std::vector<std::shared_ptr<LoadedVersion>> in_use = AllLayers(retained);
+  for (auto& l : AllLayers(to_drop_)) {
+    if (std::find(in_use.begin(), in_use.end(), l) == in_use.end()) drops.push_back(std::move(l));
+  }
+  for (const auto& l : in_use) {
+    keep_paths.push_back(l->source_path);
+    keep_paths.push_back(l->mapped_path);
+  }
   to_drop_.clear();
+  std::vector<std::shared_ptr<LoadedVersion>> check;
+  if (out->checked) {
+    for (auto& l : LayersOf(out->checked)) {
+      if (l->mapping) check.push_back(std::move(l));
+    }
+  }
   Env* env = env_;
   std::string root = config_.root, model = model_;
   poll_ = out;
@@ -138,12 +176,12 @@ void ModelAgent::StartPoll() {
   worker_->Start("poll", [=, drops = std::move(drops)](const auto& set_step) mutable {
     set_step("drop reclaimed versions");
     for (auto& v : drops)
-      DropVersion(env, *v, active_source, active_mapped);
+      DropVersion(env, *v, keep_paths);
     drops.clear();
-    if (out->checked && out->checked->mapping) {
-      set_step("check the active file");
-      out->active_size = out->checked->mapping->CurrentFileSize();
-    }
+    if (!check.empty()) set_step("check the active files");
+    for (auto& l : check)
+      out->sizes.emplace_back(l, l->mapping->CurrentFileSize());
+    check.clear();
     set_step("read manifest");
     // On a FUSE volume a replaced manifest can look unchanged (cached attributes and pages) for
     // up to the attribute timeout; a forced stat ends that. Errors are left to ReadManifest.
@@ -159,12 +197,23 @@ void ModelAgent::StartLoad(LoadJob job) {
   Env* env = env_;
   std::string root = config_.root;
   LoadOptions options = config_.load;
+  // Layers a delta may share: those of every version held, except a truncated one (loaded again,
+  // and verified, if a chain still names it). The job only reads what loading left immutable.
+  std::vector<std::shared_ptr<LoadedVersion>> loaded;
+  {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<LoadedVersion>> held = retired_;
+    held.push_back(active_);
+    for (auto& l : AllLayers(held)) {
+      if (!l->truncated && l->mapping) loaded.push_back(std::move(l));
+    }
+  }
   spdlog::info("load model={} version={} generation={}{}", model_, job.manifest.version,
                job.manifest.generation, job.fallback ? " fallback=true" : "");
   worker_->Start(
       "load " + job.manifest.version + " generation " + std::to_string(job.manifest.generation),
       [=](const auto& set_step) {
-        out->loaded = LoadVersion(env, root, out->job.manifest, options, set_step);
+        out->loaded = LoadVersion(env, root, out->job.manifest, options, set_step, loaded);
       });
 }
 
@@ -175,10 +224,14 @@ void ModelAgent::ApplyPoll(PollOutcome& p) {
     active = active_;
   }
   // A missing file is fine: our mapping keeps the inode alive. A shorter one is not: touching
-  // the pages past its end raises SIGBUS in every process that maps it.
-  if (p.checked && p.checked == active && p.active_size && *p.active_size &&
-      **p.active_size < active->mapping->bytes().size()) {
-    DropTruncated(active, **p.active_size);
+  // the pages past its end raises SIGBUS in every process that maps it. Any layer of a chain.
+  if (p.checked && p.checked == active) {
+    for (auto& [layer, size] : p.sizes) {
+      if (size && layer->mapping && *size < layer->mapping->bytes().size()) {
+        DropTruncated(active, layer, *size);
+        break;
+      }
+    }
   }
   ApplyManifest(p.manifest);
 }
@@ -247,6 +300,28 @@ bool ModelAgent::GenerationConflict(const Manifest& m) {
 void ModelAgent::ApplyLoad(LoadOutcome& l) {
   const Manifest& m = l.job.manifest;
   if (l.loaded) {
+    // A shared layer found truncated while this version loaded: load again later (no longer
+    // shared, so mapped and verified anew).
+    for (const auto& layer : (*l.loaded)->lower) {
+      if (layer->truncated || !layer->mapping) {
+        l.loaded = Fail(Code::kUnavailable, "layer " + layer->manifest.version +
+                                                " was truncated under its mapping while " +
+                                                m.version + " loaded");
+        break;
+      }
+    }
+  }
+  if (l.loaded) {
+    if (auto fits = ctl::CheckRecordFits(RecordOf(**l.loaded, MS_CTL_STATE_ACTIVE, env_)); !fits) {
+      l.loaded = Fail(fits.error());
+    }
+  }
+  if (l.loaded) {
+    {
+      std::lock_guard lock(mu_);
+      status_.layer_loads += (*l.loaded)->layers_loaded;
+      status_.layer_shares += (*l.loaded)->layers_shared;
+    }
     Activate(std::move(*l.loaded), l.job.fallback);
     if (l.job.fallback) next_loads_.clear();  // the other candidates are no longer needed
     return;
@@ -261,13 +336,17 @@ void ModelAgent::ApplyLoad(LoadOutcome& l) {
   status_.degraded += "; fallback to " + m.version + " failed: " + l.loaded.error().message();
 }
 
-// The active file shrank under its mapping: apps are told at once (record FAILED: their next
-// Acquire fails instead of mapping a file that SIGBUSes), the mapping is dropped, and the
-// versions that were active before it are queued for loading again, newest first: the first one
-// whose file still verifies (LoadVersion checks it is the very file its manifest named) serves.
-void ModelAgent::DropTruncated(std::shared_ptr<LoadedVersion> v, uint64_t size) {
-  std::string reason = "file truncated under the mapping: " + std::to_string(size) +
-                       " bytes, mapped " + std::to_string(v->mapping->bytes().size());
+// A file of the active version (any layer of a chain) shrank under its mapping: apps are told at
+// once (record FAILED: their next Acquire fails instead of mapping a file that SIGBUSes), the
+// mapping is dropped, the layer is never shared again, and the versions that were active before
+// it are queued for loading again, newest first: the first one whose files still verify
+// (LoadVersion checks each is the very file its manifest named) serves.
+void ModelAgent::DropTruncated(std::shared_ptr<LoadedVersion> v,
+                               std::shared_ptr<LoadedVersion> layer, uint64_t size) {
+  std::string reason =
+      (layer == v ? std::string("file") : "file of layer " + layer->manifest.version) +
+      " truncated under the mapping: " + std::to_string(size) + " bytes, mapped " +
+      std::to_string(layer->mapping->bytes().size());
   spdlog::error("drop model={} version={} generation={} reason=\"{}\"", model_, v->manifest.version,
                 v->manifest.generation, reason);
   ctl_->Publish(RecordOf(*v, MS_CTL_STATE_FAILED, env_));
@@ -277,7 +356,10 @@ void ModelAgent::DropTruncated(std::shared_ptr<LoadedVersion> v, uint64_t size) 
   }
   std::lock_guard lock(mu_);
   active_.reset();
-  v->mapping.reset();  // never touch it again
+  layer->truncated = true;
+  v->truncated = true;  // its chain is broken: not a layer anyone shares either
+  v->mapping.reset();   // never touch it again
+  layer->mapping.reset();
   status_.truncations++;
   status_.last_rejected =
       Rejection{v->manifest.version, v->manifest.generation, reason, env_->NowUnixNanos()};
@@ -403,13 +485,16 @@ ModelStatus ModelAgent::Snapshot() {
     s.inotify = watcher_.watching();
     if (failed_generation_ != 0) s.next_retry_in_ns = std::max<int64_t>(0, retry_at_ns_ - now);
     for (const auto& v : retired_) {
-      s.retired.push_back(RetiredInfo{v->manifest.version, v->manifest.generation,
-                                      HoldersOf(v->manifest.generation, live),
-                                      static_cast<double>(now - v->retired_at_ns) / 1e9});
+      s.retired.push_back(RetiredInfo{
+          v->manifest.version, v->manifest.generation, HoldersOf(v->manifest.generation, live),
+          static_cast<double>(now - v->retired_at_ns) / 1e9, v->layer_count()});
     }
     // Under the lock: the loop thread may unmap this version (truncation) at any time.
-    if (active_ && active_->mapping) {
-      if (auto r = env_->ResidentBytes(active_->mapping->bytes())) s.resident_bytes = *r;
+    if (active_) {
+      for (const auto& l : LayersOf(active_)) {
+        if (!l->mapping) continue;
+        if (auto r = env_->ResidentBytes(l->mapping->bytes())) s.resident_bytes += *r;
+      }
     }
   }
   return s;

@@ -9,12 +9,12 @@
 // block heartbeat, /v1/status reports the blocked step and for how long (past
 // volume_timeout_ns: logged, "volume.blocked", modelswap_agent_volume_blocked), and Stop()
 // returns. The loop:
-//   tick the control block heartbeat; collect a finished job: the poll's active-file size (a
-//   file shorter than its mapping is dropped and the previous version loaded again, where it is
-//   still intact), its manifest (missing, torn, bad checksum or older than what we hold: ignored,
-//   the reason kept for /v1/status; a known generation with other content: reported as a
-//   generation conflict, never loaded), or a load; start the next job (a decided load, else the
-//   next poll); reclaim; wait for an inotify event or the poll interval.
+//   tick the control block heartbeat; collect a finished job: the poll's active files' sizes (a
+//   file shorter than its mapping, of any layer of a chain, is dropped and the previous version
+//   loaded again, where it is still intact), its manifest (missing, torn, bad checksum or older
+//   than what we hold: ignored, the reason kept for /v1/status; a known generation with other
+//   content: reported as a generation conflict, never loaded), or a load; start the next job (a
+//   decided load, else the next poll); reclaim; wait for an inotify event or the poll interval.
 //
 // Thread safety: Run() on the model's own thread; Stop() and Snapshot() from any thread.
 #pragma once
@@ -66,6 +66,7 @@ struct RetiredInfo {
   uint64_t generation = 0;
   int holders = 0;
   double retired_seconds = 0;
+  size_t layer_count = 1;  // its chain's length (1: a whole version)
 };
 
 // A consistent copy of one model's state, for /v1/status and /metrics.
@@ -75,6 +76,9 @@ struct ModelStatus {
   std::shared_ptr<LoadedVersion> active;
   uint64_t resident_bytes = 0;
   uint64_t swaps = 0, rejections = 0, reclaimed = 0, truncations = 0;
+  // Layers mapped and verified by loads that became active, and layers those loads shared with
+  // versions already loaded (a delta's base is loaded once, then shared).
+  uint64_t layer_loads = 0, layer_shares = 0;
   std::optional<Rejection> last_rejected;
   std::string manifest_error;  // why the last manifest read was ignored ("" if it was fine)
   std::vector<RetiredInfo> retired;
@@ -121,7 +125,8 @@ class ModelAgent {
   void ApplyManifest(const Result<Manifest>& m);
   bool GenerationConflict(const Manifest& m);
   void ApplyLoad(LoadOutcome& l);
-  void DropTruncated(std::shared_ptr<LoadedVersion> v, uint64_t size);
+  void DropTruncated(std::shared_ptr<LoadedVersion> v, std::shared_ptr<LoadedVersion> layer,
+                     uint64_t size);
   void Activate(std::shared_ptr<LoadedVersion> v, bool fallback);
   void Reject(const Manifest& m, const Error& e);
   void Reclaim();
@@ -139,7 +144,8 @@ class ModelAgent {
   std::shared_ptr<PollOutcome> poll_;  // the running or finished poll job's result
   std::shared_ptr<LoadOutcome> load_;  // the running or finished load job's result
   std::vector<LoadJob> next_loads_;    // decided loads, first to start first (fallbacks queue)
-  std::vector<std::shared_ptr<LoadedVersion>> to_drop_;  // reclaimed, dropped by the next poll
+  // Reclaimed versions; the next poll drops their layers that no retained version uses.
+  std::vector<std::shared_ptr<LoadedVersion>> to_drop_;
   std::vector<Manifest> history_;  // activated manifests, newest last (fallback candidates)
   std::vector<std::pair<uint64_t, std::string>> known_;  // generation -> identity, last seen
   int64_t logged_blocked_since_ = 0;

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace modelswap::agent {
 
 int HoldersOf(uint64_t generation, const std::vector<ctl::SlotView>& live) {
@@ -19,8 +21,10 @@ std::string ReclaimReason(const LoadedVersion& v, const std::vector<ctl::SlotVie
   return "";
 }
 
-void DropVersion(Env* env, LoadedVersion& v, const std::string& active_source_path,
-                 const std::string& active_mapped_path) {
+void DropVersion(Env* env, LoadedVersion& v, const std::vector<std::string>& keep_paths) {
+  auto kept = [&](const std::string& p) {
+    return std::find(keep_paths.begin(), keep_paths.end(), p) != keep_paths.end();
+  };
   v.mapping.reset();
   if (v.chunked) {
     // The assembled file belongs to the node cache and may be mapped by other pods of the node:
@@ -31,12 +35,12 @@ void DropVersion(Env* env, LoadedVersion& v, const std::string& active_source_pa
   std::vector<std::string> paths{v.mapped_path};
   if (v.source_path != v.mapped_path) paths.push_back(v.source_path);
   for (const std::string& path : paths) {
-    if (path == active_source_path || path == active_mapped_path) continue;
+    if (kept(path)) continue;
     if (auto st = env->DropFileCache(path); !st) {
       spdlog::debug("reclaim drop-cache path={} err=\"{}\"", path, st.error().message());
     }
   }
-  if (v.staged && v.mapped_path != active_mapped_path) {
+  if (v.staged && !kept(v.mapped_path)) {
     if (auto st = env->Remove(v.mapped_path); !st) {
       spdlog::warn("reclaim remove-staged path={} err=\"{}\"", v.mapped_path, st.error().message());
     }

@@ -4,7 +4,8 @@
 // or died and stopped their heartbeat), or once it has been retired for the grace period
 // whatever the slots say (an app that holds a handle for ever must not pin memory for ever; it
 // keeps its own mapping and keeps reading correctly, only no longer from pages the agent keeps
-// warm). Dropping unmaps the agent's mapping, asks the kernel to drop the file's page-cache pages
+// warm). A chain's layers are dropped one by one, each once no retained version uses it. Dropping
+// unmaps the agent's mapping, asks the kernel to drop the file's page-cache pages
 // (POSIX_FADV_DONTNEED: pages still mapped by an app are kept), and deletes a staged copy. A
 // chunked version's file is the node cache's, shared with other pods: dropping it only unmaps it
 // and releases its hold, leaving the file to cache eviction.
@@ -29,9 +30,10 @@ std::string ReclaimReason(const LoadedVersion& v, const std::vector<ctl::SlotVie
 // Number of live slots that hold `generation`.
 int HoldersOf(uint64_t generation, const std::vector<ctl::SlotView>& live);
 
-// Unmaps v and drops its cached pages. Files also used by the active version (the same file
-// republished under a new generation, i.e. a rollback) are left alone.
-void DropVersion(Env* env, LoadedVersion& v, const std::string& active_source_path,
-                 const std::string& active_mapped_path);
+// Unmaps one layer v and drops its cached pages. Files in `keep_paths` (mapped by a retained
+// version: the same file republished under a new generation, i.e. a rollback, or a layer a
+// retained chain uses) are left alone. The caller drops a layer only when no retained version
+// uses it (model_agent.cc).
+void DropVersion(Env* env, LoadedVersion& v, const std::vector<std::string>& keep_paths);
 
 }  // namespace modelswap::agent

@@ -17,6 +17,16 @@ using nlohmann::json;
 
 namespace {
 
+json LayerJson(const LoadedVersion& l) {
+  return json{{"version", l.manifest.version},
+              {"bytes", l.manifest.bytes},
+              {"checksum", FormatChecksum(l.checksum)},
+              {"delta", l.header.delta},
+              {"layout", l.chunked ? "chunked" : "whole"},
+              {"entries", l.entry_count},
+              {"file", l.mapped_path}};
+}
+
 json ActiveJson(const LoadedVersion& v) {
   json j{{"version", v.manifest.version},
          {"layout", v.chunked ? "chunked" : "whole"},
@@ -37,6 +47,14 @@ json ActiveJson(const LoadedVersion& v) {
     j["load_seconds"]["assemble"] = v.timings.assemble_seconds;
     j["assemble"] = AssembleStatsJson(v.assemble);
   }
+  // The chain, newest layer first (the version itself first; one entry for a whole version).
+  json layers = json::array({LayerJson(v)});
+  for (const auto& l : v.lower)
+    layers.push_back(LayerJson(*l));
+  j["chain"] = json{{"length", v.layer_count()},
+                    {"layers", layers},
+                    {"layers_loaded", v.layers_loaded},
+                    {"layers_shared", v.layers_shared}};
   return j;
 }
 
@@ -71,10 +89,13 @@ json ModelStatusJson(const ModelStatus& s) {
     retired.push_back(json{{"version", r.version},
                            {"generation", r.generation},
                            {"holders", r.holders},
-                           {"retired_seconds", r.retired_seconds}});
+                           {"retired_seconds", r.retired_seconds},
+                           {"chain_length", r.layer_count}});
   }
   j["retired"] = retired;
   j["manifest_errors"] = s.manifest_errors;
+  j["layer_loads"] = s.layer_loads;
+  j["layer_shares"] = s.layer_shares;
   j["generation_conflict"] =
       s.generation_conflict.empty() ? json(nullptr) : json(s.generation_conflict);
   j["generation_conflicts"] = s.generation_conflicts;
@@ -189,6 +210,24 @@ std::string MetricsText(const std::vector<ModelStatus>& models) {
                           "1 if another process of the node had assembled the active "
                           "chunked version (this agent read no chunk)")
                       .Register(registry);
+  auto& chain_length = prometheus::BuildGauge()
+                           .Name("modelswap_agent_active_chain_length")
+                           .Help(
+                               "Layers of the active version's chain: 1 for a whole version, "
+                               "2..8 for a delta (its full base and the deltas up to it)")
+                           .Register(registry);
+  auto& layer_bytes = prometheus::BuildGauge()
+                          .Name("modelswap_agent_active_layer_bytes")
+                          .Help("Size of each layer of the active version (depth 0: the newest)")
+                          .Register(registry);
+  auto& layer_loads = prometheus::BuildCounter()
+                          .Name("modelswap_agent_layer_loads_total")
+                          .Help("Layers mapped and verified by loads that became active")
+                          .Register(registry);
+  auto& layer_shares = prometheus::BuildCounter()
+                           .Name("modelswap_agent_layer_shares_total")
+                           .Help("Layers such loads shared with versions already loaded")
+                           .Register(registry);
   auto& ready = prometheus::BuildGauge()
                     .Name("modelswap_agent_ready")
                     .Help("1 when every model has an active version")
@@ -209,7 +248,15 @@ std::string MetricsText(const std::vector<ModelStatus>& models) {
     degraded.Add(l).Set(m.degraded.empty() ? 0 : 1);
     blocked.Add(l).Set(m.volume_blocked ? 1 : 0);
     busy.Add(l).Set(m.volume_seconds);
+    layer_loads.Add(l).Increment(static_cast<double>(m.layer_loads));
+    layer_shares.Add(l).Increment(static_cast<double>(m.layer_shares));
+    chain_length.Add(l).Set(m.active ? static_cast<double>(m.active->layer_count()) : 0);
     if (m.active) {
+      for (size_t d = 0; d < m.active->layer_count(); ++d) {
+        const LoadedVersion& layer = d == 0 ? *m.active : *m.active->lower[d - 1];
+        layer_bytes.Add({{"model", m.model}, {"depth", std::to_string(d)}})
+            .Set(static_cast<double>(layer.manifest.bytes));
+      }
       const LoadTimings& t = m.active->timings;
       for (auto [phase, sec] : {std::pair{"stage", t.stage_seconds},
                                 {"map", t.map_seconds},

@@ -5,7 +5,10 @@
 // bool}. Extra fields per model: load timings, prefault method, live readers and the generations
 // they hold, retired versions still mapped, the last ignored manifest and why, a generation
 // conflict, why the active version is a fallback ("degraded"), the running volume job and whether
-// it is blocked ("volume"), inotify in use, counters.
+// it is blocked ("volume"), inotify in use, counters. A delta version's chain: active.chain
+// {length, layers: [{version, bytes, checksum, delta, layout, entries, file}] newest first,
+// layers_loaded, layers_shared}, each retired version's chain_length, and the model's
+// layer_loads/layer_shares (a base shared by its deltas is loaded once).
 //
 // Thread safety: plain functions.
 #pragma once

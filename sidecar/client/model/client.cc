@@ -16,37 +16,63 @@
 #include "sidecar/client/model/control_block_access.h"
 #include "sidecar/client/model/mapping_guard.h"
 #include "sidecar/client/model/reader_slot.h"
+#include "sidecar/msf/chain.h"
 #include "sidecar/volume/version_file.h"
 
 namespace modelswap::client {
 
-// One mapped version. Immutable once built; destroyed (unmapped) with its last Handle.
+// One mapped layer of a version: its file, read through a mapping the SIGBUS guard covers.
+struct Layer {
+  OpenedModelFile file;
+  GuardedRange guard;  // declared after file: unregistered before the mapping goes
+  std::string path;
+};
+
+// One mapped version: a chain of layers, newest first (one layer for a whole version). Immutable
+// once built; destroyed (unmapped) with its last Handle.
 class Version {
  public:
-  Version(OpenedModelFile file, GuardedRange guard, const ctl::Record& rec)
-      : file_(std::move(file)),
-        guard_(std::move(guard)),
+  Version(std::vector<Layer> layers, const ctl::Record& rec)
+      : layers_(std::move(layers)),
         generation_(rec.generation),
         version_(rec.version),
-        path_(rec.path) {}
-  const msf::Reader& reader() const { return file_.reader; }
-  bool damaged() const { return guard_.damaged(); }
+        path_(rec.path) {
+    for (const Layer& l : layers_)
+      readers_.push_back(&l.file.reader);
+  }
+  // The layers' readers, newest first: what msf::ChainFind reads.
+  std::span<const msf::Reader* const> readers() const { return readers_; }
+  const msf::Reader& top() const { return *readers_.front(); }
+  size_t layer_count() const { return layers_.size(); }
+  // Whether a SIGBUS hit any layer's mapping (each guard is ordered after the loads before it).
+  bool damaged() const {
+    return std::any_of(layers_.begin(), layers_.end(),
+                       [](const Layer& l) { return l.guard.damaged(); });
+  }
   uint64_t generation() const { return generation_; }
   const std::string& version() const { return version_; }
   const std::string& path() const { return path_; }
 
   Error Damage() const {
+    const Layer* hit = &layers_.front();
+    for (const Layer& l : layers_) {
+      if (l.guard.damaged()) {
+        hit = &l;
+        break;
+      }
+    }
     char addr[32];
-    std::snprintf(addr, sizeof addr, "%#" PRIxPTR, guard_.fault_address());
+    std::snprintf(addr, sizeof addr, "%#" PRIxPTR, hit->guard.fault_address());
+    std::string where = hit->path == path_ ? path_ : path_ + ", layer " + hit->path;
     return Error(Code::kAborted, "version " + version_ + " (generation " +
-                                     std::to_string(generation_) + ", " + path_ +
+                                     std::to_string(generation_) + ", " + where +
                                      ") is damaged: SIGBUS reading its mapping at " + addr +
                                      " (file truncated or unreadable); acquire a new handle");
   }
 
  private:
-  OpenedModelFile file_;
-  GuardedRange guard_;  // declared after file_: unregistered before the mapping goes
+  std::vector<Layer> layers_;
+  std::vector<const msf::Reader*> readers_;  // into layers_ (a vector never moved after this)
   uint64_t generation_;
   std::string version_, path_;
 };
@@ -63,9 +89,11 @@ void TouchPages(std::span<const std::byte> v) {
   (void)p[v.size() - 1];
 }
 
+// Newest layer first, stopping at a value or a tombstone (msf::ChainFind); a whole version is a
+// chain of one.
 template <class K>
-auto LookupIn(const Version& v, K key) -> Result<decltype(v.reader().Find(key))> {
-  auto found = v.reader().Find(key);
+auto LookupIn(const Version& v, K key) -> Result<decltype(msf::ChainFind(v.readers(), key))> {
+  auto found = msf::ChainFind(v.readers(), key);
   if (found) TouchPages(std::as_bytes(std::span(found->data(), found->size())));
   if (v.damaged()) return Fail(v.Damage());
   return found;
@@ -103,7 +131,10 @@ const std::string& Handle::path() const {
   return v_->path();
 }
 uint64_t Handle::entry_count() const {
-  return v_->reader().size();
+  return v_->top().size();
+}
+size_t Handle::layer_count() const {
+  return v_->layer_count();
 }
 
 std::string ShmDir(const std::string& configured) {
@@ -217,26 +248,44 @@ class ModelClient::Impl {
     return Fail(Code::kUnavailable, "model " + model_ + ": the active version kept changing");
   }
 
-  Result<std::shared_ptr<const Version>> OpenVersion(const ctl::Record& rec) {
-    // The agent verified every checksum; the header check (O(1)) and the identity below make
-    // sure this is the very file it verified. The range is guarded before the first read: the
-    // header can fault too if the file is being truncated.
-    MS_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapping, env_->MapReadOnly(rec.path));
+  // Maps one layer. The agent verified every checksum; the header check (O(1)) and the identity
+  // below make sure this is the very file it verified. The range is guarded before the first
+  // read: the header can fault too if the file is being truncated. `bytes` 0: not checked (the
+  // record holds only the newest layer's size; a lower layer's checksum covers its header).
+  Result<Layer> OpenLayer(const std::string& path, uint64_t checksum, uint64_t bytes) {
+    MS_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> mapping, env_->MapReadOnly(path));
     MS_ASSIGN_OR_RETURN(GuardedRange guard, GuardedRange::Register(mapping->bytes()));
     auto reader = msf::Reader::Open(mapping->bytes(), msf::VerifyLevel::kHeader);
     if (guard.damaged()) {
-      return Fail(Code::kUnavailable, rec.path + ": SIGBUS reading its header (file truncated " +
+      return Fail(Code::kUnavailable, path + ": SIGBUS reading its header (file truncated " +
                                           "or unreadable); the agent will replace it");
     }
-    if (!reader) return Fail(reader.error().Context(rec.path));
+    if (!reader) return Fail(reader.error().Context(path));
     const msf::Header& h = reader->header();
-    if (h.header_checksum != rec.checksum || h.file_size != rec.bytes) {
-      return Fail(Code::kCorruption, rec.path + ": is not the file the agent verified (" +
+    if (h.header_checksum != checksum || (bytes != 0 && h.file_size != bytes)) {
+      return Fail(Code::kCorruption, path + ": is not the file the agent verified (" +
                                          FormatChecksum(h.header_checksum) + " vs " +
-                                         FormatChecksum(rec.checksum) + ")");
+                                         FormatChecksum(checksum) + ")");
     }
-    return std::make_shared<const Version>(OpenedModelFile{std::move(mapping), std::move(*reader)},
-                                           std::move(guard), rec);
+    return Layer{OpenedModelFile{std::move(mapping), std::move(*reader)}, std::move(guard), path};
+  }
+
+  // Maps every layer the record names, newest first, and checks they form one chain (the agent
+  // did; this catches a record and files that disagree, and a delta named alone).
+  Result<std::shared_ptr<const Version>> OpenVersion(const ctl::Record& rec) {
+    std::vector<Layer> layers;
+    layers.reserve(rec.layer_count());
+    MS_ASSIGN_OR_RETURN(Layer top, OpenLayer(rec.path, rec.checksum, rec.bytes));
+    layers.push_back(std::move(top));
+    for (const ctl::LowerLayer& l : rec.lower) {
+      MS_ASSIGN_OR_RETURN(Layer layer, OpenLayer(l.path, l.checksum, 0));
+      layers.push_back(std::move(layer));
+    }
+    auto v = std::make_shared<const Version>(std::move(layers), rec);
+    if (auto st = msf::ValidateChain(v->readers()); !st) {
+      return Fail(st.error().Context("version " + rec.version + " (" + rec.path + ")"));
+    }
+    return v;
   }
 
   // The oldest generation any live handle (or `candidate`) still reads.

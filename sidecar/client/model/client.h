@@ -17,6 +17,11 @@
 // A version file truncated (or unreadable) under a held handle does not kill the app: the client
 // survives the SIGBUS and reports the handle's version as damaged (mapping_guard.h).
 //
+// A delta version (docs/design.md) is a chain: the client maps every layer the control block
+// names (each checked against the checksum the agent verified, each covered by the SIGBUS
+// guard), and a lookup reads the newest layer first, stopping at a value or a tombstone
+// (msf::ChainFind). A layer's index fingerprints make a miss in it cost about one cache line.
+//
 // Layout and protocol: control_block.h. C ABI: modelswap.h. Python: python/modelswap/model.py.
 //
 // Thread safety: a ModelClient is thread-safe (Acquire takes a short mutex). A Handle may be
@@ -65,7 +70,8 @@ class Handle {
   // intact version: kUnavailable until it has). Every page of a returned value was intact when
   // Lookup returned; code that reads the value later and must know it was intact then checks
   // Check() (or damaged()) after reading it, as a seqlock reader re-checks its sequence
-  // (mapping_guard.h says why and how). REQUIRES: valid().
+  // (mapping_guard.h says why and how). For a delta version the value is the newest layer's that
+  // holds the key; a key deleted in a newer layer is absent. REQUIRES: valid().
   [[nodiscard]] Result<std::optional<std::string_view>> Lookup(std::string_view key) const;
   [[nodiscard]] Result<std::optional<std::span<const std::byte>>> Lookup(
       std::span<const std::byte> key) const;
@@ -78,8 +84,14 @@ class Handle {
 
   uint64_t generation() const;
   const std::string& version() const;
+  // The file of the version itself: for a delta version, its newest layer.
   const std::string& path() const;
+  // Entries of the newest layer alone (tombstones included): a whole version's entry count; for
+  // a delta version, the delta's upserts and deletions, not the chain's live keys.
   uint64_t entry_count() const;
+  // Layers read by lookups: 1 for a whole version; for a delta version, its chain (the full base
+  // and the deltas up to the version, at most 8).
+  size_t layer_count() const;
 
  private:
   friend class ModelClient;

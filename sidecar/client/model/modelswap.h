@@ -74,6 +74,9 @@ int ms_handle_damaged(const ms_handle* handle);
 uint64_t ms_handle_generation(const ms_handle* handle);
 /* NUL-terminated, valid while the handle lives. */
 const char* ms_handle_version(const ms_handle* handle);
+/* Layers ms_get reads: 1 for a whole version; for a delta version its chain (the full base and
+ * the deltas up to it, at most 8), read newest first, a deleted key being absent. 0 for NULL. */
+uint32_t ms_handle_layer_count(const ms_handle* handle);
 
 /* The last error message on this thread ("" if none); valid until the next call on it. */
 const char* ms_last_error(void);

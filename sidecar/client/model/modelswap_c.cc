@@ -94,6 +94,10 @@ const char* ms_handle_version(const ms_handle* handle) {
   return handle == nullptr ? "" : handle->handle.version().c_str();
 }
 
+uint32_t ms_handle_layer_count(const ms_handle* handle) {
+  return handle == nullptr ? 0 : static_cast<uint32_t>(handle->handle.layer_count());
+}
+
 const char* ms_last_error(void) {
   return modelswap::c_abi::LastError().c_str();
 }

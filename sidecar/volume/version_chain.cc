@@ -77,7 +77,15 @@ Result<msf::Header> ReadChunkedHeader(Env* env, const std::string& root,
     const uint64_t n = std::min<uint64_t>(c.length, page.size() - c.offset);
     if (c.hole) continue;  // zeros, as the page already is
     buffer.resize(c.length);
-    if (Status st = store.Get(c.hash, buffer); !st) return Fail(st.error().Context(what));
+    if (Status st = store.Get(c.hash, buffer); !st) {
+      // A chunk the recipe names but the store lacks: the version is damaged, not absent (a
+      // caller reading kNotFound as "no such version" would call its base missing, or let it go).
+      if (st.error().code() == Code::kNotFound) {
+        return Fail(Code::kCorruption, what + ": chunk " + chunk::ToHex(c.hash) +
+                                           " of its header is missing from the store");
+      }
+      return Fail(st.error().Context(what));
+    }
     std::memcpy(page.data() + c.offset, buffer.data(), n);
   }
   MS_ASSIGN_OR_RETURN(msf::Header h, ParseHeaderPage(page, recipe.file_bytes, what));

@@ -40,7 +40,8 @@ struct ChainLayer {
 // The header of a published version of either layout, checked (msf::ParseHeader's checks) and
 // naming `model` and `version` (else kCorruption). A chunked version's header comes from the
 // chunks covering its first 4096 bytes, each verified by its hash, and must carry the recipe's
-// checksum and size. kNotFound if the version exists in neither layout.
+// checksum and size. kNotFound if the version exists in neither layout; a chunk of the header
+// missing from the store is kCorruption (the version is damaged, not absent).
 [[nodiscard]] Result<msf::Header> ReadVersionHeader(Env* env, std::string_view root,
                                                     std::string_view model,
                                                     std::string_view version);

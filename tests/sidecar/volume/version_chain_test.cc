@@ -190,6 +190,24 @@ TEST_F(VersionChainTest, AChunkedHeaderIsCheckedChunkByChunk) {
   EXPECT_NE(Msg(r).find(chunk::ToHex(first.hash)), std::string::npos) << Msg(r);
 }
 
+TEST_F(VersionChainTest, AMissingHeaderChunkIsDamageNotAMissingBase) {
+  const uint64_t s1 = vol_.Full("v1", true);
+  vol_.Delta("v2", "v1", s1, 1, false);
+  auto recipe =
+      chunk::ReadRecipeBeneath(DefaultEnv(), vol_.root(), chunk::RecipeRel("ranker", "v1"));
+  ASSERT_TRUE(recipe.has_value());
+  const chunk::RecipeChunk& first = recipe->chunks.front();
+  ASSERT_TRUE(std::filesystem::remove(vol_.root() + "/" + chunk::ChunkRel(first.hash)));
+  auto r = Resolve("v2");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::kCorruption);
+  EXPECT_NE(Msg(r).find("delta v2 needs base v1"), std::string::npos) << Msg(r);
+  EXPECT_NE(
+      Msg(r).find("chunk " + chunk::ToHex(first.hash) + " of its header is missing from the store"),
+      std::string::npos)
+      << Msg(r);
+}
+
 TEST_F(VersionChainTest, DeltasOnListsTheVersionsNamingABase) {
   const uint64_t s1 = vol_.Full("v1", false);
   const uint64_t s2 = vol_.Delta("v2", "v1", s1, 1, true);

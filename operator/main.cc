@@ -76,6 +76,34 @@ void AddWebhookFlags(CLI::App& app, modelswap::op::WebhookRuntimeOptions& w,
   app.add_option("--agent-cpu-limit", inj.cpu_limit, "CPU limit of the agent (default: none)");
   app.add_option("--agent-memory-limit", inj.memory_limit,
                  "memory limit of the agent (default: none; see values.yaml before setting one)");
+  // Where injected agents assemble chunked versions (operator/webhook/admission.h PlanNodeCache).
+  app.add_option("--node-cache-host-path", inj.node_cache_host_path,
+                 "hostPath of the node cache shared by a node's agents (the chart's DaemonSet "
+                 "prepares it); only for namespaces whose Pod Security level allows hostPath "
+                 "(default: none)");
+  app.add_option("--node-cache-mount-path", inj.cache_dir,
+                 "where agents (read-write) and apps (read-only) mount the node cache")
+      ->capture_default_str();
+  app.add_option("--node-cache-max-bytes", inj.node_cache_max_bytes,
+                 "the agents' --cache-max-bytes on the node cache (e.g. 20Gi)")
+      ->capture_default_str();
+  app.add_option_function<std::string>(
+         "--pod-security-default",
+         [&inj](const std::string& v) {
+           inj.pod_security_default = *modelswap::op::ParsePodSecurityLevel(v);
+         },
+         "Pod Security level enforced in namespaces without the "
+         "pod-security.kubernetes.io/enforce label (the cluster's PodSecurity defaults; "
+         "default: privileged)")
+      ->check(CLI::IsMember({"privileged", "baseline", "restricted"}));
+  app.add_option("--agent-stage-dir", inj.stage_dir,
+                 "per-pod fallback: a disk emptyDir mounted here, the agent's --stage-dir "
+                 "(default: none, chunked versions are assembled in the shm dir)");
+  app.add_option("--agent-stage-size", inj.stage_size,
+                 "sizeLimit of that emptyDir (default: none)");
+  app.add_option("--per-pod-cache-max-bytes", inj.per_pod_cache_max_bytes,
+                 "the agent's --cache-max-bytes in the per-pod fallback (e.g. 2Gi)")
+      ->capture_default_str();
 }
 
 // The writer Jobs' pod settings (the chart's writer.* values pass them; a ModelVersion's

@@ -79,21 +79,66 @@ struct Plan {
   const PodSettings& pod;
   bool native;
   bool labelled;  // the pod already carries modelswap.io/injected: "true"
+  NodeCachePlan cache;
 };
 
 Json DesiredVolumes(const Plan& p) {
   Json empty_dir = {{"medium", "Memory"}};
   if (!p.pod.shm_size.empty()) empty_dir["sizeLimit"] = p.pod.shm_size;
-  return Json::array(
+  Json volumes = Json::array(
       {{{"name", kModelsVolumeName},
         {"persistentVolumeClaim", {{"claimName", p.pod.claim_name}, {"readOnly", true}}}},
        {{"name", kShmVolumeName}, {"emptyDir", empty_dir}}});
+  if (p.cache.kind == NodeCachePlan::kNode) {
+    // DirectoryOrCreate: a pod scheduled before the DaemonSet prepared the node still starts; its
+    // agent cannot write the root-owned directory until then, which rejects chunked versions
+    // (retried with backoff) but never blocks the pod.
+    volumes.push_back(
+        {{"name", kNodeCacheVolumeName},
+         {"hostPath", {{"path", p.cfg.node_cache_host_path}, {"type", "DirectoryOrCreate"}}}});
+  } else if (p.cache.kind == NodeCachePlan::kPerPod) {
+    Json disk = Json::object();  // no medium: the node's disk, not memory
+    if (!p.cfg.stage_size.empty()) disk["sizeLimit"] = p.cfg.stage_size;
+    volumes.push_back({{"name", kStageVolumeName}, {"emptyDir", disk}});
+  }
+  return volumes;
 }
 
-Json DesiredMounts(const Plan& p) {
-  return Json::array(
+// The agent mounts the cache read-write; app containers read-only, recursively where the runtime
+// can (recursiveReadOnly needs readOnly and no mount propagation; API servers older than the
+// field drop it, and IfPossible never keeps a pod from starting).
+Json DesiredMounts(const Plan& p, bool agent) {
+  Json mounts = Json::array(
       {{{"name", kModelsVolumeName}, {"mountPath", p.cfg.model_root}, {"readOnly", true}},
        {{"name", kShmVolumeName}, {"mountPath", p.cfg.shm_dir}}});
+  const char* name = p.cache.kind == NodeCachePlan::kNode     ? kNodeCacheVolumeName
+                     : p.cache.kind == NodeCachePlan::kPerPod ? kStageVolumeName
+                                                              : nullptr;
+  if (name != nullptr) {
+    Json m = {
+        {"name", name},
+        {"mountPath", p.cache.kind == NodeCachePlan::kNode ? p.cfg.cache_dir : p.cfg.stage_dir}};
+    if (!agent) {
+      m["readOnly"] = true;
+      m["recursiveReadOnly"] = "IfPossible";
+    }
+    mounts.push_back(m);
+  }
+  return mounts;
+}
+
+// The agent's cache flags: the node cache, or the per-pod stage dir (whose chunk-cache
+// subdirectory then holds the cache), each with its budget.
+Json CacheArgs(const Plan& p) {
+  switch (p.cache.kind) {
+    case NodeCachePlan::kNode:
+      return {"--cache-dir", p.cfg.cache_dir, "--cache-max-bytes", p.cfg.node_cache_max_bytes};
+    case NodeCachePlan::kPerPod:
+      return {"--stage-dir", p.cfg.stage_dir, "--cache-max-bytes", p.cfg.per_pod_cache_max_bytes};
+    case NodeCachePlan::kNone:
+      break;
+  }
+  return Json::array();
 }
 
 Json DesiredEnv(const Plan& p) {
@@ -137,7 +182,7 @@ Json AgentContainer(const Plan& p) {
       {"env", env},
       {"ports", {{{"name", "agent"}, {"containerPort", c.agent_port}, {"protocol", "TCP"}}}},
       {"resources", AgentResources(p.pod)},
-      {"volumeMounts", DesiredMounts(p)},
+      {"volumeMounts", DesiredMounts(p, /*agent=*/true)},
       {"readinessProbe", HttpProbe(p, "/readyz", 5, 1)},
       {"livenessProbe", HttpProbe(p, "/healthz", 10, 6)},
       {"securityContext",
@@ -148,6 +193,8 @@ Json AgentContainer(const Plan& p) {
         {"capabilities", {{"drop", {"ALL"}}}},
         {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
   };
+  for (const auto& arg : CacheArgs(p))
+    agent["args"].push_back(arg);
   if (p.native) {
     agent["restartPolicy"] = "Always";
     agent["startupProbe"] =
@@ -184,7 +231,7 @@ Status WireContainer(const Plan& p, const Json& container, const std::string& pa
   const std::string name = NameField(container);
   const Json* mounts = ArrayAt(container, "volumeMounts");
   Json missing_mounts = Json::array();
-  for (const auto& want : DesiredMounts(p)) {
+  for (const auto& want : DesiredMounts(p, /*agent=*/false)) {
     bool have_volume = false, path_taken = false;
     for (const auto& m : mounts ? *mounts : Json::array()) {
       if (!m.is_object()) continue;
@@ -248,21 +295,45 @@ Result<bool> AddAgent(const Plan& p, const Json& spec, Patch& patch) {
   return true;
 }
 
+// Adds annotations the pod lacks (keys it has keep their values: a reinvocation changes nothing).
+void AddAnnotations(const Json& pod, const Json& wanted, Patch& patch) {
+  auto meta = pod.find("metadata");
+  const Json* have = nullptr;
+  if (meta != pod.end() && meta->is_object()) {
+    if (auto a = meta->find("annotations"); a != meta->end() && a->is_object()) have = &*a;
+  }
+  if (have == nullptr) {
+    if (!wanted.empty()) patch.Add("/metadata/annotations", wanted);
+    return;
+  }
+  for (const auto& [key, value] : wanted.items()) {
+    if (!have->contains(key)) patch.Add("/metadata/annotations/" + JsonPointerEscape(key), value);
+  }
+}
+
 // In the plain-container fallback the agent is containers[0], which kubectl logs/exec/attach pick
 // when no container is named: the annotation kubectl honours keeps them on the app's first
 // container, unless the pod already names one.
-void AddDefaultContainer(const Json& pod, const Json& spec, Patch& patch) {
-  constexpr const char* kDefault = "kubectl.kubernetes.io/default-container";
+void DefaultContainerAnnotation(const Json& spec, Json& wanted) {
   const Json* containers = ArrayAt(spec, "containers");
   if (containers == nullptr || containers->empty() || !(*containers)[0].contains("name")) return;
-  const Json first = (*containers)[0]["name"];
+  wanted["kubectl.kubernetes.io/default-container"] = (*containers)[0]["name"];
+}
+
+// An injected pod's cache follows the volume it already has, so a reinvocation wires new
+// containers the way the first pass did, whatever a new namespace lookup would say.
+NodeCachePlan PlanFromPod(const Json& spec) {
+  const Json* volumes = ArrayAt(spec, "volumes");
+  if (FindByName(volumes, kNodeCacheVolumeName)) return {NodeCachePlan::kNode, ""};
+  if (FindByName(volumes, kStageVolumeName)) return {NodeCachePlan::kPerPod, ""};
+  return {NodeCachePlan::kNone, ""};
+}
+
+std::string PodNamespace(const Json& pod) {
   auto meta = pod.find("metadata");
-  if (meta == pod.end() || !meta->is_object() || !meta->contains("annotations") ||
-      !(*meta)["annotations"].is_object()) {
-    patch.Add("/metadata/annotations", {{kDefault, first}});
-  } else if (!(*meta)["annotations"].contains(kDefault)) {
-    patch.Add("/metadata/annotations/" + JsonPointerEscape(kDefault), first);
-  }
+  if (meta == pod.end() || !meta->is_object()) return "";
+  auto ns = meta->find("namespace");
+  return ns != meta->end() && ns->is_string() ? ns->get<std::string>() : "";
 }
 
 void AddLabel(const Json& pod, Patch& patch) {
@@ -309,8 +380,47 @@ std::string JsonPointerEscape(std::string_view token) {
   return out;
 }
 
+NodeCachePlan PlanNodeCache(const InjectionConfig& cfg, const std::string& ns,
+                            const NamespaceLevelFn& namespace_level) {
+  NodeCachePlan plan;
+  plan.kind = cfg.stage_dir.empty() ? NodeCachePlan::kNone : NodeCachePlan::kPerPod;
+  const std::string fallback = cfg.stage_dir.empty()
+                                   ? "the agent assembles chunked versions in the shm dir"
+                                   : "per-pod cache in " + cfg.stage_dir;
+  if (cfg.node_cache_host_path.empty()) {
+    if (plan.kind == NodeCachePlan::kPerPod) {
+      plan.annotation =
+          "disabled: no node cache configured (chart nodeCache.enabled false); " + fallback;
+    }
+    return plan;
+  }
+  Result<PodSecurityLevel> level =
+      namespace_level ? namespace_level(ns)
+                      : Fail(Code::kUnavailable, "the webhook cannot read namespaces");
+  if (level && AllowsHostPath(*level)) {
+    plan.kind = NodeCachePlan::kNode;
+    plan.annotation = "enabled: hostPath " + cfg.node_cache_host_path + " at " + cfg.cache_dir;
+  } else if (level) {
+    plan.annotation = "disabled: namespace " + ns + " enforces Pod Security \"" +
+                      PodSecurityLevelName(*level) + "\" (no hostPath); " + fallback;
+  } else {
+    // The safe answer: a hostPath pod in a namespace that forbids it would be refused.
+    plan.annotation = "disabled: Pod Security level of namespace " + ns + " unknown (" +
+                      level.error().message() + "); " + fallback;
+  }
+  return plan;
+}
+
 Result<Json> BuildInjectionPatch(const Json& pod, const InjectionConfig& cfg, bool native_sidecars,
                                  std::vector<std::string>* warnings) {
+  return BuildInjectionPatch(pod, cfg, AdmissionContext{native_sidecars, nullptr},
+                             PodNamespace(pod), warnings);
+}
+
+Result<Json> BuildInjectionPatch(const Json& pod, const InjectionConfig& cfg,
+                                 const AdmissionContext& ctx, const std::string& ns,
+                                 std::vector<std::string>* warnings) {
+  const bool native_sidecars = ctx.native_sidecars;
   if (!pod.is_object()) return Fail(Code::kInvalidArgument, "the object is not a JSON object");
   auto annotations = StringMap(pod, "annotations");
   auto labels = StringMap(pod, "labels");
@@ -334,14 +444,23 @@ Result<Json> BuildInjectionPatch(const Json& pod, const InjectionConfig& cfg, bo
       warnings->push_back("modelswap: unknown annotation " + key + " is ignored");
   }
   auto injected = labels.find(kLabelInjected);
-  Plan plan{cfg, settings, native_sidecars, injected != labels.end() && injected->second == "true"};
+  const bool labelled = injected != labels.end() && injected->second == "true";
+  Plan plan{cfg, settings, native_sidecars, labelled,
+            labelled
+                ? PlanFromPod(*spec)
+                : PlanNodeCache(cfg, ns.empty() ? PodNamespace(pod) : ns, ctx.namespace_level)};
   Patch patch;
   MS_RETURN_IF_ERROR(AddVolumes(plan, *spec, patch));
   MS_RETURN_IF_ERROR(WireContainers(plan, *spec, "initContainers", patch));
   MS_RETURN_IF_ERROR(WireContainers(plan, *spec, "containers", patch));
   MS_ASSIGN_OR_RETURN(bool added_agent, AddAgent(plan, *spec, patch));
+  Json add = Json::object();
   // spec is the pod as it came: its containers[0] is the app's, not the agent just added.
-  if (added_agent && !native_sidecars) AddDefaultContainer(pod, *spec, patch);
+  if (added_agent && !native_sidecars) DefaultContainerAnnotation(*spec, add);
+  if (added_agent && !plan.cache.annotation.empty()) {
+    add[kAnnotationNodeCache] = plan.cache.annotation;
+  }
+  AddAnnotations(pod, add, patch);
   AddLabel(pod, patch);
   if (added_agent && !native_sidecars && warnings != nullptr) {
     warnings->push_back(
@@ -401,6 +520,11 @@ bool IsPodCreate(const Json& request) {
 
 AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionConfig& cfg,
                                  bool native_sidecars) {
+  return ReviewAdmission(request_body, cfg, AdmissionContext{native_sidecars, nullptr});
+}
+
+AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionConfig& cfg,
+                                 const AdmissionContext& ctx) {
   Json review;
   try {
     review = Json::parse(request_body, [](int depth, Json::parse_event_t, Json&) {
@@ -442,7 +566,10 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
   }
 
   std::vector<std::string> warnings;
-  auto ops = BuildInjectionPatch(*object, cfg, native_sidecars, &warnings);
+  // The namespace the pod is created in: the request's (a pod's metadata.namespace may be empty).
+  std::string ns;
+  if (auto n = request->find("namespace"); n != request->end() && n->is_string()) ns = *n;
+  auto ops = BuildInjectionPatch(*object, cfg, ctx, ns, &warnings);
   if (!ops) {
     const std::string& msg = ops.error().message();
     Json status = {{"code", 400}, {"reason", "BadRequest"}, {"message", "modelswap: " + msg}};

@@ -11,7 +11,13 @@
 //   - volumes "modelswap-models" (the model PVC, read-only) and "modelswap-shm" (emptyDir,
 //     medium Memory, sizeLimit), mounted into every container at the model root and shm dir;
 //   - MODELSWAP_ROOT / _MODELS / _SHM_DIR / _AGENT_URL in every container that lacks them;
-//   - the label modelswap.io/injected: "true" (the operator's pod informer selects on it).
+//   - the label modelswap.io/injected: "true" (the operator's pod informer selects on it);
+//   - the chunk cache (PlanNodeCache): where a node cache is configured and the namespace's Pod
+//     Security level allows hostPath ("privileged": namespace_policy.h), the hostPath volume
+//     "modelswap-cache", read-write in the agent (--cache-dir, --cache-max-bytes) and read-only
+//     (recursiveReadOnly: IfPossible) in every other container at the same path; else, with a
+//     stage dir configured, a disk emptyDir "modelswap-stage" (agent --stage-dir, read-only in
+//     the apps); and the annotation modelswap.io/node-cache saying which and why.
 // The pod is never re-serialised, so fields other webhooks set (initContainers[].restartPolicy,
 // their own sidecars) survive. Injection is idempotent and converges: on a pod the patch was
 // applied to, the function returns no patch; run again after another webhook added a container
@@ -21,9 +27,11 @@
 // message naming the annotation (or container/volume) and the problem. The response always echoes
 // the request's uid.
 //
-// Thread safety: pure functions; safe to call from any number of threads.
+// Thread safety: pure functions (apart from the namespace lookup the context supplies, which
+// must be thread-safe); safe to call from any number of threads.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,7 +61,37 @@ struct AdmissionOutcome {
   std::string message;  // the denial or error message; empty otherwise
 };
 
+// The Pod Security level a namespace enforces (NamespaceLevelCache::Level in the operator). Called
+// at most once per admission, only for a pod that gets the agent while a node cache is configured.
+using NamespaceLevelFn = std::function<Result<PodSecurityLevel>(const std::string& ns)>;
+
+// What the admission decision depends on besides the config.
+struct AdmissionContext {
+  bool native_sidecars = false;
+  NamespaceLevelFn namespace_level;  // null: unknown, so no hostPath
+};
+
+// Which chunk cache an injected pod gets.
+struct NodeCachePlan {
+  enum Kind {
+    kNone,    // no cache volume: the agent's cache falls back to the shm dir (memory)
+    kNode,    // the node's hostPath
+    kPerPod,  // a disk emptyDir as the agent's stage dir
+  };
+  Kind kind = kNone;
+  std::string annotation;  // modelswap.io/node-cache; "" = none
+};
+
+// The decision for a new pod in namespace `ns`: the node cache only when configured and the
+// level is known to allow hostPath; a lookup error means the fallback (its message goes into the
+// annotation). Pure apart from calling namespace_level.
+NodeCachePlan PlanNodeCache(const InjectionConfig& cfg, const std::string& ns,
+                            const NamespaceLevelFn& namespace_level);
+
 // Answers one AdmissionReview request body.
+AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionConfig& cfg,
+                                 const AdmissionContext& ctx);
+// The same without namespace lookups (tests, benchmarks): no hostPath.
 AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionConfig& cfg,
                                  bool native_sidecars);
 
@@ -61,6 +99,14 @@ AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionC
 // to add or the pod did not ask). kInvalidArgument names the bad annotation or clashing name.
 // `warnings` (may be null) receives admission warnings: unknown modelswap.io/* annotations, the
 // plain-container fallback.
+// `ns` is the namespace the pod is created in (the AdmissionRequest's; "" = the pod's own
+// metadata.namespace).
+[[nodiscard]] Result<nlohmann::json> BuildInjectionPatch(const nlohmann::json& pod,
+                                                         const InjectionConfig& cfg,
+                                                         const AdmissionContext& ctx,
+                                                         const std::string& ns,
+                                                         std::vector<std::string>* warnings);
+// The same without namespace lookups: no hostPath.
 [[nodiscard]] Result<nlohmann::json> BuildInjectionPatch(const nlohmann::json& pod,
                                                          const InjectionConfig& cfg,
                                                          bool native_sidecars,

@@ -213,6 +213,66 @@ Status ValidateDnsSubdomain(std::string_view name) {
   return Ok();
 }
 
+Status ValidateByteSize(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && IsDigit(text[digits]))
+    ++digits;
+  std::string_view suffix = text.substr(digits);
+  bool ok = digits > 0 && digits <= 18 &&
+            (suffix.empty() || suffix == "Ki" || suffix == "Mi" || suffix == "Gi" ||
+             suffix == "Ti" || suffix == "Pi");
+  if (!ok) {
+    return Fail(Code::kInvalidArgument,
+                "byte size " + Quote(text) +
+                    " must be digits with an optional Ki, Mi, Gi, Ti or Pi suffix (e.g. 20Gi)");
+  }
+  return Ok();
+}
+
+namespace {
+
+Status ValidateMountPath(const std::string& path, const char* what) {
+  if (path.size() < 2 || path[0] != '/' || path.find("..") != std::string::npos ||
+      path.back() == '/') {
+    return Fail(Code::kInvalidArgument, std::string(what) + " " + Quote(path) +
+                                            " must be an absolute path without .. or a trailing /");
+  }
+  return Ok();
+}
+
+// The cache settings: paths absolute and apart from the other mounts, sizes readable by both
+// Kubernetes and the agent.
+Status ValidateCacheConfig(const InjectionConfig& c) {
+  if (!c.node_cache_host_path.empty()) {
+    MS_RETURN_IF_ERROR(ValidateMountPath(c.node_cache_host_path, "node cache host path"));
+    MS_RETURN_IF_ERROR(ValidateMountPath(c.cache_dir, "cache dir"));
+    if (auto st = ValidateByteSize(c.node_cache_max_bytes); !st) {
+      return Fail(st.error().Context("node cache max bytes"));
+    }
+  }
+  if (!c.stage_dir.empty()) {
+    MS_RETURN_IF_ERROR(ValidateMountPath(c.stage_dir, "stage dir"));
+    if (auto st = ValidateByteSize(c.per_pod_cache_max_bytes); !st) {
+      return Fail(st.error().Context("per-pod cache max bytes"));
+    }
+  }
+  std::vector<std::string> paths = {c.model_root, c.shm_dir};
+  if (!c.node_cache_host_path.empty()) paths.push_back(c.cache_dir);
+  if (!c.stage_dir.empty()) paths.push_back(c.stage_dir);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    for (size_t j = i + 1; j < paths.size(); ++j) {
+      const std::string &a = paths[i], &b = paths[j];
+      if (a == b || b.starts_with(a + "/") || a.starts_with(b + "/")) {
+        return Fail(Code::kInvalidArgument, "mount paths " + Quote(a) + " and " + Quote(b) +
+                                                " overlap: the injected volumes need their own");
+      }
+    }
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Status ValidateConfig(const InjectionConfig& c) {
   if (auto st = ValidateImageReference(c.agent_image); !st) {
     return Fail(st.error().Context("agent image"));
@@ -236,8 +296,9 @@ Status ValidateConfig(const InjectionConfig& c) {
   if (c.poll_interval_ms < 1 || c.poll_interval_ms > 3'600'000) {
     return Fail(Code::kInvalidArgument, "poll interval must be 1 ms to 1 h");
   }
-  for (const std::string* q :
-       {&c.cpu_request, &c.memory_request, &c.cpu_limit, &c.memory_limit, &c.shm_size}) {
+  MS_RETURN_IF_ERROR(ValidateCacheConfig(c));
+  for (const std::string* q : {&c.cpu_request, &c.memory_request, &c.cpu_limit, &c.memory_limit,
+                               &c.shm_size, &c.stage_size}) {
     if (q->empty()) continue;
     auto v = ParseQuantity(*q);
     if (!v) return Fail(v.error().Context("injection config"));
@@ -315,7 +376,8 @@ std::vector<std::string> UnknownModelswapAnnotations(
       kAnnotationInject,           kAnnotationModels,       kAnnotationAgentImage,
       kAnnotationAgentCpu,         kAnnotationAgentMemory,  kAnnotationAgentCpuLimit,
       kAnnotationAgentMemoryLimit, kAnnotationPollInterval, kAnnotationShmSize,
-      kAnnotationClaimName,        kAnnotationGeneration,   kLabelInjected};
+      kAnnotationClaimName,        kAnnotationGeneration,   kLabelInjected,
+      kAnnotationNodeCache};
   std::vector<std::string> unknown;
   for (const auto& [key, value] : annotations) {
     if (key.starts_with("modelswap.io/") && !kKnown.contains(key)) unknown.push_back(key);

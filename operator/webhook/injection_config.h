@@ -18,6 +18,7 @@
 //   modelswap.io/poll-interval       manifest poll interval: "500ms", "2s", "1m" or bare ms
 //   modelswap.io/shm-size            sizeLimit of the memory emptyDir ("1Gi")
 //   modelswap.io/claim-name          the model PVC (a DNS-1123 subdomain)
+// and one the webhook writes (kAnnotationNodeCache, admission.h): which chunk cache the pod got.
 //
 // Thread safety: plain values and pure functions.
 #pragma once
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "operator/webhook/namespace_policy.h"
 
 namespace modelswap::op {
 
@@ -42,12 +44,16 @@ inline constexpr const char* kAnnotationAgentMemoryLimit = "modelswap.io/agent-m
 inline constexpr const char* kAnnotationPollInterval = "modelswap.io/poll-interval";
 inline constexpr const char* kAnnotationShmSize = "modelswap.io/shm-size";
 inline constexpr const char* kAnnotationClaimName = "modelswap.io/claim-name";
+// Written by the webhook, not read: "enabled: ..." or "disabled: <why>; ..." (admission.h).
+inline constexpr const char* kAnnotationNodeCache = "modelswap.io/node-cache";
 
 // Names the webhook gives the things it adds. A pod that already uses one of them for something
 // else is denied rather than silently altered.
 inline constexpr const char* kAgentContainerName = "modelswap-agent";
 inline constexpr const char* kModelsVolumeName = "modelswap-models";
 inline constexpr const char* kShmVolumeName = "modelswap-shm";
+inline constexpr const char* kNodeCacheVolumeName = "modelswap-cache";  // the node's hostPath
+inline constexpr const char* kStageVolumeName = "modelswap-stage";      // per-pod disk emptyDir
 
 struct InjectionConfig {
   std::string agent_image = "ghcr.io/modelswap/modelswap-sidecar:0.1.0";
@@ -73,8 +79,30 @@ struct InjectionConfig {
   std::vector<std::string> wait_command = {
       "/usr/local/bin/modelswap-sidecar", "wait-ready", "--url",
       "http://127.0.0.1:{port}/readyz",   "--timeout",  "1800"};
-  // The agent runs as this non-root user (the sidecar image's user).
+  // The agent runs as this non-root user (the sidecar image's user). The chart's node-cache
+  // DaemonSet gives the node cache directory to this uid (charts/modelswap/templates/
+  // node-cache-daemonset.yaml).
   int64_t agent_run_as_user = 65532;
+
+  // The node cache (sidecar/cache/README.md): a hostPath directory on every node, shared by every
+  // agent of the node and prepared by the chart's DaemonSet. "" = none: every pod gets the
+  // per-pod fallback below. Used only where the pod's namespace allows hostPath (Pod Security
+  // "privileged", namespace_policy.h).
+  std::string node_cache_host_path;
+  // Where the agent (read-write) and the app containers (read-only) mount it: one path for both,
+  // since apps map assembled files by the absolute path the control block names.
+  std::string cache_dir = "/var/run/modelswap/cache";
+  // The agent's --cache-max-bytes on the node cache. Every agent of a node must pass the same
+  // value (any agent's eviction applies its budget to all), so pods cannot override it.
+  std::string node_cache_max_bytes = "20Gi";
+  // The level Pod Security admission enforces in namespaces without the enforce label.
+  PodSecurityLevel pod_security_default = PodSecurityLevel::kPrivileged;
+  // The per-pod fallback: a disk emptyDir mounted here, passed as the agent's --stage-dir (its
+  // chunk cache is <stage>/chunk-cache; whole-file versions are staged there too). "" = none:
+  // the agent assembles chunked versions in the shm dir, which costs pod memory.
+  std::string stage_dir;
+  std::string stage_size;                       // the emptyDir's sizeLimit; "" = none
+  std::string per_pod_cache_max_bytes = "2Gi";  // the agent's --cache-max-bytes there
 };
 
 // Checks every field of an operator-wide config (quantities, names, port, command).
@@ -118,6 +146,11 @@ std::vector<std::string> UnknownModelswapAnnotations(
 // and no leading '-' (it becomes a field of the container, never a shell word, but a clear
 // error beats a pod stuck in InvalidImageName).
 [[nodiscard]] Status ValidateImageReference(std::string_view image);
+
+// A byte count both Kubernetes and the agent's --cache-max-bytes read alike: digits, optionally
+// followed by Ki, Mi, Gi, Ti or Pi ("0" = no budget). Decimal suffixes are refused: "500m" is
+// milli to Kubernetes but mega to the agent.
+[[nodiscard]] Status ValidateByteSize(std::string_view text);
 
 // DNS-1123 subdomain (PVC names): [a-z0-9]([-a-z0-9.]*[a-z0-9])?, at most 253 bytes.
 [[nodiscard]] Status ValidateDnsSubdomain(std::string_view name);

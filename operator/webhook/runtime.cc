@@ -113,15 +113,35 @@ Status WebhookRuntime::Start() {
         return client->Create(kPods, ns, pod, /*dry_run=*/true);
       },
       env_, SidecarSupportOptions{.ns = opts_.ns});
+  if (!opts_.injection.node_cache_host_path.empty()) {
+    NamespaceLevelCacheOptions ns_opts = opts_.namespaces;
+    ns_opts.cluster_default = opts_.injection.pod_security_default;
+    namespaces_ = std::make_unique<NamespaceLevelCache>(
+        env_, [client](const std::string& name) { return client->Get(kNamespaces, "", name); },
+        ns_opts);
+  }
   CertManager* certs = certs_.get();
   SidecarSupportDetector* detector = detector_.get();
+  NamespaceLevelCache* namespaces = namespaces_.get();
   const InjectionConfig* cfg = &opts_.injection;
   server_ = std::make_unique<WebhookServer>(WebhookServerOptions{
       .addr = opts_.addr,
       .certificate = [certs] { return certs->Current(); },
       .review =
-          [cfg, detector](std::string_view body) {
-            return ReviewAdmission(body, *cfg, detector->Native());
+          [cfg, detector, namespaces](std::string_view body) {
+            AdmissionContext ctx;
+            ctx.native_sidecars = detector->Native();
+            if (namespaces != nullptr) {
+              ctx.namespace_level = [namespaces](const std::string& ns) {
+                auto level = namespaces->Level(ns);
+                if (!level) {
+                  spdlog::warn("webhook: no node cache for a pod in namespace {}: {}", ns,
+                               level.error().message());
+                }
+                return level;
+              };
+            }
+            return ReviewAdmission(body, *cfg, ctx);
           },
       .observe = [this](const AdmissionOutcome& out, std::chrono::nanoseconds) { Observe(out); }});
   MS_RETURN_IF_ERROR(server_->Start());
@@ -148,6 +168,7 @@ void WebhookRuntime::Stop() {
   if (cert_thread_.joinable()) cert_thread_.join();
   if (detector_) detector_->Stop();
   if (server_) server_->Stop();
+  namespaces_.reset();  // after the server: no admission uses it any more
 }
 
 bool WebhookRuntime::Ready() const {

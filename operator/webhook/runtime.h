@@ -11,7 +11,10 @@
 //     (1 s .. 30 s) until it succeeds, then re-reads the source every reload_interval so a
 //     rotated Secret or mounted file is served from the next TLS connection on;
 //   - the SidecarSupportDetector (native_sidecar.h), dry-run creating its probe pod in the
-//     operator's namespace through KubeClient::Create(..., dry_run = true).
+//     operator's namespace through KubeClient::Create(..., dry_run = true);
+//   - with a node cache configured (injection.node_cache_host_path), the NamespaceLevelCache
+//     (namespace_policy.h) reading pods' namespaces through KubeClient::Get(kNamespaces, ...), so
+//     only namespaces whose Pod Security level allows hostPath get it.
 // Start() binds the listener before returning, so a bad or busy address is an error at start,
 // not later; until a certificate is loaded, handshakes fail and Ready() is false (the operator's
 // /readyz reports not ready, so the Service sends the API server elsewhere).
@@ -37,6 +40,7 @@
 #include "operator/webhook/cert_manager.h"
 #include "operator/webhook/injection_config.h"
 #include "operator/webhook/kube_cert_api.h"
+#include "operator/webhook/namespace_policy.h"
 #include "operator/webhook/native_sidecar.h"
 #include "operator/webhook/server.h"
 
@@ -57,6 +61,8 @@ struct WebhookRuntimeOptions {
   std::string url;
   RotationPolicy rotation;  // lifetimes and overlap (names are filled in from the above)
   InjectionConfig injection;
+  // Namespace lookups for the node cache (cluster_default is injection.pod_security_default).
+  NamespaceLevelCacheOptions namespaces;
   std::chrono::milliseconds reload_interval{60'000};
   std::chrono::milliseconds retry_initial{1'000};
   std::chrono::milliseconds retry_max{30'000};
@@ -97,6 +103,7 @@ class WebhookRuntime {
   std::unique_ptr<KubeCertApi> cert_api_;
   std::unique_ptr<CertManager> certs_;
   std::unique_ptr<SidecarSupportDetector> detector_;
+  std::unique_ptr<NamespaceLevelCache> namespaces_;  // null without a node cache
   std::unique_ptr<WebhookServer> server_;
 
   std::mutex mu_;  // guards stop_

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -27,6 +28,7 @@
 #include "sidecar/commands/cli.h"
 #include "sidecar/msf/reader.h"
 #include "sidecar/volume/manifest.h"
+#include "sidecar/volume/version_chain.h"
 #include "sidecar/volume/version_file.h"
 #include "sidecar/writer/progress.h"
 #include "sidecar/writer/publish.h"
@@ -88,8 +90,11 @@ json ManifestJson(const Manifest& m, std::string_view root) {
 struct WriteArgs : VolumeArgs {
   uint64_t generate_bytes = 0, seed = 0;
   uint32_t value_bytes = 1024;
-  std::string tsv, msf, progress_addr, base, scratch_dir;
+  std::string tsv, msf, progress_addr, base, scratch_dir, delta_on;
   bool publish = false, progress = false, reuse_existing = false, whole_file = false;
+  bool compact = false, auto_compact = false;
+  uint32_t max_chain = 4;
+  double compact_ratio = 0.5;
   chunk::ChunkerParams chunking;
   int zstd_level = 3, threads = 2;
 };
@@ -139,10 +144,17 @@ int RunWrite(const WriteArgs& a) {
   req.chunking = a.chunking;
   req.zstd_level = a.zstd_level;
   req.threads = a.threads;
+  req.delta_on = a.delta_on;
+  req.compact = a.compact;
+  req.auto_compact = a.auto_compact;
+  req.max_chain = a.max_chain;
+  req.compact_ratio = a.compact_ratio;
   if (!a.tsv.empty())
     req.source = TsvSource{a.tsv};
   else if (!a.msf.empty())
     req.source = MsfSource{a.msf};
+  else if (a.compact)
+    req.source = NoChanges{};
   else
     req.source = GenerateSource{a.generate_bytes, a.seed, a.value_bytes};
   auto written = WriteVersion(DefaultEnv(), req);
@@ -166,12 +178,48 @@ int RunWrite(const WriteArgs& a) {
                          {"bytes_holes", c.bytes_holes},
                          {"stored_bytes_new", c.stored_bytes_new}};
   }
+  if (!written->delta_base.empty()) {
+    out["delta"] = json{{"base", written->delta_base},
+                        {"chainDepth", written->chain_depth},
+                        {"tombstones", written->tombstones}};
+  }
+  if (written->compacted) out["compacted"] = true;
+  json chain = json::array();
+  for (const ChainEntry& layer : written->chain)
+    chain.push_back(json{{"version", layer.version}, {"bytes", layer.bytes}});
+  out["chain"] = chain;
   if (a.publish) {
     auto published = PublishAnyVersion(DefaultEnv(), a.root, a.model, a.version);
     if (!published) return ReportError(published.error().Context("publish"), a.termination_log);
     out["manifest_generation"] = published->generation;
   }
   return Report(out, a.termination_log);
+}
+
+// The delta flags' combinations (CLI11 checks each value's range); throws with a message naming
+// the flags.
+struct DeltaFlagsGiven {
+  bool other_source = false, tsv = false, max_chain = false, compact_ratio = false;
+};
+void ValidateDeltaArgs(const WriteArgs& a, DeltaFlagsGiven given) {
+  auto fail = [](const std::string& what) { throw CLI::ValidationError("delta", what); };
+  if (given.compact_ratio && !a.auto_compact) fail("--compact-ratio needs --auto-compact");
+  if (a.delta_on.empty()) {
+    if (a.compact) fail("--compact needs --delta-on VERSION (the chain to fold)");
+    if (a.auto_compact) fail("--auto-compact needs --delta-on VERSION");
+    if (given.max_chain) fail("--max-chain needs --delta-on VERSION");
+    return;
+  }
+  if (a.compact && a.auto_compact) fail("give --compact or --auto-compact, not both");
+  if (!a.base.empty()) {
+    fail(
+        "--base does not combine with --delta-on (a compaction keeps its full base's layout "
+        "anyway)");
+  }
+  if (given.other_source) fail("--delta-on takes its changes from --from-tsv only");
+  if (!given.tsv && !a.compact)
+    fail("--delta-on needs --from-tsv (the changes; or --compact alone)");
+  if (a.delta_on == a.version) fail("--delta-on names the version being written");
 }
 
 void AddWrite(CLI::App& app, CommandContext& ctx) {
@@ -218,9 +266,31 @@ void AddWrite(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--upload-threads", a->threads, "threads compressing and storing chunks")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  cmd->callback([a, gen, tsv, msf, &ctx] {
+  cmd->add_option("--delta-on", a->delta_on,
+                  "write a DELTA on this version of the model (full or itself a delta): only the "
+                  "--from-tsv changes, `key<TAB>\\N` deleting a key");
+  cmd->add_flag("--compact", a->compact,
+                "with --delta-on: write a FULL version folding that version's chain (and the "
+                "--from-tsv changes, if given) in its full base's layout");
+  cmd->add_flag("--auto-compact", a->auto_compact,
+                "with --delta-on: compact instead when the chain would exceed --max-chain or the "
+                "deltas' bytes would pass --compact-ratio of the base's");
+  auto* max_chain =
+      cmd->add_option("--max-chain", a->max_chain,
+                      "most deltas a chain may hold (a delta deeper than this is refused, or "
+                      "compacted with --auto-compact)")
+          ->check(CLI::Range(1, 7))
+          ->capture_default_str();
+  auto* ratio =
+      cmd->add_option("--compact-ratio", a->compact_ratio,
+                      "--auto-compact when the deltas' bytes pass this fraction of the full base's")
+          ->check(CLI::PositiveNumber)
+          ->capture_default_str();
+  cmd->callback([a, gen, tsv, msf, max_chain, ratio, &ctx] {
     SetupLogging(ctx.log_level);
-    if (gen->count() + tsv->count() + msf->count() != 1) {
+    ValidateDeltaArgs(*a, {gen->count() + msf->count() > 0, tsv->count() > 0,
+                           max_chain->count() > 0, ratio->count() > 0});
+    if (gen->count() + tsv->count() + msf->count() != 1 && !a->compact) {
       throw CLI::ValidationError("SOURCE",
                                  "give exactly one of --generate-bytes, --from-tsv, --from-msf");
     }
@@ -318,14 +388,51 @@ json HeaderJson(const msf::Header& h, const std::string& checksum) {
               {"verified", true}};
 }
 
+// A delta's base fields, and its chain resolved on the volume the file sits in
+// (<root>/<model>/versions/<version>.msf); the chain is left out, with the reason, when the file
+// is elsewhere or a base does not resolve: inspect reports on the file either way.
+void AddDeltaJson(const std::string& path, const msf::Header& h, json* out) {
+  (*out)["delta"] = json{{"base", h.base_version},
+                         {"baseChecksum", FormatChecksum(h.base_checksum)},
+                         {"chainDepth", h.chain_depth},
+                         {"tombstones", h.tombstone_count}};
+  const std::filesystem::path versions =
+      std::filesystem::path(path).lexically_normal().parent_path();
+  if (versions.filename() != "versions" || !versions.parent_path().has_parent_path()) {
+    (*out)["chain_error"] = "the file is not in <root>/<model>/versions/: chain not resolved";
+    return;
+  }
+  const std::string model = versions.parent_path().filename();
+  const std::string root = versions.parent_path().parent_path();
+  auto chain = ResolveChain(DefaultEnv(), root.empty() ? "." : root, model, h.version);
+  if (!chain) {
+    (*out)["chain_error"] = chain.error().ToString();
+    return;
+  }
+  json layers = json::array();
+  for (const ChainLayer& layer : *chain) {
+    layers.push_back(json{{"version", layer.version},
+                          {"bytes", layer.bytes},
+                          {"checksum", layer.checksum},
+                          {"layout", layer.recipe.empty() ? "whole-file" : "chunked"},
+                          {"delta", layer.delta}});
+  }
+  (*out)["chain"] = layers;
+}
+
 void AddInspect(CLI::App& app, CommandContext& ctx) {
   auto path = std::make_shared<std::string>();
   auto header_only = std::make_shared<bool>(false);
   auto keys = std::make_shared<std::vector<std::string>>();
-  CLI::App* cmd = app.add_subcommand("inspect", "validate an .msf and print its header as JSON");
+  CLI::App* cmd = app.add_subcommand(
+      "inspect",
+      "validate an .msf and print its header as JSON (a delta: its base, depth, tombstones and, "
+      "in a volume, its chain with each layer's bytes)");
   cmd->add_option("FILE", *path, "the .msf file")->required();
   cmd->add_flag("--header-only", *header_only, "check only the header (O(1)), not every checksum");
-  cmd->add_option("--key", *keys, "also look these keys up (values printed as JSON strings)");
+  cmd->add_option("--key", *keys,
+                  "also look these keys up in this file (values printed as JSON strings, null "
+                  "when absent, {\"deleted\": true} for a delta's tombstone)");
   cmd->callback([path, header_only, keys, &ctx] {
     SetupLogging(ctx.log_level);
     auto level = *header_only ? msf::VerifyLevel::kHeader : msf::VerifyLevel::kFull;
@@ -334,13 +441,22 @@ void AddInspect(CLI::App& app, CommandContext& ctx) {
       ctx.exit_code = ReportError(file.error(), "/nonexistent/none");
       return;
     }
-    json out = HeaderJson(file->reader.header(), file->reader.checksum());
+    const msf::Header& header = file->reader.header();
+    json out = HeaderJson(header, file->reader.checksum());
     out["verified"] = !*header_only;
+    if (header.delta) AddDeltaJson(*path, header, &out);
     if (!keys->empty()) {
       json lookups = json::object();
       for (const std::string& key : *keys) {
-        auto value = file->reader.Find(std::string_view(key));
-        lookups[key] = value ? json(std::string(*value)) : json(nullptr);
+        msf::Probe probe = file->reader.Lookup(std::string_view(key));
+        if (probe.presence == msf::Presence::kValue) {
+          lookups[key] =
+              std::string(reinterpret_cast<const char*>(probe.value.data()), probe.value.size());
+        } else if (probe.presence == msf::Presence::kTombstone) {
+          lookups[key] = json{{"deleted", true}};
+        } else {
+          lookups[key] = nullptr;
+        }
       }
       out["lookups"] = lookups;
     }

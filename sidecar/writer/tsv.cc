@@ -47,6 +47,10 @@ Status Unescape(std::string_view in, uint64_t line, const char* field, std::stri
         i += 2;
         break;
       }
+      case 'N':
+        return bad(
+            "\\N is only a whole value (key<TAB>\\N deletes the key); a literal \\N is "
+            "written \\\\N");
       default:
         return bad(std::string("unknown escape \\") + e);
     }
@@ -57,9 +61,9 @@ Status Unescape(std::string_view in, uint64_t line, const char* field, std::stri
 }  // namespace
 
 Status ParseTsvLine(std::string_view line, uint64_t line_number, std::string* key,
-                    std::string* value, bool* has_entry) {
+                    std::string* value, TsvLine* kind) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  *has_entry = !line.empty();
+  *kind = TsvLine::kBlank;
   if (line.empty()) return Ok();
   size_t tab = line.find('\t');
   if (tab == std::string_view::npos) {
@@ -70,7 +74,14 @@ Status ParseTsvLine(std::string_view line, uint64_t line_number, std::string* ke
     return Fail(Code::kInvalidArgument, "line " + std::to_string(line_number) + ": empty key");
   }
   MS_RETURN_IF_ERROR(Unescape(line.substr(0, tab), line_number, "key", key));
-  return Unescape(line.substr(tab + 1), line_number, "value", value);
+  if (line.substr(tab + 1) == "\\N") {
+    value->clear();
+    *kind = TsvLine::kTombstone;
+    return Ok();
+  }
+  MS_RETURN_IF_ERROR(Unescape(line.substr(tab + 1), line_number, "value", value));
+  *kind = TsvLine::kEntry;
+  return Ok();
 }
 
 }  // namespace modelswap

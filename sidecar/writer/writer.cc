@@ -11,12 +11,16 @@
 #include "sidecar/msf/builder.h"
 #include "sidecar/volume/version_file.h"
 #include "sidecar/writer/base_layout.h"
+#include "sidecar/writer/build_steps.h"
+#include "sidecar/writer/delta_write.h"
 #include "sidecar/writer/progress.h"
 #include "sidecar/writer/synthetic_data.h"
 #include "sidecar/writer/tsv.h"
 
 namespace modelswap {
 namespace {
+
+using writer_steps::BuildNotes;
 
 // A source inside the model volume (the operator passes <root>/<path>) is opened beneath the
 // root like every other file there, so a symlink on the volume cannot feed the writer a file
@@ -44,19 +48,27 @@ Status FeedGenerated(const GenerateSource& src, const WriteRequest& req, msf::Bu
   return Ok();
 }
 
-// Splits the file into lines block by block; a line may span blocks.
-Status FeedTsv(Env* env, const std::string& root, const TsvSource& src, msf::Builder& builder,
-               Progress& progress, std::vector<uint64_t>* line_of_entry) {
+// Splits the file into lines block by block; a line may span blocks. Tombstones (`key<TAB>\N`)
+// only in a delta.
+Status FeedTsv(Env* env, const std::string& root, const TsvSource& src, bool delta,
+               msf::Builder& builder, Progress& progress, BuildNotes* notes) {
   MS_ASSIGN_OR_RETURN(int fd, OpenSource(env, root, src.path));
   std::vector<std::byte> block(4 << 20);
   std::string pending, key, value;
   uint64_t offset = 0, line_number = 0;
   auto take_line = [&](std::string_view line) -> Status {
-    bool has_entry = false;
-    MS_RETURN_IF_ERROR(ParseTsvLine(line, ++line_number, &key, &value, &has_entry));
-    if (!has_entry) return Ok();
-    line_of_entry->push_back(line_number);
-    return builder.Add(key, value);
+    TsvLine kind = TsvLine::kBlank;
+    MS_RETURN_IF_ERROR(ParseTsvLine(line, ++line_number, &key, &value, &kind));
+    if (kind == TsvLine::kBlank) return Ok();
+    notes->line_of_entry.push_back(line_number);
+    if (kind == TsvLine::kEntry) return builder.Add(key, value);
+    if (!delta) {
+      return Fail(Code::kInvalidArgument,
+                  "line " + std::to_string(line_number) +
+                      ": key<TAB>\\N deletes a key, which only a delta can do (write --delta-on)");
+    }
+    ++notes->tombstones;
+    return builder.AddTombstone(key);
   };
   Status st = Ok();
   for (;;) {
@@ -119,23 +131,32 @@ void RemoveStaleTemps(Env* env, const std::string& dir, const std::string& versi
   }
 }
 
-Result<msf::BuildResult> BuildInto(Env* env, const WriteRequest& req, int fd,
-                                   std::vector<uint64_t>* line_of_entry) {
-  uint64_t estimate = EstimateBytes(env, req.source);
-  if (estimate > 0) {
-    if (auto st = env->Fallocate(fd, 0, estimate); !st) {
-      if (st.error().code() != Code::kNotSupported) return Fail(st.error());
-      spdlog::info("write fallocate not supported; writing without reserving ({})",
-                   st.error().message());
-    }
+}  // namespace
+
+namespace writer_steps {
+
+Status Reserve(Env* env, int fd, uint64_t estimate) {
+  if (estimate == 0) return Ok();
+  if (auto st = env->Fallocate(fd, 0, estimate); !st) {
+    if (st.error().code() != Code::kNotSupported) return Fail(st.error());
+    spdlog::info("write fallocate not supported; writing without reserving ({})",
+                 st.error().message());
   }
+  return Ok();
+}
+
+Result<msf::BuildResult> BuildInto(Env* env, const WriteRequest& req, int fd,
+                                   const msf::DeltaBase* delta, BuildNotes* notes) {
+  uint64_t estimate = EstimateBytes(env, req.source);
+  MS_RETURN_IF_ERROR(Reserve(env, fd, estimate));
   msf::BuildOptions options;
   options.model = req.model;
   options.version = req.version;
   options.created_unix_ns = env->NowUnixNanos();
+  if (delta != nullptr) options.delta = *delta;
   if (std::holds_alternative<TsvSource>(req.source)) {
-    options.describe_entry = [line_of_entry](uint64_t e) {
-      return "line " + std::to_string((*line_of_entry)[e]);
+    options.describe_entry = [notes](uint64_t e) {
+      return "line " + std::to_string(notes->line_of_entry[e]);
     };
   }
   msf::Builder builder(env, fd, options);
@@ -146,9 +167,11 @@ Result<msf::BuildResult> BuildInto(Env* env, const WriteRequest& req, int fd,
         if constexpr (std::is_same_v<T, GenerateSource>)
           return FeedGenerated(src, req, builder, progress);
         if constexpr (std::is_same_v<T, TsvSource>)
-          return FeedTsv(env, req.root, src, builder, progress, line_of_entry);
+          return FeedTsv(env, req.root, src, delta != nullptr, builder, progress, notes);
         if constexpr (std::is_same_v<T, MsfSource>)
           return FeedMsf(env, req.root, src, builder, progress);
+        if constexpr (std::is_same_v<T, NoChanges>)
+          return Fail(Code::kInvalidArgument, "no source to write (NoChanges is for compaction)");
       },
       req.source);
   MS_RETURN_IF_ERROR(fed);
@@ -169,11 +192,20 @@ std::string ScratchPath(Env* env, const WriteRequest& req, std::string_view what
                                        std::to_string(env->NowUnixNanos()) + ".msf");
 }
 
-// The version's bytes into fd: straight from the source, or, on a base, built in scratch first
-// and then re-laid in the base's order.
-Result<msf::BuildResult> BuildVersion(Env* env, const WriteRequest& req, int fd,
-                                      std::vector<uint64_t>* line_of_entry) {
-  if (req.base_version.empty()) return BuildInto(env, req, fd, line_of_entry);
+}  // namespace writer_steps
+
+namespace {
+
+using writer_steps::BuildInto;
+using writer_steps::ScratchDir;
+using writer_steps::ScratchPath;
+
+// The version's bytes into fd: straight from the source; a delta or compaction on a plan; or, on
+// a base, built in scratch first and then re-laid in the base's order.
+Result<msf::BuildResult> BuildVersion(Env* env, const WriteRequest& req, const DeltaPlan* plan,
+                                      int fd, BuildNotes* notes) {
+  if (plan != nullptr) return BuildDeltaVersion(env, req, *plan, fd, notes);
+  if (req.base_version.empty()) return BuildInto(env, req, fd, nullptr, notes);
   if (req.base_version == req.version) {
     return Fail(Code::kInvalidArgument, "--base names the version being written");
   }
@@ -181,7 +213,7 @@ Result<msf::BuildResult> BuildVersion(Env* env, const WriteRequest& req, int fd,
       auto base, BaseVersion::Open(env, req.root, req.model, req.base_version, ScratchDir(req)));
   const std::string fresh_path = ScratchPath(env, req, "fresh");
   MS_ASSIGN_OR_RETURN(int fresh_fd, env->Open(fresh_path, OpenMode::kReadWriteNew));
-  auto fresh_built = BuildInto(env, req, fresh_fd, line_of_entry);
+  auto fresh_built = BuildInto(env, req, fresh_fd, nullptr, notes);
   env->Close(fresh_fd);
   Result<msf::BuildResult> relaid = std::unexpected(Error(Code::kInternal, "not run"));
   if (!fresh_built) {
@@ -202,6 +234,37 @@ Result<msf::BuildResult> BuildVersion(Env* env, const WriteRequest& req, int fd,
   return relaid;
 }
 
+// The result's delta fields and chain (see WriteResult).
+void DescribeChain(const WriteRequest& req, const DeltaPlan* plan, const BuildNotes& notes,
+                   WriteResult* result) {
+  result->compacted = notes.compacted;
+  if (plan == nullptr || notes.compacted) {
+    result->chain = {ChainEntry{req.version, result->bytes}};
+    return;
+  }
+  result->delta_base = plan->delta.version;
+  result->chain_depth = plan->delta.chain_depth;
+  result->tombstones = notes.tombstones;
+  result->chain = ChainOfDelta(*plan, req.version, result->bytes);
+}
+
+// A reused version's chain, read back from the volume (it may be a delta written earlier).
+void DescribeReusedChain(Env* env, const WriteRequest& req, WriteResult* result) {
+  auto chain = ResolveChain(env, req.root, req.model, req.version);
+  if (!chain) {
+    spdlog::warn("write {}/{}: the reused version's chain does not resolve: {}", req.model,
+                 req.version, chain.error().ToString());
+    return;
+  }
+  for (const ChainLayer& layer : *chain)
+    result->chain.push_back(ChainEntry{layer.version, layer.bytes});
+  const ChainLayer& top = chain->front();
+  if (top.delta) {
+    result->delta_base = top.base_version;
+    result->chain_depth = top.chain_depth;
+  }
+}
+
 Result<WriteResult> ReuseExisting(Env* env, const WriteRequest& req, int64_t start) {
   auto info = VerifyVersionFile(env, req.root, req.model, req.version);
   if (!info) {
@@ -217,6 +280,7 @@ Result<WriteResult> ReuseExisting(Env* env, const WriteRequest& req, int64_t sta
   result.checksum = info->checksum;
   result.seconds = static_cast<double>(env->NowMonotonicNanos() - start) / 1e9;
   result.reused = true;
+  DescribeReusedChain(env, req, &result);
   return result;
 }
 
@@ -238,15 +302,17 @@ Result<WriteResult> ReuseChunked(Env* env, const WriteRequest& req, int64_t star
   result.chunked = true;
   result.chunks.recipe_path = result.path;
   result.chunks.chunks_total = recipe->chunks.size();
+  DescribeReusedChain(env, req, &result);
   return result;
 }
 
 // Builds the whole file in node-local scratch, then stores it as chunks and a recipe.
-Result<WriteResult> WriteChunked(Env* env, const WriteRequest& req, int64_t start) {
+Result<WriteResult> WriteChunked(Env* env, const WriteRequest& req, const DeltaPlan* plan,
+                                 int64_t start) {
   const std::string scratch = ScratchPath(env, req, "write");
   MS_ASSIGN_OR_RETURN(int fd, env->Open(scratch, OpenMode::kReadWriteNew));
-  std::vector<uint64_t> line_of_entry;
-  auto built = BuildVersion(env, req, fd, &line_of_entry);
+  BuildNotes notes;
+  auto built = BuildVersion(env, req, plan, fd, &notes);
   env->Close(fd);
   Result<ChunkedUploadResult> uploaded = std::unexpected(Error(Code::kInternal, "not run"));
   if (built) {
@@ -275,6 +341,7 @@ Result<WriteResult> WriteChunked(Env* env, const WriteRequest& req, int64_t star
   result.seconds = static_cast<double>(env->NowMonotonicNanos() - start) / 1e9;
   result.chunked = true;
   result.chunks = *uploaded;
+  DescribeChain(req, plan, notes, &result);
   return result;
 }
 
@@ -304,15 +371,23 @@ Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
     return ReuseExisting(env, req, start);
   }
   RemoveStaleTemps(env, dir, req.version);
-  if (req.layout == WriteRequest::Layout::kChunked) return WriteChunked(env, req, start);
+  std::optional<DeltaPlan> plan;
+  if (!req.delta_on.empty()) {
+    MS_ASSIGN_OR_RETURN(plan, PlanDelta(env, req));
+  } else if (req.compact || req.auto_compact || std::holds_alternative<NoChanges>(req.source)) {
+    return Fail(Code::kInvalidArgument, "compaction needs the version to fold (--delta-on)");
+  }
+  if (req.layout == WriteRequest::Layout::kChunked) {
+    return WriteChunked(env, req, plan ? &*plan : nullptr, start);
+  }
   const std::string tmp_name = VersionTempPrefix(req.version) + std::to_string(::getpid()) + "-" +
                                std::to_string(env->NowUnixNanos());
   const std::string tmp = JoinPath(dir, tmp_name);
   // Beneath the root: a symlinked model or versions directory must not send the file elsewhere.
   MS_ASSIGN_OR_RETURN(int fd, env->OpenBeneath(req.root, req.model + "/versions/" + tmp_name,
                                                OpenMode::kReadWriteNew));
-  std::vector<uint64_t> line_of_entry;
-  auto built = BuildVersion(env, req, fd, &line_of_entry);
+  BuildNotes notes;
+  auto built = BuildVersion(env, req, plan ? &*plan : nullptr, fd, &notes);
   Status st = built ? env->Fsync(fd) : Fail(built.error());
   env->Close(fd);
   if (st) st = env->RenameNoReplace(tmp, final_path);
@@ -327,6 +402,7 @@ Result<WriteResult> WriteVersion(Env* env, const WriteRequest& req) {
   result.entry_count = built->entry_count;
   result.checksum = FormatChecksum(built->header_checksum);
   result.seconds = static_cast<double>(env->NowMonotonicNanos() - start) / 1e9;
+  DescribeChain(req, plan ? &*plan : nullptr, notes, &result);
   spdlog::info("write model={} version={} bytes={} entries={} seconds={:.3f}", req.model,
                req.version, result.bytes, result.entry_count, result.seconds);
   return result;

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "common/env.h"
 #include "common/status.h"
@@ -38,7 +39,9 @@ struct TsvSource {
 struct MsfSource {
   std::string path;
 };
-using WriteSource = std::variant<GenerateSource, TsvSource, MsfSource>;
+// Only for a compaction (WriteRequest::compact): the chain is folded as it is.
+struct NoChanges {};
+using WriteSource = std::variant<GenerateSource, TsvSource, MsfSource, NoChanges>;
 
 struct WriteRequest {
   std::string root;
@@ -66,6 +69,25 @@ struct WriteRequest {
   std::string base_version;
   // Chunked: how long to wait while a chunk garbage collection holds the store.
   int64_t gc_wait_ns = int64_t{15} * 60 * 1'000'000'000;
+
+  // Delta versions (sidecar/writer/delta_write.h). With delta_on, the version is a delta on that
+  // published version of the model (itself full or a delta): the source must be a TsvSource of
+  // changes (`key<TAB>\N` deletes a key, sidecar/writer/tsv.h), and the new chain may hold at
+  // most max_chain deltas. compact: write a FULL version instead, folding delta_on's chain (and
+  // the TSV's changes, if any: source TsvSource or NoChanges) in the full base's layout.
+  // auto_compact: compact instead of writing a delta when the chain would exceed max_chain or the
+  // deltas' bytes, the new one included, would pass compact_ratio of the full base's bytes.
+  std::string delta_on;
+  bool compact = false;
+  bool auto_compact = false;
+  uint32_t max_chain = 4;  // 1..msf::kMaxChainDeltas
+  double compact_ratio = 0.5;
+};
+
+// One layer of the written version's chain, newest first.
+struct ChainEntry {
+  std::string version;
+  uint64_t bytes = 0;
 };
 
 struct WriteResult {
@@ -77,6 +99,14 @@ struct WriteResult {
   bool reused = false;  // the file existed already (reuse_existing)
   bool chunked = false;
   ChunkedUploadResult chunks;  // chunked: what was uploaded and reused (zero when reused)
+  // A delta: its base and chain_depth (deltas from the full base up to it); 0 = a full version.
+  std::string delta_base;
+  uint32_t chain_depth = 0;
+  uint64_t tombstones = 0;
+  bool compacted = false;  // a full version folded from a chain (compact or auto_compact)
+  // The layers a reader needs, newest first: this version, then (for a delta) its bases down to
+  // the full one. A full version is a chain of itself.
+  std::vector<ChainEntry> chain;
 };
 
 [[nodiscard]] Result<WriteResult> WriteVersion(Env* env, const WriteRequest& request);

@@ -136,6 +136,110 @@ TEST_F(CliTest, UsageErrors) {
   EXPECT_EQ(Sidecar({"frobnicate"}).exit_code, 2);
 }
 
+// write --delta-on: a delta's result JSON (delta, chain), inspect on it (base, depth, tombstones,
+// the chain with each layer's bytes, a tombstone looked up), then --compact and --auto-compact.
+TEST_F(CliTest, DeltaWriteCompactAndInspect) {
+  std::string full = dir_ / "v1.tsv", changes = dir_ / "v2.tsv";
+  std::string rows;
+  // Rows of ~100 bytes: the base outweighs a delta's minimum of three 4 KiB pages (--auto-compact
+  // below must keep the delta).
+  for (int i = 0; i < 200; ++i)
+    rows += "k" + std::to_string(i) + "\tvalue " + std::to_string(i) + std::string(90, 'x') + "\n";
+  testing::WriteAll(full, std::as_bytes(std::span(rows)));
+  std::string text = "k1\tone\nk2\t\\N\nlit\t\\\\N\n";
+  testing::WriteAll(changes, std::as_bytes(std::span(text)));
+  auto write = [&](const std::string& version, std::vector<std::string> more) {
+    auto args = Volume(version);
+    args.insert(args.begin(), "write");
+    args.insert(args.end(), more.begin(), more.end());
+    return Sidecar(args);
+  };
+  auto v1 = write("v1", {"--whole-file", "--from-tsv", full});
+  ASSERT_EQ(v1.exit_code, 0) << v1.err;
+  auto v2 = write("v2", {"--whole-file", "--from-tsv", changes, "--delta-on", "v1"});
+  ASSERT_EQ(v2.exit_code, 0) << v2.err;
+  json out = json::parse(v2.out);
+  EXPECT_EQ(out["delta"]["base"], "v1");
+  EXPECT_EQ(out["delta"]["chainDepth"], 1);
+  EXPECT_EQ(out["delta"]["tombstones"], 1);
+  EXPECT_FALSE(out.contains("compacted"));
+  ASSERT_EQ(out["chain"].size(), 2u);
+  EXPECT_EQ(out["chain"][0]["version"], "v2");
+  EXPECT_EQ(out["chain"][0]["bytes"], out["bytes"]);
+  EXPECT_EQ(out["chain"][1]["version"], "v1");
+  EXPECT_EQ(out["chain"][1]["bytes"], json::parse(v1.out)["bytes"]);
+
+  auto inspect = Sidecar(
+      {"inspect", out["path"], "--key", "k1", "--key", "k2", "--key", "lit", "--key", "k3"});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  json header = json::parse(inspect.out);
+  EXPECT_EQ(header["delta"]["base"], "v1");
+  EXPECT_EQ(header["delta"]["baseChecksum"], json::parse(v1.out)["checksum"]);
+  EXPECT_EQ(header["delta"]["chainDepth"], 1);
+  EXPECT_EQ(header["delta"]["tombstones"], 1);
+  ASSERT_EQ(header["chain"].size(), 2u) << header.dump();
+  EXPECT_EQ(header["chain"][1]["version"], "v1");
+  EXPECT_EQ(header["chain"][1]["bytes"], json::parse(v1.out)["bytes"]);
+  EXPECT_EQ(header["lookups"]["k1"], "one");
+  EXPECT_EQ(header["lookups"]["k2"]["deleted"], true);
+  EXPECT_EQ(header["lookups"]["lit"], "\\N");
+  EXPECT_TRUE(header["lookups"]["k3"].is_null()) << "absent from the delta: in the base";
+
+  // Chunked: a compaction of v2's chain, then a delta that --auto-compact keeps a delta.
+  auto v3 = write("v3", {"--delta-on", "v2", "--compact", "--publish"});
+  ASSERT_EQ(v3.exit_code, 0) << v3.err;
+  json compacted = json::parse(v3.out);
+  EXPECT_EQ(compacted["compacted"], true);
+  EXPECT_EQ(compacted["layout"], "chunked");
+  EXPECT_FALSE(compacted.contains("delta"));
+  ASSERT_EQ(compacted["chain"].size(), 1u);
+  EXPECT_EQ(compacted["chain"][0]["version"], "v3");
+  EXPECT_EQ(compacted["entries"], 200 - 1 + 1);
+  auto v4 = write("v4", {"--delta-on", "v3", "--from-tsv", changes, "--auto-compact", "--max-chain",
+                         "1", "--compact-ratio", "0.9"});
+  ASSERT_EQ(v4.exit_code, 0) << v4.err;
+  json delta = json::parse(v4.out);
+  EXPECT_EQ(delta["delta"]["base"], "v3");
+  EXPECT_EQ(delta["layout"], "chunked");
+  // A second delta would make a chain of 2 over --max-chain 1: refused with how to fix it.
+  auto v5 = write("v5", {"--delta-on", "v4", "--from-tsv", changes, "--max-chain", "1"});
+  EXPECT_EQ(v5.exit_code, 1);
+  EXPECT_NE(v5.err.find("chain of ranker v5 would hold 2 deltas (limit 1): compact it "
+                        "(write --compact)"),
+            std::string::npos)
+      << v5.err;
+}
+
+TEST_F(CliTest, DeltaFlagsAreValidated) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string want;
+  } cases[] = {
+      {{"--generate-bytes", "10", "--compact"}, "--compact needs --delta-on"},
+      {{"--from-tsv", "x", "--auto-compact"}, "--auto-compact needs --delta-on"},
+      {{"--from-tsv", "x", "--max-chain", "3"}, "--max-chain needs --delta-on"},
+      {{"--from-tsv", "x", "--delta-on", "v0", "--compact-ratio", "0.3"},
+       "--compact-ratio needs --auto-compact"},
+      {{"--from-tsv", "x", "--delta-on", "v0", "--compact", "--auto-compact"},
+       "--compact or --auto-compact, not both"},
+      {{"--generate-bytes", "10", "--delta-on", "v0"}, "from --from-tsv only"},
+      {{"--delta-on", "v0"}, "--delta-on needs --from-tsv"},
+      {{"--from-tsv", "x", "--delta-on", "v0", "--base", "v0"}, "--base does not combine"},
+      {{"--from-tsv", "x", "--delta-on", "v"}, "--delta-on names the version being written"},
+      {{"--from-tsv", "x", "--delta-on", "v0", "--max-chain", "8"}, "--max-chain"},
+      {{"--from-tsv", "x", "--delta-on", "v0", "--max-chain", "0"}, "--max-chain"},
+      {{"--from-tsv", "x", "--delta-on", "v0", "--auto-compact", "--compact-ratio", "0"},
+       "--compact-ratio"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args{"write", "--root", dir_.path(), "--model", "m", "--version", "v"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto r = Sidecar(args);
+    EXPECT_EQ(r.exit_code, 2) << c.want << ": " << r.err;
+    EXPECT_NE(r.err.find(c.want), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(CliTest, InspectNamesTheFailedCheck) {
   std::string path = dir_ / "f.msf";
   testing::BuildMsfFile(path, {{"a", "b"}});

@@ -158,6 +158,9 @@ TEST_F(WriterTest, TsvErrorsNameTheLine) {
       {"a\\x4\t1\n", "line 1: key: \\x needs two hex digits"},
       {"a\t1\\\n", "line 1: value: backslash at end of field"},
       {"a\t1\nb\t2\n\na\t3\n", "duplicate key \"a\" at line 4 (first at line 1)"},
+      // Tombstones (`key<TAB>\N`) only in a delta; \N inside a field is no escape.
+      {"a\t1\nb\t\\N\n", "line 2: key<TAB>\\N deletes a key, which only a delta can do"},
+      {"a\tx\\N\n", "line 1: value: \\N is only a whole value"},
   };
   int i = 0;
   for (const auto& c : cases) {

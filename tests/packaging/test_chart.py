@@ -9,7 +9,7 @@
   flag the Deployment passes is declared by operator/main.cc (or is one of PENDING_FLAGS, passed
   only when the values key that needs it is set);
 - values.schema.json (draft-07) describes exactly the keys of values.yaml, closed objects only.
-Rendering with real helm is tests/packaging/test_helm.py.
+Rendering with real helm is tests/packaging/test_helm_*.py (helm_util.py).
 """
 import glob
 import json
@@ -99,9 +99,11 @@ class ValuesUsed(unittest.TestCase):
 
 
 def resource_refs():
-    """kX -> (group, plural) from operator/kube/resource.h and operator/api/well_known.h."""
+    """kX -> (group, plural) from operator/kube/resource.h, operator/api/well_known.h and
+    operator/webhook/namespace_policy.h (kNamespaces, read by the webhook only)."""
     refs = {}
-    text = repo.read("operator", "kube", "resource.h") + repo.read("operator", "api", "well_known.h")
+    text = (repo.read("operator", "kube", "resource.h") + repo.read("operator", "api", "well_known.h")
+            + repo.read("operator", "webhook", "namespace_policy.h"))
     for m in re.finditer(r'inline const ResourceRef (k\w+)\{\s*"([^"]*)",\s*"[^"]*",\s*"([^"]*)"',
                          text):
         refs[m.group(1)] = (m.group(2), m.group(3))
@@ -184,6 +186,7 @@ class Rbac(unittest.TestCase):
         self.assertIn(("", "pods", "create"), self.needed)
         self.assertIn(("batch", "jobs", "create"), self.needed)
         self.assertIn(("coordination.k8s.io", "leases", "update"), self.needed)
+        self.assertIn(("", "namespaces", "get"), self.needed)  # the webhook's Pod Security lookup
 
     def test_every_call_is_granted(self):
         for group, res, verb in sorted(self.needed):

@@ -58,3 +58,13 @@ app.kubernetes.io/component: operator
 {{- define "modelswap.metricsService" -}}
 {{- printf "%s-metrics" (include "modelswap.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{- define "modelswap.nodeCacheName" -}}
+{{- printf "%s-node-cache" (include "modelswap.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "modelswap.nodeCacheSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelswap.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: node-cache
+{{- end -}}

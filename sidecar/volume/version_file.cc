@@ -55,6 +55,16 @@ Result<bool> RemoveVersionFile(Env* env, std::string_view root, std::string_view
     return Fail(Code::kFailedPrecondition,
                 "version " + std::string(version) + " is the active version in the manifest");
   }
+  // A layer under the active delta: agents map it for as long as that version serves. (Callers
+  // also refuse any base a delta on the volume names, DeltasOn; this holds even where that
+  // delta's own file is unreadable.)
+  for (const ManifestLayer& layer : manifest ? manifest->chain : std::vector<ManifestLayer>{}) {
+    if (layer.version == version) {
+      return Fail(Code::kFailedPrecondition,
+                  "version " + std::string(version) + " is a layer of the active version " +
+                      manifest->version + " (its chain in the manifest)");
+    }
+  }
   if (!manifest && manifest.error().code() != Code::kNotFound) {
     return Fail(Code::kFailedPrecondition,
                 "manifest unreadable, refusing to remove: " + manifest.error().message());

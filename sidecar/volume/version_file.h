@@ -47,7 +47,8 @@ std::string VersionRel(std::string_view model, std::string_view version);
 
 namespace modelswap {
 // Deletes <root>/<model>/versions/<version>.msf. Refuses (kFailedPrecondition) while the
-// manifest points at it or cannot be read (deleting blind could remove the active version).
+// manifest points at it, lists it in its chain (a layer under the active delta), or cannot be
+// read (deleting blind could remove the active version).
 // Returns false if the file was already gone.
 [[nodiscard]] Result<bool> RemoveVersionFile(Env* env, std::string_view root,
                                              std::string_view model, std::string_view version);

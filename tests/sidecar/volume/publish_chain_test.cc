@@ -3,7 +3,10 @@
 // refused until that delta is gone.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "common/checksum.h"
+#include "common/names.h"
 #include "sidecar/volume/manifest.h"
 #include "sidecar/volume/version_chain.h"
 #include "sidecar/writer/publish.h"
@@ -88,6 +91,26 @@ TEST_F(PublishChainTest, RemovingANeededBaseIsRefusedUntilTheDeltaIsGone) {
     ASSERT_TRUE(base_gone.has_value()) << base_gone.error().ToString();
     EXPECT_TRUE(*base_gone);
   }
+}
+
+TEST_F(PublishChainTest, ALayerOfTheActiveDeltaStaysEvenIfTheDeltaIsDamaged) {
+  const uint64_t s7 = vol_.Full("v7", false);
+  vol_.Delta("v8", "v7", s7, 1, false);
+  ASSERT_TRUE(Publish("v8").has_value());
+  // v8's header damaged after publish: DeltasOn skips it (it can serve nothing), but the manifest
+  // still lists v7 under the active version.
+  const std::string v8 = VersionPath(vol_.root(), "ranker", "v8");
+  {
+    std::fstream f(v8, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x7f');
+  }
+  EXPECT_TRUE(DeltasOn(DefaultEnv(), vol_.root(), "ranker", "v7")->empty());
+  auto refused = Remove("v7");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(refused.error().message(),
+            "version v7 is a layer of the active version v8 (its chain in the manifest)");
 }
 
 TEST_F(PublishChainTest, TwoDeltasOnOneBaseAreBothNamed) {

@@ -153,6 +153,19 @@ TEST_F(VersionChainTest, EightLayersResolveANinthIsTooLong) {
       << Msg(seven);
 }
 
+TEST_F(VersionChainTest, ACycleIsAnErrorNotALoop) {
+  // v2 first, on a "v1" of any checksum; then a v1 that is a delta on that very v2. Every link's
+  // checksum holds from v1 down, so only the cycle check stops the walk.
+  const uint64_t s2 = vol_.Delta("v2", "v1", 0x1234, 1, false);
+  vol_.Delta("v1", "v2", s2, 2, true);
+  auto r = Resolve("v1");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::kCorruption);
+  EXPECT_EQ(Msg(r),
+            "chain of ranker/v1 is a cycle: delta v2 names v1, which is above it in the "
+            "chain");
+}
+
 TEST_F(VersionChainTest, SevenDeltasWithTrueDepthsResolve) {
   uint64_t sum = vol_.Full("d0", true, 20);
   for (uint32_t i = 1; i <= 7; ++i) {

@@ -25,6 +25,66 @@ Result<int64_t> PositiveInt(const Json& obj, const char* key, const std::string&
   return v;
 }
 
+Status VersionField(std::string_view v, const std::string& field) {
+  static const std::regex re("^[A-Za-z0-9._-]{1,63}$");
+  if (!std::regex_match(v.begin(), v.end(), re) || v == "." || v == "..") {
+    return Fail(Code::kInvalidArgument,
+                field + " \"" + std::string(v) + "\" must match [A-Za-z0-9._-]{1,63}, not . or ..");
+  }
+  return Ok();
+}
+
+// spec.source.delta: {base: <version>, tsv: {path}}. That the base is not spec.version itself is
+// checked by the caller, which knows the version. (The field is not called `on`: YAML 1.1
+// parsers, kubectl's among them, read an unquoted `on:` key as `true:`.)
+Status ParseDelta(const Json& d, SourceSpec* out) {
+  if (!d.is_object()) return Fail(Code::kInvalidArgument, "spec.source.delta must be a map");
+  auto base = d.find("base");
+  if (base == d.end() || base->is_null()) {
+    return Fail(Code::kInvalidArgument,
+                std::string("spec.source.delta.base is required (the version the delta applies "
+                            "to)") +
+                    (d.contains("on") || d.contains("true") ? "; the field is base, not on" : ""));
+  }
+  if (!base->is_string()) {
+    return Fail(Code::kInvalidArgument, "spec.source.delta.base must be a string");
+  }
+  out->delta_base = base->get<std::string>();
+  MS_RETURN_IF_ERROR(VersionField(out->delta_base, "spec.source.delta.base"));
+  auto tsv = d.find("tsv");
+  if (tsv == d.end() || !tsv->is_object()) {
+    return Fail(Code::kInvalidArgument,
+                "spec.source.delta.tsv is required (a map with the path of the changes: "
+                "key<TAB>value upserts, key<TAB>\\N deletions)");
+  }
+  out->path = Field<std::string>(*tsv, {"path"});
+  return ValidateRelativePath(out->path, "spec.source.delta.tsv.path");
+}
+
+// spec.chain: {maxDeltas: 1..7, compactRatio: (0, 1]}, both optional.
+Status ParseChain(const Json& c, ChainSpec* out) {
+  if (c.is_null()) return Ok();
+  if (!c.is_object()) return Fail(Code::kInvalidArgument, "spec.chain must be a map");
+  MS_ASSIGN_OR_RETURN(int64_t max, PositiveInt(c, "maxDeltas", "spec.chain.maxDeltas", 4, 1));
+  if (max > kMaxChainDeltas) {
+    return Fail(Code::kInvalidArgument,
+                "spec.chain.maxDeltas must be <= " + std::to_string(kMaxChainDeltas) +
+                    " (a chain holds at most 8 layers)");
+  }
+  out->max_deltas = static_cast<int>(max);
+  if (auto r = c.find("compactRatio"); r != c.end() && !r->is_null()) {
+    if (!r->is_number()) {
+      return Fail(Code::kInvalidArgument, "spec.chain.compactRatio must be a number");
+    }
+    const double v = r->get<double>();
+    if (!(v > 0 && v <= 1)) {  // written so that NaN fails too
+      return Fail(Code::kInvalidArgument, "spec.chain.compactRatio must be in (0, 1]");
+    }
+    out->compact_ratio = v;
+  }
+  return Ok();
+}
+
 Status ParseSource(const Json& src, SourceSpec* out) {
   if (!src.is_object()) return Fail(Code::kInvalidArgument, "spec.source is required");
   int count = 0;
@@ -40,6 +100,11 @@ Status ParseSource(const Json& src, SourceSpec* out) {
     MS_ASSIGN_OR_RETURN(out->value_bytes,
                         PositiveInt(*g, "valueBytes", "spec.source.generate.valueBytes", 0, 1));
   }
+  if (auto d = src.find("delta"); d != src.end()) {
+    ++count;
+    out->kind = SourceSpec::Kind::kDelta;
+    MS_RETURN_IF_ERROR(ParseDelta(*d, out));
+  }
   for (const char* kind : {"tsv", "file"}) {
     auto it = src.find(kind);
     if (it == src.end()) continue;
@@ -50,7 +115,8 @@ Status ParseSource(const Json& src, SourceSpec* out) {
     MS_RETURN_IF_ERROR(ValidateRelativePath(out->path, field));
   }
   if (count != 1) {
-    return Fail(Code::kInvalidArgument, "spec.source must set exactly one of generate, tsv, file");
+    return Fail(Code::kInvalidArgument,
+                "spec.source must set exactly one of generate, tsv, file, delta");
   }
   return Ok();
 }
@@ -172,12 +238,7 @@ Status ValidateModelName(std::string_view name) {
 }
 
 Status ValidateVersionName(std::string_view v) {
-  static const std::regex re("^[A-Za-z0-9._-]{1,63}$");
-  if (!std::regex_match(v.begin(), v.end(), re) || v == "." || v == "..") {
-    return Fail(Code::kInvalidArgument, "spec.version \"" + std::string(v) +
-                                            "\" must match [A-Za-z0-9._-]{1,63}, not . or ..");
-  }
-  return Ok();
+  return VersionField(v, "spec.version");
 }
 
 Status ValidateRelativePath(std::string_view path, std::string_view field) {
@@ -236,6 +297,11 @@ Result<ModelVersion> ParseModelVersion(const Json& obj) {
   }
   MS_RETURN_IF_ERROR(
       check(ParseSource(spec.contains("source") ? spec["source"] : Json(), &mv.source)));
+  if (mv.source.kind == SourceSpec::Kind::kDelta && mv.source.delta_base == mv.version) {
+    return Fail(Invalid(mv.name, "spec.source.delta.base is spec.version (\"" + mv.version +
+                                     "\"): a delta applies to another version of the model"));
+  }
+  MS_RETURN_IF_ERROR(check(ParseChain(spec.contains("chain") ? spec["chain"] : Json(), &mv.chain)));
   mv.activate = Field<bool>(spec, {"activate"}, true);
   auto retain = PositiveInt(spec, "retain", "spec.retain", 3, 1);
   if (!retain) return Fail(retain.error().Context("modelversion " + mv.name));
@@ -267,6 +333,13 @@ ModelVersionStatus ParseStatus(const Json& st) {
   s.chunks_new = Field<int64_t>(st, {"chunks", "new"});
   s.bytes_new = Field<int64_t>(st, {"chunks", "bytesNew"});
   s.bytes_reused = Field<int64_t>(st, {"chunks", "bytesReused"});
+  if (auto c = st.find("chain"); c != st.end() && c->is_object()) {
+    s.chain_length = Field<int>(*c, {"length"});
+    s.chain_compacted = Field<bool>(*c, {"compacted"});
+    for (const auto& l : Field<Json>(*c, {"layers"}, Json::array())) {
+      s.chain_layers.push_back({Field<std::string>(l, {"version"}), Field<int64_t>(l, {"bytes"})});
+    }
+  }
   s.pods_loaded = Field<int>(st, {"pods", "loaded"});
   s.pods_total = Field<int>(st, {"pods", "total"});
   if (auto p = st.find("progress"); p != st.end() && p->is_object()) {
@@ -303,6 +376,13 @@ Json StatusToJson(const ModelVersionStatus& s) {
                    {"new", s.chunks_new},
                    {"bytesNew", s.bytes_new},
                    {"bytesReused", s.bytes_reused}};
+  }
+  if (s.chain_length != 0 || !s.chain_layers.empty() || s.chain_compacted) {
+    Json layers = Json::array();
+    for (const auto& l : s.chain_layers)
+      layers.push_back({{"version", l.version}, {"bytes", l.bytes}});
+    j["chain"] = {{"length", s.chain_length}, {"layers", std::move(layers)}};
+    if (s.chain_compacted) j["chain"]["compacted"] = true;
   }
   j["pods"] = {{"loaded", s.pods_loaded}, {"total", s.pods_total}};
   if (s.progress) {

@@ -41,6 +41,13 @@ struct WriteProgress {
   bool operator==(const WriteProgress&) const = default;
 };
 
+// One layer of a version's chain (status.chain.layers).
+struct ChainLayerStatus {
+  std::string version;
+  int64_t bytes = 0;
+  bool operator==(const ChainLayerStatus&) const = default;
+};
+
 struct ModelVersionStatus {
   Phase phase = Phase::kNone;
   int64_t observed_generation = 0;
@@ -61,6 +68,14 @@ struct ModelVersionStatus {
   // the volume's chunk store (sidecar/writer/chunked_upload.h).
   std::string layout;
   int64_t chunks_total = 0, chunks_new = 0, bytes_new = 0, bytes_reused = 0;
+  // The version's chain as its writer reported it (status.chain): layers newest first, the
+  // version itself first and its full base last (a full version is a chain of itself; empty
+  // from an older writer). chain_length is the layer count (a delta whose writer reported no
+  // layers: its chainDepth + 1). chain_compacted: the writer folded a chain into this FULL
+  // version instead of writing a delta (--auto-compact).
+  std::vector<ChainLayerStatus> chain_layers;
+  int chain_length = 0;
+  bool chain_compacted = false;
   int pods_loaded = 0;
   int pods_total = 0;
   // Set while the write task runs and its pod reports progress; cleared once it finishes.
@@ -73,12 +88,24 @@ struct ModelVersionStatus {
 };
 
 struct SourceSpec {
-  enum class Kind { kGenerate, kTsv, kFile } kind = Kind::kGenerate;
+  // kDelta: only the changes (upserts and `key<TAB>\N` tombstones, a TSV) on the version
+  // `delta_base` of the same model (docs/design.md, "Delta versions").
+  enum class Kind { kGenerate, kTsv, kFile, kDelta } kind = Kind::kGenerate;
   int64_t bytes = 0;
   int64_t seed = 0;
   bool has_seed = false;
   int64_t value_bytes = 0;
-  std::string path;  // tsv/file: relative to the storage root
+  std::string path;      // tsv/file/delta.tsv: relative to the storage root
+  std::string delta_base;  // kDelta: the base version's name (never spec.version)
+};
+
+// spec.chain: how long a delta's chain may grow before its writer compacts it into a full
+// version instead (write --auto-compact --max-chain --compact-ratio, sidecar/writer/writer.h).
+// Only read for a delta source.
+inline constexpr int kMaxChainDeltas = 7;  // sidecar/msf/format.h: a chain holds 8 layers
+struct ChainSpec {
+  int max_deltas = 4;          // 1..7 (the format's limit: 8 layers)
+  double compact_ratio = 0.5;  // (0, 1]: deltas' bytes over the base's bytes that compact
 };
 
 struct WriterSpec {
@@ -108,6 +135,7 @@ struct ModelVersion {
   std::string claim_name;
   std::string root = "/models";
   SourceSpec source;
+  ChainSpec chain;
   bool activate = true;
   // metadata.annotations["modelswap.io/activate-requested-at"]: "" = none. An annotation, not a
   // spec field, so asking twice needs no spec edit and survives any relist (see reconciler.h).

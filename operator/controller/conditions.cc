@@ -21,12 +21,12 @@ std::string Bytes(int64_t b) {
 }
 
 void Summary(ModelVersionStatus& s, const ModelVersion& mv, bool ready, const std::string& reason,
-             const std::string& message, int64_t now) {
+             const std::string& message, int64_t now, bool stalled = false) {
   SetCondition(s, mv, "Ready", ready, reason, message, now);
   if (ready) {
     RemoveCondition(s, "Reconciling");
     RemoveCondition(s, "Stalled");
-  } else if (s.phase == Phase::kFailed && !mv.deleting) {
+  } else if ((s.phase == Phase::kFailed || stalled) && !mv.deleting) {
     RemoveCondition(s, "Reconciling");
     SetCondition(s, mv, "Stalled", true, reason, message, now);
   } else {
@@ -101,6 +101,10 @@ void SetSummaryConditions(ModelVersionStatus& s, const ModelVersion& mv, const S
       return;
     case Phase::kPending:
     case Phase::kNone:
+      if (!f.base_wait_reason.empty()) {
+        Summary(s, mv, false, f.base_wait_reason, f.base_wait_message, now, f.base_stalled);
+        return;
+      }
       Summary(s, mv, false, "Pending",
               "waiting for its turn: " + model + " runs one task at a time" +
                   (f.waiting_for.empty() ? "" : " and " + f.waiting_for + " runs now"),
@@ -145,8 +149,11 @@ void SetSummaryConditions(ModelVersionStatus& s, const ModelVersion& mv, const S
         now);
   } else {
     Summary(s, mv, true, "Superseded",
-            s.file_removed ? "a newer version is active; this one's file was retired"
-                           : "a newer version is active; this one's file is kept for rollback",
+            s.file_removed      ? "a newer version is active; this one's file was retired"
+            : f.base_of.empty() ? "a newer version is active; this one's file is kept for rollback"
+                                : "a newer version is active; this one's file is kept: it is the "
+                                  "base of delta " +
+                                      f.base_of,
             now);
   }
 }

@@ -10,8 +10,9 @@
 // Publishing, Loading with pods loaded, Deleting) or cannot happen (Failed). Argo CD's health
 // checks for custom resources and Flux's kstatus-based ones read Ready; kstatus also reads the
 // "abnormal-true" conditions, so these are set too: Reconciling=True while Ready is False and
-// progress is expected, Stalled=True when it never will be (a failed write: the source is
-// immutable). Both are removed otherwise (absent means False). Thread safety: pure functions.
+// progress is expected, Stalled=True when it never will be without a change elsewhere (a failed
+// write: the source is immutable; a delta whose base is missing or failed). Both are removed
+// otherwise (absent means False). Thread safety: pure functions.
 #pragma once
 
 #include <string>
@@ -32,6 +33,14 @@ struct SummaryFacts {
   std::string own_task;  // "<kind> task <name>" of this version's running task, "" = none
   bool own_task_is_publish = false;
   std::string waiting_for;  // what a Pending version waits for ("write task x-write"), or ""
+  // A Pending delta whose base is not written (delta_chain.h): reason (WaitingForBase,
+  // BaseMissing, BaseFailed, BaseRetired, DeltaCycle) and message; `base_stalled` when only a
+  // change elsewhere (creating or fixing the base) lets it go on: Stalled, not Reconciling.
+  std::string base_wait_reason, base_wait_message;
+  bool base_stalled = false;
+  // Versions of deltas whose chains read through this version's file, "v8, v9" ("" = none):
+  // said in the message of a Superseded version that retention keeps for them.
+  std::string base_of;
 };
 
 // AgentsReachable on the active version of a model that injected pods serve (s.pods_total > 0):

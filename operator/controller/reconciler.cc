@@ -7,6 +7,7 @@
 
 #include "operator/api/well_known.h"
 #include "operator/controller/conditions.h"
+#include "operator/controller/delta_chain.h"
 #include "operator/controller/version_view.h"
 #include "operator/kube/object.h"
 #include "operator/kube/resource.h"
@@ -73,6 +74,8 @@ void SetPhaseAndConditions(VersionView& v, bool is_active, bool scheduled_write,
   if (s.written()) {
     SetCondition(s, mv, "Written", !s.file_removed, s.file_removed ? "FileRemoved" : "Written",
                  s.file_removed ? "version file retired" : "version file written", now);
+  } else if (s.phase == Phase::kPending && !v.base_wait_reason.empty()) {
+    SetCondition(s, mv, "Written", false, v.base_wait_reason, v.base_wait_message, now);
   } else {
     std::string reason = std::string(PhaseName(s.phase));
     SetCondition(s, mv, "Written", false, reason == "Failed" ? "WriteFailed" : reason,
@@ -196,6 +199,7 @@ std::optional<Action> Schedule(std::vector<VersionView>& views, int active, int 
     auto& v = views[i];
     if (v.mv->deleting || v.next.written() || v.write_failed) continue;
     if (v.Find(TaskKind::kWrite) != nullptr) continue;  // finished but not yet folded: wait
+    if (!v.base_wait_reason.empty()) continue;  // a delta before its base: later ones go first
     *scheduled_write = i;
     return MakeTask(*v.mv, TaskKind::kWrite);
   }
@@ -209,6 +213,7 @@ std::optional<Action> Schedule(std::vector<VersionView>& views, int active, int 
     auto loaded = load.loaded.find(v.mv->version);
     if (loaded != load.loaded.end() && loaded->second > 0) continue;
     if (v.remove_task != nullptr) continue;
+    if (!v.needed_by.empty()) continue;  // a lower layer of a kept chain (delta_chain.h)
     return MakeTask(*v.mv, TaskKind::kRemove);
   }
   return std::nullopt;
@@ -311,6 +316,8 @@ void Deletion(VersionView& v, bool is_active, int64_t now, std::vector<Action>* 
                                "version is still the active one in the manifest; its file is "
                                "kept: " +
                                    v.next.file));
+    } else if (!v.needed_by.empty()) {
+      KeepBase(v, out, &waiting, &why);
     } else if (v.remove_task == nullptr) {
       Action task = MakeTask(mv, TaskKind::kRemove);
       out->push_back(task);
@@ -414,6 +421,8 @@ Decision Decide(const ModelInputs& in) {
     views.push_back(std::move(v));
   }
   MarkDuplicates(views);
+  CheckDeltaBases(views);
+  MarkChainBases(views);
   int active = FindActive(views);
   Decision d;
   int64_t progress_hold_ns = INT64_MAX;
@@ -447,12 +456,18 @@ Decision Decide(const ModelInputs& in) {
       d.actions.push_back(MakeEvent(*v.mv, "Warning", "ActivateRequestFailed", v.next.message));
     }
     SetPhaseAndConditions(v, i == active, i == scheduled_write, in.load, in.now_unix_ns);
+    RetentionFailed(v, &d.actions);
+    BaseWaitEvent(v, &d.actions);
     SetAgentsReachable(v.next, *v.mv, i == active, in.load.unreachable, in.load.unreachable_example,
                        in.now_unix_ns);
     SetProgress(v, in.progress_interval_ns, in.now_unix_ns, &progress_hold_ns);
     SummaryFacts facts;
     facts.is_active = i == active;
     facts.waiting_for = busy_task;
+    facts.base_wait_reason = v.base_wait_reason;
+    facts.base_wait_message = v.base_wait_message;
+    facts.base_stalled = v.base_stalled;
+    facts.base_of = DescribeDependents(v);
     for (const TaskObservation* t : v.tasks) {
       if (t->state != State::kRunning) continue;
       facts.own_task = std::string(TaskKindName(t->kind)) + " task " + t->name;

@@ -1,6 +1,7 @@
 // Task names, arguments and results; see task.h.
 #include "operator/controller/task.h"
 
+#include <charconv>
 #include <cstdio>
 
 #include "common/checksum.h"
@@ -12,6 +13,13 @@ namespace {
 // names need to be deterministic and short (63 characters), not secret.
 uint32_t NameHash(std::string_view s) {
   return static_cast<uint32_t>(Xxh3(s));
+}
+
+// The shortest text that reads back as `r` ("0.5", not "0.500000"): the writer parses it.
+std::string FormatRatio(double r) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, r);
+  return ec == std::errc() ? std::string(buf, end) : "0.5";
 }
 
 }  // namespace
@@ -80,6 +88,14 @@ std::vector<std::string> TaskArgs(const ModelVersion& mv, TaskKind kind, const s
     case SourceSpec::Kind::kFile:
       args.insert(args.end(), {"--from-msf", root + "/" + src.path});
       break;
+    case SourceSpec::Kind::kDelta:
+      // Always --auto-compact: without it a chain at its limit fails the write for good (the
+      // source is immutable); with it the writer folds the chain into a full version instead
+      // and says so ("compacted"), which status.chain.compacted shows.
+      args.insert(args.end(), {"--delta-on", src.delta_base, "--from-tsv", root + "/" + src.path,
+                               "--auto-compact", "--max-chain", std::to_string(mv.chain.max_deltas),
+                               "--compact-ratio", FormatRatio(mv.chain.compact_ratio)});
+      break;
   }
   // A retried writer (pod killed after its rename, Job lost to its TTL) then reports the file it
   // wrote instead of failing with AlreadyExists; a corrupt existing file still fails.
@@ -111,6 +127,13 @@ Result<TaskResult> ParseTaskResult(const std::string& text) {
     r.chunks_new = Field<int64_t>(doc, {"chunks", "new"});
     r.bytes_new = Field<int64_t>(doc, {"chunks", "bytes_new"});
     r.bytes_reused = Field<int64_t>(doc, {"chunks", "bytes_reused"});
+    r.delta_base = Field<std::string>(doc, {"delta", "base"});
+    r.chain_depth = Field<int>(doc, {"delta", "chainDepth"});
+    r.compacted = Field<bool>(doc, {"compacted"});
+    for (const auto& l : Field<Json>(doc, {"chain"}, Json::array())) {
+      if (l.is_object())
+        r.chain.push_back({Field<std::string>(l, {"version"}), Field<int64_t>(l, {"bytes"})});
+    }
     r.error = Field<std::string>(doc, {"error"});
     r.code = Field<std::string>(doc, {"code"});
     return r;

@@ -6,7 +6,8 @@
 // shortened with a
 // hash when over 63 characters, the label-value limit job-name must fit): creating a task twice
 // is an AlreadyExists, never a second Job. Arguments follow the modelswap-sidecar CLI contract
-// (docs/design.md): `write --root R --model M --version V <source> [--publish]`, `publish ...`,
+// (docs/design.md): `write --root R --model M --version V <source> [--publish]` (a delta source:
+// `--delta-on B --from-tsv R/path --auto-compact --max-chain N --compact-ratio X`), `publish ...`,
 // `remove ...`. The result is the one JSON line the sidecar prints and writes to the
 // termination log. Thread safety: pure functions.
 #pragma once
@@ -74,6 +75,13 @@ struct TaskResult {
   bool removed = false;
   std::string layout;  // write: "chunked" | "whole-file" ("" from an older writer)
   int64_t chunks_total = 0, chunks_new = 0, bytes_new = 0, bytes_reused = 0;
+  // write: "delta": {"base", "chainDepth"} of a delta ("" / 0 for a full version), "compacted"
+  // when --auto-compact wrote a full version instead, "chain": the layers newest first (the
+  // version itself first; one layer for a full version; empty from an older writer).
+  std::string delta_base;
+  int chain_depth = 0;
+  bool compacted = false;
+  std::vector<ChainLayerStatus> chain;
   std::string error;  // error form: message
   std::string code;   // error form: Code name
 };

@@ -49,6 +49,12 @@ void FoldTasks(VersionView& v) {
             s.chunks_new = result->chunks_new;
             s.bytes_new = result->bytes_new;
             s.bytes_reused = result->bytes_reused;
+            s.chain_layers = result->chain;
+            s.chain_compacted = result->compacted;
+            // An older writer reports no layers; a delta then still says its depth.
+            s.chain_length = !result->chain.empty()    ? static_cast<int>(result->chain.size())
+                             : result->chain_depth > 0 ? result->chain_depth + 1
+                                                       : 0;
           }
           s.message = result ? "" : "writer succeeded but its result was not readable";
           if (result && result->manifest_generation > 0) {

@@ -23,6 +23,17 @@ struct VersionView {
   // its name. This one is Failed (DuplicateVersion) and never touches files or the manifest.
   std::string duplicate_of;
   const TaskObservation* remove_task = nullptr;
+  // A delta not yet written whose base is not written (CheckDeltaBases, delta_chain.h): why,
+  // for the Written and Ready conditions; its writer waits. "" = not waiting.
+  std::string base_wait_reason, base_wait_message;
+  bool base_stalled = false;  // waits for a change elsewhere (base missing, failed, a cycle)
+  // Versions whose chains read through this version's file (MarkChainBases, delta_chain.h):
+  // retention keeps it, and its deletion keeps the file (or waits for deleting dependents).
+  struct Dependent {
+    std::string version;
+    bool deleting = false;
+  };
+  std::vector<Dependent> needed_by;
 
   const TaskObservation* Find(TaskKind k, int64_t generation = -1) const {
     for (auto* t : tasks) {

@@ -55,6 +55,14 @@ TEST(CrdSchemaTest, EveryStatusFieldTheOperatorWritesIsDeclared) {
   s.last_handled_activate_request = "2026-11-22T07:00:00Z";
   s.activate_requests_handled = 2;
   s.file_removed = true;
+  s.layout = "chunked";
+  s.chunks_total = 4;
+  s.chunks_new = 1;
+  s.bytes_new = 1;
+  s.bytes_reused = 3;
+  s.chain_layers = {{"v2", 10}, {"v1", 100}};
+  s.chain_length = 2;
+  s.chain_compacted = true;
   s.pods_loaded = 1;
   s.pods_total = 2;
   s.progress = WriteProgress{1, 2, "50%", "2026-11-22T07:00:00Z"};

@@ -1,0 +1,272 @@
+// delta_lookup_bench: lookups of random keys through a chain of 1 and of 4 deltas, beside the same
+// lookups in a single full version, in one run (Google Benchmark, like bench/msf/msf_bench.cc).
+//
+//   build/bench/delta/delta_lookup_bench [--entries=N] [--benchmark_filter=...]
+//
+// The full version holds N entries (default 10^7; keys "0".."N-1", short values as in msf_bench).
+// Deltas d1..d4 are stacked on it, each upserting 1 % of the keys (drawn at random) and deleting
+// 0.1 %. Query sets, 2^20 keys each, drawn at random:
+//   hit       (full version only) any key of it
+//   hit_top   keys the newest delta upserts: found in the first layer probed
+//   hit_base  keys no delta touches: a miss in every delta, then found in the full base
+//   miss      keys no layer holds: a miss in every layer
+// Each is timed through msf::ChainFind over the opened layers (chain of 1 = the full version
+// alone) and through the C++ client (sidecar/client/model/client.h: Handle::Lookup on a held
+// handle; the control block is published here with the chain's lower layers, as the agent
+// does, see bench/agent/client_bench.cc). The table at the end gives chain / full per path
+// (targets: 1 delta <= 1.3x, 4 deltas <= 1.6x; hits against full hits, misses against full
+// misses).
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/checksum.h"
+#include "sidecar/agent/control_block_writer.h"
+#include "sidecar/client/model/client.h"
+#include "sidecar/msf/builder.h"
+#include "sidecar/msf/chain.h"
+#include "sidecar/volume/version_file.h"
+
+namespace modelswap {
+namespace {
+
+uint64_t g_entries = 10'000'000;
+std::map<std::string, double> g_ns;  // benchmark name -> ns per lookup
+constexpr size_t kQueries = size_t{1} << 20;
+
+std::string ValueOf(uint64_t k, int layer) {
+  return "value-" + std::to_string(layer) + "-" + std::to_string(k * 2654435761u);
+}
+
+struct Layer {
+  std::string path;
+  uint64_t checksum = 0, bytes = 0;
+  std::unique_ptr<OpenedModelFile> file;
+};
+
+struct Data {
+  std::string dir = "/tmp/modelswap-delta-lookup-bench-" + std::to_string(::getpid());
+  std::vector<Layer> layers;          // [0] the full base, [i] delta d_i
+  std::vector<uint64_t> top_keys[5];  // keys upserted by layer i (i >= 1)
+  std::vector<char> touched;          // by key: some delta upserts or deletes it
+  std::vector<std::string> hit, hit_top[5], hit_base, miss;
+  std::unique_ptr<agent::ControlBlockWriter> ctl[5];
+  std::unique_ptr<client::ModelClient> clients[5];
+
+  ~Data() { std::filesystem::remove_all(dir); }
+
+  void Build(int i) {
+    Layer l;
+    l.path = dir + "/v" + std::to_string(i) + ".msf";
+    auto fd = DefaultEnv()->Open(l.path, OpenMode::kReadWriteNew);
+    if (!fd) std::abort();
+    msf::BuildOptions o{.model = "m", .version = "v" + std::to_string(i)};
+    if (i > 0) {
+      o.delta = msf::DeltaBase{"v" + std::to_string(i - 1), layers[i - 1].checksum,
+                               static_cast<uint32_t>(i)};
+    }
+    msf::Builder b(DefaultEnv(), *fd, o);
+    std::mt19937_64 rng(1000 + i);
+    if (i == 0) {
+      for (uint64_t k = 0; k < g_entries; ++k)
+        if (!b.Add(std::to_string(k), ValueOf(k, 0))) std::abort();
+    } else {
+      // 1 % upserts and 0.1 % deletions, distinct keys within the layer.
+      std::vector<char> used(g_entries, 0);
+      for (uint64_t n = 0; n < g_entries / 100 + g_entries / 1000;) {
+        uint64_t k = rng() % g_entries;
+        if (used[k]) continue;
+        used[k] = touched[k] = 1;
+        if (n < g_entries / 100) {
+          if (!b.Add(std::to_string(k), ValueOf(k, i))) std::abort();
+          top_keys[i].push_back(k);
+        } else if (!b.AddTombstone(std::to_string(k))) {
+          std::abort();
+        }
+        ++n;
+      }
+    }
+    auto r = b.Finish();
+    if (!r || !DefaultEnv()->Fsync(*fd)) std::abort();
+    DefaultEnv()->Close(*fd);
+    l.checksum = r->header_checksum;
+    l.bytes = r->file_size;
+    auto opened = OpenModelFile(DefaultEnv(), l.path, msf::VerifyLevel::kFull);
+    if (!opened) std::abort();
+    l.file = std::make_unique<OpenedModelFile>(std::move(*opened));
+    layers.push_back(std::move(l));
+  }
+
+  // The chain whose newest layer is delta `depth` (0: the full version alone), newest first.
+  std::vector<const msf::Reader*> Chain(int depth) const {
+    std::vector<const msf::Reader*> c;
+    for (int i = depth; i >= 0; --i)
+      c.push_back(&layers[i].file->reader);
+    return c;
+  }
+
+  // A control block for model "m<depth>" naming the chain, and a client attached to it.
+  void Publish(int depth) {
+    const std::string model = "m" + std::to_string(depth);
+    auto w = agent::ControlBlockWriter::OpenOrCreate(DefaultEnv(), {dir + "/shm", model});
+    if (!w) std::abort();
+    ctl[depth] = std::move(*w);
+    ctl::Record r{0,
+                  1,
+                  layers[depth].bytes,
+                  layers[depth].checksum,
+                  MS_CTL_STATE_ACTIVE,
+                  0,
+                  "v" + std::to_string(depth),
+                  layers[depth].path,
+                  {}};
+    for (int i = depth - 1; i >= 0; --i)
+      r.lower.push_back(ctl::LowerLayer{layers[i].path, layers[i].checksum});
+    ctl[depth]->Publish(r);
+    client::Options o;
+    o.shm_dir = dir + "/shm";
+    o.heartbeat_thread = false;
+    auto c = client::ModelClient::Attach(model, o);
+    if (!c) std::abort();
+    clients[depth] = std::move(*c);
+  }
+
+  Data() {
+    std::filesystem::create_directories(dir);
+    touched.assign(g_entries, 0);
+    for (int i = 0; i <= 4; ++i)
+      Build(i);
+    if (!msf::ValidateChain(Chain(4))) std::abort();
+    std::mt19937_64 rng(7);
+    for (size_t q = 0; q < kQueries; ++q) {
+      hit.push_back(std::to_string(rng() % g_entries));
+      miss.push_back(std::to_string(g_entries + rng() % g_entries));
+      uint64_t k;
+      do
+        k = rng() % g_entries;
+      while (touched[k]);
+      hit_base.push_back(std::to_string(k));
+      for (int i = 1; i <= 4; ++i)
+        hit_top[i].push_back(std::to_string(top_keys[i][rng() % top_keys[i].size()]));
+    }
+    for (int depth : {0, 1, 4})
+      Publish(depth);
+  }
+};
+
+Data& D() {
+  static Data d;
+  return d;
+}
+
+const std::vector<std::string>& Queries(int depth, const std::string& path) {
+  if (path == "hit") return D().hit;
+  if (path == "hit_top") return D().hit_top[depth];
+  if (path == "hit_base") return D().hit_base;
+  return D().miss;
+}
+
+void ChainFindBench(benchmark::State& state, int depth, std::string path) {
+  auto chain = D().Chain(depth);
+  const auto& q = Queries(depth, path);
+  size_t i = 0, found = 0;
+  for (auto _ : state) {
+    auto v = msf::ChainFind(chain, std::string_view(q[i++ & (kQueries - 1)]));
+    found += v.has_value();
+    benchmark::DoNotOptimize(v);
+  }
+  state.counters["found"] = static_cast<double>(found) / static_cast<double>(state.iterations());
+}
+
+void ClientBench(benchmark::State& state, int depth, std::string path) {
+  auto h = D().clients[depth]->Acquire();
+  if (!h || h->layer_count() != static_cast<size_t>(depth) + 1) {
+    state.SkipWithError("client does not serve the chain");
+    return;
+  }
+  const auto& q = Queries(depth, path);
+  size_t i = 0, found = 0;
+  for (auto _ : state) {
+    auto v = h->Lookup(std::string_view(q[i++ & (kQueries - 1)]));
+    found += v && v->has_value();
+    benchmark::DoNotOptimize(v);
+  }
+  state.counters["found"] = static_cast<double>(found) / static_cast<double>(state.iterations());
+}
+
+void Register() {
+  struct Case {
+    int depth;
+    const char* path;
+  };
+  const Case cases[] = {{0, "hit"},  {0, "miss"},    {1, "hit_top"},  {1, "hit_base"},
+                        {1, "miss"}, {4, "hit_top"}, {4, "hit_base"}, {4, "miss"}};
+  for (const char* api : {"chainfind", "client"}) {
+    for (const Case& c : cases) {
+      std::string name = std::string(api) + "/deltas:" + std::to_string(c.depth) + "/" + c.path;
+      auto fn = std::string(api) == "chainfind" ? ChainFindBench : ClientBench;
+      benchmark::RegisterBenchmark(name.c_str(), fn, c.depth, std::string(c.path))->MinTime(1);
+    }
+  }
+}
+
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs) {
+      if (!r.error_occurred) g_ns[r.run_name.function_name] = r.GetAdjustedRealTime();
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+};
+
+void PrintRatios() {
+  std::printf("\nsummary: chain / full version, ns per lookup (%llu keys; same run)\n",
+              static_cast<unsigned long long>(g_entries));
+  for (const char* api : {"chainfind", "client"}) {
+    const std::string a = api;
+    double full_hit = g_ns[a + "/deltas:0/hit"], full_miss = g_ns[a + "/deltas:0/miss"];
+    if (full_hit == 0 || full_miss == 0) {
+      std::printf("  %-9s (not measured)\n", api);
+      continue;
+    }
+    std::printf("  %-9s full: hit %.1f ns, miss %.1f ns\n", api, full_hit, full_miss);
+    for (int depth : {1, 4}) {
+      const std::string p = a + "/deltas:" + std::to_string(depth) + "/";
+      double top = g_ns[p + "hit_top"], base = g_ns[p + "hit_base"], miss = g_ns[p + "miss"];
+      std::printf(
+          "  %-9s %d delta%s: hit_top %.1f ns %.2fx, hit_base %.1f ns %.2fx, miss %.1f ns %.2fx"
+          " (target <= %.1fx)\n",
+          api, depth, depth == 1 ? " " : "s", top, top / full_hit, base, base / full_hit, miss,
+          miss / full_miss, depth == 1 ? 1.3 : 1.6);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace modelswap
+
+int main(int argc, char** argv) {
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.starts_with("--entries="))
+      modelswap::g_entries = std::stoull(a.substr(10));
+    else
+      rest.push_back(argv[i]);
+  }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  modelswap::Register();
+  modelswap::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  modelswap::PrintRatios();
+  return 0;
+}

@@ -4,6 +4,11 @@
 //       acquire + get in a loop, checking every value belongs to the handle's version; exits 0
 //       once it has read VERSION (and kept reading a little), writing "lookups torn versions
 //       reattaches last_version" to FILE every 256 lookups and at the end.
+//   reader_helper follow-chain --shm-dir D --model M --until VERSION --progress FILE
+//                 --chain SPEC --keys N [--deadline-ms N]
+//       the same over a sequence of delta versions (chain_spec.h): every lookup's value (or its
+//       absence, for a deleted key) and the handle's layer count must be those of the handle's
+//       version in SPEC.
 //   reader_helper hold --shm-dir D --model M --progress FILE
 //       acquires once, writes "holding <generation>" to FILE, then waits to be killed.
 //   reader_helper layout          control_block.h offsets as "name offset" lines
@@ -22,6 +27,7 @@
 #include "sidecar/client/model/client.h"
 #include "sidecar/client/model/control_block.h"
 #include "sidecar/writer/synthetic_data.h"
+#include "tests/sidecar/agent/chain_spec.h"
 
 namespace {
 
@@ -93,6 +99,57 @@ int Follow(int argc, char** argv) {
   return last == until ? 0 : 1;
 }
 
+int FollowChain(int argc, char** argv) {
+  std::string shm = Arg(argc, argv, "--shm-dir"), model = Arg(argc, argv, "--model");
+  std::string until = Arg(argc, argv, "--until"), progress = Arg(argc, argv, "--progress");
+  long deadline_ms = std::stol(Arg(argc, argv, "--deadline-ms", "60000"));
+  uint64_t keys = std::stoull(Arg(argc, argv, "--keys", "1"));
+  auto spec = modelswap::testing::ParseChainSpec(Arg(argc, argv, "--chain"));
+  auto client = AttachOrDie(shm, model);
+  std::mt19937_64 rng(::getpid());
+  uint64_t lookups = 0, torn = 0, after_last = 0;
+  std::set<std::string> versions;
+  std::string last;
+  auto start = std::chrono::steady_clock::now();
+  auto report = [&] {
+    WriteProgress(progress, std::to_string(lookups) + " " + std::to_string(torn) + " " +
+                                std::to_string(versions.size()) + " " +
+                                std::to_string(client->reattach_count()) + " " + last);
+  };
+  while (after_last < 2000) {
+    auto h = client->Acquire();
+    if (!h) {
+      if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(deadline_ms)) break;
+      continue;
+    }
+    size_t index = spec.size();
+    for (size_t i = 0; i < spec.size(); ++i) {
+      if (spec[i].version == h->version()) index = i;
+    }
+    // A version outside the spec, or a chain of the wrong length, counts as torn throughout.
+    bool known =
+        index < spec.size() && h->layer_count() == modelswap::testing::SpecLayers(spec, index);
+    for (int i = 0; i < 8; ++i) {
+      uint64_t k = rng() % keys;
+      auto got = h->Lookup(std::to_string(k));
+      bool ok = known && got.has_value();
+      if (ok) {
+        auto want = modelswap::testing::SpecExpected(spec, index, model, k);
+        ok = want ? (*got && (*got)->starts_with(*want)) : !*got;
+      }
+      if (!ok) ++torn;
+      ++lookups;
+    }
+    last = h->version();
+    versions.insert(last);
+    if (last == until) after_last += 8;
+    if (lookups % 256 == 0) report();
+    if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(deadline_ms)) break;
+  }
+  report();
+  return last == until ? 0 : 1;
+}
+
 int Hold(int argc, char** argv) {
   auto client = AttachOrDie(Arg(argc, argv, "--shm-dir"), Arg(argc, argv, "--model"));
   auto h = client->Acquire();
@@ -126,6 +183,10 @@ int Layout() {
   F("record.published_unix_ns", r + offsetof(ms_ctl_record, published_unix_ns));
   F("record.version", r + offsetof(ms_ctl_record, version_words));
   F("record.path", r + offsetof(ms_ctl_record, path_words));
+  F("record.layer_count", r + offsetof(ms_ctl_record, layer_count));
+  F("record.chain_len", r + offsetof(ms_ctl_record, chain_len));
+  F("record.layer_checksums", r + offsetof(ms_ctl_record, layer_checksums));
+  F("record.chain_words", r + offsetof(ms_ctl_record, chain_words));
   F("record.size", sizeof(ms_ctl_record));
   F("slot.owner", offsetof(ms_ctl_slot, owner));
   F("slot.heartbeat_ns", offsetof(ms_ctl_slot, heartbeat_ns));
@@ -158,6 +219,7 @@ int Xxh3Vectors() {
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "follow") return Follow(argc, argv);
+  if (mode == "follow-chain") return FollowChain(argc, argv);
   if (mode == "hold") return Hold(argc, argv);
   if (mode == "layout") return Layout();
   if (mode == "xxh3") return Xxh3Vectors();

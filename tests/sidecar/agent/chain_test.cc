@@ -1,0 +1,245 @@
+// Delta versions served as chains by a real agent process (loader.h, LoadVersion): the hot-swap
+// torn-read test over a chain (a full base, deltas, a compaction, more deltas) with reader
+// processes looking keys up throughout; a base loaded once and shared by the deltas on it (the
+// agent's load counters); and deltas whose base is missing, of another checksum or of another
+// model, rejected with the old version serving.
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "tests/sidecar/agent/agent_fixture.h"
+#include "tests/sidecar/agent/chain_spec.h"
+
+namespace modelswap::testing {
+namespace {
+
+constexpr uint64_t kKeys = 1500;
+
+std::set<std::string> MappedModelFiles(pid_t pid) {
+  std::set<std::string> out;
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/maps"));
+  for (std::string line; std::getline(in, line);) {
+    size_t at = line.find('/');
+    if (at != std::string::npos && line.ends_with(".msf")) out.insert(line.substr(at));
+  }
+  return out;
+}
+
+class ChainTest : public AgentFixture {
+ protected:
+  // Writes version `index` of the spec (the base, a delta on the previous version, or a
+  // compaction) as a whole file on the volume.
+  WriteResult WriteSpec(const std::string& spec_text, size_t index, const std::string& model = "",
+                        const std::string& root = "") {
+    auto spec = ParseChainSpec(spec_text);
+    const ChainSpecEntry& e = spec[index];
+    std::string m = model.empty() ? kModel : model;
+    std::string tsv = dir_ / (m + "-" + e.version + ".tsv");
+    std::ofstream(tsv) << SpecTsv(spec, index, m, kKeys);
+    WriteRequest req{root.empty() ? root_ : root, m, e.version, TsvSource{tsv}, false};
+    req.max_chain = 7;
+    if (e.kind == ChainSpecEntry::Kind::kDelta) req.delta_on = spec[index - 1].version;
+    if (e.kind == ChainSpecEntry::Kind::kCompact) {
+      req.compact = true;
+      req.delta_on = spec[static_cast<size_t>(e.source)].version;
+      req.source = NoChanges{};
+    }
+    auto w = WriteVersion(DefaultEnv(), req);
+    EXPECT_TRUE(w.has_value()) << e.version << ": " << w.error().ToString();
+    return w.value_or(WriteResult{});
+  }
+  Manifest PublishSpec(const std::string& spec_text, size_t index) {
+    WriteSpec(spec_text, index);
+    auto spec = ParseChainSpec(spec_text);
+    auto m = PublishVersion(DefaultEnv(), root_, kModel, spec[index].version);
+    EXPECT_TRUE(m.has_value()) << m.error().ToString();
+    return m.value_or(Manifest{});
+  }
+  // A manifest for `version` whose chain names `lower` as it is on the volume now (a test
+  // makes it disagree with the delta's header, or lets a file go missing afterwards).
+  Manifest PublishWithChain(const std::string& version, const std::vector<std::string>& lower,
+                            const std::vector<WriteResult>& lower_writes, const WriteResult& top) {
+    Manifest m{kModel, version, "versions/" + version + ".msf", top.bytes, top.checksum, 0, "",
+               "",     {}};
+    for (size_t i = 0; i < lower.size(); ++i) {
+      m.chain.push_back(ManifestLayer{lower[i], "versions/" + lower[i] + ".msf",
+                                      lower_writes[i].checksum, lower_writes[i].bytes, ""});
+    }
+    auto p = PublishManifest(DefaultEnv(), root_, m);
+    EXPECT_TRUE(p.has_value()) << p.error().ToString();
+    return p.value_or(Manifest{});
+  }
+  // The old version keeps serving and the rejection names the delta and `why`.
+  void ExpectRejected(const std::string& version, const std::string& why, uint64_t serving) {
+    ASSERT_TRUE(PollUntil([&] {
+      auto m = ModelStatus();
+      return !m.is_null() && m["last_rejected"].is_object() &&
+             m["last_rejected"]["version"] == version;
+    })) << ModelStatus().dump();
+    auto m = ModelStatus();
+    std::string reason = m["last_rejected"]["reason"];
+    EXPECT_NE(reason.find(why), std::string::npos) << reason;
+    EXPECT_EQ(m["active"]["generation"], serving) << m.dump();
+    EXPECT_GE(m["rejections"], 1);
+    std::string metrics = HttpGet(port_, "/metrics").body;
+    EXPECT_NE(metrics.find("modelswap_agent_rejections_total{model=\"ranker\"} "),
+              std::string::npos);
+    EXPECT_NE(ReadFile(log_).find("reject model=ranker version=" + version), std::string::npos);
+  }
+};
+
+TEST_F(ChainTest, HotSwapOverAChainHasNoTornReads) {
+  const std::string spec = "c0,d1,d2,d3,c4=d3,d5,d6,d7,c8=d7";
+  const auto entries = ParseChainSpec(spec);
+  PublishSpec(spec, 0);
+  StartAgent({"--grace-period", "600000"});
+  ASSERT_TRUE(WaitActive(1));
+  const std::string last = entries.back().version;
+  std::vector<pid_t> readers;
+  std::vector<std::string> progress;
+  for (int i = 0; i < 2; ++i) {
+    progress.push_back(dir_ / ("cpp" + std::to_string(i) + ".progress"));
+    readers.push_back(Spawn({READER_HELPER_BIN, "follow-chain", "--shm-dir", shm_, "--model",
+                             kModel, "--until", last, "--progress", progress.back(), "--chain",
+                             spec, "--keys", std::to_string(kKeys), "--deadline-ms", "120000"},
+                            dir_ / "readers.log"));
+  }
+  for (const auto& p : progress) {
+    ASSERT_TRUE(PollUntil([&] { return ReadProgress(p).lookups > 0; })) << p;
+  }
+  for (size_t i = 1; i < entries.size(); ++i) {
+    PublishSpec(spec, i);
+    ASSERT_TRUE(WaitActive(i + 1));
+    auto active = ModelStatus()["active"];
+    EXPECT_EQ(active["chain"]["length"], SpecLayers(entries, i)) << entries[i].version;
+    EXPECT_EQ(active["chain"]["layers_loaded"], 1) << entries[i].version << ": only itself";
+  }
+  for (size_t i = 0; i < readers.size(); ++i) {
+    auto st = WaitFor(readers[i], std::chrono::seconds(120));
+    ASSERT_TRUE(st.has_value()) << "reader " << i << " did not finish";
+    ReaderProgress p = ReadProgress(progress[i]);
+    EXPECT_TRUE(p.ok) << ReadFile(progress[i]);
+    EXPECT_EQ(p.torn, 0u) << "reader " << i << " read a value not of its handle's chain";
+    EXPECT_EQ(p.last, last) << "reader " << i;
+    EXPECT_GE(p.versions, 2u) << "reader " << i;
+    EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "reader " << i << " status " << *st;
+  }
+  // c8 is a full version: once readers are gone every layer of the chains before it is dropped.
+  EXPECT_TRUE(PollUntil([&] {
+    auto m = ModelStatus();
+    return m["retired"].empty() &&
+           MappedModelFiles(agent_) == std::set<std::string>{VersionFile(last)};
+  })) << ModelStatus().dump();
+  auto m = ModelStatus();
+  EXPECT_EQ(m["swaps"], entries.size());
+  EXPECT_EQ(m["rejections"], 0);
+  // Each version loaded only its own layer; its lower layers were the ones already loaded.
+  EXPECT_EQ(m["layer_loads"], entries.size());
+  EXPECT_EQ(m["layer_shares"], 0 + 1 + 2 + 3 + 0 + 1 + 2 + 3 + 0);
+}
+
+TEST_F(ChainTest, TheBaseIsLoadedOnceAndSharedByItsDeltas) {
+  const std::string spec = "c0,d1,d2";
+  PublishSpec(spec, 0);
+  StartAgent({"--grace-period", "600000"});
+  ASSERT_TRUE(WaitActive(1));
+  PublishSpec(spec, 1);
+  ASSERT_TRUE(WaitActive(2));
+  PublishSpec(spec, 2);
+  ASSERT_TRUE(WaitActive(3));
+  auto m = ModelStatus();
+  EXPECT_EQ(m["layer_loads"], 3) << "c0, d1 and d2 each mapped and verified once";
+  EXPECT_EQ(m["layer_shares"], 3) << "d1 shared c0; d2 shared d1 and c0";
+  auto layers = m["active"]["chain"]["layers"];
+  ASSERT_EQ(layers.size(), 3u);
+  EXPECT_EQ(layers[0]["version"], "d2");
+  EXPECT_EQ(layers[1]["version"], "d1");
+  EXPECT_EQ(layers[2]["version"], "c0");
+  EXPECT_EQ(layers[2]["delta"], false);
+  EXPECT_GT(layers[2]["bytes"], layers[0]["bytes"]);
+  // The agent maps each file once (a shared layer is one mapping).
+  std::map<std::string, int> mappings;
+  std::istringstream maps(ReadFile("/proc/" + std::to_string(agent_) + "/maps"));
+  for (std::string line; std::getline(maps, line);) {
+    size_t at = line.find('/');
+    if (at != std::string::npos && line.ends_with(".msf") && line.find(" 00000000 ") != line.npos)
+      mappings[line.substr(at)]++;
+  }
+  EXPECT_EQ(mappings[VersionFile("c0")], 1)
+      << ReadFile("/proc/" + std::to_string(agent_) + "/maps");
+  std::string metrics = HttpGet(port_, "/metrics").body;
+  EXPECT_NE(metrics.find("modelswap_agent_active_chain_length{model=\"ranker\"} 3"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("modelswap_agent_active_layer_bytes{depth=\"2\",model=\"ranker\"}"),
+            std::string::npos)
+      << metrics;
+  // A fresh agent finds the chain published: it loads the three layers at once.
+  StopAgent();
+  StartAgent();
+  ASSERT_TRUE(WaitActive(3));
+  m = ModelStatus();
+  EXPECT_EQ(m["layer_loads"], 3);
+  EXPECT_EQ(m["layer_shares"], 0);
+  EXPECT_EQ(m["active"]["chain"]["length"], 3);
+}
+
+TEST_F(ChainTest, ADeltaWhoseBaseIsMissingIsRejected) {
+  const std::string spec = "c0,d1";
+  Publish("a0");  // what serves meanwhile
+  StartAgent();
+  ASSERT_TRUE(WaitActive(1));
+  WriteResult c0 = WriteSpec(spec, 0);
+  WriteResult d1 = WriteSpec(spec, 1);
+  std::filesystem::remove(VersionFile("c0"));
+  PublishWithChain("d1", {"c0"}, {c0}, d1);
+  ExpectRejected("d1", "base layer c0", 1);
+}
+
+TEST_F(ChainTest, ADeltaOnABaseWithAnotherChecksumIsRejected) {
+  const std::string spec = "c0,d1";
+  Publish("a0");
+  StartAgent();
+  ASSERT_TRUE(WaitActive(1));
+  WriteSpec(spec, 0);
+  WriteResult d1 = WriteSpec(spec, 1);
+  // c0 written again (other content, so another checksum) after d1 was written on the first one;
+  // the manifest names the file as it is now, so only the delta's header tells.
+  std::filesystem::remove(VersionFile("c0"));
+  WriteRequest req{root_, kModel, "c0", GenerateSource{16 << 10, 99, 48}, false};
+  auto other = WriteVersion(DefaultEnv(), req);
+  ASSERT_TRUE(other.has_value()) << other.error().ToString();
+  PublishWithChain("d1", {"c0"}, {*other}, d1);
+  ExpectRejected("d1", "names base c0", 1);
+}
+
+TEST_F(ChainTest, ADeltaOnABaseOfAnotherModelIsRejected) {
+  const std::string spec = "c0,d1";
+  Publish("a0");
+  StartAgent();
+  ASSERT_TRUE(WaitActive(1));
+  WriteSpec(spec, 0);
+  WriteResult d1 = WriteSpec(spec, 1);
+  // Another model's c0 put in its place (a copy gone wrong).
+  std::string other_root = dir_ / "other";
+  std::filesystem::create_directories(other_root);
+  WriteResult oc0 = WriteSpec(spec, 0, "scorer", other_root);
+  std::filesystem::copy_file(VersionPath(other_root, "scorer", "c0"), VersionFile("c0"),
+                             std::filesystem::copy_options::overwrite_existing);
+  PublishWithChain("d1", {"c0"}, {oc0}, d1);
+  ExpectRejected("d1", "scorer", 1);
+}
+
+TEST_F(ChainTest, ADeltaWithoutItsChainIsRejected) {
+  const std::string spec = "c0,d1";
+  Publish("a0");
+  StartAgent();
+  ASSERT_TRUE(WaitActive(1));
+  WriteSpec(spec, 0);
+  WriteResult d1 = WriteSpec(spec, 1);
+  PublishWithChain("d1", {}, {}, d1);  // a manifest that lost its chain field
+  ExpectRejected("d1", "names no chain", 1);
+}
+
+}  // namespace
+}  // namespace modelswap::testing

@@ -16,11 +16,11 @@
 namespace modelswap::msf {
 namespace {
 
-using testing::DeltaOptions;
-using testing::HeaderChecksumOf;
-using testing::LayerOptions;
-using testing::MustBuild;
-using testing::Ops;
+using msf_testing::DeltaOptions;
+using msf_testing::HeaderChecksumOf;
+using msf_testing::LayerOptions;
+using msf_testing::MustBuild;
+using msf_testing::Ops;
 
 std::string Str(std::span<const std::byte> b) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size());

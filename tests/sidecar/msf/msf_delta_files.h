@@ -13,7 +13,11 @@
 #include "tests/testing/msf_files.h"
 #include "tests/testing/temp_dir.h"
 
-namespace modelswap::msf::testing {
+namespace modelswap::msf_testing {
+// Only these helpers live here, so the format's and the shared test helpers' names may be used
+// unqualified.
+using namespace modelswap::msf;      // NOLINT(google-build-using-namespace)
+using namespace modelswap::testing;  // NOLINT(google-build-using-namespace)
 
 // One change: value set = upsert, nullopt = delete (a tombstone).
 struct Op {
@@ -22,7 +26,7 @@ struct Op {
 };
 using Ops = std::vector<Op>;
 
-inline Ops Upserts(const modelswap::testing::Entries& entries) {
+inline Ops Upserts(const Entries& entries) {
   Ops ops;
   for (const auto& [k, v] : entries)
     ops.push_back({k, v});
@@ -33,7 +37,7 @@ inline Ops Upserts(const modelswap::testing::Entries& entries) {
 // error, if any, so tests can check refusals; bytes in *out on success.
 inline Status BuildLayer(const Ops& ops, const BuildOptions& options, std::vector<std::byte>* out,
                          BuildResult* result = nullptr) {
-  modelswap::testing::TempDir dir;
+  TempDir dir;
   Env* env = DefaultEnv();
   auto fd = env->Open(dir / "f.msf", OpenMode::kReadWriteNew);
   if (!fd) return std::unexpected(fd.error());
@@ -54,7 +58,7 @@ inline Status BuildLayer(const Ops& ops, const BuildOptions& options, std::vecto
     }
   }
   env->Close(*fd);
-  if (status) *out = modelswap::testing::ReadAll(dir / "f.msf");
+  if (status) *out = ReadAll(dir / "f.msf");
   return status;
 }
 
@@ -86,4 +90,4 @@ inline uint64_t HeaderChecksumOf(const std::vector<std::byte>& file) {
   return LoadU64(file.data() + kOffHeaderChecksum);
 }
 
-}  // namespace modelswap::msf::testing
+}  // namespace modelswap::msf_testing

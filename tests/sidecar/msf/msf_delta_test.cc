@@ -12,13 +12,13 @@
 namespace modelswap::msf {
 namespace {
 
-using modelswap::testing::PutU32;
-using modelswap::testing::PutU64;
-using modelswap::testing::Reseal;
-using testing::DeltaOptions;
-using testing::LayerOptions;
-using testing::MustBuild;
-using testing::Ops;
+using msf_testing::DeltaOptions;
+using msf_testing::LayerOptions;
+using msf_testing::MustBuild;
+using msf_testing::Ops;
+using testing::PutU32;
+using testing::PutU64;
+using testing::Reseal;
 
 constexpr uint64_t kBaseSum = 0x1234567890abcdefu;
 
@@ -259,7 +259,7 @@ TEST_F(MsfDeltaTest, TombstoneKeyPastSection) {
 
 TEST(MsfDeltaBuilder, TombstoneInAFullVersion) {
   std::vector<std::byte> out;
-  auto s = testing::BuildLayer({{"a", std::nullopt}}, LayerOptions("v1"), &out);
+  auto s = msf_testing::BuildLayer({{"a", std::nullopt}}, LayerOptions("v1"), &out);
   ASSERT_FALSE(s.has_value());
   EXPECT_EQ(s.error().code(), Code::kInvalidArgument);
   EXPECT_NE(s.error().message().find("tombstone (deleted key) in a full version"),
@@ -270,11 +270,11 @@ TEST(MsfDeltaBuilder, UpsertedAndDeletedNamesBoth) {
   std::vector<std::byte> out;
   auto options = DeltaOptions("v2", "v1", 1, 1);
   options.describe_entry = [](uint64_t i) { return "line " + std::to_string(i + 1); };
-  auto s = testing::BuildLayer({{"x", "1"}, {"y", "2"}, {"x", std::nullopt}}, options, &out);
+  auto s = msf_testing::BuildLayer({{"x", "1"}, {"y", "2"}, {"x", std::nullopt}}, options, &out);
   ASSERT_FALSE(s.has_value());
   EXPECT_EQ(s.error().code(), Code::kInvalidArgument);
   EXPECT_EQ(s.error().message(), "duplicate key \"x\" at line 3 (deleted) (first at line 1)");
-  s = testing::BuildLayer({{"x", std::nullopt}, {"x", std::nullopt}}, options, &out);
+  s = msf_testing::BuildLayer({{"x", std::nullopt}, {"x", std::nullopt}}, options, &out);
   ASSERT_FALSE(s.has_value());
   EXPECT_EQ(s.error().message(),
             "duplicate key \"x\" at line 2 (deleted) (first at line 1 (deleted))");
@@ -296,7 +296,7 @@ TEST(MsfDeltaBuilder, BadDeltaBase) {
     auto options = LayerOptions("v2");
     options.delta = c.base;
     std::vector<std::byte> out;
-    auto s = testing::BuildLayer({{"a", "1"}}, options, &out);
+    auto s = msf_testing::BuildLayer({{"a", "1"}}, options, &out);
     ASSERT_FALSE(s.has_value()) << c.want;
     EXPECT_EQ(s.error().code(), Code::kInvalidArgument);
     EXPECT_NE(s.error().message().find(c.want), std::string::npos) << s.error().message();

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 
+#include "sidecar/writer/publish.h"
 #include "tests/sidecar/agent/agent_fixture.h"
 #include "tests/sidecar/agent/chain_spec.h"
 
@@ -31,6 +32,10 @@ class ChainTest : public AgentFixture {
   // compaction) as a whole file on the volume.
   WriteResult WriteSpec(const std::string& spec_text, size_t index, const std::string& model = "",
                         const std::string& root = "") {
+    return WriteSpecAs(spec_text, index, WriteRequest::Layout::kWholeFile, model, root);
+  }
+  WriteResult WriteSpecAs(const std::string& spec_text, size_t index, WriteRequest::Layout layout,
+                          const std::string& model = "", const std::string& root = "") {
     auto spec = ParseChainSpec(spec_text);
     const ChainSpecEntry& e = spec[index];
     std::string m = model.empty() ? kModel : model;
@@ -38,6 +43,11 @@ class ChainTest : public AgentFixture {
     std::ofstream(tsv) << SpecTsv(spec, index, m, kKeys);
     WriteRequest req{root.empty() ? root_ : root, m, e.version, TsvSource{tsv}, false};
     req.max_chain = 7;
+    req.layout = layout;
+    if (layout == WriteRequest::Layout::kChunked) {
+      req.scratch_dir = dir_.path();
+      req.chunking = chunk::ChunkerParams{1 << 10, 4 << 10, 16 << 10};
+    }
     if (e.kind == ChainSpecEntry::Kind::kDelta) req.delta_on = spec[index - 1].version;
     if (e.kind == ChainSpecEntry::Kind::kCompact) {
       req.compact = true;
@@ -48,10 +58,11 @@ class ChainTest : public AgentFixture {
     EXPECT_TRUE(w.has_value()) << e.version << ": " << w.error().ToString();
     return w.value_or(WriteResult{});
   }
-  Manifest PublishSpec(const std::string& spec_text, size_t index) {
-    WriteSpec(spec_text, index);
+  Manifest PublishSpec(const std::string& spec_text, size_t index,
+                       WriteRequest::Layout layout = WriteRequest::Layout::kWholeFile) {
+    WriteSpecAs(spec_text, index, layout);
     auto spec = ParseChainSpec(spec_text);
-    auto m = PublishVersion(DefaultEnv(), root_, kModel, spec[index].version);
+    auto m = PublishAnyVersion(DefaultEnv(), root_, kModel, spec[index].version);
     EXPECT_TRUE(m.has_value()) << m.error().ToString();
     return m.value_or(Manifest{});
   }
@@ -68,6 +79,15 @@ class ChainTest : public AgentFixture {
     auto p = PublishManifest(DefaultEnv(), root_, m);
     EXPECT_TRUE(p.has_value()) << p.error().ToString();
     return p.value_or(Manifest{});
+  }
+  void HotSwapOverAChain(WriteRequest::Layout layout);
+  // Assembling takes threads of its own; a loaded test machine gets a minute, not 20 s.
+  ::testing::AssertionResult WaitLoaded(uint64_t gen) {
+    if (PollUntil([&] { return ActiveGeneration(gen); }, std::chrono::seconds(60))) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "generation " << gen << " never active; status " << ModelStatus().dump();
   }
   // The old version keeps serving and the rejection names the delta and `why`.
   void ExpectRejected(const std::string& version, const std::string& why, uint64_t serving) {
@@ -88,12 +108,20 @@ class ChainTest : public AgentFixture {
   }
 };
 
-TEST_F(ChainTest, HotSwapOverAChainHasNoTornReads) {
+// The hot-swap torn-read test (hot_swap_test.cc) over a chain, in either layout: chunked layers
+// are assembled in the node cache, whole ones mapped from the volume.
+void ChainTest::HotSwapOverAChain(WriteRequest::Layout layout) {
+  const bool chunked = layout == WriteRequest::Layout::kChunked;
   const std::string spec = "c0,d1,d2,d3,c4=d3,d5,d6,d7,c8=d7";
   const auto entries = ParseChainSpec(spec);
-  PublishSpec(spec, 0);
-  StartAgent({"--grace-period", "600000"});
-  ASSERT_TRUE(WaitActive(1));
+  PublishSpec(spec, 0, layout);
+  std::string cache = dir_ / "cache";
+  if (chunked) {
+    StartAgent({"--grace-period", "600000", "--cache-dir", cache});
+  } else {
+    StartAgent({"--grace-period", "600000"});
+  }
+  ASSERT_TRUE(WaitLoaded(1));
   const std::string last = entries.back().version;
   std::vector<pid_t> readers;
   std::vector<std::string> progress;
@@ -108,9 +136,10 @@ TEST_F(ChainTest, HotSwapOverAChainHasNoTornReads) {
     ASSERT_TRUE(PollUntil([&] { return ReadProgress(p).lookups > 0; })) << p;
   }
   for (size_t i = 1; i < entries.size(); ++i) {
-    PublishSpec(spec, i);
-    ASSERT_TRUE(WaitActive(i + 1));
+    PublishSpec(spec, i, layout);
+    ASSERT_TRUE(WaitLoaded(i + 1));
     auto active = ModelStatus()["active"];
+    EXPECT_EQ(active["layout"], chunked ? "chunked" : "whole");
     EXPECT_EQ(active["chain"]["length"], SpecLayers(entries, i)) << entries[i].version;
     EXPECT_EQ(active["chain"]["layers_loaded"], 1) << entries[i].version << ": only itself";
   }
@@ -125,10 +154,11 @@ TEST_F(ChainTest, HotSwapOverAChainHasNoTornReads) {
     EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "reader " << i << " status " << *st;
   }
   // c8 is a full version: once readers are gone every layer of the chains before it is dropped.
+  std::string last_file = ModelStatus()["active"]["file"];
+  if (chunked) EXPECT_TRUE(last_file.starts_with(cache + "/")) << last_file;
   EXPECT_TRUE(PollUntil([&] {
     auto m = ModelStatus();
-    return m["retired"].empty() &&
-           MappedModelFiles(agent_) == std::set<std::string>{VersionFile(last)};
+    return m["retired"].empty() && MappedModelFiles(agent_) == std::set<std::string>{last_file};
   })) << ModelStatus().dump();
   auto m = ModelStatus();
   EXPECT_EQ(m["swaps"], entries.size());
@@ -136,6 +166,14 @@ TEST_F(ChainTest, HotSwapOverAChainHasNoTornReads) {
   // Each version loaded only its own layer; its lower layers were the ones already loaded.
   EXPECT_EQ(m["layer_loads"], entries.size());
   EXPECT_EQ(m["layer_shares"], 0 + 1 + 2 + 3 + 0 + 1 + 2 + 3 + 0);
+}
+
+TEST_F(ChainTest, HotSwapOverAChainHasNoTornReads) {
+  HotSwapOverAChain(WriteRequest::Layout::kWholeFile);
+}
+
+TEST_F(ChainTest, HotSwapOverAChunkedChainHasNoTornReads) {
+  HotSwapOverAChain(WriteRequest::Layout::kChunked);
 }
 
 TEST_F(ChainTest, TheBaseIsLoadedOnceAndSharedByItsDeltas) {

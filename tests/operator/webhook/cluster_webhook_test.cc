@@ -238,6 +238,37 @@ TEST_F(OperatorWebhook, FallsBackToAPlainContainerWhenTheDryRunDropsRestartPolic
   EXPECT_TRUE(first_container) << patch.dump(1);
 }
 
+// With a node cache configured the operator reads the pod's namespace before offering the
+// hostPath. The fake API server serves no Namespace objects (a 404, like a missing RBAC grant
+// answers 403): the pod gets the per-pod fallback and the annotation says why; nothing is refused.
+TEST_F(OperatorWebhook, NodeCacheFallsBackWhenTheNamespaceCannotBeRead) {
+  CreateEmptySecret();
+  Start({"--node-cache-host-path", "/var/lib/modelswap/cache", "--agent-stage-dir",
+         "/var/run/modelswap/stage", "--per-pod-cache-max-bytes", "1Gi"});
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
+  Json patch = Admit();
+  const Json* agent = nullptr;
+  std::string note;
+  bool host_path = false;
+  for (const Json& op : patch) {
+    if (op["path"] == "/spec/initContainers") agent = &op["value"][0];
+    if (op["path"] == "/metadata/annotations/modelswap.io~1node-cache") note = op["value"];
+    host_path |= op.dump().find("hostPath") != std::string::npos;
+  }
+  ASSERT_NE(agent, nullptr) << patch.dump(1);
+  EXPECT_FALSE(host_path) << patch.dump(1);
+  const Json& args = (*agent)["args"];
+  EXPECT_NE(std::find(args.begin(), args.end(), "/var/run/modelswap/stage"), args.end())
+      << args.dump();
+  EXPECT_EQ(note.rfind("disabled: Pod Security level of namespace default unknown (get namespace "
+                       "default: ",
+                       0),
+            0u)
+      << note;
+  EXPECT_NE(Log().find("webhook: no node cache for a pod in namespace default"), std::string::npos)
+      << Log();
+}
+
 TEST_F(OperatorWebhook, AMissingSecretIsCreated) {
   Start();  // no Secret: deleted, or the chart's not applied yet
   ASSERT_TRUE(WaitFor([&] { return HttpGet(health_port_, "/readyz").first == 200; })) << Log();
@@ -327,6 +358,7 @@ TEST(OperatorWebhookFlags, BadWebhookFlagsFailAtStartNamingTheFlag) {
   struct Case {
     std::vector<std::string> extra;
     std::string message;
+    int exit_code = 2;  // 2: checked after parsing; CLI11's own checks exit 105 (ValidationError)
   };
   const Case cases[] = {
       {{"--webhook-addr", "127.0.0.1:0"}, "--webhook-secret"},
@@ -344,6 +376,13 @@ TEST(OperatorWebhookFlags, BadWebhookFlagsFailAtStartNamingTheFlag) {
       {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--webhook-url",
         "https://127.0.0.1:9443/m"},
        "--webhook-config-name"},
+      {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--pod-security-default",
+        "strict"},
+       "--pod-security-default",
+       105},
+      {{"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "s", "--node-cache-host-path",
+        "/var/lib/modelswap/cache", "--node-cache-max-bytes", "500m"},
+       "node cache max bytes"},
   };
   fake::FakeApiServer server;
   modelswap::testing::TempDir dir;
@@ -359,7 +398,7 @@ TEST(OperatorWebhookFlags, BadWebhookFlagsFailAtStartNamingTheFlag) {
     argv.insert(argv.end(), c.extra.begin(), c.extra.end());
     auto out = RunProcess(argv, {}, std::chrono::seconds(60));
     ASSERT_TRUE(out.has_value());
-    EXPECT_EQ(out->exit_code, 2) << c.message;
+    EXPECT_EQ(out->exit_code, c.exit_code) << c.message;
     EXPECT_NE(out->err.find(c.message), std::string::npos) << out->err;
   }
 }

@@ -3,6 +3,9 @@
 // `write` stores a chunked version by default (chunks + recipe, sidecar/writer/chunked_upload.h);
 // `--whole-file` writes one .msf as before. Its result JSON says "layout" and, for a chunked
 // version, "chunks": {total, new, holes, bytes_new, bytes_reused, bytes_holes, stored_bytes_new}.
+// `write --delta-on V` writes a delta on V (sidecar/writer/delta_write.h); the JSON then has
+// "delta": {base, chainDepth, tombstones}, or after a compaction "compacted": true, and always
+// "chain": [{version, bytes}] newest first (the operator copies it into the version's status).
 //
 // Each prints one JSON line on stdout on success. write and publish, run as Kubernetes Jobs, also
 // write that JSON (or {"error", "code"}) to the termination log, where the operator reads it.
@@ -224,7 +227,18 @@ void ValidateDeltaArgs(const WriteArgs& a, DeltaFlagsGiven given) {
 
 void AddWrite(CLI::App& app, CommandContext& ctx) {
   auto a = std::make_shared<WriteArgs>();
-  CLI::App* cmd = app.add_subcommand("write", "write a new version file (the writer Job)");
+  CLI::App* cmd = app.add_subcommand(
+      "write", "write a new version: full, or a delta on an earlier one (the writer Job)");
+  cmd->footer(
+      "TSV: one key<TAB>value a line, COPY escapes (\\\\ \\t \\n \\r \\xHH). In a delta "
+      "(--delta-on) or a compaction's changes, key<TAB>\\N deletes key; a literal value \\N "
+      "is written \\\\N.\n"
+      "Deltas: --delta-on V --from-tsv F writes the changes only, on V (full or itself a delta); "
+      "a chain holds at most --max-chain deltas. --compact folds V's chain (and F, if given) "
+      "into a full version in V's full base's layout; --auto-compact does so when the delta "
+      "would make the chain too deep or the deltas pass --compact-ratio of the base's bytes. "
+      "The result JSON has \"delta\" {base, chainDepth, tombstones} or \"compacted\", and "
+      "\"chain\" [{version, bytes}] newest first.");
   AddVolumeOptions(cmd, *a);
   auto* gen = cmd->add_option("--generate-bytes", a->generate_bytes,
                               "synthetic data of about N bytes (keys \"0\", \"1\", ...)");

@@ -34,7 +34,8 @@ Status AssembleInto(Env* env, const std::string& root, const chunk::Recipe& reci
 Result<std::unique_ptr<BaseVersion>> BaseVersion::Open(Env* env, const std::string& root,
                                                        const std::string& model,
                                                        const std::string& version,
-                                                       const std::string& scratch_dir) {
+                                                       const std::string& scratch_dir,
+                                                       msf::VerifyLevel level) {
   MS_RETURN_IF_ERROR(ValidateVersionName(version));
   auto recipe = chunk::ReadRecipeBeneath(env, root, chunk::RecipeRel(model, version));
   if (!recipe && recipe.error().code() != Code::kNotFound) {
@@ -65,7 +66,7 @@ Result<std::unique_ptr<BaseVersion>> BaseVersion::Open(Env* env, const std::stri
       return Fail(st.error().Context("base version " + version));
     }
   }
-  auto reader = msf::Reader::Open(mapping->bytes(), msf::VerifyLevel::kFull);
+  auto reader = msf::Reader::Open(mapping->bytes(), level);
   Status checked = Ok();
   if (!reader) {
     checked = Fail(reader.error());

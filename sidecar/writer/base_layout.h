@@ -32,18 +32,19 @@ namespace modelswap {
 
 // A base version opened for reading: a whole .msf on the volume (mapped beneath root), or a
 // chunked one put together from its recipe and chunks into a scratch file (every chunk's hash
-// and the whole file verified). Removes its scratch file when destroyed.
+// checked). The file is verified at `level`: kFull unless the caller checks the contents itself
+// as it reads them (compaction.h). Removes its scratch file when destroyed.
 class BaseVersion {
  public:
-  static Result<std::unique_ptr<BaseVersion>> Open(Env* env, const std::string& root,
-                                                   const std::string& model,
-                                                   const std::string& version,
-                                                   const std::string& scratch_dir);
+  static Result<std::unique_ptr<BaseVersion>> Open(
+      Env* env, const std::string& root, const std::string& model, const std::string& version,
+      const std::string& scratch_dir, msf::VerifyLevel level = msf::VerifyLevel::kFull);
   ~BaseVersion();
   BaseVersion(const BaseVersion&) = delete;
   BaseVersion& operator=(const BaseVersion&) = delete;
 
   const msf::Reader& reader() const { return reader_; }
+  std::span<const std::byte> bytes() const { return mapping_->bytes(); }
 
  private:
   BaseVersion(Env* env, std::unique_ptr<MappedFile> mapping, msf::Reader reader,

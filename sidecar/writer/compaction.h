@@ -11,8 +11,16 @@
 // line; deltas are small and stay cached), plus one pass over each delta's entries.
 //
 // Layers are read through read-only mappings: a whole .msf on the volume in place, a chunked one
-// assembled into node-local scratch first (BaseVersion). Each is verified in full on opening
-// and the chain validated (msf::ValidateChain) before anything is folded.
+// assembled into node-local scratch first (BaseVersion, every chunk's hash checked). The deltas
+// are verified in full on opening and the chain validated (msf::ValidateChain) before anything
+// is folded. The full base, nearly all the bytes, is read once, not twice: its header is checked
+// on opening, and the fold checks its section checksums as it goes (DATA streamed behind the
+// walk, INDEX at the end), failing the compaction (nothing renamed or uploaded) on a mismatch;
+// reading DATA bounds-checks every entry. What this skips of a full verification is the proof
+// that the base's INDEX indexes exactly its DATA: the fold reads the base's index only to ask
+// whether a delta's key is in the base, the index is checksummed, and every agent proved it when
+// it loaded the base. Verifying first made compaction read the base twice (about 0.6x of the
+// plain writer's speed; measured in sidecar/writer/README.md).
 //
 // Thread safety: plain functions.
 #pragma once
@@ -32,6 +40,13 @@
 
 namespace modelswap {
 
+// The full base's file bytes (the mapping its Reader reads), for FoldChain to read ahead of its
+// walk and, unless verified, to check its section checksums.
+struct BaseFile {
+  std::span<const std::byte> bytes;
+  bool verified = true;
+};
+
 // The layers of a version's chain, opened and validated: layers()[0] the version itself,
 // layers().back() its full base.
 class OpenedChain {
@@ -42,6 +57,8 @@ class OpenedChain {
                                                 const std::vector<ChainLayer>& chain,
                                                 const std::string& scratch_dir);
   std::span<const msf::Reader* const> layers() const { return readers_; }
+  // The full base's file, for FoldChain: opened with kHeader, its contents checked by the fold.
+  BaseFile base_file() const { return BaseFile{opened_.back()->bytes(), false}; }
 
  private:
   std::vector<std::unique_ptr<BaseVersion>> opened_;
@@ -57,10 +74,13 @@ struct FoldStats {
 // Writes the live entries of `layers` (newest first, full base last; not validated here: the
 // caller validated the part that came from the volume) into fd, an empty file, as a full
 // version in the base's layout (see above). options gives the model, version and creation time;
-// its seed and capacity are taken from the base, its delta cleared. on_progress gets the
-// builder's DATA bytes now and then.
+// its seed and capacity are taken from the base, its delta cleared. base_file: the base's bytes
+// (read ahead of the walk); unless verified, its section checksums are checked during the fold
+// (kCorruption naming the section); empty: neither. on_progress gets the builder's DATA bytes
+// now and then.
 [[nodiscard]] Result<msf::BuildResult> FoldChain(
     Env* env, std::span<const msf::Reader* const> layers, int fd, msf::BuildOptions options,
-    FoldStats* stats, const std::function<void(uint64_t)>& on_progress = {});
+    FoldStats* stats, const BaseFile& base_file = {},
+    const std::function<void(uint64_t)>& on_progress = {});
 
 }  // namespace modelswap

@@ -72,6 +72,13 @@ Result<msf::BuildResult> Compact(Env* env, const WriteRequest& req, const DeltaP
   MS_ASSIGN_OR_RETURN(
       OpenedChain chain,
       OpenedChain::Open(env, req.root, req.model, plan.base_chain, writer_steps::ScratchDir(req)));
+  // The chain as planned: a V replaced since (a remove and a rewrite) is not what was asked for.
+  if (chain.layers().front()->header().header_checksum != plan.delta.checksum) {
+    return Fail(Code::kFailedPrecondition, req.delta_on + " changed while being compacted (now " +
+                                               chain.layers().front()->checksum() +
+                                               ", planned on " +
+                                               FormatChecksum(plan.delta.checksum) + ")");
+  }
   std::vector<const msf::Reader*> layers;
   std::unique_ptr<MappedFile> changes_mapping;
   std::optional<msf::Reader> changes;
@@ -91,7 +98,7 @@ Result<msf::BuildResult> Compact(Env* env, const WriteRequest& req, const DeltaP
   Progress progress(env, "compact " + req.model + "/" + req.version,
                     plan.base_bytes + plan.deltas_bytes, req.progress);
   FoldStats stats;
-  auto built = FoldChain(env, layers, fd, std::move(options), &stats,
+  auto built = FoldChain(env, layers, fd, std::move(options), &stats, chain.base_file(),
                          [&progress](uint64_t n) { progress.Update(n); });
   if (built) progress.Done(built->file_size);
   return built;

@@ -13,6 +13,10 @@
 // (scratch_dir), then stored as content-addressed chunks plus a recipe
 // (sidecar/writer/chunked_upload.h): only chunks the volume lacks are uploaded, and no whole
 // .msf is written to the volume.
+//
+// A delta version (delta_on) or a compaction of a chain into a full version (compact,
+// auto_compact) is planned and built by sidecar/writer/delta_write.h, then stored by the same
+// two paths.
 #pragma once
 
 #include <cstdint>

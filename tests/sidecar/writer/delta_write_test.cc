@@ -407,6 +407,47 @@ TEST_F(DeltaWriteTest, ABaseReplacedUnderItsNameIsNamed) {
   }
 }
 
+// The full base is checked while it is folded, not before: a flipped byte in one of its values
+// fails the compaction, naming the section, and leaves nothing behind.
+TEST_F(DeltaWriteTest, ACorruptBaseFailsTheCompaction) {
+  ASSERT_TRUE(WriteVersion(&env_, Full("v1", Rows(2000, 100))).has_value());
+  ASSERT_TRUE(WriteVersion(&env_, Delta("v2", "v1", {{"k1000", "x"}})).has_value());
+  const std::string v1 = VersionPath(root_, "ranker", "v1");
+  auto bytes = testing::ReadAll(v1);
+  bytes[4096 + 150000] ^= std::byte{1};  // inside DATA, in some row's value
+  testing::WriteAll(v1, bytes);
+  auto req = Delta("v3", "v2", {});
+  req.source = NoChanges{};
+  req.compact = true;
+  auto r = WriteVersion(&env_, req);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), Code::kCorruption);
+  EXPECT_NE(r.error().message().find("v1: section 0 (data) checksum mismatch"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(fs::exists(VersionPath(root_, "ranker", "v3")));
+  EXPECT_EQ(ScratchFiles(), 0u);
+}
+
+// A writer Job retried after its delta was written reports the same delta, chain included.
+TEST_F(DeltaWriteTest, ARetriedDeltaReusesTheWrittenOneAndReportsItsChain) {
+  for (auto layout : {WriteRequest::Layout::kWholeFile, WriteRequest::Layout::kChunked}) {
+    layout_ = layout;
+    const std::string base = layout == WriteRequest::Layout::kChunked ? "c1" : "w1";
+    ASSERT_TRUE(WriteVersion(&env_, Full(base, Rows(100))).has_value());
+    auto req = Delta(base + "-d", base, {{"k1000", "x"}, {"k1001", std::nullopt}});
+    auto first = WriteVersion(&env_, req);
+    ASSERT_TRUE(first.has_value()) << first.error().ToString();
+    req.reuse_existing = true;
+    auto again = WriteVersion(&env_, req);
+    ASSERT_TRUE(again.has_value()) << again.error().ToString();
+    EXPECT_TRUE(again->reused);
+    EXPECT_EQ(again->checksum, first->checksum);
+    EXPECT_EQ(again->delta_base, base);
+    EXPECT_EQ(again->chain_depth, 1u);
+    EXPECT_EQ(Names(*again), (std::vector<std::string>{base + "-d", base}));
+  }
+}
+
 TEST_F(DeltaWriteTest, RequestsThatMakeNoSenseAreRefused) {
   ASSERT_TRUE(WriteVersion(&env_, Full("v1", Rows(20))).has_value());
   auto code = [&](const WriteRequest& req) {

@@ -73,7 +73,7 @@
 // The file's identity ("checksum" in manifests and status) is "xxh3:" + 16 hex digits of the
 // header_checksum. The header holds every section checksum, so it commits to the whole file.
 //
-// Reader checks, in order (each failure names its check; see reader.cc):
+// Reader checks, in order (each failure names its check; see reader.cc, verify.cc):
 //   size >= 4096, magic, format_version, header_size, header_checksum, file_size == real size,
 //   flags, reserved, names, delta fields (or their absence), section_count, each section entry
 //   (kind, reserved, alignment, bounds), order/overlap, required sections, index shape; then with

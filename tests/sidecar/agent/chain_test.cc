@@ -279,5 +279,27 @@ TEST_F(ChainTest, ADeltaWithoutItsChainIsRejected) {
   ExpectRejected("d1", "names no chain", 1);
 }
 
+TEST_F(ChainTest, ABaseTruncatedUnderTheMappingDropsTheChainAndFallsBack) {
+  const std::string spec = "c0,d1";
+  Publish("a0");
+  StartAgent();
+  ASSERT_TRUE(WaitActive(1));
+  PublishSpec(spec, 0);
+  ASSERT_TRUE(WaitActive(2));
+  PublishSpec(spec, 1);
+  ASSERT_TRUE(WaitActive(3));
+  // c0 is d1's base (and the version before it): both are gone with it; a0 is intact.
+  std::filesystem::resize_file(VersionFile("c0"), 4096);
+  ASSERT_TRUE(PollUntil([&] {
+    auto m = ModelStatus();
+    return !m.is_null() && m["active"].is_object() && m["active"]["version"] == "a0";
+  })) << ModelStatus().dump();
+  auto m = ModelStatus();
+  EXPECT_EQ(m["truncations"], 1);
+  std::string degraded = m["degraded"];
+  EXPECT_NE(degraded.find("layer c0 truncated"), std::string::npos) << degraded;
+  EXPECT_EQ(m["active"]["chain"]["length"], 1);
+}
+
 }  // namespace
 }  // namespace modelswap::testing

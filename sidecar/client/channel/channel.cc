@@ -48,9 +48,6 @@
 
 namespace modelswap {
 
-// How often ReadLatest re-reads a lapped slot while published_seq stays put before it reports
-// kEmpty. A live writer moves published_seq within one publish (~100 ns), far inside this.
-constexpr uint32_t kLatestTries = 1024;
 namespace {
 
 static_assert(std::atomic_ref<uint64_t>::is_always_lock_free,
@@ -287,6 +284,8 @@ uint64_t ChannelWriter::Publish(std::span<const std::byte> msg) {
   next_seq_ = seq + 1;
   PrefetchForWrite(SlotAt(map_.base(), next_seq_ & mask_, stride_),
                    MS_CHANNEL_SLOT_HEADER_BYTES + msg.size());
+  // After the stores: a truncation before or during them sent them to private pages (channel.h).
+  if (guard_.damaged()) return 0;
   return seq;
 }
 
@@ -339,9 +338,25 @@ bool ChannelReader::TryCopy(uint64_t seq, uint64_t v1, std::span<std::byte> out,
   return true;
 }
 
+// Both reads check the guard after reading, never before: a truncation during the read made it
+// read zeros, and only the flag read afterwards can tell (common/mapping_guard.h).
 ReadResult ChannelReader::ReadNext(std::span<std::byte> out) {
+  ReadResult r = ReadNextUnguarded(out);
+  if (guard_.damaged()) return {.status = ReadStatus::kFileDamaged};
+  return r;
+}
+
+ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
+  ReadResult r = ReadLatestUnguarded(out);
+  if (guard_.damaged()) return {.status = ReadStatus::kFileDamaged};
+  return r;
+}
+
+ReadResult ChannelReader::ReadNextUnguarded(std::span<std::byte> out) {
   if (out.size() < message_bytes_) return {.status = ReadStatus::kBufferTooSmall};
-  for (;;) {
+  // Bounded: a writer that laps the cursor during every copy would otherwise keep this loop
+  // going for as long as it publishes. Every exit leaves the cursor and missed count exact.
+  for (uint32_t attempt = 0; attempt < kChannelReadTries; ++attempt) {
     const uint64_t want = next_seq_;
     if (want > known_published_) {
       // Idle polling touches only published_seq, which the writer stores once per message, and
@@ -378,14 +393,18 @@ ReadResult ChannelReader::ReadNext(std::span<std::byte> out) {
     const uint64_t first_alive = newest - mask_;  // = newest - N + 1
     pending_missed_ += first_alive - want;
     next_seq_ = first_alive;
+    ++lapped_retries_;
   }
+  return {.status = ReadStatus::kBusy};
 }
 
-ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
+ReadResult ChannelReader::ReadLatestUnguarded(std::span<std::byte> out) {
   if (out.size() < message_bytes_) return {.status = ReadStatus::kBufferTooSmall};
-  uint64_t last_p = 0;
-  uint32_t tries_at_p = 0;
-  for (;;) {
+  // Bounded in total, not per published_seq: a writer publishing back to back moves
+  // published_seq on every try, and a bound that restarts at each new value never ends.
+  uint64_t first_p = 0;
+  bool moved = false;
+  for (uint32_t attempt = 0; attempt < kChannelReadTries; ++attempt) {
     // Acquire: pairs with Publish's release store, so the slot is at version >= 2p.
     const uint64_t p =
         Word(map_.As<ms_channel_header>()->published_seq).load(std::memory_order_acquire);
@@ -399,15 +418,14 @@ ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
     // Older than published_seq vouches for: only a damaged file (see ReadNext).
     if (v1 < 2 * p) return {.status = ReadStatus::kEmpty};
     uint32_t len = 0;
+    if (v1 != 2 * p) ++lapped_retries_;
     if (v1 != 2 * p || !TryCopy(p, v1, out, &len)) {
       // Lapped: a newer message took the slot, and published_seq passes p within that publish.
       // If it stays at p, the writer stopped between its slot and sequence stores (preempted,
-      // killed) or the file is damaged: after kLatestTries report nothing rather than spin.
-      if (p != last_p) {
-        last_p = p;
-        tries_at_p = 0;
-      }
-      if (++tries_at_p > kLatestTries) return {.status = ReadStatus::kEmpty};
+      // killed) or the file is damaged: kEmpty after the last try. If it moves, the writer is
+      // publishing over the slot faster than we copy it: kBusy.
+      if (attempt == 0) first_p = p;
+      moved = moved || p != first_p;
       continue;
     }
     uint64_t missed = 0;
@@ -419,6 +437,7 @@ ReadResult ChannelReader::ReadLatest(std::span<std::byte> out) {
     }
     return {.status = ReadStatus::kMessage, .length = len, .seq = p, .missed = missed};
   }
+  return {.status = moved ? ReadStatus::kBusy : ReadStatus::kEmpty};
 }
 
 uint64_t ChannelReader::published_seq() const {

@@ -11,6 +11,15 @@
 // Threading: a ChannelWriter or ChannelReader object is used by one thread at a time (it keeps a
 // private cursor); open one reader per reading thread. Any number of processes may read.
 // Errors: Open() returns an Error naming the failed check; the hot-path calls return a ReadStatus.
+//
+// A file truncated under the mapping (another process of the pod calling ftruncate on it) would
+// raise SIGBUS at the next access and kill the process. Plain files cannot be sealed against
+// shrinking (F_SEAL_SHRINK needs a memfd, which has no name in the shm dir), and checking the
+// size before each access (fstat) costs a system call per read and still races the truncation.
+// So both ends register their mapping with the mapping guard (common/mapping_guard.h): the fault
+// is survived (the lost pages read as zeros, and a writer's stores land in private pages), and
+// the next read returns kFileDamaged, the next Publish 0 with damaged() true. Re-open the
+// channel (a writer re-creates it) to go on.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +29,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/mapping_guard.h"
 #include "common/shm_file.h"
 #include "common/status.h"
 #include "sidecar/client/channel/channel_layout.h"
@@ -44,7 +54,20 @@ enum class ReadStatus : int {
   kMessage = 0,         // out holds a complete message
   kEmpty = 1,           // nothing (new) to read
   kBufferTooSmall = 2,  // out.size() < message_bytes(); nothing consumed
+  // The writer overwrote the slot during every one of kChannelReadTries copies (a writer
+  // publishing back to back into a small ring): nothing consumed but the messages the cursor
+  // provably lost (counted in the next result's missed). Call again; a larger ring avoids it.
+  kBusy = 3,
+  // The file was truncated (or a page could not be read) under the mapping: out holds nothing
+  // usable, now or later. Re-open the channel.
+  kFileDamaged = 4,
 };
+
+// How many times one ReadNext or ReadLatest call tries to copy a message before it gives up
+// (kBusy, or kEmpty when published_seq never moved: a writer stopped mid-publish). Each try is
+// one copy of at most message_bytes, so a call always returns, however fast the writer is.
+// A live writer that is not lapping the reader lets the first or second try succeed.
+inline constexpr uint32_t kChannelReadTries = 1024;
 
 struct ReadResult {
   ReadStatus status = ReadStatus::kEmpty;
@@ -72,7 +95,8 @@ class ChannelWriter {
   ChannelWriter& operator=(ChannelWriter&&) noexcept = default;
 
   // Publishes msg and returns its sequence id, or 0 (and publishes nothing) if msg is longer than
-  // message_bytes(). Wait-free: a fixed number of stores plus the copy.
+  // message_bytes() or the file is damaged (damaged(): truncated under the mapping, so nothing
+  // published reaches any reader). Wait-free: a fixed number of stores plus the copy.
   [[nodiscard]] uint64_t Publish(std::span<const std::byte> msg);
 
   uint64_t last_published() const { return next_seq_ - 1; }
@@ -81,12 +105,16 @@ class ChannelWriter {
   // Slots a previous writer left mid-write (odd version) when this one attached.
   uint32_t abandoned_slots() const { return abandoned_slots_; }
   const std::string& path() const { return map_.path(); }
+  // True once the file was truncated (or failed to read) under the mapping: re-create it.
+  bool damaged() const { return guard_.damaged(); }
 
  private:
-  explicit ChannelWriter(ShmMapping map) : map_(std::move(map)) {}
+  ChannelWriter(ShmMapping map, GuardedRange guard)
+      : map_(std::move(map)), guard_(std::move(guard)) {}
   void Recover();
 
   ShmMapping map_;
+  GuardedRange guard_;     // declared after map_: unregistered before the mapping goes
   uint64_t next_seq_ = 1;  // writer-private; published_seq in the file trails it by one
   uint32_t mask_ = 0;
   uint32_t message_bytes_ = 0;
@@ -108,12 +136,15 @@ class ChannelReader {
 
   // The message at the cursor (skipping, and counting, any that were overwritten), or kEmpty if
   // it is not published yet. out.size() must be >= message_bytes(). Lock-free: retries only when
-  // the writer overwrote the slot during the copy.
+  // the writer overwrote the slot during the copy, at most kChannelReadTries times (then kBusy).
   [[nodiscard]] ReadResult ReadNext(std::span<std::byte> out);
   // The newest complete message (again, if nothing newer arrived); moves the cursor past it and
   // reports the messages it jumped over as missed. kEmpty before the first publish, and when the
-  // newest slot cannot be read in a bounded number of tries (a writer stopped between its slot
-  // and sequence stores, or a damaged file): every call returns; call again later.
+  // newest slot cannot be read in kChannelReadTries tries while published_seq stays put (a writer
+  // stopped between its slot and sequence stores, or a damaged file); kBusy when it cannot be
+  // read in kChannelReadTries tries because the writer keeps publishing over it. Either way every
+  // call returns; call again later. (Falling back to an older message would hand out something
+  // that is not the latest while claiming it is; the caller decides whether to retry.)
   [[nodiscard]] ReadResult ReadLatest(std::span<std::byte> out);
 
   // Newest published sequence id: an estimate, it may advance right after the call.
@@ -123,23 +154,34 @@ class ChannelReader {
   uint64_t total_missed() const { return total_missed_; }
   // Copies discarded because the writer changed the slot meanwhile (contention diagnostic).
   uint64_t torn_retries() const { return torn_retries_; }
+  // Tries that found the slot overwritten before copying it (ReadNext's cursor jumps, ReadLatest's
+  // re-reads of published_seq). With torn_retries: every try that did not return a result.
+  uint64_t lapped_retries() const { return lapped_retries_; }
   uint32_t message_bytes() const { return message_bytes_; }
   uint32_t slot_count() const { return mask_ + 1; }
   const std::string& path() const { return map_.path(); }
+  // True once the file was truncated (or failed to read) under the mapping (reads then return
+  // kFileDamaged).
+  bool damaged() const { return guard_.damaged(); }
   // True when the path no longer names the mapped file (removed or replaced): re-open to follow.
   [[nodiscard]] Result<bool> Replaced() const;
 
  private:
-  explicit ChannelReader(ShmMapping map) : map_(std::move(map)) {}
+  ChannelReader(ShmMapping map, GuardedRange guard)
+      : map_(std::move(map)), guard_(std::move(guard)) {}
   // Copies message `seq` if its slot holds it; returns false if the slot changed meanwhile.
   bool TryCopy(uint64_t seq, uint64_t version, std::span<std::byte> out, uint32_t* length);
+  ReadResult ReadNextUnguarded(std::span<std::byte> out);
+  ReadResult ReadLatestUnguarded(std::span<std::byte> out);
 
   ShmMapping map_;
+  GuardedRange guard_;  // declared after map_: unregistered before the mapping goes
   uint64_t next_seq_ = 1;
   uint64_t known_published_ = 0;  // last published_seq seen: ids up to it need no header load
   uint64_t pending_missed_ = 0;   // skipped since the last returned message
   uint64_t total_missed_ = 0;
   uint64_t torn_retries_ = 0;
+  uint64_t lapped_retries_ = 0;
   uint32_t mask_ = 0;
   uint32_t message_bytes_ = 0;
   uint32_t stride_ = 0;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/mapping_guard.h"
 #include "common/names.h"
 #include "common/shm_file.h"
 #include "sidecar/client/channel/channel.h"
@@ -30,23 +31,41 @@ static_assert(std::endian::native == std::endian::little, "channel files are lit
 // receives the header as validated: a copy taken once, because the shared header could change
 // between a check and a later read of the same field (the file is group writable), and the
 // immutable fields sized the mapping's bounds.
-Result<ShmMapping> OpenExisting(const std::string& path, bool writer, uint32_t expected_slots,
-                                uint32_t expected_message_bytes,
-                                ms_channel_header* checked = nullptr) {
+// A mapping and its registration with the SIGBUS guard (channel.h says why).
+struct Guarded {
+  ShmMapping map;
+  GuardedRange guard;
+};
+
+Result<Guarded> Guard(ShmMapping map, bool writer) {
+  MS_ASSIGN_OR_RETURN(GuardedRange guard, GuardedRange::Register(std::span(map.base(), map.size()),
+                                                                 writer ? GuardAccess::kReadWrite
+                                                                        : GuardAccess::kReadOnly));
+  return Guarded{std::move(map), std::move(guard)};
+}
+
+Result<Guarded> OpenExisting(const std::string& path, bool writer, uint32_t expected_slots,
+                             uint32_t expected_message_bytes,
+                             ms_channel_header* checked = nullptr) {
   ShmOpenOptions options;
   options.access = writer ? MapAccess::kReadWrite : MapAccess::kReadOnly;
   options.kind = "channel";
   if (writer) options.held_message = "channel " + path + " already has a live writer (flock held)";
   options.header_bytes = MS_CHANNEL_HEADER_BYTES;
-  MS_ASSIGN_OR_RETURN(ShmMapping map, OpenShmMapping(path, options));
+  MS_ASSIGN_OR_RETURN(ShmMapping mapped, OpenShmMapping(path, options));
+  // Guarded before the first read: the file may be truncated from the moment it is open.
+  MS_ASSIGN_OR_RETURN(Guarded g, Guard(std::move(mapped), writer));
   ms_channel_header copy;
-  std::memcpy(&copy, map.base(), sizeof(copy));
-  if (Status s = ValidateChannelHeader(copy, map.size(), expected_slots, expected_message_bytes);
+  std::memcpy(&copy, g.map.base(), sizeof(copy));
+  if (g.guard.damaged()) {
+    return Fail(Code::kIOError, "channel " + path + ": file truncated while attaching");
+  }
+  if (Status s = ValidateChannelHeader(copy, g.map.size(), expected_slots, expected_message_bytes);
       !s) {
     return Fail(s.error().Context("channel " + path));
   }
   if (checked != nullptr) *checked = copy;
-  return map;
+  return g;
 }
 
 void FillHeader(ms_channel_header* h, const ChannelOptions& options) {
@@ -167,18 +186,23 @@ Result<ChannelWriter> ChannelWriter::Open(std::string_view shm_dir, std::string_
   MS_RETURN_IF_ERROR(MakeShmDirs(dir));
   // Open, else create; a lost creation race (EEXIST) goes round once more to attach.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    Result<ShmMapping> map =
+    Result<Guarded> map =
         OpenExisting(path, /*writer=*/true, options.slot_count, options.message_bytes);
     if (!map && map.error().code() == Code::kNotFound) {
-      map = CreateNew(dir, path, options);
-      if (!map && map.error().code() == Code::kAlreadyExists) continue;
+      Result<ShmMapping> created = CreateNew(dir, path, options);
+      if (!created && created.error().code() == Code::kAlreadyExists) continue;
+      if (!created) return Fail(created.error());
+      map = Guard(std::move(*created), /*writer=*/true);
     }
     if (!map) return Fail(map.error());
-    ChannelWriter writer(std::move(*map));
+    ChannelWriter writer(std::move(map->map), std::move(map->guard));
     writer.mask_ = options.slot_count - 1;
     writer.message_bytes_ = options.message_bytes;
     writer.stride_ = ms_channel_slot_stride(options.message_bytes);
     writer.Recover();
+    if (writer.damaged()) {
+      return Fail(Code::kIOError, "channel " + path + ": file truncated while attaching");
+    }
     return writer;
   }
   return Fail(Code::kAborted, "channel " + path + ": created and removed concurrently; retry");
@@ -188,9 +212,9 @@ Result<ChannelReader> ChannelReader::Open(std::string_view shm_dir, std::string_
                                           uint32_t expected_message_bytes, StartAt start) {
   MS_RETURN_IF_ERROR(ValidateChannelName(name));
   ms_channel_header h;
-  MS_ASSIGN_OR_RETURN(ShmMapping map, OpenExisting(ChannelPath(shm_dir, name), /*writer=*/false, 0,
-                                                   expected_message_bytes, &h));
-  ChannelReader reader(std::move(map));
+  MS_ASSIGN_OR_RETURN(Guarded map, OpenExisting(ChannelPath(shm_dir, name), /*writer=*/false, 0,
+                                                expected_message_bytes, &h));
+  ChannelReader reader(std::move(map.map), std::move(map.guard));
   // The checked immutable fields: the hot path never trusts the shared header again.
   reader.mask_ = h.slot_count - 1;
   reader.message_bytes_ = h.message_bytes;

@@ -38,6 +38,11 @@ std::string ShmDir(const char* shm_dir) {
 ms_channel_status FromRead(const modelswap::ReadResult& r, ms_channel_read_info* info) {
   if (r.status == modelswap::ReadStatus::kBufferTooSmall) return MS_CHANNEL_BUFFER_TOO_SMALL;
   if (r.status == modelswap::ReadStatus::kEmpty) return MS_CHANNEL_EMPTY;
+  if (r.status == modelswap::ReadStatus::kBusy) return MS_CHANNEL_BUSY;
+  if (r.status == modelswap::ReadStatus::kFileDamaged) {
+    return Report(Code::kIOError,
+                  "channel file truncated (or unreadable) under the mapping: reopen");
+  }
   if (info != nullptr) {
     *info = {.seq = r.seq, .missed = r.missed, .length = r.length, .reserved = 0};
   }
@@ -67,6 +72,9 @@ ms_channel_status ms_channel_publish(ms_channel_writer* writer, const void* data
   }
   const uint64_t seq =
       writer->writer.Publish({static_cast<const std::byte*>(data), static_cast<size_t>(len)});
+  if (seq == 0 && writer->writer.damaged()) {
+    return Report(Code::kIOError, "channel file truncated (or unreadable) under the mapping");
+  }
   if (seq == 0)
     return Report(Code::kInvalidArgument, "message longer than the channel's message_bytes");
   if (seq_out != nullptr) *seq_out = seq;

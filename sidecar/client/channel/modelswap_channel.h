@@ -1,9 +1,10 @@
 /* C ABI for modelswap shared-memory channels (C++ API: channel.h; layout: channel_layout.h).
  *
  * Every function returns an ms_channel_status: MS_CHANNEL_OK (0), the non-error outcomes
- * MS_CHANNEL_EMPTY / MS_CHANNEL_BUFFER_TOO_SMALL (> 0), or a negative error whose value mirrors a
- * modelswap::Code (retry advice as in common/status.h). No C++ exception ever crosses this
- * boundary. The message of the last error on the calling thread is ms_channel_last_error().
+ * MS_CHANNEL_EMPTY / MS_CHANNEL_BUFFER_TOO_SMALL / MS_CHANNEL_BUSY (> 0), or a negative error whose
+ * value mirrors a modelswap::Code (retry advice as in common/status.h). No C++ exception ever
+ * crosses this boundary. The message of the last error on the calling thread is
+ * ms_channel_last_error().
  *
  * Threading: a handle is used by one thread at a time; open one reader per reading thread.
  * shm_dir may be NULL: then $MODELSWAP_SHM_DIR, else /dev/shm/modelswap.
@@ -22,6 +23,7 @@ typedef enum ms_channel_status {
   MS_CHANNEL_OK = 0,
   MS_CHANNEL_EMPTY = 1,            /* nothing (new) to read */
   MS_CHANNEL_BUFFER_TOO_SMALL = 2, /* buffer smaller than the channel's message size */
+  MS_CHANNEL_BUSY = 3, /* the writer overwrote the message during every try: call again */
   MS_CHANNEL_INVALID_ARGUMENT = -1,
   MS_CHANNEL_NOT_FOUND = -2, /* the channel does not exist (yet) */
   MS_CHANNEL_ALREADY_EXISTS = -3,
@@ -56,7 +58,8 @@ typedef struct ms_channel_read_info {
 ms_channel_status ms_channel_writer_open(const char* shm_dir, const char* name, uint32_t slot_count,
                                          uint32_t message_bytes, ms_channel_writer** out);
 /* Publishes len bytes (len <= message_bytes); *seq_out (may be NULL) gets the sequence id.
- * Wait-free. MS_CHANNEL_INVALID_ARGUMENT if the message is too long. */
+ * Wait-free. MS_CHANNEL_INVALID_ARGUMENT if the message is too long, MS_CHANNEL_IO_ERROR once
+ * the file was truncated under the mapping. */
 ms_channel_status ms_channel_publish(ms_channel_writer* writer, const void* data, uint32_t len,
                                      uint64_t* seq_out);
 uint64_t ms_channel_writer_last_published(const ms_channel_writer* writer);
@@ -66,10 +69,13 @@ void ms_channel_writer_close(ms_channel_writer* writer); /* NULL is fine */
 ms_channel_status ms_channel_reader_open(const char* shm_dir, const char* name,
                                          uint32_t expected_message_bytes, ms_channel_start start,
                                          ms_channel_reader** out);
-/* The next message (counting any overwritten ones in info->missed), or MS_CHANNEL_EMPTY. */
+/* The next message (counting any overwritten ones in info->missed), or MS_CHANNEL_EMPTY.
+ * Reads: MS_CHANNEL_BUSY after a bounded number of copies the writer overwrote (channel.h,
+ * kChannelReadTries); MS_CHANNEL_IO_ERROR once the file was truncated under the mapping
+ * (the process survives the SIGBUS; reopen the channel). */
 ms_channel_status ms_channel_read_next(ms_channel_reader* reader, void* buf, uint32_t buf_len,
                                        ms_channel_read_info* info);
-/* The newest message, or MS_CHANNEL_EMPTY before the first publish. */
+/* The newest message, or MS_CHANNEL_EMPTY before the first publish (BUSY / IO_ERROR as above). */
 ms_channel_status ms_channel_read_latest(ms_channel_reader* reader, void* buf, uint32_t buf_len,
                                          ms_channel_read_info* info);
 uint32_t ms_channel_reader_message_bytes(const ms_channel_reader* reader);

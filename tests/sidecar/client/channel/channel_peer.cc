@@ -3,6 +3,7 @@
 //   channel_peer write  --shm D --name N --bytes B --slots S (--count C | --forever) [--stop]
 //                       [--ack A --window W]
 //   channel_peer crash  --shm D --name N --bytes B --slots S --count C
+//   channel_peer flood  --shm D --name N --bytes B --slots S
 //   channel_peer read   --shm D --name N --bytes B [--start oldest] [--until SEQ] [--stall-every K]
 //                       [--ack A]
 //   channel_peer layout
@@ -16,13 +17,19 @@
 // is 2N messages ahead, so it loses messages for certain. With --ack the reader publishes its
 // progress on channel A every 64 messages and the writer stays within W messages of it: a
 // lossless, flow-controlled pipeline built from two channels, so a test can check every one of
-// a million messages. Exit codes: 0 ok, 2 torn message,
-// 3 accounting error, 1 usage/open error. Every mode arms alarm(120) so it always ends.
+// a million messages. flood is the fastest writer the protocol allows: it publishes the seq-0
+// payload into every slot once, then publishes again and again by rewriting only the slot's
+// version and length and published_seq (the payload bytes would not change), ~100 times faster
+// than any reader copies a large message. Exit codes: 0 ok, 2 torn message, 3 accounting error,
+// 4 the file was truncated under the reader (kFileDamaged, printed as JSON), 1 usage/open error.
+// Every mode arms alarm(120) so it always ends.
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -150,6 +157,37 @@ int Crash(const Args& a) {
   return 1;
 }
 
+int Flood(const Args& a) {
+  auto writer =
+      ChannelWriter::Open(a.shm, a.name, {.slot_count = a.slots, .message_bytes = a.bytes});
+  if (!writer) return 1;  // holds the flock: no other writer while this one floods
+  std::vector<std::byte> msg(a.bytes);
+  FillPayload(0, msg);
+  for (uint32_t i = 0; i < a.slots; ++i) {
+    if (writer->Publish(msg) == 0) return 1;
+  }
+  const int fd = ::open(writer->path().c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return 1;
+  const size_t bytes = MS_CHANNEL_HEADER_BYTES + size_t{a.slots} * ms_channel_slot_stride(a.bytes);
+  void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) return 1;
+  auto* base = static_cast<std::byte*>(m);
+  auto* header = reinterpret_cast<ms_channel_header*>(base);
+  // Publish's stores and orders (channel.cc), minus the payload copy; ends by alarm(120) or kill.
+  for (uint64_t seq = writer->last_published() + 1;; ++seq) {
+    std::byte* slot =
+        base + MS_CHANNEL_HEADER_BYTES + (seq & (a.slots - 1)) * ms_channel_slot_stride(a.bytes);
+    std::atomic_ref<uint64_t> version(*reinterpret_cast<uint64_t*>(slot));
+    version.store(2 * seq - 1, std::memory_order_relaxed);  // as Publish: ordered by the fence
+    std::atomic_thread_fence(std::memory_order_release);
+    std::atomic_ref<uint32_t>(
+        *reinterpret_cast<uint32_t*>(slot + offsetof(ms_channel_slot_header, length)))
+        .store(a.bytes, std::memory_order_relaxed);
+    version.store(2 * seq, std::memory_order_release);  // pairs with the reader's v1 acquire
+    std::atomic_ref<uint64_t>(header->published_seq).store(seq, std::memory_order_release);
+  }
+}
+
 bool IsStop(uint64_t seq, std::span<const std::byte> m) {
   const uint64_t w = Mix(seq, kStopIndex);
   return m.size() == 8 && std::memcmp(m.data(), &w, 8) == 0;
@@ -177,6 +215,11 @@ int Read(const Args& a) {
   uint64_t prev = start - 1, received = 0, stalls = 0, idle = 0;
   for (;;) {
     const ReadResult r = reader->ReadNext(buf);
+    if (r.status == ReadStatus::kFileDamaged) {  // truncated under us: reported, survived
+      std::printf("{\"damaged\": true, \"received\": %llu}\n",
+                  static_cast<unsigned long long>(received));
+      return 4;
+    }
     if (r.status != ReadStatus::kMessage) {
       if (++idle % 64 == 0) ::sched_yield();  // share the 2 cores with the writer
       continue;
@@ -248,6 +291,7 @@ int main(int argc, char** argv) {
   }
   if (a.mode == "write") return Write(a);
   if (a.mode == "crash") return Crash(a);
+  if (a.mode == "flood") return Flood(a);
   if (a.mode == "read") return Read(a);
   if (a.mode == "layout") return Layout();
   std::fprintf(stderr, "unknown mode %s\n", a.mode.c_str());

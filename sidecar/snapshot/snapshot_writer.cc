@@ -227,6 +227,12 @@ Result<SnapshotWriteResult> WriteSnapshot(Env* env, const std::string& region_di
   MS_ASSIGN_OR_RETURN(const int fd, env->Open(temp, OpenMode::kTruncate));
   Result<SnapshotWriteResult> r = WriteFile(env, fd, view, pin, base);
   env->Close(fd);
+  // After the copy: a region truncated under the host's mapping read as zeros instead of killing
+  // it (RegionFile::damaged); such a copy is not the app's state and must never replace one.
+  if (r && view.file().damaged()) {
+    r = Fail(Code::kIOError,
+             "region " + view.file().path() + " truncated under the host's mapping");
+  }
   Status done = r ? env->Rename(temp, path) : Status(Fail(r.error()));
   if (!done) {
     (void)env->Remove(temp);  // best effort; leftovers are removed at the host's next start

@@ -85,6 +85,10 @@ class Region {
   // Blocks marked dirty since the last commit.
   size_t dirty_blocks() const { return dirty_list_.size(); }
   const RegionAttachInfo& attach_info() const { return attach_; }
+  // True once the region file was truncated (or a page failed to read) under the mapping: the
+  // process survived it (RegionFile::damaged), but writes and commits since then reach no file
+  // and the host can no longer snapshot it. Check it after Commit(); re-open to go on.
+  bool damaged() const { return file_.damaged(); }
   const std::string& path() const { return file_.path(); }
 
  private:

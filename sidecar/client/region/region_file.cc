@@ -88,6 +88,12 @@ Status ValidateRegionHeader(const ms_region_header& h, uint64_t file_size,
   return Ok();
 }
 
+Status RegionFile::Guard() {
+  MS_ASSIGN_OR_RETURN(
+      guard_, GuardedRange::Register(std::span(map_.base(), map_.size()), GuardAccess::kReadWrite));
+  return Ok();
+}
+
 Result<RegionFile> RegionFile::Open(const std::string& path, Lock lock,
                                     const RegionOptions& expected) {
   ShmOpenOptions options;
@@ -96,6 +102,7 @@ Result<RegionFile> RegionFile::Open(const std::string& path, Lock lock,
   options.header_bytes = MS_REGION_HEADER_BYTES;
   MS_ASSIGN_OR_RETURN(ShmMapping map, OpenShmMapping(path, options));
   RegionFile file(std::move(map));
+  MS_RETURN_IF_ERROR(file.Guard());  // before the first read: it may be truncated from now on
   if (Status s = ValidateRegionHeader(*file.header(), file.map_.size(), expected); !s) {
     return Fail(s.error().Context("region " + path));
   }
@@ -125,6 +132,7 @@ Result<RegionFile> RegionFile::Create(const std::string& path, Lock lock,
   // tmpfs zero-fills and allocates pages only when written: tags start at 0 = "all zeros".
   MS_ASSIGN_OR_RETURN(ShmMapping map, SizeAndMapNewFile(unnamed.fd, geometry.file_bytes, path));
   RegionFile file(std::move(map));
+  MS_RETURN_IF_ERROR(file.Guard());
   ms_region_header* h = file.header();
   ms_region_geometry(h, options.bytes, options.block_bytes);
   h->magic = MS_REGION_MAGIC;

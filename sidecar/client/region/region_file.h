@@ -21,6 +21,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/mapping_guard.h"
 #include "common/shm_file.h"
 #include "common/status.h"
 #include "sidecar/client/region/region_layout.h"
@@ -80,14 +81,24 @@ class RegionFile {
   // For a child after fork(): see ShmMapping::AbandonAfterFork.
   void AbandonAfterFork() { map_.AbandonAfterFork(); }
 
+  // True once the file was truncated (or a page failed to read) under the mapping. The mapping is
+  // registered with the SIGBUS guard (common/mapping_guard.h) read-write, so neither the app's
+  // stores nor the host's loads kill the process: the lost pages become private zero pages, and
+  // this flag, checked after the accesses it covers, says that what was read or committed since
+  // is not the file's. Plain files cannot be sealed against shrinking (F_SEAL_SHRINK is for
+  // memfds) and a size check per access would race the truncation, hence the guard.
+  bool damaged() const { return guard_.damaged(); }
+
   // Atomic views of the shared fields; the order at each use is the protocol's (region_layout.h).
   static std::atomic_ref<uint64_t> Atomic(uint64_t& field) { return std::atomic_ref(field); }
 
  private:
   explicit RegionFile(ShmMapping map) : map_(std::move(map)) {}
+  [[nodiscard]] Status Guard();  // registers map_ with the SIGBUS guard
   std::byte* base() const { return map_.base(); }
 
   ShmMapping map_;
+  GuardedRange guard_;  // declared after map_: unregistered before the mapping goes
 };
 
 }  // namespace modelswap

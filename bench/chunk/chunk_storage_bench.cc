@@ -1,0 +1,265 @@
+// chunk_storage_bench: bytes a chunked version stores on the volume beside the bytes that really
+// changed, in one run, reported as ratios. A documented CLI; never run by ctest.
+//
+//   build/bench/chunk/chunk_storage_bench [--mib N] [--value-bytes B]
+//   (scratch in $MODELSWAP_BENCH_DIR, default /tmp; needs about 3x N MiB free)
+//
+// v1 is about N MiB (default 2048) of synthetic entries (decimal keys, values from
+// sidecar/writer/synthetic_data.h), written by the real writer (WriteVersion, Layout::kChunked,
+// zstd 1) from an .msf source. Each case builds the new content as an .msf source and writes it
+// with WriteVersion on base v1 (WriteRequest::base_version, `write --base v1`), then prints the
+// chunk bytes the store lacked (ChunkedUploadResult::bytes_new) and their stored (zstd) size
+// against "changed": key + value + 8 bytes of entry header per changed or added key.
+//   clustered  5 % of the keys changed, in 20 contiguous runs at random places (target <= 1.5x)
+//   appended   5 % new keys after the last one (target <= 1.5x)
+//   inserted   0.1 % new keys ("n<k>", spread over the key space; target <= 1.5x)
+//   uniform    5 % of the keys changed uniformly at random (reported: nearly every chunk)
+//   republish  v1 written again with reuse_existing (the retried writer Job): 0 new bytes
+//   same-data  v1's content written as a new version name on base v1
+// A rollback publishes an existing version and writes nothing, so it stores 0 bytes by design.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/env.h"
+#include "sidecar/msf/builder.h"
+#include "sidecar/writer/synthetic_data.h"
+#include "sidecar/writer/writer.h"
+
+namespace modelswap {
+namespace {
+
+std::string ScratchDir() {
+  const char* d = std::getenv("MODELSWAP_BENCH_DIR");
+  return std::string(d ? d : "/tmp") + "/modelswap-chunk-storage-bench-" +
+         std::to_string(::getpid());
+}
+
+double Seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+template <typename T>
+T Must(Result<T> r, const char* what) {
+  if (!r) {
+    std::fprintf(stderr, "%s: %s\n", what, r.error().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(*r);
+}
+void Must(Status s, const char* what) {
+  if (!s) {
+    std::fprintf(stderr, "%s: %s\n", what, s.error().ToString().c_str());
+    std::exit(1);
+  }
+}
+
+// One entry of a source: key and the (version, seed) its value is generated from.
+struct Row {
+  std::string key;
+  std::string value_version;
+  uint64_t k = 0;
+  uint64_t seed = 1;
+};
+
+// Builds the source .msf at path from rows (a new file).
+void BuildSource(const std::string& path, const std::string& version, uint32_t value_bytes,
+                 const std::function<bool(Row*)>& next) {
+  std::filesystem::remove(path);
+  int fd = Must(DefaultEnv()->Open(path, OpenMode::kReadWriteNew), "open source");
+  msf::BuildOptions o;
+  o.model = "m";
+  o.version = version;
+  o.created_unix_ns = 1'700'000'000'000'000'000;
+  msf::Builder b(DefaultEnv(), fd, o);
+  Row r;
+  std::string value;
+  while (next(&r)) {
+    SyntheticValue("m", r.value_version, r.k, r.seed, value_bytes, &value);
+    Must(b.Add(r.key, value), "add");
+  }
+  Must(b.Finish(), "finish source");
+  DefaultEnv()->Close(fd);
+}
+
+uint64_t RowBytes(const std::string& key, uint32_t value_bytes) {
+  std::string v;
+  SyntheticValue("m", "x", 0, 1, value_bytes, &v);  // length only: the prefix is short
+  return key.size() + std::max<uint64_t>(value_bytes, v.size()) + 8;
+}
+
+WriteResult WriteChunked(const std::string& dir, const std::string& version,
+                         const std::string& source, const std::string& base, bool reuse) {
+  WriteRequest req;
+  req.root = dir + "/volume";
+  req.model = "m";
+  req.version = version;
+  req.source = MsfSource{source};
+  req.layout = WriteRequest::Layout::kChunked;
+  req.scratch_dir = dir;
+  req.zstd_level = 1;
+  req.base_version = base;
+  req.reuse_existing = reuse;
+  return Must(WriteVersion(DefaultEnv(), req), version.c_str());
+}
+
+void Report(const char* what, const WriteResult& w, uint64_t changed, double seconds,
+            const char* target) {
+  const auto& c = w.chunks;
+  auto ratio = [&](uint64_t b) {
+    return changed ? static_cast<double>(b) / static_cast<double>(changed) : 0.0;
+  };
+  std::printf(
+      "%-10s changed %12llu B | new %12llu B (%7.3fx) stored zstd1 %12llu B (%7.3fx) | "
+      "%6.4fx of file | %llu/%llu chunks new | %.1f s | target %s\n",
+      what, static_cast<unsigned long long>(changed), static_cast<unsigned long long>(c.bytes_new),
+      ratio(c.bytes_new), static_cast<unsigned long long>(c.stored_bytes_new),
+      ratio(c.stored_bytes_new),
+      w.bytes ? static_cast<double>(c.bytes_new) / static_cast<double>(w.bytes) : 0.0,
+      static_cast<unsigned long long>(c.chunks_new),
+      static_cast<unsigned long long>(c.chunks_total), seconds, target);
+}
+
+int Main(uint64_t mib, uint32_t value_bytes) {
+  const std::string dir = ScratchDir();
+  Must(DefaultEnv()->CreateDirs(dir), "scratch dir");
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  spdlog::set_level(spdlog::level::warn);
+  const uint64_t n = (mib << 20) / (value_bytes + 16);
+  const std::string src = dir + "/source.msf";
+
+  // v1.
+  uint64_t i = 0;
+  auto v1_rows = [&](Row* r) {
+    if (i == n) return false;
+    *r = Row{std::to_string(i), "v1", i, 1};
+    ++i;
+    return true;
+  };
+  BuildSource(src, "v1", value_bytes, v1_rows);
+  double t0 = Seconds();
+  WriteResult v1 = WriteChunked(dir, "v1", src, "", false);
+  std::printf("v1: %llu entries, %llu bytes, %llu chunks (%llu B stored), chunked write %.1f s\n",
+              static_cast<unsigned long long>(n), static_cast<unsigned long long>(v1.bytes),
+              static_cast<unsigned long long>(v1.chunks.chunks_total),
+              static_cast<unsigned long long>(v1.chunks.stored_bytes_new), Seconds() - t0);
+
+  std::mt19937_64 rng(42);
+  // Changes v1's keys marked in `changed` (new values), builds, writes on base v1, reports.
+  auto run_changed = [&](const char* what, const std::string& version,
+                         const std::vector<char>& changed, const char* target) {
+    uint64_t j = 0, bytes = 0;
+    BuildSource(src, version, value_bytes, [&](Row* r) {
+      if (j == n) return false;
+      *r = changed[j] ? Row{std::to_string(j), version, j, 2} : Row{std::to_string(j), "v1", j, 1};
+      if (changed[j]) bytes += RowBytes(r->key, value_bytes);
+      ++j;
+      return true;
+    });
+    double s = Seconds();
+    WriteResult w = WriteChunked(dir, version, src, "v1", false);
+    Report(what, w, bytes, Seconds() - s, target);
+  };
+
+  // Clustered: 20 runs of n/400 keys each, in 20 equal slices at a random place in each.
+  {
+    std::vector<char> changed(n, 0);
+    const uint64_t run = n / 400, slice = n / 20;
+    for (uint64_t s = 0; s < 20; ++s) {
+      uint64_t start = s * slice + rng() % (slice - run);
+      std::fill(changed.begin() + start, changed.begin() + start + run, 1);
+    }
+    run_changed("clustered", "clustered", changed, "<= 1.5x");
+  }
+  // Uniform: 5 % of the keys at random.
+  {
+    std::vector<char> changed(n, 0);
+    uint64_t want = n / 20, got = 0;
+    while (got < want) {
+      uint64_t k = rng() % n;
+      if (!changed[k]) changed[k] = 1, ++got;
+    }
+    run_changed("uniform", "uniform", changed, "report (expect ~whole file)");
+  }
+  // Appended: v1's keys, then 5 % new ones.
+  {
+    uint64_t j = 0, bytes = 0;
+    const uint64_t total = n + n / 20;
+    BuildSource(src, "appended", value_bytes, [&](Row* r) {
+      if (j == total) return false;
+      *r = j < n ? Row{std::to_string(j), "v1", j, 1} : Row{std::to_string(j), "appended", j, 2};
+      if (j >= n) bytes += RowBytes(r->key, value_bytes);
+      ++j;
+      return true;
+    });
+    double s = Seconds();
+    WriteResult w = WriteChunked(dir, "appended", src, "v1", false);
+    Report("appended", w, bytes, Seconds() - s, "<= 1.5x");
+  }
+  // Inserted: 0.1 % new keys "n<k>", one after every 1000th key in the source's order (the base
+  // layout appends keys the base lacks after its entries; the source order does not matter).
+  {
+    uint64_t j = 0, bytes = 0;
+    bool extra = false;
+    BuildSource(src, "inserted", value_bytes, [&](Row* r) {
+      if (j == n) return false;
+      if (extra) {
+        *r = Row{"n" + std::to_string(j), "inserted", j, 2};
+        bytes += RowBytes(r->key, value_bytes);
+        extra = false;
+        ++j;
+        return true;
+      }
+      *r = Row{std::to_string(j), "v1", j, 1};
+      if (j % 1000 == 500) {
+        extra = true;  // the new key follows this one; j advances after it
+        return true;
+      }
+      ++j;
+      return true;
+    });
+    double s = Seconds();
+    WriteResult w = WriteChunked(dir, "inserted", src, "v1", false);
+    Report("inserted", w, bytes, Seconds() - s, "<= 1.5x");
+  }
+  // Republish: v1 again (a retried Job), and v1's content under a new name.
+  {
+    i = 0;
+    BuildSource(src, "v1", value_bytes, v1_rows);
+    double s = Seconds();
+    WriteResult again = WriteChunked(dir, "v1", src, "", true);
+    std::printf(
+        "republish  v1 again (reuse_existing): reused %s, %llu B new, %llu chunks new, "
+        "%.1f s | target 0 B\n",
+        again.reused ? "yes" : "no", static_cast<unsigned long long>(again.chunks.bytes_new),
+        static_cast<unsigned long long>(again.chunks.chunks_new), Seconds() - s);
+    s = Seconds();
+    WriteResult same = WriteChunked(dir, "v1-again", src, "v1", false);
+    Report("same-data", same, 0, Seconds() - s, "0 B (new name: header chunk)");
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace modelswap
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> a;
+  for (int i = 1; i + 1 < argc; i += 2)
+    a[argv[i]] = argv[i + 1];
+  uint64_t mib = a.contains("--mib") ? std::stoull(a["--mib"]) : 2048;
+  uint32_t vb =
+      a.contains("--value-bytes") ? static_cast<uint32_t>(std::stoul(a["--value-bytes"])) : 1024;
+  return modelswap::Main(mib, vb);
+}

@@ -81,7 +81,7 @@ Status CheckIndexShape(const Header& h) {
   return Ok();
 }
 
-Status CheckHeaderFields(std::span<const std::byte> file, Header* h) {
+Status CheckHeaderFields(std::span<const std::byte> file, uint64_t file_size, Header* h) {
   Cursor c(file.subspan(kOffFormatVersion));
   uint32_t header_size = 0, section_count = 0, flags = 0;
   uint64_t created = 0, reserved = 0;
@@ -98,8 +98,8 @@ Status CheckHeaderFields(std::span<const std::byte> file, Header* h) {
   if (Xxh3(file.first(kOffHeaderChecksum)) != h->header_checksum) {
     return Corrupt("header checksum mismatch");
   }
-  if (h->file_size != file.size()) {
-    return Corrupt("file size is " + std::to_string(file.size()) + " bytes but the header says " +
+  if (h->file_size != file_size) {
+    return Corrupt("file size is " + std::to_string(file_size) + " bytes but the header says " +
                    std::to_string(h->file_size) + " (truncated or appended to)");
   }
   if ((flags & ~kFlagDelta) != 0) return Corrupt("unknown header flags");
@@ -159,14 +159,20 @@ uint64_t HashKey(std::span<const std::byte> key, uint64_t seed) {
 }
 
 Result<Header> ParseHeader(std::span<const std::byte> file) {
-  if (file.size() < kHeaderSize) {
-    return Corrupt("file is " + std::to_string(file.size()) + " bytes, shorter than the header");
+  return ParseHeaderPage(file, file.size());
+}
+
+Result<Header> ParseHeaderPage(std::span<const std::byte> file, uint64_t file_size) {
+  if (file.size() < kHeaderSize || file_size < kHeaderSize) {
+    return Corrupt("file is " + std::to_string(std::min<uint64_t>(file.size(), file_size)) +
+                   " bytes, shorter than the header");
   }
+  file = file.first(kHeaderSize);
   if (std::memcmp(file.data(), kMagic, sizeof kMagic) != 0) {
     return Corrupt("bad magic (not an .msf file)");
   }
   Header h;
-  MS_RETURN_IF_ERROR(CheckHeaderFields(file, &h));
+  MS_RETURN_IF_ERROR(CheckHeaderFields(file, file_size, &h));
   MS_ASSIGN_OR_RETURN(h.model, ParseName(file.subspan(kOffModel, kNameField), "model"));
   MS_ASSIGN_OR_RETURN(h.version, ParseName(file.subspan(kOffVersion, kNameField), "version"));
   MS_RETURN_IF_ERROR(CheckDeltaFields(file, &h));
@@ -177,7 +183,7 @@ Result<Header> ParseHeader(std::span<const std::byte> file) {
         return Corrupt("unused section entry " + std::to_string(i) + " is not zero");
       continue;
     }
-    MS_ASSIGN_OR_RETURN(h.sections[i], ParseSection(entry, i, file.size()));
+    MS_ASSIGN_OR_RETURN(h.sections[i], ParseSection(entry, i, file_size));
   }
   MS_RETURN_IF_ERROR(CheckSectionLayout(h));
   MS_RETURN_IF_ERROR(CheckIndexShape(h));
@@ -205,7 +211,10 @@ uint64_t Reader::Slot(uint64_t i) const {
 }
 
 Probe Reader::Lookup(std::span<const std::byte> key) const {
-  const uint64_t hash = HashKey(key, header_.hash_seed);
+  return LookupHashed(key, HashKey(key, header_.hash_seed));
+}
+
+Probe Reader::LookupHashed(std::span<const std::byte> key, uint64_t hash) const {
   const uint64_t fp = Fingerprint(hash);
   // At most capacity probes: a crafted file with no empty slot still terminates.
   for (uint64_t probe = 0, i = hash & mask_; probe <= mask_; ++probe, i = (i + 1) & mask_) {

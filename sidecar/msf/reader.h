@@ -66,6 +66,9 @@ enum class VerifyLevel {
 
 // Parses and checks the header and section table against file.size().
 [[nodiscard]] Result<Header> ParseHeader(std::span<const std::byte> file);
+// The same checks on the header page alone (its first 4096 bytes are read) of a file of
+// file_size bytes: for callers that hold only the header, e.g. a chunked version's first chunk.
+[[nodiscard]] Result<Header> ParseHeaderPage(std::span<const std::byte> page, uint64_t file_size);
 
 // Checks every section checksum and walks DATA and INDEX. `file` must be what ParseHeader saw.
 // on_progress, if set, is called with bytes verified so far (for long verifies).
@@ -89,6 +92,16 @@ class Reader {
   // possible in one not opened with kFull) reads as absent.
   Probe Lookup(std::span<const std::byte> key) const;
   Probe Lookup(std::string_view key) const { return Lookup(std::as_bytes(std::span(key))); }
+  // Lookup given hash == HashKey(key, hash_seed()): a chain whose layers share a seed (the
+  // writer's default) hashes a key once for all of them (msf/chain.cc).
+  Probe LookupHashed(std::span<const std::byte> key, uint64_t hash) const;
+  // Starts loading the cache line of hash's home slot. Never faults and changes no result: a
+  // chain prefetches every layer's slot before probing the first, so the layers' index misses
+  // overlap instead of adding up.
+  void PrefetchSlot(uint64_t hash) const {
+    __builtin_prefetch(slots_.data() + (hash & mask_) * 8, /*rw=*/0, /*locality=*/1);
+  }
+  uint64_t hash_seed() const { return header_.hash_seed; }
 
   // The value stored for key, pointing into the file's bytes; nullopt if absent. Reads a
   // tombstone as absent: use Lookup (or msf/chain.h) where deltas matter.

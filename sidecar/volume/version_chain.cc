@@ -2,7 +2,6 @@
 #include "sidecar/volume/version_chain.h"
 
 #include <spdlog/spdlog.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstring>
@@ -18,30 +17,12 @@
 namespace modelswap {
 namespace {
 
-// msf::ParseHeader checks a header against the span's size (file_size, sections inside the
-// file) but reads only its first kHeaderSize bytes. To run exactly those checks on a header read
-// alone, the page is placed at the start of an address range of the file's size reserved
-// PROT_NONE (no memory committed, nothing readable): were ParseHeader ever to read past the
-// header, it would fault at once instead of reading garbage.
+// msf::ParseHeaderPage runs every header check on the header page alone, against the size the
+// file has (or, chunked, the recipe says it has).
 Result<msf::Header> ParseHeaderPage(std::span<const std::byte> page, uint64_t file_size,
                                     const std::string& what) {
-  if (file_size < msf::kHeaderSize || page.size() < msf::kHeaderSize) {
-    return Fail(Code::kCorruption, what + ": msf: file is " + std::to_string(file_size) +
-                                       " bytes, shorter than the header");
-  }
-  void* base =
-      ::mmap(nullptr, file_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (base == MAP_FAILED) {
-    return Fail(Code::kIOError, what + ": reserving " + std::to_string(file_size) +
-                                    " bytes of address space: " + std::strerror(errno));
-  }
-  Result<msf::Header> h = Fail(Code::kIOError, what + ": mprotect failed");
-  if (::mprotect(base, msf::kHeaderSize, PROT_READ | PROT_WRITE) == 0) {
-    std::memcpy(base, page.data(), msf::kHeaderSize);
-    h = msf::ParseHeader(std::span(static_cast<const std::byte*>(base), file_size));
-    if (!h) h = Fail(h.error().Context(what));
-  }
-  ::munmap(base, file_size);
+  auto h = msf::ParseHeaderPage(page, file_size);
+  if (!h) return Fail(h.error().Context(what));
   return h;
 }
 

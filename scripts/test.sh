@@ -44,7 +44,8 @@ if [ "${MODELSWAP_SKIP_SANITIZE:-0}" != 1 ]; then
     -DMODELSWAP_BUILD_BENCH=OFF >/dev/null
   # Test executables built here carry the ctest label "sanitize".
   targets="common_test msf_test volume_test writer_test chunked_write_test cli_test channel_test
-    client_test agent_unit_test region_test snapshot_test chunk_test cache_test"
+    client_test agent_unit_test region_test snapshot_test chunk_test cache_test volume_chain_test
+    delta_write_test chain_record_test"
   # shellcheck disable=SC2086
   cmake --build build-asan -j "$JOBS" --target modelswap-sidecar $targets
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -45,9 +45,10 @@ install(TARGETS ${_modelswap_targets} EXPORT modelswapTargets
   INCLUDES DESTINATION ${MODELSWAP_INSTALL_INCLUDEDIR})
 
 # --- headers ----------------------------------------------------------------------------------
-# Every header of the installed libraries, at its repository path, but two: common/http_server.h
-# belongs to modelswap_http (not installed) and sidecar/msf/cursor.h is the decoding helper
-# inside reader.cc and builder.cc (no installed header includes it). tests/packaging/
+# Every header of the installed libraries, at its repository path, but three: common/http_server.h
+# belongs to modelswap_http (not installed), and sidecar/msf/cursor.h and reader_internal.h are
+# the decoding helpers inside the reader, verifier and builder (no installed header includes
+# them). tests/packaging/
 # test_install.py compiles each installed header on its own against the installed tree, so a
 # header including one left out here fails there.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/common/
@@ -56,7 +57,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/common/
 foreach(_dir sidecar/msf sidecar/volume)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${_dir}/
     DESTINATION ${MODELSWAP_INSTALL_INCLUDEDIR}/${_dir} COMPONENT Development
-    FILES_MATCHING PATTERN "*.h" PATTERN "cursor.h" EXCLUDE)
+    FILES_MATCHING PATTERN "*.h" PATTERN "cursor.h" EXCLUDE PATTERN "reader_internal.h" EXCLUDE)
 endforeach()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/sidecar/client/
   DESTINATION ${MODELSWAP_INSTALL_INCLUDEDIR}/sidecar/client COMPONENT Development

@@ -26,7 +26,9 @@ RULES = {
     "common/": ["common/"],
     "sidecar/": ["common/", "sidecar/"],
     "sidecar/msf/": ["common/"],
-    "sidecar/volume/": ["common/", "sidecar/msf/"],
+    # A version on the volume is a whole .msf or chunks + recipe: reading a chunked version's
+    # header (version_chain.cc) goes through the chunk store.
+    "sidecar/volume/": ["common/", "sidecar/msf/", "sidecar/chunk/"],
     # Chunks and recipes know files only as bytes; the node cache assembles and checks .msf files.
     "sidecar/chunk/": ["common/"],
     "sidecar/cache/": ["common/", "sidecar/chunk/", "sidecar/msf/", "sidecar/volume/"],

@@ -434,8 +434,16 @@ Decision Decide(const ModelInputs& in) {
   // the active one and no task (which could change that) starts instead.
   const bool picked_publishing = task && !task->task_request.empty();
   const bool picked_acted = request >= 0 && (task ? picked_publishing : request == active);
+  // Finalizers before anything is started: a version deleted between its Job's creation and its
+  // finalizer would otherwise vanish with nothing left to cancel that Job (the fake API server
+  // showed it under load; a real one relies on the owner reference's garbage collection).
+  for (const VersionView& v : views) {
+    if (!v.mv->deleting && !v.mv->HasFinalizer(kFinalizer)) {
+      d.actions.push_back(MakeAction(Action::Type::kAddFinalizer, *v.mv));
+    }
+  }
   if (task) {
-    // The task first: if starting it fails, no status claims it is running.
+    // The task next: if starting it fails, no status claims it is running.
     d.actions.push_back(*task);
     d.actions.push_back(
         MakeEvent(task->mv, "Normal", "TaskStarted",
@@ -446,9 +454,6 @@ Decision Decide(const ModelInputs& in) {
     if (v.mv->deleting) {
       Deletion(v, i == active, in.now_unix_ns, &d.actions);
       continue;
-    }
-    if (!v.mv->HasFinalizer(kFinalizer)) {
-      d.actions.push_back(MakeAction(Action::Type::kAddFinalizer, *v.mv));
     }
     SettleRequest(v, request >= 0 ? &views[request] : nullptr, picked_acted, picked_publishing,
                   &d.actions);

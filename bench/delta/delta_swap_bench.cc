@@ -14,10 +14,10 @@
 //   delta     LoadVersion(d2) with v1's loaded layer offered for sharing (the node holds v1):
 //             only d2's layer should be mapped and verified (target: within 10 % of whole)
 //   unshared  LoadVersion(d2) with nothing loaded: both layers (what sharing saves)
-// Each R times, interleaved (the order flips every repetition), in two page-cache states: "warm" (the files as the writer left
-// them, in the page cache) and "cold" (posix_fadvise DONTNEED on the new version's file before
-// each load, so it is read from the disk; the base stays cached as a node holding it would).
-// Medians are printed with the ratio delta / whole.
+// Each R times, interleaved (the order flips every repetition), in two page-cache states: "warm"
+// (the files as the writer left them, in the page cache) and "cold" (posix_fadvise DONTNEED on the
+// new version's file before each load, so it is read from the disk; the base stays cached as a node
+// holding it would). Medians are printed with the ratio delta / whole.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>

@@ -95,7 +95,7 @@ struct SourceSpec {
   int64_t seed = 0;
   bool has_seed = false;
   int64_t value_bytes = 0;
-  std::string path;      // tsv/file/delta.tsv: relative to the storage root
+  std::string path;        // tsv/file/delta.tsv: relative to the storage root
   std::string delta_base;  // kDelta: the base version's name (never spec.version)
 };
 

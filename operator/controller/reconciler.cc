@@ -4,13 +4,17 @@
 #include <algorithm>
 #include <cstdint>
 #include <deque>
+#include <map>
 
 #include "operator/api/well_known.h"
+#include "operator/controller/activate_request.h"
 #include "operator/controller/conditions.h"
+#include "operator/controller/deletion.h"
 #include "operator/controller/delta_chain.h"
+#include "operator/controller/reconcile_actions.h"
+#include "operator/controller/schedule.h"
+#include "operator/controller/version_status.h"
 #include "operator/controller/version_view.h"
-#include "operator/kube/object.h"
-#include "operator/kube/resource.h"
 
 namespace modelswap::op {
 namespace {
@@ -18,245 +22,6 @@ namespace {
 using State = TaskObservation::State;
 
 constexpr int64_t kResultGraceNs = 60'000'000'000;
-
-// status.progress of a version whose write task runs and reports progress; cleared otherwise. A
-// change is written at most every `interval_ns` (a multi-GB write would otherwise cost a status
-// write per poll); *hold_ns says how long a withheld change waits, so a requeue writes it then.
-void SetProgress(VersionView& v, int64_t interval_ns, int64_t now, int64_t* hold_ns) {
-  ModelVersionStatus& s = v.next;
-  const TaskObservation* t = v.Find(TaskKind::kWrite);
-  if (s.phase != Phase::kWriting || t == nullptr || t->state != State::kRunning || !t->progress) {
-    s.progress.reset();
-    return;
-  }
-  WriteProgress p{t->progress->written, t->progress->total, "", FormatTime(now)};
-  // Never 100% before the write task has finished: the file is still synced and renamed.
-  int64_t pct =
-      p.bytes_total > 0 ? std::min<int64_t>(99, p.bytes_written * 100 / p.bytes_total) : 0;
-  p.percent = p.bytes_total > 0 ? std::to_string(pct) + "%" : "";
-  const std::optional<WriteProgress>& old = v.mv->status.progress;
-  if (old && old->bytes_written == p.bytes_written && old->bytes_total == p.bytes_total) {
-    s.progress = old;  // unchanged: keep the time it was last written
-    return;
-  }
-  const int64_t since = old ? now - ParseTime(old->last_update_time) : interval_ns;
-  if (old && since >= 0 && since < interval_ns) {
-    s.progress = old;
-    *hold_ns = std::min(*hold_ns, interval_ns - since);
-    return;
-  }
-  s.progress = p;
-}
-
-void SetPhaseAndConditions(VersionView& v, bool is_active, bool scheduled_write,
-                           const ModelLoad& load, int64_t now) {
-  const ModelVersion& mv = *v.mv;
-  ModelVersionStatus& s = v.next;
-  s.observed_generation = mv.generation;
-  if (!v.duplicate_of.empty()) {
-    s.phase = Phase::kFailed;
-    SetCondition(s, mv, "Written", false, "DuplicateVersion", s.message, now);
-    SetCondition(s, mv, "Active", false, "DuplicateVersion", "", now);
-    return;
-  }
-  if (s.written()) {
-    s.phase = s.file_removed              ? Phase::kSuperseded
-              : is_active                 ? Phase::kActive
-              : s.manifest_generation > 0 ? Phase::kSuperseded
-                                          : Phase::kReady;
-  } else if (v.write_failed) {
-    s.phase = Phase::kFailed;
-  } else if (v.write_running || scheduled_write || mv.status.phase == Phase::kWriting) {
-    s.phase = Phase::kWriting;
-  } else {
-    s.phase = Phase::kPending;
-  }
-  if (s.written()) {
-    SetCondition(s, mv, "Written", !s.file_removed, s.file_removed ? "FileRemoved" : "Written",
-                 s.file_removed ? "version file retired" : "version file written", now);
-  } else if (s.phase == Phase::kPending && !v.base_wait_reason.empty()) {
-    SetCondition(s, mv, "Written", false, v.base_wait_reason, v.base_wait_message, now);
-  } else {
-    std::string reason = std::string(PhaseName(s.phase));
-    SetCondition(s, mv, "Written", false, reason == "Failed" ? "WriteFailed" : reason,
-                 s.phase == Phase::kFailed ? s.message : "", now);
-  }
-  if (is_active) {
-    SetCondition(s, mv, "Active", true, "Published", "the manifest points at this version", now);
-  } else if (!mv.activate) {
-    SetCondition(s, mv, "Active", false, "ActivationNotRequested", "spec.activate is false", now);
-  } else {
-    SetCondition(s, mv, "Active", false, s.manifest_generation > 0 ? "Superseded" : "NotPublished",
-                 "", now);
-  }
-  if (load.complete || load.total > 0) {
-    auto it = load.loaded.find(mv.version);
-    s.pods_loaded = it == load.loaded.end() ? 0 : it->second;
-    s.pods_total = load.total;
-  }
-  bool loaded = s.pods_total > 0 && s.pods_loaded == s.pods_total;
-  SetCondition(s, mv, "Loaded", loaded,
-               s.pods_total == 0 ? "NoPods"
-               : loaded          ? "AllPodsLoaded"
-                                 : "Loading",
-               std::to_string(s.pods_loaded) + "/" + std::to_string(s.pods_total) +
-                   " pods report this version active",
-               now);
-}
-
-Action MakeAction(Action::Type type, const ModelVersion& mv) {
-  Action a;
-  a.type = type;
-  a.mv = mv;
-  return a;
-}
-
-Action MakeEvent(const ModelVersion& mv, std::string type, std::string reason, std::string msg) {
-  Action a = MakeAction(Action::Type::kEvent, mv);
-  a.event_type = std::move(type);
-  a.reason = std::move(reason);
-  a.message = std::move(msg);
-  return a;
-}
-
-Action MakeTask(const ModelVersion& mv, TaskKind kind) {
-  Action a = MakeAction(Action::Type::kStartTask, mv);
-  a.task_kind = kind;
-  a.task_name = TaskName(mv.name, kind, mv.generation);
-  return a;
-}
-
-// Index of the active version: the written, present version with the highest manifest
-// generation (rollbacks republish under a new, higher generation).
-int FindActive(const std::vector<VersionView>& views) {
-  int active = -1;
-  for (int i = 0; i < static_cast<int>(views.size()); ++i) {
-    if (!views[i].duplicate_of.empty()) continue;
-    const auto& s = views[i].next;
-    if (!s.written() || s.file_removed || s.manifest_generation == 0) continue;
-    if (active < 0 || s.manifest_generation > views[active].next.manifest_generation) active = i;
-  }
-  return active;
-}
-
-bool WantsRollback(const VersionView& v, bool is_active) {
-  const ModelVersion& mv = *v.mv;
-  if (!v.duplicate_of.empty() || mv.deleting || !mv.activate || is_active || !v.next.written() ||
-      v.next.file_removed) {
-    return false;
-  }
-  const Condition* c = mv.status.FindCondition("Active");
-  bool was_off = (c != nullptr && c->reason == "ActivationNotRequested") ||
-                 mv.deactivated_generation > v.next.published_generation;
-  bool never_published = v.next.manifest_generation == 0;
-  return (was_off || never_published) && v.next.published_generation < mv.generation &&
-         v.Find(TaskKind::kPublish, mv.generation) == nullptr;
-}
-
-// A pending activate request that could be honoured now: the version is written, its file
-// still there, and spec.activate true.
-bool RequestEligible(const VersionView& v) {
-  return v.duplicate_of.empty() && !v.mv->deleting && v.RequestPending() && v.mv->activate &&
-         v.next.written() && !v.next.file_removed;
-}
-
-// Of the versions with eligible requests, the one to act on: the newest request when every value
-// is a UTC RFC 3339 time (as `date -u +%FT%TZ` prints), else the newest-created version. Acting on
-// each in turn instead would swap every pod through versions nobody wants any more.
-int PickRequest(const std::vector<VersionView>& views) {
-  bool all_times = true;
-  for (const VersionView& v : views) {
-    if (RequestEligible(v) && ParseTime(v.mv->activate_request) < 0) all_times = false;
-  }
-  int pick = -1;
-  for (int i = 0; i < static_cast<int>(views.size()); ++i) {
-    if (!RequestEligible(views[i])) continue;
-    if (pick < 0 || !all_times ||
-        ParseTime(views[i].mv->activate_request) >= ParseTime(views[pick].mv->activate_request)) {
-      pick = i;
-    }
-  }
-  return pick;
-}
-
-// Picks the one task the model may run now, if any. `request`: PickRequest's choice (or -1).
-std::optional<Action> Schedule(std::vector<VersionView>& views, int active, int request,
-                               const ModelLoad& load, int* scheduled_write) {
-  // 1. deleted versions' files: see Deletion(), which does not wait for the model's tasks.
-  for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 2. rollbacks
-    if (WantsRollback(views[i], i == active)) return MakeTask(*views[i].mv, TaskKind::kPublish);
-  }
-  // A task for the picked request cannot exist yet: running, it would make the model busy (no
-  // scheduling); finished, FoldTasks would have marked the request handled.
-  if (request >= 0 && request != active) {
-    const VersionView& v = views[request];
-    Action a = MakeTask(*v.mv, TaskKind::kPublish);
-    a.task_request = v.CurrentRequest();
-    a.task_name = TaskName(v.mv->name, TaskKind::kPublish, v.mv->generation, a.task_request);
-    return a;
-  }
-  for (int i = 0; i < static_cast<int>(views.size()); ++i) {  // 3. the next write, in order
-    auto& v = views[i];
-    if (v.mv->deleting || v.next.written() || v.write_failed) continue;
-    if (v.Find(TaskKind::kWrite) != nullptr) continue;  // finished but not yet folded: wait
-    if (!v.base_wait_reason.empty()) continue;  // a delta before its base: later ones go first
-    *scheduled_write = i;
-    return MakeTask(*v.mv, TaskKind::kWrite);
-  }
-  if (active < 0 || !load.complete) return std::nullopt;  // 4. retention
-  int kept = 0;
-  for (int i = active - 1; i >= 0; --i) {
-    auto& v = views[i];
-    if (!v.duplicate_of.empty() || v.mv->deleting || !v.next.written() || v.next.file_removed)
-      continue;
-    if (++kept <= views[active].mv->retain) continue;
-    auto loaded = load.loaded.find(v.mv->version);
-    if (loaded != load.loaded.end() && loaded->second > 0) continue;
-    if (v.remove_task != nullptr) continue;
-    if (!v.needed_by.empty()) continue;  // a lower layer of a kept chain (delta_chain.h)
-    return MakeTask(*v.mv, TaskKind::kRemove);
-  }
-  return std::nullopt;
-}
-
-// Activate requests that need no publish of their own are recorded here as handled:
-//  - refused (Warning) when the version cannot be published: activate false, file retired,
-//    write failed;
-//  - once the picked request is acted on (`picked_acted`): the picked one itself if its version
-//    is already active (`picked_publishing` false: no publish for it started, so nothing runs or
-//    starts that could change that; else FoldTasks records it when its publish ends), and every
-//    other eligible one as superseded by it (Normal event).
-// A request whose version is not written yet stays pending: the write publishes it (if
-// spec.activate); so does every request while the model is busy, to be picked once it is not.
-void SettleRequest(VersionView& v, const VersionView* picked, bool picked_acted,
-                   bool picked_publishing, std::vector<Action>* out) {
-  const ModelVersion& mv = *v.mv;
-  if (mv.deleting || !v.RequestPending()) return;
-  const std::string what = std::string(kAnnotationActivateRequest) + "=" + mv.activate_request;
-  std::string refused;
-  if (!mv.activate) {
-    refused = "spec.activate is false";
-  } else if (v.next.file_removed) {
-    refused = "its file was retired (spec.retain of the active version)";
-  } else if (v.write_failed) {
-    refused = "it was never written";
-  }
-  if (!refused.empty()) {
-    MarkRequestHandled(v.next, mv.activate_request);
-    out->push_back(
-        MakeEvent(mv, "Warning", "ActivateRequestRefused", what + " not acted on: " + refused));
-  } else if (!picked_acted || !RequestEligible(v)) {
-    return;
-  } else if (&v == picked) {
-    if (!picked_publishing) MarkRequestHandled(v.next, mv.activate_request);
-  } else {
-    MarkRequestHandled(v.next, mv.activate_request);
-    out->push_back(MakeEvent(mv, "Normal", "ActivateRequestSuperseded",
-                             what + " not acted on: the newer request " +
-                                 picked->mv->activate_request + " on " + picked->mv->name +
-                                 " was"));
-  }
-}
 
 // Exactly one object owns a (model, version): the oldest by creationTimestamp, ties by uid. The
 // others are marked: without this a second object naming an existing version would run a writer
@@ -280,83 +45,6 @@ void MarkDuplicates(std::vector<VersionView>& views) {
     v.next.message = "version " + v.mv->version + " of model " + v.mv->model +
                      " belongs to ModelVersion " + o->name +
                      " (created first); this object never writes, publishes or removes it";
-  }
-}
-
-// A deleted version (with our finalizer): cancel its own writer, remove its file, release the
-// finalizer once nothing is left to do. Never waits for other versions' tasks. While it waits,
-// the condition Deleting says for what.
-void Deletion(VersionView& v, bool is_active, int64_t now, std::vector<Action>* out) {
-  const ModelVersion& mv = *v.mv;
-  if (!mv.HasFinalizer(kFinalizer)) return;
-  std::string waiting, why;
-  for (const TaskObservation* t : v.tasks) {
-    if (t->state != State::kRunning) continue;
-    // A finished writer whose result is late (treated as running, see Decide) is waited for:
-    // deleting its Job would lose the result and leave the file behind.
-    if (t->kind == TaskKind::kWrite && t->finished_unix_ns == 0) {
-      Action del = MakeAction(Action::Type::kDeleteTask, mv);
-      del.task_kind = t->kind;
-      del.task_name = t->name;
-      out->push_back(del);
-      out->push_back(MakeEvent(mv, "Normal", "TaskCancelled",
-                               "write task " + t->name + " deleted: its version is being deleted"));
-      waiting = "CancellingTask";
-      why = "deleting write task " + t->name;
-    } else if (waiting.empty()) {
-      waiting = "WaitingForTask";
-      why = std::string(TaskKindName(t->kind)) + " task " + t->name + " is still running";
-    }
-  }
-  if (waiting.empty() && !v.duplicate_of.empty()) {
-    // The file is its owner's: nothing to remove (even if an older operator recorded it here).
-  } else if (waiting.empty() && v.next.written() && !v.next.file_removed) {
-    if (is_active) {
-      out->push_back(MakeEvent(mv, "Warning", "FileKept",
-                               "version is still the active one in the manifest; its file is "
-                               "kept: " +
-                                   v.next.file));
-    } else if (!v.needed_by.empty()) {
-      KeepBase(v, out, &waiting, &why);
-    } else if (v.remove_task == nullptr) {
-      Action task = MakeTask(mv, TaskKind::kRemove);
-      out->push_back(task);
-      out->push_back(MakeEvent(mv, "Normal", "TaskStarted", "remove task " + task.task_name));
-      waiting = "WaitingForTask";
-      why = "remove task " + task.task_name + " removes " + v.next.file;
-    } else if (v.remove_task->state == State::kFailed) {
-      out->push_back(MakeEvent(mv, "Warning", "FileNotRemoved", v.next.message));
-    }
-  } else if (waiting.empty() && v.next.file_removed) {
-    out->push_back(MakeEvent(mv, "Normal", "FileRemoved", "version file removed"));
-  }
-  if (waiting.empty()) {
-    out->push_back(MakeAction(Action::Type::kRemoveFinalizer, mv));
-    return;
-  }
-  ModelVersionStatus next = mv.status;
-  SetCondition(next, mv, "Deleting", true, waiting, why, now);
-  SetSummaryConditions(next, mv, {}, now);
-  if (next == mv.status) return;  // already said
-  Action st = MakeAction(Action::Type::kWriteStatus, mv);
-  st.status = next;
-  out->push_back(std::move(st));
-}
-
-std::string EventReason(Phase p) {
-  switch (p) {
-    case Phase::kWriting:
-      return "WriterStarted";
-    case Phase::kReady:
-      return "Written";
-    case Phase::kActive:
-      return "Activated";
-    case Phase::kSuperseded:
-      return "Superseded";
-    case Phase::kFailed:
-      return "WriteFailed";
-    default:
-      return std::string(PhaseName(p));
   }
 }
 
@@ -395,7 +83,9 @@ Decision Decide(const ModelInputs& in) {
   std::string busy_task;  // what a Pending version waits for (the Ready condition says it)
   bool result_pending = false;
   for (const ModelVersion* mv : sorted) {
-    VersionView v{mv, {}, mv->status};
+    VersionView v;  // member by member: an aggregate init would leave fields implicit
+    v.mv = mv;
+    v.next = mv->status;
     for (const auto& t : in.tasks) {
       if (t.owner != mv->name) continue;
       // A Job's completion and its pod's termination message arrive on different watches: a

@@ -1,97 +1,14 @@
-// The controller end to end against the fake API server: real HTTP client, informers, work
-// queue, reconciler and status writes; the test plays the job controller and the user.
-#include "operator/controller/controller.h"
-
+// The controller end to end against the fake API server (controller_fixture.h): a version's
+// life (writer Job, result, rollout order, rollback, retention, deletion, Events, duplicates);
+// the test plays the job controller and the user.
 #include <gtest/gtest.h>
 
-#include "common/subprocess.h"
-#include "operator/api/well_known.h"
-#include "operator/controller/kube_backend.h"
-#include "operator/kube/http_client.h"
-#include "tests/operator/fake/fake_apiserver.h"
-#include "tests/operator/testing/test_util.h"
+#include "tests/operator/controller/controller_fixture.h"
 
 namespace modelswap::op {
 namespace {
 
 using testing::WaitFor;
-
-Json NewMv(const std::string& version, bool activate = true, int retain = 3) {
-  return {{"apiVersion", "modelswap.io/v1alpha1"},
-          {"kind", "ModelVersion"},
-          {"metadata", {{"name", "ranker-" + version}}},
-          {"spec",
-           {{"model", "ranker"},
-            {"version", version},
-            {"storage", {{"claimName", "models"}, {"root", "/models"}}},
-            {"source", {{"generate", {{"bytes", 4096}, {"seed", 7}}}}},
-            {"activate", activate},
-            {"retain", retain}}}};
-}
-
-std::string Result(const std::string& v, int gen) {
-  return R"({"model":"ranker","version":")" + v + R"(","path":"/models/ranker/versions/)" + v +
-         R"(.msf","bytes":4096,"checksum":"xxh3:00112233445566)" + std::to_string(10 + gen) +
-         R"(","seconds":0.5,"manifest_generation":)" + std::to_string(gen) + "}\n";
-}
-
-class ControllerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    server_.SetBookmarkInterval(std::chrono::milliseconds(200));
-    ClusterConfig cfg;
-    cfg.server = server_.url();
-    client_ = std::move(*HttpKubeClient::Create(DefaultEnv(), cfg));
-    StartOperator();
-  }
-  // A fresh backend and controller, as a restarted operator process: empty caches and no memory
-  // of earlier watch events.
-  void StartOperator() {
-    KubeBackendOptions o{.ns = "default",
-                         .sidecar_image = "example/sidecar:1",
-                         .instance = "test",
-                         .min_watch_timeout_seconds = 5,
-                         .watchdog_grace = std::chrono::milliseconds(1000),
-                         .backoff_initial = std::chrono::milliseconds(50),
-                         .probe_interval = std::chrono::milliseconds(100)};
-    backend_ = std::make_unique<KubeBackend>(client_.get(), DefaultEnv(), o);
-    controller_ = std::make_unique<Controller>(backend_.get(), DefaultEnv(), &metrics_,
-                                               ControllerOptions{.workers = 2, .queue = {}});
-    backend_->Start(controller_.get());
-    ASSERT_TRUE(WaitFor([&] { return backend_->HasSynced(); }));
-    controller_->Start();
-  }
-  void TearDown() override { StopOperator(); }
-  void StopOperator() {
-    controller_->Stop();
-    backend_->Stop();
-  }
-
-  std::optional<Json> Job(const std::string& name) { return server_.Get(kJobs, "default", name); }
-  std::string Phase(const std::string& mv) {
-    auto o = server_.Get(kModelVersions, "default", mv);
-    return o ? Field<std::string>(*o, {"status", "phase"}) : "<gone>";
-  }
-  bool WaitPhase(const std::string& mv, const std::string& phase) {
-    return WaitFor([&] { return Phase(mv) == phase; });
-  }
-  int JobCount() { return static_cast<int>(server_.List(kJobs, "default").size()); }
-  // Creates v1 and v2 (activate, retain 1) and completes both writers: v2 ends up Active.
-  void WriteV1ThenV2() {
-    for (const auto& [version, gen] : {std::pair{"v1", 1}, std::pair{"v2", 2}}) {
-      const std::string job = std::string("ranker-") + version + "-write";
-      server_.Create(kModelVersions, "default", NewMv(version, true, 1));
-      ASSERT_TRUE(WaitFor([&] { return Job(job).has_value(); }));
-      server_.CompleteJob("default", job, Result(version, gen));
-    }
-  }
-
-  fake::FakeApiServer server_;
-  OperatorMetrics metrics_;
-  std::unique_ptr<HttpKubeClient> client_;
-  std::unique_ptr<KubeBackend> backend_;
-  std::unique_ptr<Controller> controller_;
-};
 
 TEST_F(ControllerTest, CreateRunsAWriterJobAndRecordsItsResult) {
   server_.Create(kModelVersions, "default", NewMv("v7"));
@@ -249,62 +166,6 @@ TEST_F(ControllerTest, RetentionAndFinalizerRemoveFiles) {
       WaitFor([&] { return !server_.Get(kModelVersions, "default", "ranker-v2").has_value(); }));
 }
 
-TEST_F(ControllerTest, ConflictsOnStatusAreRetriedNotLost) {
-  server_.FailStatusUpdates(3);
-  server_.Create(kModelVersions, "default", NewMv("v1"));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
-  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  EXPECT_EQ(JobCount(), 1);
-}
-
-TEST_F(ControllerTest, DroppedWatchesAndExpiryLoseNothing) {
-  // No bookmarks: one carrying an RV past the compaction below would let the reflectors resume
-  // without the 410 (and relist) this test is about.
-  server_.SetBookmarkInterval(std::chrono::hours(1));
-  server_.Create(kModelVersions, "default", NewMv("v1"));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
-  server_.DropWatches();
-  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  server_.Create(kEvents, "default",  // moves the RV past every one the reflectors hold
-                 {{"apiVersion", "v1"}, {"kind", "Event"}, {"metadata", {{"name", "bump"}}}});
-  server_.Compact();  // every RV the reflectors hold is now too old: ERROR 410 in a 200
-  server_.DropWatches();
-  server_.Create(kModelVersions, "default", NewMv("v2"));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
-  server_.CompleteJob("default", "ranker-v2-write", Result("v2", 2));
-  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
-  EXPECT_EQ(JobCount(), 2);
-  EXPECT_GE(server_.CountRequests("LIST", "modelversions"), 2);  // relisted after the 410
-}
-
-TEST_F(ControllerTest, ApiServerRestartWithNewResourceVersions) {
-  server_.Create(kModelVersions, "default", NewMv("v1"));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
-  server_.Restart(5000);
-  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  server_.Create(kModelVersions, "default", NewMv("v2"));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v2-write").has_value(); }));
-  EXPECT_EQ(JobCount(), 2);  // no duplicate writer after the restart
-}
-
-TEST_F(ControllerTest, SilentWatchIsRestartedByTheWatchdog) {
-  server_.HangWatches(true);
-  server_.DropWatches();  // reflectors reconnect into watches that never speak
-  uint64_t before = server_.CountRequests("WATCH");
-  // timeout 5..10 s + 1 s grace: the watchdog cancels and the reflector reopens.
-  ASSERT_TRUE(
-      WaitFor([&] { return server_.CountRequests("WATCH") >= static_cast<int>(before) + 8; },
-              std::chrono::seconds(40)));
-  server_.HangWatches(false);
-  server_.DropWatches();
-  server_.Create(kModelVersions, "default", NewMv("v1"));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
-}
-
 // A deleted version removes its file beside another version's running writer: deletion never
 // waits for the model's other tasks, and what it waits for is its condition Deleting.
 TEST_F(ControllerTest, DeletionDoesNotWaitForAnotherVersionsWriter) {
@@ -341,40 +202,6 @@ TEST_F(ControllerTest, DeletingAVersionWithAStuckWriterDeletesItsJob) {
   for (const Json& e : server_.List(kEvents, "default"))
     cancelled = cancelled || e.value("reason", "") == "TaskCancelled";
   EXPECT_TRUE(cancelled);
-}
-
-// N creates cost no 409 and no failed reconcile: every write starts from the latest object the
-// operator wrote, and the fake answers 409 exactly where a real server would.
-TEST_F(ControllerTest, CreatesCostNoConflicts) {
-  constexpr int kN = 12;
-  auto mv = [](int i) {
-    Json o = NewMv("v1");
-    o["metadata"]["name"] = "m" + std::to_string(i) + "-v1";
-    o["spec"]["model"] = "m" + std::to_string(i);
-    return o;
-  };
-  for (int i = 0; i < kN; ++i)
-    server_.Create(kModelVersions, "default", mv(i));
-  auto phase_all = [&](const std::string& p) {
-    for (int i = 0; i < kN; ++i) {
-      if (Phase("m" + std::to_string(i) + "-v1") != p) return false;
-    }
-    return true;
-  };
-  ASSERT_TRUE(WaitFor([&] { return phase_all("Writing"); }));
-  for (int i = 0; i < kN; ++i)
-    server_.CompleteJob("default", "m" + std::to_string(i) + "-v1-write", Result("v1", 1));
-  ASSERT_TRUE(WaitFor([&] { return phase_all("Active"); }));
-  ASSERT_TRUE(WaitFor([&] { return controller_->queue().Len() == 0; }));
-  int writes = 0;
-  for (const auto& [k, v] : server_.RequestCounts()) {
-    if (k.rfind("PUT", 0) == 0 || k.rfind("POST", 0) == 0 || k.rfind("PATCH", 0) == 0) writes += v;
-  }
-  EXPECT_EQ(server_.CountResponses(409), 0);
-  EXPECT_EQ(metrics_.reconciles_error(), 0);
-  // Per version: finalizer, Job, status Writing, status Active, and an Event for the task and
-  // for each phase change. CompleteJob's own writes go around HTTP.
-  EXPECT_LE(writes, 7 * kN) << "writes=" << writes;
 }
 
 // One Event per happening: a repeated one is counted on the first (client-go's recorder), and a
@@ -419,107 +246,6 @@ TEST_F(ControllerTest, SecondObjectForAVersionIsFailedAsADuplicate) {
       [&] { return !server_.Get(kModelVersions, "default", "ranker-v1-again").has_value(); }));
   EXPECT_EQ(JobCount(), 1);  // only ranker-v1's writer: no write, publish or remove for the copy
   EXPECT_EQ(Phase("ranker-v1"), "Active");
-}
-
-TEST_F(ControllerTest, SteadyStateMakesNoRequestsBeyondWatches) {
-  server_.Create(kModelVersions, "default", NewMv("v1"));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
-  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  ASSERT_TRUE(WaitFor([&] { return controller_->queue().Len() == 0; }));
-  // An empty queue does not mean an idle worker: the pass that wrote Active may still be sending
-  // its Events. Stopping the workers waits for it, so only the passes below are measured.
-  controller_->Stop();
-  auto counts = server_.RequestCounts();
-  int writes = 0;
-  for (const auto& [k, v] : counts) {
-    if (k.rfind("PUT", 0) == 0 || k.rfind("POST", 0) == 0 || k.rfind("PATCH", 0) == 0) writes += v;
-  }
-  // Reconcile the model again and again: with nothing changed, nothing is written.
-  for (int i = 0; i < 20; ++i)
-    ASSERT_TRUE(controller_->ReconcileOnce("default/ranker").has_value());
-  int writes_after = 0;
-  for (const auto& [k, v] : server_.RequestCounts()) {
-    if (k.rfind("PUT", 0) == 0 || k.rfind("POST", 0) == 0 || k.rfind("PATCH", 0) == 0)
-      writes_after += v;
-  }
-  EXPECT_EQ(writes_after, writes);
-  EXPECT_EQ(server_.CountRequests("GET"), 0);  // reads come from the informer caches
-}
-
-// An injected pod whose agent refuses connections (port 1 on loopback: nothing listens) reaches
-// the active version's status through KubeBackend::Observe: AgentsReachable False naming the pod,
-// Ready False; the pod gone, the condition goes and Ready returns.
-TEST_F(ControllerTest, UnreachableAgentShowsInStatusUntilItsPodGoes) {
-  server_.Create(kModelVersions, "default", NewMv("v1"));
-  ASSERT_TRUE(WaitFor([&] { return Job("ranker-v1-write").has_value(); }));
-  server_.CompleteJob("default", "ranker-v1-write", Result("v1", 1));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  Json pod = {
-      {"metadata",
-       {{"name", "app-0"},
-        {"labels", {{kLabelInjected, "true"}}},
-        {"annotations", {{kAnnotationModels, "ranker"}}}}},
-      {"spec",
-       {{"containers",
-         {{{"name", "modelswap-agent"}, {"ports", {{{"name", "agent"}, {"containerPort", 1}}}}}}}}},
-  };
-  server_.Create(kPods, "default", pod);
-  // Status goes through the subresource, as the kubelet writes it.
-  ASSERT_TRUE(client_
-                  ->Patch(kPods, "default", "app-0", PatchType::kMerge,
-                          {{"status", {{"phase", "Running"}, {"podIP", "127.0.0.1"}}}}, true)
-                  .has_value());
-  auto cond = [&](const std::string& type) -> std::optional<Json> {
-    auto mv = server_.Get(kModelVersions, "default", "ranker-v1");
-    if (!mv) return std::nullopt;
-    for (const Json& c : (*mv)["status"].value("conditions", Json::array())) {
-      if (c.value("type", "") == type) return c;
-    }
-    return std::nullopt;
-  };
-  ASSERT_TRUE(WaitFor([&] {
-    auto c = cond("AgentsReachable");
-    return c && c->value("status", "") == "False";
-  })) << server_.Get(kModelVersions, "default", "ranker-v1")->dump();
-  auto c = cond("AgentsReachable");
-  EXPECT_EQ(c->value("reason", ""), "AgentsUnreachable");
-  EXPECT_NE(c->value("message", "").find("1 of 1 agents did not answer (e.g. default/app-0: "),
-            std::string::npos)
-      << c->dump();
-  EXPECT_EQ(cond("Ready")->value("status", ""), "False");
-  EXPECT_EQ(cond("Ready")->value("reason", ""), "AgentsUnreachable");
-  EXPECT_EQ(Phase("ranker-v1"), "Active");
-  server_.Delete(kPods, "default", "app-0");
-  ASSERT_TRUE(WaitFor([&] { return !cond("AgentsReachable").has_value(); }))
-      << server_.Get(kModelVersions, "default", "ranker-v1")->dump();
-  EXPECT_EQ(cond("Ready")->value("status", ""), "True");
-}
-
-// The prober's flags reach RunCluster, which refuses nothing valid: the run gets as far as the
-// kubeconfig (exit 2, naming it). Zero or garbage is refused at parse time, naming the flag.
-TEST(ControllerFlagsTest, OperatorBinaryTakesTheProbeFlags) {
-  std::vector<std::string> good = {MODELSWAP_OPERATOR_BIN, "--kubeconfig=/nonexistent/kubeconfig",
-                                   "--probe-max-in-flight=8", "--probe-rollout-interval=0.5"};
-  auto run = RunProcess(good, {}, std::chrono::seconds(20));
-  ASSERT_TRUE(run.has_value()) << run.error().ToString();
-  EXPECT_EQ(run->exit_code, 2);
-  EXPECT_NE(run->err.find("nonexistent"), std::string::npos) << run->err;  // got to the config
-  EXPECT_EQ(run->err.find("--probe"), std::string::npos) << run->err;
-  const std::pair<int, std::string> bad[] = {{2, "--probe-max-in-flight=0"},
-                                             {2, "--probe-max-in-flight=many"},
-                                             {3, "--probe-rollout-interval=0"},
-                                             {3, "--probe-rollout-interval=-1"}};
-  for (const auto& [i, arg] : bad) {
-    std::vector<std::string> argv = good;
-    argv[i] = arg;
-    run = RunProcess(argv, {}, std::chrono::seconds(20));
-    ASSERT_TRUE(run.has_value()) << run.error().ToString();
-    EXPECT_NE(run->exit_code, 0) << arg;
-    EXPECT_EQ(run->err.find("nonexistent"), std::string::npos) << arg << ": " << run->err;
-    EXPECT_NE(run->err.find(arg.substr(0, arg.find('='))), std::string::npos)
-        << arg << ": " << run->err;
-  }
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The sidecar-injection webhook as a pure function: AdmissionReview JSON in, AdmissionReview
 // response JSON out. No I/O, no clock, no globals; TLS and HTTP live in server.h and the
-// cluster's native-sidecar support is a parameter (native_sidecar.h finds it out).
+// cluster's native-sidecar support is a parameter (native_sidecar.h finds it out). The review
+// handling is admission.cc, the patch injection_patch.cc, the chunk cache's choice
+// node_cache_plan.cc, the pod accessors they share pod_json.cc.
 //
 // A pod that asks for injection (injection_config.h: annotation modelswap.io/inject: "true" plus
 // modelswap.io/models) gets a minimal JSONPatch (RFC 6902) that only ADDS what is missing:
@@ -12,7 +14,8 @@
 //     medium Memory, sizeLimit), mounted into every container at the model root and shm dir;
 //   - MODELSWAP_ROOT / _MODELS / _SHM_DIR / _AGENT_URL in every container that lacks them;
 //   - the label modelswap.io/injected: "true" (the operator's pod informer selects on it);
-//   - the chunk cache (PlanNodeCache): where a node cache is configured and the namespace's Pod
+//   - the chunk cache (PlanNodeCache, node_cache_plan.h): where a node cache is configured and the
+//   namespace's Pod
 //     Security level allows hostPath ("privileged": namespace_policy.h), the hostPath volume
 //     "modelswap-cache", read-write in the agent (--cache-dir, --cache-max-bytes) and read-only
 //     (recursiveReadOnly: IfPossible) in every other container at the same path; else, with a
@@ -40,6 +43,7 @@
 
 #include "common/status.h"
 #include "operator/webhook/injection_config.h"
+#include "operator/webhook/node_cache_plan.h"
 
 namespace modelswap::op {
 
@@ -61,32 +65,11 @@ struct AdmissionOutcome {
   std::string message;  // the denial or error message; empty otherwise
 };
 
-// The Pod Security level a namespace enforces (NamespaceLevelCache::Level in the operator). Called
-// at most once per admission, only for a pod that gets the agent while a node cache is configured.
-using NamespaceLevelFn = std::function<Result<PodSecurityLevel>(const std::string& ns)>;
-
 // What the admission decision depends on besides the config.
 struct AdmissionContext {
   bool native_sidecars = false;
   NamespaceLevelFn namespace_level;  // null: unknown, so no hostPath
 };
-
-// Which chunk cache an injected pod gets.
-struct NodeCachePlan {
-  enum Kind {
-    kNone,    // no cache volume: the agent's cache falls back to the shm dir (memory)
-    kNode,    // the node's hostPath
-    kPerPod,  // a disk emptyDir as the agent's stage dir
-  };
-  Kind kind = kNone;
-  std::string annotation;  // modelswap.io/node-cache; "" = none
-};
-
-// The decision for a new pod in namespace `ns`: the node cache only when configured and the
-// level is known to allow hostPath; a lookup error means the fallback (its message goes into the
-// annotation). Pure apart from calling namespace_level.
-NodeCachePlan PlanNodeCache(const InjectionConfig& cfg, const std::string& ns,
-                            const NamespaceLevelFn& namespace_level);
 
 // Answers one AdmissionReview request body.
 AdmissionOutcome ReviewAdmission(std::string_view request_body, const InjectionConfig& cfg,

@@ -1,9 +1,14 @@
 // Seqlock record reads and writes, slot reads, and mapping of `.ctl` files.
 #include "sidecar/client/model/control_block_access.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 
 #include "common/env.h"
 
@@ -82,6 +87,31 @@ Result<std::vector<LowerLayer>> ParseChain(uint64_t layer_count, uint64_t chain_
   return lower;
 }
 
+// The open ControlBlockFiles of this process, so ReadRecord, which is handed only a header,
+// can check the file behind it (Intact) without a new parameter at every caller. A mutex, not
+// atomics: it is taken on Open, on destruction and on the record's slow path, never per lookup.
+std::mutex& OpenFilesMutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<const ControlBlockFile*>& OpenFiles() {
+  static std::vector<const ControlBlockFile*> files;
+  return files;
+}
+
+// Intact() of the open file whose header is `h`; Ok for a header that is no open file's (a
+// test's buffer, a fuzzer's bytes).
+Status CheckFileOf(const ms_ctl_header& h) {
+  std::lock_guard lock(OpenFilesMutex());
+  for (const ControlBlockFile* f : OpenFiles()) {
+    if (&f->header() == &h) return f->Intact();
+  }
+  return Ok();
+}
+
+// The seqlock read proper (ReadRecord adds the file check).
+Result<Record> ReadRecordCopy(ms_ctl_header& h, int max_tries);
+
 }  // namespace
 
 Status CheckRecordFits(const Record& r) {
@@ -144,6 +174,16 @@ std::string ModelName(ms_ctl_header& h) {
 }
 
 Result<Record> ReadRecord(ms_ctl_header& h, int max_tries) {
+  Result<Record> copy = ReadRecordCopy(h, max_tries);
+  // After the copy: a truncation during the read faulted into the guard (or shortened the file),
+  // and either is seen here, so zeros from lost pages are never returned as a record.
+  MS_RETURN_IF_ERROR(CheckFileOf(h));
+  return copy;
+}
+
+namespace {
+
+Result<Record> ReadRecordCopy(ms_ctl_header& h, int max_tries) {
   ms_ctl_record& r = h.record;
   for (int i = 0; i < max_tries; ++i) {
     // Acquire: pairs with the agent's final release store of seq; everything that write
@@ -181,6 +221,8 @@ Result<Record> ReadRecord(ms_ctl_header& h, int max_tries) {
   return Fail(Code::kUnavailable, "control block: record kept changing or stayed mid-write for " +
                                       std::to_string(max_tries) + " reads");
 }
+
+}  // namespace
 
 void WriteRecord(ms_ctl_header& h, const Record& rec) {
   ms_ctl_record& r = h.record;
@@ -240,11 +282,46 @@ Result<std::unique_ptr<ControlBlockFile>> ControlBlockFile::Open(const std::stri
   // The path is the agent's (<shm-dir>/<model>.ctl), and has always been followed.
   options.follow_symlinks = true;
   MS_ASSIGN_OR_RETURN(ShmMapping map, OpenShmMapping(path, options));
-  auto file = std::unique_ptr<ControlBlockFile>(new ControlBlockFile(std::move(map)));
+  // Guarded before the first read: the header can fault too if the file is being truncated.
+  // Read-write, as the client stores into its slot and the agent into the record.
+  MS_ASSIGN_OR_RETURN(GuardedRange guard,
+                      GuardedRange::Register(std::span<const std::byte>(map.base(), map.size()),
+                                             GuardAccess::kReadWrite));
+  auto file =
+      std::unique_ptr<ControlBlockFile>(new ControlBlockFile(std::move(map), std::move(guard)));
+  {
+    std::lock_guard lock(OpenFilesMutex());
+    OpenFiles().push_back(file.get());
+  }
   if (auto ok = ValidateHeader(file->header(), file->map_.size()); !ok) {
     return Fail(ok.error().Context(path));
   }
+  MS_RETURN_IF_ERROR(file->Intact());
   return file;
+}
+
+ControlBlockFile::~ControlBlockFile() {
+  std::lock_guard lock(OpenFilesMutex());
+  std::erase(OpenFiles(), this);
+}
+
+Status ControlBlockFile::Intact() const {
+  struct stat st {};
+  if (::fstat(map_.fd(), &st) != 0) {
+    return Fail(Code::kIOError, "control block " + path() + ": fstat: " + std::strerror(errno));
+  }
+  if (static_cast<uint64_t>(st.st_size) < MS_CTL_FILE_BYTES) {
+    return Fail(Code::kUnavailable, "control block " + path() + " was truncated to " +
+                                        std::to_string(st.st_size) + " bytes under this process" +
+                                        " (the agent recreates it; held versions stay readable)");
+  }
+  if (guard_.damaged()) {
+    char addr[32];
+    std::snprintf(addr, sizeof addr, "%#zx", static_cast<size_t>(guard_.fault_address()));
+    return Fail(Code::kUnavailable, "control block " + path() + ": SIGBUS reading its mapping at " +
+                                        addr + " (truncated or unreadable under this process)");
+  }
+  return Ok();
 }
 
 bool ControlBlockFile::StillLinked() const {

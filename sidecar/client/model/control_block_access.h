@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/mapping_guard.h"
 #include "common/shm_file.h"
 #include "common/status.h"
 #include "sidecar/client/model/control_block.h"
@@ -79,7 +80,9 @@ std::string ModelName(ms_ctl_header& h);
 // (an agent killed mid-write leaves seq odd until the next agent rewrites the record);
 // kCorruption if a consistent copy has chain fields that do not describe a chain (a
 // layer_count above MS_CTL_MAX_LAYERS, a chain_len past its field, a path count other than
-// layer_count - 1).
+// layer_count - 1). When `h` is the header of an open ControlBlockFile, the copy is also checked
+// against ControlBlockFile::Intact after it is read: kUnavailable naming the file and "truncated"
+// (the copy may hold zeros from pages the file lost, so it is never returned).
 [[nodiscard]] Result<Record> ReadRecord(ms_ctl_header& h, int max_tries = 10000);
 
 // The fast-path check: the record's seq alone. Acquire, like the first load of a seqlock read,
@@ -113,10 +116,18 @@ SlotView ReadSlot(ms_ctl_slot& s);
 
 // A mapped .ctl file (read-write, MAP_SHARED) and its descriptor. Closing the descriptor drops
 // every lock this process took on it (the agent's flock, a client's slot lock).
+//
+// The mapping is registered with the SIGBUS guard (common/mapping_guard.h) for as long as the
+// object lives: a file truncated under the process (by hand, by a broken cleanup tool) would
+// otherwise kill an app at its next RecordSeq load or slot heartbeat. After a fault the lost pages
+// read as zeros and the client's stores land in private pages; Intact() (checked by ReadRecord)
+// turns that into an error, and the app keeps the version handles it already holds (they map the
+// version files, not this one).
 class ControlBlockFile {
  public:
   ControlBlockFile(const ControlBlockFile&) = delete;
   ControlBlockFile& operator=(const ControlBlockFile&) = delete;
+  ~ControlBlockFile();
 
   // Opens and maps an existing file read-write, then validates its header. kNotFound if absent,
   // kCorruption if it is not a valid control block.
@@ -130,9 +141,17 @@ class ControlBlockFile {
   // Whether `path` still names this file (the agent may have replaced an invalid one).
   bool StillLinked() const;
 
+  // Ok while the file is a whole control block under this mapping. kUnavailable naming the file
+  // and "truncated" if fstat says it is now shorter than MS_CTL_FILE_BYTES (a truncation inside
+  // the mapped pages reads zeros without any fault), or if a SIGBUS hit the mapping (the guard
+  // replaced the pages past the fault with zeros). One fstat(2): slow paths only.
+  [[nodiscard]] Status Intact() const;
+
  private:
-  explicit ControlBlockFile(ShmMapping map) : map_(std::move(map)) {}
+  ControlBlockFile(ShmMapping map, GuardedRange guard)
+      : map_(std::move(map)), guard_(std::move(guard)) {}
   ShmMapping map_;
+  GuardedRange guard_;  // declared after map_: unregistered before the mapping goes
 };
 
 }  // namespace modelswap::ctl

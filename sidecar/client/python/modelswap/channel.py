@@ -28,6 +28,19 @@ semaphore on 3.11, PyMutex on 3.13), and a release followed by an acquire in pro
 full two-way barrier for the accesses around it (on arm64, STLR/CASL then LDAR/CASA are ordered,
 earlier accesses cannot pass the release, later ones cannot pass the acquire). The cost is about
 0.1 µs per barrier, small next to the interpreter's own cost per message.
+
+A file truncated under the mapping
+----------------------------------
+A load from a page past the new end of a file raises SIGBUS, which kills a Python process (the
+interpreter cannot resume a faulting load; the C++ end survives it with common/mapping_guard.h).
+So every public call that touches the mapping first compares ``os.fstat(fd).st_size`` with the
+size mapped at open and raises ChannelDamaged (a ChannelError with code "Aborted", also a
+modelswap.errors.Damaged) when the file is shorter: reopen the channel once its writer has
+recreated it. The cost is one fstat(2) per call (about 0.3 µs, next to the interpreter's 2-3 µs
+per message). What remains: a truncation in the microseconds between that check and the loads of
+the same call still kills the process. Closing that window needs a SIGBUS handler in C (the C ABI,
+channel_c.h, has one) or pread, which the seqlock cannot use: it needs each version word read in
+one 8-byte load, and a pread copy gives no such guarantee.
 """
 
 from __future__ import annotations
@@ -43,7 +56,7 @@ import threading
 import time
 from typing import NamedTuple, Optional
 
-__all__ = ["ChannelError", "ChannelReader", "ChannelWriter", "Message", "channel_path",
+__all__ = ["ChannelDamaged", "ChannelError", "ChannelReader", "ChannelWriter", "Message", "channel_path",
            "default_shm_dir", "validate_name"]
 
 if sys.byteorder != "little" or struct.calcsize("Q") != 8:
@@ -87,6 +100,22 @@ class ChannelError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
         self.code = code
+
+
+try:
+    from .errors import Damaged as _Damaged
+except ImportError:  # pragma: no cover  (channel.py shipped alone, see __init__.py)
+    class _Damaged(Exception):
+        pass
+
+
+class ChannelDamaged(ChannelError, _Damaged):
+    """The channel file is shorter than when it was mapped (truncated under this process): no
+    call reads it any more; reopen the channel (module docstring)."""
+
+    def __init__(self, path: str, size: int, mapped: int):
+        super().__init__("Aborted", f"channel {path} was truncated to {size} bytes under this "
+                                    f"process (mapped {mapped}): reopen it")
 
 
 class Message(NamedTuple):
@@ -203,6 +232,7 @@ class _Mapped:
                 _validate_header(b"", st.st_size, 0, 0, path)
             access = mmap.ACCESS_WRITE if writer else mmap.ACCESS_READ
             self.mm = mmap.mmap(self.fd, st.st_size, mmap.MAP_SHARED, access=access)
+            self.size = st.st_size
             self.slots, self.message_bytes = _validate_header(self.mm, st.st_size, want_slots,
                                                               want_bytes, path)
         except BaseException:
@@ -214,6 +244,15 @@ class _Mapped:
 
     def slot(self, seq: int) -> int:
         return HEADER_BYTES + (seq & self.mask) * self.stride
+
+    def check(self) -> None:
+        """Raises ChannelDamaged if the file is now shorter than the mapping (its pages past
+        the end would SIGBUS: module docstring). Also a closed channel's calls end here."""
+        if self.mm is None:
+            raise ChannelError("FailedPrecondition", "channel is closed")
+        size = os.fstat(self.fd).st_size
+        if size < self.size:
+            raise ChannelDamaged(self.path, size, self.size)
 
     def close(self):
         if self.mm is not None:
@@ -293,6 +332,7 @@ class ChannelWriter:
     def _recover(self) -> int:
         """As ChannelWriter::Recover: continue above every id a reader may have seen."""
         m = self._m
+        m.check()
         nxt = _U64.unpack_from(m.mm, OFF_PUBLISHED_SEQ)[0] + 1
         for i in range(m.slots):
             v = _U64.unpack_from(m.mm, HEADER_BYTES + i * m.stride)[0]
@@ -322,6 +362,7 @@ class ChannelWriter:
         if len(data) > m.message_bytes:
             raise ChannelError("InvalidArgument",
                                f"message of {len(data)} bytes exceeds {m.message_bytes}")
+        m.check()
         seq = self._next
         off = m.slot(seq)
         if _U64.unpack_from(m.mm, off)[0] >= 2 * seq:
@@ -385,9 +426,15 @@ class ChannelReader:
         return self._m.slots
 
     def published_seq(self) -> int:
+        self._m.check()
+        return self._published()
+
+    def _published(self) -> int:
+        # Unchecked: for calls that already ran self._m.check().
         return _U64.unpack_from(self._m.mm, OFF_PUBLISHED_SEQ)[0]
 
     def writer_epoch(self) -> int:
+        self._m.check()
         return _U64.unpack_from(self._m.mm, OFF_WRITER_EPOCH)[0]
 
     def _copy(self, seq: int, v1: int) -> Optional[bytes]:
@@ -406,6 +453,7 @@ class ChannelReader:
     def read_next(self) -> Optional[Message]:
         """The message at the cursor (skipping and counting overwritten ones), or None."""
         m = self._m
+        m.check()
         # Bounded in total (channel.h, kChannelReadTries): a writer lapping the cursor during
         # every copy cannot keep this call going.
         for _ in range(_READ_TRIES):
@@ -424,7 +472,7 @@ class ChannelReader:
             # Lapped: ids <= max(slot's id, published_seq) - N are gone (see channel.cc).
             t = (v1 + 1) // 2
             self._barrier()
-            first_alive = max(t, self.published_seq()) - m.mask
+            first_alive = max(t, self._published()) - m.mask
             if first_alive <= want:
                 return None  # a damaged version word (see channel.cc): never move backwards
             self._pending_missed += first_alive - want
@@ -438,9 +486,10 @@ class ChannelReader:
         a stopped writer, or one publishing over the slot faster than we copy, then counted in
         busy_returns)."""
         m = self._m
+        m.check()
         first_p, moved = None, False
         for _ in range(_READ_TRIES):
-            p = self.published_seq()
+            p = self._published()
             if p == 0:
                 return None
             self._barrier()  # published_seq before the slot it names

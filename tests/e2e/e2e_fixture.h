@@ -8,8 +8,9 @@
 //     plane scripts/envtest.sh starts; MODELSWAP_E2E_CONTROL_PLANE then names its script that
 //     restarts kube-apiserver);
 //   - MODELSWAP_E2E_FAKE=1: the in-repo fake API server (tests/operator/fake) started in this
-//     process, with a stand-in job controller (fake_cluster.h). It serves no CRDs, namespaces,
-//     validation, discovery, Table or admission webhooks: tests needing those skip with a line;
+//     process, with a stand-in job controller (fake_cluster.h). It serves no CRDs, validation,
+//     discovery, Table or admission webhooks (tests needing those skip with a line), and
+//     Namespaces only as objects to GET (the test's own namespace is not created there);
 //   - neither: every test skips with one line.
 #pragma once
 

@@ -4,6 +4,7 @@
 #include "tests/operator/fake/fake_apiserver_util.h"
 
 #include "operator/api/well_known.h"
+#include "operator/webhook/namespace_policy.h"
 
 #include <algorithm>
 #include <chrono>
@@ -19,7 +20,8 @@ const std::vector<ResourceRef>& KnownResources() {
                                                op::kEvents,
                                                op::kLeases,
                                                op::kSecrets,
-                                               op::kMutatingWebhookConfigurations};
+                                               op::kMutatingWebhookConfigurations,
+                                               op::kNamespaces};
   return all;
 }
 
@@ -75,7 +77,10 @@ FakeApiServer::Route FakeApiServer::ParsePath(const std::string& path) const {
   } else {
     return r;
   }
-  if (i + 1 < parts.size() && parts[i] == "namespaces") {
+  // /api/v1/namespaces/NAME is the Namespace itself (cluster-scoped; what namespace_policy.h
+  // reads), not the namespace NAME of a namespaced path.
+  const bool the_namespace = group.empty() && parts.size() == i + 2 && parts[i] == "namespaces";
+  if (!the_namespace && i + 1 < parts.size() && parts[i] == "namespaces") {
     r.ns = parts[i + 1];
     i += 2;
   }
@@ -183,6 +188,13 @@ std::pair<int, Json> FakeApiServer::DoCreate(const Route& route, Json obj, bool 
     obj["spec"]["completions"] = 1;
     obj["spec"]["parallelism"] = 1;
     obj["status"] = Json::object();
+  }
+  if (r.ref.plural == "namespaces") {
+    // What kube-apiserver adds to every Namespace (since 1.21: the immutable name label that
+    // NamespaceSelectors match on) and the namespace controller's finalizer.
+    meta["labels"]["kubernetes.io/metadata.name"] = r.name;
+    obj["spec"]["finalizers"] = Json::array({"kubernetes"});
+    obj["status"] = {{"phase", "Active"}};
   }
   if (r.ref.plural == "pods" && !native_sidecars_ && obj["spec"].contains("initContainers")) {
     // A 1.28 server with the SidecarContainers gate off drops the field silently

@@ -13,7 +13,9 @@
 // silently ignored, and a write that changes nothing is no write); generation bumps on spec changes
 // only; DELETE without finalizers returns a Status, with finalizers it sets deletionTimestamp;
 // label selectors (equality); generateName; dryRun=All creates (answered, not stored); Secrets and
-// cluster-scoped MutatingWebhookConfigurations as plain objects; JSON merge patch and JSON patch
+// cluster-scoped MutatingWebhookConfigurations as plain objects; Namespaces (GET
+// /api/v1/namespaces/NAME, a 404 Status for a missing one, with the name label, finalizer and phase
+// the real server adds); JSON merge patch and JSON patch
 // (test/add/remove/replace). Jobs get the server-side defaults the job controller relies on
 // (template labels job-name, controller-uid). There is no job controller: tests finish Jobs with
 // CompleteJob/FailJob, which write what the real one writes (Complete condition without a reason;

@@ -24,6 +24,18 @@ threading.Lock, whose atomic read-modify-write is a full barrier on x86-64. On w
 a torn record read is still caught by the seqlock's second seq check in practice, but not
 guaranteed: use the C ABI there.
 
+A control block truncated under the process: a load from (or store to) a page past the new end
+of the mapped file raises SIGBUS, which kills a Python process (the C++ client survives it with
+common/mapping_guard.h). So acquire(), the heartbeat and close() first compare
+``os.fstat(fd).st_size`` with the control block's size: acquire() raises Unavailable naming the file
+and "truncated" (the agent recreates the file, and the heartbeat then re-attaches to it), the
+heartbeat skips its stores, and handles already returned stay readable (they pread the version
+files, not this one). The record is checked again after it is read, since a cut inside the first
+page reads zeros without any fault. What remains: a truncation in the microseconds between a
+check and the loads after it still kills the process; closing that window needs a SIGBUS handler
+in C (the C ABI, modelswap.h) or reads that a seqlock cannot use (pread gives no 8-byte single-copy
+atomicity). The cost is one fstat(2) per acquire(), about 0.3 µs.
+
 Thread safety: a Model may be used from several threads (a lock guards its state); a Handle is
 immutable.
 """
@@ -268,7 +280,8 @@ class Model:
         self._min = self._max = 0
         self._seen_seq = 1
         if old_fd >= 0:
-            self._clear_slot(old_words, old_slot)
+            if os.fstat(old_fd).st_size >= FILE_BYTES:  # a truncated old file's slot may be gone
+                self._clear_slot(old_words, old_slot)
             os.close(old_fd)  # drops the old slot's lock
         self._announce()
 
@@ -292,6 +305,21 @@ class Model:
         words[w + 2] = 0
         words[w + 3] = 0
         words[w] = 0
+
+    def _truncated(self):
+        """None while the control block is whole, else the error message (module docstring)."""
+        if self._fd < 0:
+            return None  # closed: nothing is mapped through a descriptor any more
+        size = os.fstat(self._fd).st_size
+        if size >= FILE_BYTES:
+            return None
+        return ("control block %s was truncated to %d bytes under this process (the agent "
+                "recreates it; handles already acquired stay readable)" % (self._path, size))
+
+    def _check_intact(self):
+        msg = self._truncated()
+        if msg is not None:
+            raise Unavailable(msg)
 
     def _fence(self):
         # A locked read-modify-write: a full barrier on x86-64 (see the module docstring).
@@ -352,6 +380,7 @@ class Model:
         with self._lock:
             if self._thread is None:
                 self._heartbeat_locked()
+            self._check_intact()
             if (self._current is not None and self._current.damaged is None
                     and self._words[_W(256)] == self._seen_seq):
                 return Handle(self._current)
@@ -360,6 +389,7 @@ class Model:
     def _acquire_slow(self):
         for _ in range(8):
             seq, gen, size, checksum, state, version, path, lower = self._read_record()
+            self._check_intact()  # zeros from a cut inside the record's page are no record
             if state == STATE_NONE:
                 raise Unavailable("model %s: no active version yet" % self.name)
             if state != STATE_ACTIVE:
@@ -404,6 +434,8 @@ class Model:
                 self.reattaches += 1
         except (OSError, ModelswapError):
             pass  # keep the old attachment; try again next beat
+        if self._truncated() is not None:
+            return False  # its pages may be gone: no store until the agent recreates it
         cur = self._current
         # Drop a superseded version no handle uses, so an idle process does not pin it. The
         # references: self._current, the local `cur`, and getrefcount's argument.
@@ -413,14 +445,16 @@ class Model:
                 self._current = None
         self._announce()
         self._words[self._slot + 1] = time.monotonic_ns()
+        return True
 
     def _heartbeat_loop(self):
         while not self._stop.is_set():
             with self._lock:
                 if self._fd < 0:
                     return
-                self._heartbeat_locked()
-                interval = self._words[_W(LAYOUT["heartbeat_interval_ns"])]
+                interval = 200_000_000  # a truncated file: look again for the new one in 0.1 s
+                if self._heartbeat_locked():
+                    interval = self._words[_W(LAYOUT["heartbeat_interval_ns"])]
             self._stop.wait(min(max(interval / 2e9, 0.001), 5.0))
 
     @property
@@ -433,7 +467,8 @@ class Model:
             self._thread.join()
         with self._lock:
             if self._fd >= 0:
-                self._clear_slot(self._words, self._slot)
+                if self._truncated() is None:
+                    self._clear_slot(self._words, self._slot)
                 os.close(self._fd)
                 self._fd = -1
 

@@ -5,19 +5,10 @@
 
 #include "common/checksum.h"
 #include "sidecar/client/model/client.h"
-#include "tests/sidecar/agent/agent_fixture.h"
+#include "tests/sidecar/agent/reader_processes.h"
 
 namespace modelswap::testing {
 namespace {
-
-// Publishes a manifest for `version` by hand (gen), so the file can be damaged after writing.
-void WriteManifest(const std::string& root, const WriteResult& w, const std::string& version,
-                   uint64_t generation) {
-  Manifest m{AgentFixture::kModel, version,    "versions/" + version + ".msf", w.bytes,
-             w.checksum,           generation, "2025-01-01T00:00:00Z"};
-  ASSERT_TRUE(
-      WriteFileAtomic(DefaultEnv(), ManifestPath(root, AgentFixture::kModel), EncodeManifest(m)));
-}
 
 class RejectionTest : public AgentFixture {
  protected:
@@ -130,9 +121,7 @@ TEST_F(AgentFixture, SigkilledReaderDoesNotPinAnOldVersion) {
   StartAgent({"--grace-period", "600000", "--reader-timeout", "400"});
   ASSERT_TRUE(WaitActive(1));
   std::string progress = dir_ / "hold.progress";
-  pid_t reader = Spawn(
-      {READER_HELPER_BIN, "hold", "--shm-dir", shm_, "--model", kModel, "--progress", progress},
-      dir_ / "reader.log");
+  pid_t reader = StartHolder(dir_, shm_, progress);
   ASSERT_TRUE(PollUntil([&] { return ReadFile(progress).starts_with("holding 1"); }));
   Publish("v2");
   ASSERT_TRUE(WaitActive(2));
@@ -152,9 +141,7 @@ TEST_F(AgentFixture, GracePeriodReleasesAVersionAnAppHoldsForever) {
   StartAgent({"--grace-period", "200"});
   ASSERT_TRUE(WaitActive(1));
   std::string progress = dir_ / "hold.progress";
-  pid_t reader = Spawn(
-      {READER_HELPER_BIN, "hold", "--shm-dir", shm_, "--model", kModel, "--progress", progress},
-      dir_ / "reader.log");
+  pid_t reader = StartHolder(dir_, shm_, progress);
   ASSERT_TRUE(PollUntil([&] { return ReadFile(progress).starts_with("holding 1"); }));
   Publish("v2");
   ASSERT_TRUE(WaitActive(2));

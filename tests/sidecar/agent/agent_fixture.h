@@ -1,10 +1,14 @@
-// A model volume in a temp dir, versions written in-process, and a real agent process.
+// A model volume in a temp dir, versions written in-process, and a real agent process (the reader
+// processes tests run beside it are in reader_processes.h).
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <spdlog/spdlog.h>
+#include <chrono>
 #include <map>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,8 +17,33 @@
 #include "sidecar/volume/manifest.h"
 #include "sidecar/writer/writer.h"
 #include "tests/sidecar/agent/process_util.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap::testing {
+
+// "lookups torn versions reattaches last_version" written by the reader apps.
+struct ReaderProgress {
+  uint64_t lookups = 0, torn = 0, versions = 0, reattaches = 0;
+  std::string last;
+  bool ok = false;
+};
+inline ReaderProgress ReadProgress(const std::string& path) {
+  ReaderProgress p;
+  std::istringstream in(ReadFile(path));
+  p.ok = static_cast<bool>(in >> p.lookups >> p.torn >> p.versions >> p.reattaches >> p.last);
+  return p;
+}
+
+// .msf files the process maps, from /proc/<pid>/maps.
+inline std::set<std::string> MappedModelFiles(pid_t pid) {
+  std::set<std::string> out;
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/maps"));
+  for (std::string line; std::getline(in, line);) {
+    size_t at = line.find('/');
+    if (at != std::string::npos && line.ends_with(".msf")) out.insert(line.substr(at));
+  }
+  return out;
+}
 
 class AgentFixture : public ::testing::Test {
  public:
@@ -36,8 +65,8 @@ class AgentFixture : public ::testing::Test {
   // Writes <root>/ranker/versions/<version>.msf (small synthetic data).
   WriteResult Write(const std::string& version, Env* env = DefaultEnv(),
                     const std::string& root = "") {
-    WriteRequest req{root.empty() ? root_ : root, kModel, version, GenerateSource{48 << 10, 7, 48},
-                     false};
+    WriteRequest req = MakeWriteRequest(root.empty() ? root_ : root, kModel, version,
+                                        GenerateSource{48 << 10, 7, 48});
     auto r = WriteVersion(env, req);
     EXPECT_TRUE(r.has_value()) << r.error().ToString();
     return r.value_or(WriteResult{});
@@ -91,8 +120,28 @@ class AgentFixture : public ::testing::Test {
     return ::testing::AssertionFailure()
            << "generation " << gen << " never active; status " << ModelStatus().dump();
   }
+  // WaitActive with a minute, not 20 s: assembling chunked versions takes threads of its own, and
+  // a loaded test machine is slow at it.
+  ::testing::AssertionResult WaitLoaded(uint64_t gen) {
+    if (PollUntil([&] { return ActiveGeneration(gen); }, std::chrono::seconds(60))) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "generation " << gen << " never active; status " << ModelStatus().dump();
+  }
   std::string VersionFile(const std::string& version) {
     return VersionPath(root_, kModel, version);
+  }
+
+  // Once no reader holds a retired version, the agent retires none and maps `file` alone.
+  ::testing::AssertionResult WaitOnlyMapped(const std::string& file) {
+    if (PollUntil([&] {
+          auto m = ModelStatus();
+          return m["retired"].empty() && MappedModelFiles(agent_) == std::set<std::string>{file};
+        })) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << ModelStatus().dump();
   }
 
   TempDir dir_;
@@ -101,17 +150,14 @@ class AgentFixture : public ::testing::Test {
   int port_ = 0;
 };
 
-// "lookups torn versions reattaches last_version" written by the reader apps.
-struct ReaderProgress {
-  uint64_t lookups = 0, torn = 0, versions = 0, reattaches = 0;
-  std::string last;
-  bool ok = false;
-};
-inline ReaderProgress ReadProgress(const std::string& path) {
-  ReaderProgress p;
-  std::istringstream in(ReadFile(path));
-  p.ok = static_cast<bool>(in >> p.lookups >> p.torn >> p.versions >> p.reattaches >> p.last);
-  return p;
+// Writes <root>/ranker/manifest.json by hand, naming `version` (written as `w`) under
+// `generation`, so a test can damage the file or repeat a generation after writing.
+inline void WriteManifest(const std::string& root, const WriteResult& w, const std::string& version,
+                          uint64_t generation) {
+  Manifest m{AgentFixture::kModel, version,    "versions/" + version + ".msf", w.bytes,
+             w.checksum,           generation, "2025-01-01T00:00:00Z"};
+  ASSERT_TRUE(
+      WriteFileAtomic(DefaultEnv(), ManifestPath(root, AgentFixture::kModel), EncodeManifest(m)));
 }
 
 }  // namespace modelswap::testing

@@ -8,23 +8,15 @@
 #include <set>
 
 #include "sidecar/writer/publish.h"
-#include "tests/sidecar/agent/agent_fixture.h"
 #include "tests/sidecar/agent/chain_spec.h"
+#include "tests/sidecar/agent/reader_processes.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap::testing {
 namespace {
 
 constexpr uint64_t kKeys = 1500;
-
-std::set<std::string> MappedModelFiles(pid_t pid) {
-  std::set<std::string> out;
-  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/maps"));
-  for (std::string line; std::getline(in, line);) {
-    size_t at = line.find('/');
-    if (at != std::string::npos && line.ends_with(".msf")) out.insert(line.substr(at));
-  }
-  return out;
-}
+constexpr const char* kSmallChain = "c0,d1";  // a base and one delta on it
 
 class ChainTest : public AgentFixture {
  protected:
@@ -41,7 +33,7 @@ class ChainTest : public AgentFixture {
     std::string m = model.empty() ? kModel : model;
     std::string tsv = dir_ / (m + "-" + e.version + ".tsv");
     std::ofstream(tsv) << SpecTsv(spec, index, m, kKeys);
-    WriteRequest req{root.empty() ? root_ : root, m, e.version, TsvSource{tsv}, false};
+    WriteRequest req = MakeWriteRequest(root.empty() ? root_ : root, m, e.version, TsvSource{tsv});
     req.max_chain = 7;
     req.layout = layout;
     if (layout == WriteRequest::Layout::kChunked) {
@@ -81,13 +73,17 @@ class ChainTest : public AgentFixture {
     return p.value_or(Manifest{});
   }
   void HotSwapOverAChain(WriteRequest::Layout layout);
-  // Assembling takes threads of its own; a loaded test machine gets a minute, not 20 s.
-  ::testing::AssertionResult WaitLoaded(uint64_t gen) {
-    if (PollUntil([&] { return ActiveGeneration(gen); }, std::chrono::seconds(60))) {
-      return ::testing::AssertionSuccess();
-    }
-    return ::testing::AssertionFailure()
-           << "generation " << gen << " never active; status " << ModelStatus().dump();
+  // a0, a plain version, active (what serves while a bad chain is rejected); then c0 and d1 of
+  // kSmallChain written, not published. Wrap in ASSERT_NO_FATAL_FAILURE.
+  void ServeA0ThenWriteC0D1(WriteResult* c0, WriteResult* d1) {
+    ASSERT_NO_FATAL_FAILURE(ServeA0());
+    *c0 = WriteSpec(kSmallChain, 0);
+    *d1 = WriteSpec(kSmallChain, 1);
+  }
+  void ServeA0() {
+    Publish("a0");
+    StartAgent();
+    ASSERT_TRUE(WaitActive(1));
   }
   // The old version keeps serving and the rejection names the delta and `why`.
   void ExpectRejected(const std::string& version, const std::string& why, uint64_t serving) {
@@ -123,22 +119,8 @@ void ChainTest::HotSwapOverAChain(WriteRequest::Layout layout) {
   }
   ASSERT_TRUE(WaitLoaded(1));
   const std::string last = entries.back().version;
-  std::vector<pid_t> readers;
-  std::vector<std::string> progress;
-  for (int i = 0; i < 2; ++i) {
-    progress.push_back(dir_ / ("cpp" + std::to_string(i) + ".progress"));
-    readers.push_back(Spawn({READER_HELPER_BIN, "follow-chain", "--shm-dir", shm_, "--model",
-                             kModel, "--until", last, "--progress", progress.back(), "--chain",
-                             spec, "--keys", std::to_string(kKeys), "--deadline-ms", "120000"},
-                            dir_ / "readers.log"));
-  }
-  progress.push_back(dir_ / "py.progress");
-  readers.push_back(Spawn({PYTHON_BIN, PY_READER, shm_, kModel, last, progress.back(), "120", spec,
-                           std::to_string(kKeys)},
-                          dir_ / "readers.log", {"MODELSWAP_PYTHON_PATH=" MODELSWAP_PYTHON_PATH}));
-  for (const auto& p : progress) {
-    ASSERT_TRUE(PollUntil([&] { return ReadProgress(p).lookups > 0; })) << p;
-  }
+  const Readers readers = StartReaders(dir_, shm_, 2, last, ChainCheck{spec, kKeys});
+  ASSERT_TRUE(WaitReading(readers));
   for (size_t i = 1; i < entries.size(); ++i) {
     PublishSpec(spec, i, layout);
     ASSERT_TRUE(WaitLoaded(i + 1));
@@ -147,23 +129,13 @@ void ChainTest::HotSwapOverAChain(WriteRequest::Layout layout) {
     EXPECT_EQ(active["chain"]["length"], SpecLayers(entries, i)) << entries[i].version;
     EXPECT_EQ(active["chain"]["layers_loaded"], 1) << entries[i].version << ": only itself";
   }
-  for (size_t i = 0; i < readers.size(); ++i) {
-    auto st = WaitFor(readers[i], std::chrono::seconds(120));
-    ASSERT_TRUE(st.has_value()) << "reader " << i << " did not finish";
-    ReaderProgress p = ReadProgress(progress[i]);
-    EXPECT_TRUE(p.ok) << ReadFile(progress[i]);
-    EXPECT_EQ(p.torn, 0u) << "reader " << i << " read a value not of its handle's chain";
-    EXPECT_EQ(p.last, last) << "reader " << i;
-    EXPECT_GE(p.versions, 2u) << "reader " << i;
-    EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << "reader " << i << " status " << *st;
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectReadersFinished(readers, last));
   // c8 is a full version: once readers are gone every layer of the chains before it is dropped.
   std::string last_file = ModelStatus()["active"]["file"];
-  if (chunked) EXPECT_TRUE(last_file.starts_with(cache + "/")) << last_file;
-  EXPECT_TRUE(PollUntil([&] {
-    auto m = ModelStatus();
-    return m["retired"].empty() && MappedModelFiles(agent_) == std::set<std::string>{last_file};
-  })) << ModelStatus().dump();
+  if (chunked) {
+    EXPECT_TRUE(last_file.starts_with(cache + "/")) << last_file;
+  }
+  EXPECT_TRUE(WaitOnlyMapped(last_file));
   auto m = ModelStatus();
   EXPECT_EQ(m["swaps"], entries.size());
   EXPECT_EQ(m["rejections"], 0);
@@ -227,28 +199,20 @@ TEST_F(ChainTest, TheBaseIsLoadedOnceAndSharedByItsDeltas) {
 }
 
 TEST_F(ChainTest, ADeltaWhoseBaseIsMissingIsRejected) {
-  const std::string spec = "c0,d1";
-  Publish("a0");  // what serves meanwhile
-  StartAgent();
-  ASSERT_TRUE(WaitActive(1));
-  WriteResult c0 = WriteSpec(spec, 0);
-  WriteResult d1 = WriteSpec(spec, 1);
+  WriteResult c0, d1;
+  ASSERT_NO_FATAL_FAILURE(ServeA0ThenWriteC0D1(&c0, &d1));
   std::filesystem::remove(VersionFile("c0"));
   PublishWithChain("d1", {"c0"}, {c0}, d1);
   ExpectRejected("d1", "base layer c0", 1);
 }
 
 TEST_F(ChainTest, ADeltaOnABaseWithAnotherChecksumIsRejected) {
-  const std::string spec = "c0,d1";
-  Publish("a0");
-  StartAgent();
-  ASSERT_TRUE(WaitActive(1));
-  WriteSpec(spec, 0);
-  WriteResult d1 = WriteSpec(spec, 1);
+  WriteResult c0, d1;
+  ASSERT_NO_FATAL_FAILURE(ServeA0ThenWriteC0D1(&c0, &d1));
   // c0 written again (other content, so another checksum) after d1 was written on the first one;
   // the manifest names the file as it is now, so only the delta's header tells.
   std::filesystem::remove(VersionFile("c0"));
-  WriteRequest req{root_, kModel, "c0", GenerateSource{16 << 10, 99, 48}, false};
+  WriteRequest req = MakeWriteRequest(root_, kModel, "c0", GenerateSource{16 << 10, 99, 48});
   auto other = WriteVersion(DefaultEnv(), req);
   ASSERT_TRUE(other.has_value()) << other.error().ToString();
   PublishWithChain("d1", {"c0"}, {*other}, d1);
@@ -256,16 +220,12 @@ TEST_F(ChainTest, ADeltaOnABaseWithAnotherChecksumIsRejected) {
 }
 
 TEST_F(ChainTest, ADeltaOnABaseOfAnotherModelIsRejected) {
-  const std::string spec = "c0,d1";
-  Publish("a0");
-  StartAgent();
-  ASSERT_TRUE(WaitActive(1));
-  WriteSpec(spec, 0);
-  WriteResult d1 = WriteSpec(spec, 1);
+  WriteResult c0, d1;
+  ASSERT_NO_FATAL_FAILURE(ServeA0ThenWriteC0D1(&c0, &d1));
   // Another model's c0 put in its place (a copy gone wrong).
   std::string other_root = dir_ / "other";
   std::filesystem::create_directories(other_root);
-  WriteResult oc0 = WriteSpec(spec, 0, "scorer", other_root);
+  WriteResult oc0 = WriteSpec(kSmallChain, 0, "scorer", other_root);
   std::filesystem::copy_file(VersionPath(other_root, "scorer", "c0"), VersionFile("c0"),
                              std::filesystem::copy_options::overwrite_existing);
   PublishWithChain("d1", {"c0"}, {oc0}, d1);
@@ -273,21 +233,15 @@ TEST_F(ChainTest, ADeltaOnABaseOfAnotherModelIsRejected) {
 }
 
 TEST_F(ChainTest, ADeltaWithoutItsChainIsRejected) {
-  const std::string spec = "c0,d1";
-  Publish("a0");
-  StartAgent();
-  ASSERT_TRUE(WaitActive(1));
-  WriteSpec(spec, 0);
-  WriteResult d1 = WriteSpec(spec, 1);
+  WriteResult c0, d1;
+  ASSERT_NO_FATAL_FAILURE(ServeA0ThenWriteC0D1(&c0, &d1));
   PublishWithChain("d1", {}, {}, d1);  // a manifest that lost its chain field
   ExpectRejected("d1", "names no chain", 1);
 }
 
 TEST_F(ChainTest, ABaseTruncatedUnderTheMappingDropsTheChainAndFallsBack) {
-  const std::string spec = "c0,d1";
-  Publish("a0");
-  StartAgent();
-  ASSERT_TRUE(WaitActive(1));
+  const std::string spec = kSmallChain;
+  ASSERT_NO_FATAL_FAILURE(ServeA0());
   PublishSpec(spec, 0);
   ASSERT_TRUE(WaitActive(2));
   PublishSpec(spec, 1);

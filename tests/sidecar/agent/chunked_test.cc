@@ -11,20 +11,13 @@
 
 #include "sidecar/chunk/recipe.h"
 #include "tests/sidecar/agent/agent_fixture.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap::testing {
 namespace {
 
 class ChunkedAgentTest : public AgentFixture {
  protected:
-  // Assembling takes threads of its own; a loaded test machine gets a minute, not 20 s.
-  ::testing::AssertionResult WaitLoaded(uint64_t gen) {
-    if (PollUntil([&] { return ActiveGeneration(gen); }, std::chrono::seconds(60))) {
-      return ::testing::AssertionSuccess();
-    }
-    return ::testing::AssertionFailure()
-           << "generation " << gen << " never active; status " << ModelStatus().dump();
-  }
   void SetUp() override {
     AgentFixture::SetUp();
     cache_ = dir_ / "cache";
@@ -34,7 +27,8 @@ class ChunkedAgentTest : public AgentFixture {
 
   // Writes <version> as chunks + recipe (no .msf on the volume); seed varies the content.
   WriteResult WriteChunked(const std::string& version, uint64_t seed = 7) {
-    WriteRequest req{root_, kModel, version, GenerateSource{256 << 10, seed, 48}, false};
+    WriteRequest req =
+        MakeWriteRequest(root_, kModel, version, GenerateSource{256 << 10, seed, 48});
     req.layout = WriteRequest::Layout::kChunked;
     req.scratch_dir = scratch_;
     req.chunking = chunk::ChunkerParams{4 << 10, 8 << 10, 32 << 10};

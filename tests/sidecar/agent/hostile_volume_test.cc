@@ -11,14 +11,6 @@
 namespace modelswap::testing {
 namespace {
 
-void WriteManifestFor(const std::string& root, const WriteResult& w, const std::string& version,
-                      uint64_t generation) {
-  Manifest m{AgentFixture::kModel, version,    "versions/" + version + ".msf", w.bytes,
-             w.checksum,           generation, "2025-01-01T00:00:00Z"};
-  ASSERT_TRUE(
-      WriteFileAtomic(DefaultEnv(), ManifestPath(root, AgentFixture::kModel), EncodeManifest(m)));
-}
-
 std::string Metrics(int port) {
   return HttpGet(port, "/metrics").body;
 }
@@ -62,7 +54,7 @@ TEST_F(AgentFixture, SymlinkUnderVersionsPointingOutsideTheRootIsNotServed) {
   std::string outside = dir_ / "outside";
   WriteResult w = Write("v2", DefaultEnv(), outside);
   ASSERT_EQ(::symlink(VersionPath(outside, kModel, "v2").c_str(), VersionFile("v2").c_str()), 0);
-  WriteManifestFor(root_, w, "v2", 2);
+  WriteManifest(root_, w, "v2", 2);
   ASSERT_TRUE(PollUntil([&] {
     auto m = ModelStatus();
     return !m.is_null() && m["last_rejected"].is_object() && m["last_rejected"]["generation"] == 2;
@@ -81,7 +73,7 @@ TEST_F(AgentFixture, KnownGenerationWithOtherContentIsReportedAsAConflict) {
   StartAgent();
   ASSERT_TRUE(WaitActive(2));
   WriteResult w = Write("v3");
-  WriteManifestFor(root_, w, "v3", 2);  // what publishing over a stale manifest used to do
+  WriteManifest(root_, w, "v3", 2);  // what publishing over a stale manifest used to do
   ASSERT_TRUE(PollUntil([&] { return ModelStatus()["generation_conflict"].is_string(); }))
       << ModelStatus().dump();
   auto m = ModelStatus();

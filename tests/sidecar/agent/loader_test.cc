@@ -10,16 +10,19 @@
 #include "sidecar/agent/sigbus_guard.h"
 #include "sidecar/writer/writer.h"
 #include "tests/sidecar/agent/process_util.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap::agent {
 namespace {
+
+using modelswap::testing::MakeWriteRequest;
 
 using modelswap::testing::TempDir;
 
 class LoaderTest : public ::testing::Test {
  protected:
   Manifest WriteAndPublish(const std::string& version, uint64_t bytes = 256 << 10) {
-    WriteRequest req{dir_.path(), "m", version, GenerateSource{bytes, 1, 64}, false};
+    WriteRequest req = MakeWriteRequest(dir_.path(), "m", version, GenerateSource{bytes, 1, 64});
     EXPECT_TRUE(WriteVersion(DefaultEnv(), req).has_value());
     auto m = PublishVersion(DefaultEnv(), dir_.path(), "m", version);
     EXPECT_TRUE(m.has_value());

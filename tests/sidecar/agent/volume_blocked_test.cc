@@ -12,9 +12,12 @@
 #include "sidecar/volume/manifest.h"
 #include "sidecar/writer/writer.h"
 #include "tests/sidecar/agent/process_util.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap::agent {
 namespace {
+
+using modelswap::testing::MakeWriteRequest;
 
 using modelswap::testing::PollUntil;
 using modelswap::testing::TempDir;
@@ -59,7 +62,7 @@ class HangingEnv : public EnvWrapper {
 TEST(VolumeBlockedTest, HungManifestReadIsReportedAndStopStillReturns) {
   TempDir dir;
   std::string root = dir / "root";
-  WriteRequest req{root, "m", "v1", GenerateSource{64 << 10, 1, 64}, false};
+  WriteRequest req = MakeWriteRequest(root, "m", "v1", GenerateSource{64 << 10, 1, 64});
   ASSERT_TRUE(WriteVersion(DefaultEnv(), req).has_value());
   ASSERT_TRUE(PublishVersion(DefaultEnv(), root, "m", "v1").has_value());
   // Leaked on purpose: a worker left blocked may still be inside it after the test.

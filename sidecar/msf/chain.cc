@@ -65,35 +65,62 @@ Status ValidateChain(std::span<const Reader* const> layers) {
 }
 
 std::optional<std::span<const std::byte>> ChainFind(std::span<const Reader* const> layers,
+                                                    std::span<const LayerFilter* const> filters,
                                                     std::span<const std::byte> key) {
   // A key that lives in the base misses in every delta first: probed one after another, each
   // layer's index slot is its own trip to memory. So hash once per distinct seed (the writer
   // gives every layer the base's seed), prefetch every layer's home slot, then probe newest
   // first: the misses overlap and the chain costs about one slot miss plus one entry miss,
-  // like a single file. Chains longer than ValidateChain allows just skip the prefetch.
+  // like a single file. A layer whose filter rejects the hash is skipped before its slot is
+  // even prefetched: its index costs no memory traffic at all (filters are small enough to sit
+  // in cache, layer_filter.h). Chains longer than ValidateChain allows just skip the prefetch
+  // and the filters. No allocation: the per-layer state lives on the stack.
   uint64_t hashes[kMaxChainLayers];
+  bool skip[kMaxChainLayers] = {};
   const size_t n = layers.size();
+  const bool filtered = filters.size() == n;
   if (n <= kMaxChainLayers) {
     for (size_t i = 0; i < n; ++i) {
       const uint64_t seed = layers[i]->hash_seed();
       hashes[i] = i > 0 && seed == layers[i - 1]->hash_seed() ? hashes[i - 1] : HashKey(key, seed);
+      if (filtered && filters[i] != nullptr && !filters[i]->MayContain(hashes[i])) {
+        skip[i] = true;
+        continue;
+      }
       layers[i]->PrefetchSlot(hashes[i]);
     }
   }
   for (size_t i = 0; i < n; ++i) {
-    const Probe p =
-        n <= kMaxChainLayers ? layers[i]->LookupHashed(key, hashes[i]) : layers[i]->Lookup(key);
+    if (n > kMaxChainLayers) {
+      const Probe p = layers[i]->Lookup(key);
+      if (p.presence == Presence::kValue) return p.value;
+      if (p.presence == Presence::kTombstone) return std::nullopt;
+      continue;
+    }
+    if (skip[i]) continue;
+    const Probe p = layers[i]->LookupHashed(key, hashes[i]);
     if (p.presence == Presence::kValue) return p.value;
     if (p.presence == Presence::kTombstone) return std::nullopt;
   }
   return std::nullopt;
 }
 
+std::optional<std::span<const std::byte>> ChainFind(std::span<const Reader* const> layers,
+                                                    std::span<const std::byte> key) {
+  return ChainFind(layers, {}, key);
+}
+
 std::optional<std::string_view> ChainFind(std::span<const Reader* const> layers,
+                                          std::span<const LayerFilter* const> filters,
                                           std::string_view key) {
-  auto value = ChainFind(layers, std::as_bytes(std::span(key)));
+  auto value = ChainFind(layers, filters, std::as_bytes(std::span(key)));
   if (!value) return std::nullopt;
   return std::string_view(reinterpret_cast<const char*>(value->data()), value->size());
+}
+
+std::optional<std::string_view> ChainFind(std::span<const Reader* const> layers,
+                                          std::string_view key) {
+  return ChainFind(layers, {}, key);
 }
 
 Status ForEachLive(

@@ -5,6 +5,9 @@
 // passed as a span of pointers, NEWEST FIRST: layers[0] is the version itself, layers.back() the
 // full base. A single full version is a chain of one. The functions keep no state and allocate
 // nothing on the lookup path; they are safe from any number of threads, like Reader.
+//
+// A lookup may also be given one LayerFilter per layer (msf/layer_filter.h, built by the reader
+// when it opens the layer): a layer whose filter says no is skipped without touching its index.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +17,7 @@
 #include <span>
 
 #include "common/status.h"
+#include "sidecar/msf/layer_filter.h"
 #include "sidecar/msf/reader.h"
 
 namespace modelswap::msf {
@@ -32,6 +36,16 @@ namespace modelswap::msf {
 std::optional<std::span<const std::byte>> ChainFind(std::span<const Reader* const> layers,
                                                     std::span<const std::byte> key);
 std::optional<std::string_view> ChainFind(std::span<const Reader* const> layers,
+                                          std::string_view key);
+// The same, skipping layer i when filters[i] is set and says no (a layer it skips cannot hold
+// the key, so the answer is the unfiltered one). `filters` runs parallel to `layers`; nullptr
+// for a layer without a filter (the base usually has none: a full version holds most keys, so
+// a filter would pass nearly every lookup). Empty, or not of layers.size(): no filters at all.
+std::optional<std::span<const std::byte>> ChainFind(std::span<const Reader* const> layers,
+                                                    std::span<const LayerFilter* const> filters,
+                                                    std::span<const std::byte> key);
+std::optional<std::string_view> ChainFind(std::span<const Reader* const> layers,
+                                          std::span<const LayerFilter* const> filters,
                                           std::string_view key);
 
 // Calls fn(key, value) for every live key of the chain once (the newest value wins, tombstoned

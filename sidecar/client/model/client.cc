@@ -17,15 +17,20 @@
 #include "sidecar/client/model/mapping_guard.h"
 #include "sidecar/client/model/reader_slot.h"
 #include "sidecar/msf/chain.h"
+#include "sidecar/msf/layer_filter.h"
 #include "sidecar/volume/version_file.h"
 
 namespace modelswap::client {
 
-// One mapped layer of a version: its file, read through a mapping the SIGBUS guard covers.
+// One mapped layer of a version: its file, read through a mapping the SIGBUS guard covers, and
+// for a delta the Bloom filter of its keys (msf/layer_filter.h) lookups skip it with. The filter
+// is plain memory (built from the mapping while the guard watched): lookups read it unguarded.
 struct Layer {
   OpenedModelFile file;
   GuardedRange guard;  // declared after file: unregistered before the mapping goes
   std::string path;
+  msf::LayerFilter filter;  // pass-all for the full base (it holds most keys: a filter would not
+                            // reject enough to pay for its check)
 };
 
 // One mapped version: a chain of layers, newest first (one layer for a whole version). Immutable
@@ -37,11 +42,15 @@ class Version {
         generation_(rec.generation),
         version_(rec.version),
         path_(rec.path) {
-    for (const Layer& l : layers_)
+    for (const Layer& l : layers_) {
       readers_.push_back(&l.file.reader);
+      filters_.push_back(l.filter.active() ? &l.filter : nullptr);
+    }
   }
   // The layers' readers, newest first: what msf::ChainFind reads.
   std::span<const msf::Reader* const> readers() const { return readers_; }
+  // Parallel to readers(): each layer's filter, nullptr where it has none.
+  std::span<const msf::LayerFilter* const> filters() const { return filters_; }
   const msf::Reader& top() const { return *readers_.front(); }
   size_t layer_count() const { return layers_.size(); }
   // Whether a SIGBUS hit any layer's mapping (each guard is ordered after the loads before it).
@@ -72,7 +81,8 @@ class Version {
 
  private:
   std::vector<Layer> layers_;
-  std::vector<const msf::Reader*> readers_;  // into layers_ (a vector never moved after this)
+  std::vector<const msf::Reader*> readers_;       // into layers_ (a vector never moved after this)
+  std::vector<const msf::LayerFilter*> filters_;  // into layers_, likewise
   uint64_t generation_;
   std::string version_, path_;
 };
@@ -89,11 +99,11 @@ void TouchPages(std::span<const std::byte> v) {
   (void)p[v.size() - 1];
 }
 
-// Newest layer first, stopping at a value or a tombstone (msf::ChainFind); a whole version is a
-// chain of one.
+// Newest layer first, stopping at a value or a tombstone, skipping the deltas whose filter says
+// no (msf::ChainFind); a whole version is a chain of one.
 template <class K>
 auto LookupIn(const Version& v, K key) -> Result<decltype(msf::ChainFind(v.readers(), key))> {
-  auto found = msf::ChainFind(v.readers(), key);
+  auto found = msf::ChainFind(v.readers(), v.filters(), key);
   if (found) TouchPages(std::as_bytes(std::span(found->data(), found->size())));
   if (v.damaged()) return Fail(v.Damage());
   return found;
@@ -267,7 +277,20 @@ class ModelClient::Impl {
                                          FormatChecksum(h.header_checksum) + " vs " +
                                          FormatChecksum(checksum) + ")");
     }
-    return Layer{OpenedModelFile{std::move(mapping), std::move(*reader)}, std::move(guard), path};
+    // A delta's filter hashes every key of its DATA: reads of the mapping like any lookup's, so
+    // a SIGBUS meanwhile (zero pages read instead) fails the open like one on the header. The
+    // agent verified the file fully (kFull), which is what keeps the filter free of false
+    // negatives (layer_filter.h).
+    msf::LayerFilter filter;
+    if (reader->is_delta()) {
+      filter = msf::LayerFilter::Build(*reader);
+      if (guard.damaged()) {
+        return Fail(Code::kUnavailable, path + ": SIGBUS reading its entries (file truncated " +
+                                            "or unreadable); the agent will replace it");
+      }
+    }
+    return Layer{OpenedModelFile{std::move(mapping), std::move(*reader)}, std::move(guard), path,
+                 std::move(filter)};
   }
 
   // Maps every layer the record names, newest first, and checks they form one chain (the agent

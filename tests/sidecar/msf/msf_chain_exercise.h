@@ -15,7 +15,8 @@
 // Checks: ParseHeader, Reader::Open (both levels), ValidateChain, ChainFind and ForEachLive never
 // crash or read out of bounds (ASan); the chain is used only if every layer passes kFull and
 // ValidateChain; then every answer must equal a reference computed from the layers' DATA walks
-// (ForEachEntry), each verified layer's Lookup must agree with its own DATA, and ValidateChain's
+// (ForEachEntry), also when looked up through each layer's LayerFilter, each verified layer's
+// Lookup must agree with its own DATA, and ValidateChain's
 // acceptance must match the links checked independently here. Layers that fail kFull are still
 // looked up through kHeader readers (answers unchecked: an unverified file may answer anything
 // within its bytes, only never outside them).
@@ -36,6 +37,7 @@
 #include "sidecar/msf/builder.h"
 #include "sidecar/msf/chain.h"
 #include "sidecar/msf/cursor.h"
+#include "sidecar/msf/layer_filter.h"
 #include "sidecar/msf/reader.h"
 
 namespace modelswap::msf_testing {
@@ -229,8 +231,16 @@ inline std::string ExerciseChain(const ChainFixture& fixture, const uint8_t* dat
   }
   // Unverified layers: lookups and walks must stay inside the bytes (ASan checks); no oracle.
   if (!loose.empty()) {
-    for (const std::string& k : fixture.keys)
+    std::vector<LayerFilter> loose_filters;
+    std::vector<const LayerFilter*> loose_ptrs;
+    for (const Reader* r : loose)
+      loose_filters.push_back(LayerFilter::Build(*r));
+    for (const LayerFilter& f : loose_filters)
+      loose_ptrs.push_back(&f);
+    for (const std::string& k : fixture.keys) {
       (void)ChainFind(loose, std::string_view(k));
+      (void)ChainFind(loose, loose_ptrs, std::string_view(k));
+    }
     (void)ForEachLive(loose, [](auto, auto) { return true; });
     (void)ValidateChain(loose);
   }
@@ -256,15 +266,25 @@ inline std::string ExerciseChain(const ChainFixture& fixture, const uint8_t* dat
       if (v) live[k] = *v;
     }
   }
+  std::vector<LayerFilter> filters;
+  std::vector<const LayerFilter*> filter_ptrs;
+  for (const Reader* r : chain)
+    filters.push_back(LayerFilter::Build(*r));
+  for (const LayerFilter& f : filters)
+    filter_ptrs.push_back(&f);
   for (const auto& [k, _] : decided) {
     auto got = ChainFind(chain, std::string_view(k));
     auto want = live.find(k);
     if (want == live.end() ? got.has_value() : (!got || *got != want->second)) {
       return "ChainFind disagrees with the layers' contents";
     }
+    if (ChainFind(chain, filter_ptrs, std::string_view(k)) != got) {
+      return "ChainFind with filters disagrees with ChainFind without";
+    }
   }
   for (const std::string& k : fixture.keys) {
-    if (!decided.contains(k) && ChainFind(chain, std::string_view(k))) {
+    if (!decided.contains(k) && (ChainFind(chain, std::string_view(k)) ||
+                                 ChainFind(chain, filter_ptrs, std::string_view(k)))) {
       return "ChainFind finds a key no layer holds";
     }
   }

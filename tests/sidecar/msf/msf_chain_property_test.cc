@@ -2,7 +2,8 @@
 // deletes build chains of up to kMaxChainDeltas deltas over a random full base, with random
 // compactions (ForEachLive folded into a new full file). After every step the chain validates,
 // ChainFind of every key ever seen equals the model's answer, and ForEachLive yields exactly the
-// model's contents, each key once. Seeded and bounded (a few seconds).
+// model's contents, each key once; ChainFind with a LayerFilter on every layer (msf/layer_filter.h)
+// gives the same answers. Seeded and bounded (a few seconds).
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -129,8 +130,20 @@ class ChainModel {
   void Check() {
     Status valid = ValidateChain(chain_);
     ASSERT_TRUE(valid.has_value()) << valid.error().ToString();
+    // A filter on every layer, the base too (readers put none there, but a filter must never
+    // change an answer wherever it sits); the random seeds make each layer's hash its own.
+    std::vector<LayerFilter> filters;
+    for (const Reader* r : chain_)
+      filters.push_back(LayerFilter::Build(*r));
+    std::vector<const LayerFilter*> filter_ptrs;
+    for (const LayerFilter& f : filters) {
+      ASSERT_TRUE(f.active());
+      filter_ptrs.push_back(&f);
+    }
     for (const std::string& k : seen_) {
       auto got = ChainFind(chain_, std::string_view(k));
+      auto filtered = ChainFind(chain_, filter_ptrs, std::string_view(k));
+      ASSERT_EQ(got, filtered) << "key " << k << ": the filters change the answer";
       auto want = model_.find(k);
       if (want == model_.end()) {
         ASSERT_FALSE(got.has_value()) << "key " << k << " should be absent";

@@ -103,14 +103,20 @@ TEST_F(MsfChainTest, LookupsNewestFirst) {
 TEST_F(MsfChainTest, ChainFindDoesNotAllocate) {
   std::vector<const Reader*> chain = {d3_, d2_, base_};
   const std::string keys[] = {"a", "b", "c", "d", "e", std::string(300, 'x')};
-  size_t found = 0;
+  // With filters too (built before counting: readers build them when they open a layer).
+  const LayerFilter f3 = LayerFilter::Build(*d3_), f2 = LayerFilter::Build(*d2_);
+  std::vector<const LayerFilter*> filters = {&f3, &f2, nullptr};
+  size_t found = 0, found_filtered = 0;
   const uint64_t before = AllocationCount();
   for (int rep = 0; rep < 100; ++rep) {
-    for (const std::string& k : keys)
+    for (const std::string& k : keys) {
       found += ChainFind(chain, std::string_view(k)).has_value();
+      found_filtered += ChainFind(chain, filters, std::string_view(k)).has_value();
+    }
   }
   EXPECT_EQ(AllocationCount(), before);
   EXPECT_EQ(found, 300u);
+  EXPECT_EQ(found_filtered, 300u);
   // The counter does count: a std::string of 300 bytes allocates.
   std::string probe(300, 'y');
   EXPECT_GT(AllocationCount(), before);

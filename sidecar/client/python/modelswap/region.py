@@ -19,6 +19,15 @@ forked child every call raises and ``data`` reads zeros, because the child lets 
 file at the fork (ms_region_abandon_after_fork), so the attach lock ends with the parent (a
 pre-forking server's workers would otherwise keep a SIGKILLed parent's restart from attaching). Errors: RegionError, whose ``code`` is a modelswap
 Code name ("InvalidArgument", "FailedPrecondition", ...), as in channel.py.
+
+A region file truncated under the process: the C library registers its mapping with its SIGBUS
+guard (common/mapping_guard.h), so reads and stores through ``data`` resume on zero pages instead
+of killing the interpreter. But from then on writes and commits reach no file, and the C ABI has
+no call that says so; so this module keeps its own read-only descriptor of the region file and
+compares its size with the size at open around every commit(): a shorter file makes commit()
+raise RegionError "Aborted" naming the file and "truncated" (reopen the region: the snapshot host
+restores the newest durable state), never return a generation that no file holds. A truncation
+after the second check of a commit is reported by the next commit.
 """
 
 from __future__ import annotations
@@ -143,6 +152,39 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _region_path(shm_dir: Optional[str], name: str) -> str:
+    # As the C library: ResolveShmDir (common/names.cc) and RegionPath (region_file.cc).
+    shm_dir = shm_dir or os.environ.get("MODELSWAP_SHM_DIR") or "/dev/shm/modelswap"
+    return f"{shm_dir}/regions/{name}.region"
+
+
+class _Closer:
+    """Closes a descriptor once: at close(), else when the Region is collected."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+
+    def __call__(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self()
+
+
+def _open_for_size(path: str):
+    """(fd, size at open, closer) of the region file, for Region._check_file; (None, 0, no-op)
+    if it cannot be opened (commits are then not checked). A second descriptor of the file is
+    safe: the C library's locks are flock/OFD locks (common/shm_file.h), which closing another
+    descriptor does not drop."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None, 0, lambda: None
+    return fd, os.fstat(fd).st_size, _Closer(fd)
+
+
 class Region:
     """An open region. ``data`` is a writable memoryview of its bytes.
 
@@ -184,6 +226,18 @@ class Region:
         self.info = AttachInfo(info.generation, info.restored_gen, info.rolled_back_blocks,
                                bool(info.created), bool(info.rolled_forward))
         self.data = memoryview(self._raw).cast("B")
+        self._path = _region_path(shm_dir, name)
+        self._file_fd, self._file_bytes, self._close_file = _open_for_size(self._path)
+
+    def _check_file(self) -> None:
+        """Raises RegionError "Aborted" if the region file is shorter than at open (docstring)."""
+        if self._file_fd is None:
+            return
+        size = os.fstat(self._file_fd).st_size
+        if size < self._file_bytes:
+            raise RegionError("Aborted", f"region file {self._path} was truncated to {size} bytes "
+                                         f"under this process (was {self._file_bytes}): commits "
+                                         "reach no file; reopen the region")
 
     def _check(self, status: int) -> None:
         if status != 0:
@@ -216,7 +270,11 @@ class Region:
     def commit(self) -> int:
         """Makes the current content the committed state; returns its generation. Wait-free."""
         with self._lock:
-            return int(self._lib.ms_region_commit(self._open_handle()))
+            handle = self._open_handle()
+            self._check_file()
+            generation = int(self._lib.ms_region_commit(handle))
+            self._check_file()  # cut during the commit: it reached no file either
+            return generation
 
     @property
     def generation(self) -> int:
@@ -253,6 +311,7 @@ class Region:
                                   "views of Region.data are still in use; drop them before "
                                   "close()")
             self._close_region()  # ms_region_close, exactly once
+            self._close_file()
             self._raw = None
             self._handle = None
 

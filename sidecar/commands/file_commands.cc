@@ -139,7 +139,13 @@ std::unique_ptr<HttpServer> ServeProgress(const WriteArgs& a) {
 
 int RunWrite(const WriteArgs& a) {
   std::unique_ptr<HttpServer> progress_server = ServeProgress(a);
-  WriteRequest req{a.root, a.model, a.version, {}, a.progress || StderrIsTerminal()};
+  // Member by member: brace-initializing the first members leaves the later std::string ones
+  // implicit (-Wmissing-field-initializers).
+  WriteRequest req;
+  req.root = a.root;
+  req.model = a.model;
+  req.version = a.version;
+  req.progress = a.progress || StderrIsTerminal();
   req.reuse_existing = a.reuse_existing;
   req.layout = a.whole_file ? WriteRequest::Layout::kWholeFile : WriteRequest::Layout::kChunked;
   req.base_version = a.base;

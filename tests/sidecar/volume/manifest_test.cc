@@ -16,14 +16,17 @@
 #include "sidecar/writer/writer.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap {
 namespace {
 
+using modelswap::testing::MakeWriteRequest;
+
 class ManifestTest : public ::testing::Test {
  protected:
   void Write(const std::string& version) {
-    WriteRequest req{dir_.path(), "ranker", version, GenerateSource{20'000, 1, 100}, false};
+    WriteRequest req = MakeWriteRequest(dir_.path(), "ranker", version, GenerateSource{20'000, 1, 100});
     auto r = WriteVersion(&env_, req);
     ASSERT_TRUE(r.has_value()) << r.error().ToString();
   }
@@ -338,7 +341,7 @@ TEST_F(ManifestTest, FifoManifestIsRefusedWithoutBlockingAndPublishedOver) {
 // refused, even when it points at a valid file.
 TEST_F(ManifestTest, SymlinkedVersionFileIsRefused) {
   testing::TempDir outside;
-  WriteRequest req{outside.path(), "ranker", "v2", GenerateSource{20'000, 1, 100}, false};
+  WriteRequest req = MakeWriteRequest(outside.path(), "ranker", "v2", GenerateSource{20'000, 1, 100});
   ASSERT_TRUE(WriteVersion(&env_, req).has_value());
   Write("v1");
   ASSERT_EQ(::symlink(VersionPath(outside.path(), "ranker", "v2").c_str(),

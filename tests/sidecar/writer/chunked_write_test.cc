@@ -16,9 +16,12 @@
 #include "sidecar/writer/writer.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/msf_files.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap {
 namespace {
+
+using modelswap::testing::MakeWriteRequest;
 
 namespace fs = std::filesystem;
 
@@ -29,7 +32,7 @@ class ChunkedWriteTest : public ::testing::Test {
     fs::create_directories(root_);
   }
   WriteRequest Request(const std::string& version, WriteSource source) {
-    WriteRequest req{root_, "ranker", version, std::move(source), false};
+    WriteRequest req = MakeWriteRequest(root_, "ranker", version, std::move(source));
     req.layout = WriteRequest::Layout::kChunked;
     req.scratch_dir = scratch_;
     // Small chunks so a few-MiB file has enough of them to show what was reused.

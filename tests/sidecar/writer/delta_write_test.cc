@@ -20,9 +20,12 @@
 #include "sidecar/writer/writer.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/msf_files.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap {
 namespace {
+
+using modelswap::testing::MakeWriteRequest;
 
 namespace fs = std::filesystem;
 
@@ -49,7 +52,7 @@ class DeltaWriteTest : public ::testing::Test {
     return Request(version, on, WriteTsv(version + ".tsv", text));
   }
   WriteRequest Request(const std::string& version, const std::string& on, const std::string& tsv) {
-    WriteRequest req{root_, "ranker", version, TsvSource{tsv}, false};
+    WriteRequest req = MakeWriteRequest(root_, "ranker", version, TsvSource{tsv});
     req.layout = layout_;
     req.scratch_dir = scratch_;
     req.chunking = chunk::ChunkerParams{2 << 10, 8 << 10, 32 << 10};
@@ -316,7 +319,7 @@ TEST_F(DeltaWriteTest, CompactionEqualsTheModel) {
   });
   EXPECT_EQ(compacted_order, base_order);
   // Compaction without changes folds the chain as it is.
-  WriteRequest plain{root_, "ranker", "v7", NoChanges{}, false};
+  WriteRequest plain = MakeWriteRequest(root_, "ranker", "v7", NoChanges{});
   plain.delta_on = "v5";
   plain.compact = true;
   plain.scratch_dir = scratch_;
@@ -455,10 +458,10 @@ TEST_F(DeltaWriteTest, RequestsThatMakeNoSenseAreRefused) {
     return r ? Code::kOk : r.error().code();
   };
   EXPECT_EQ(code(Delta("v2", "v2", {})), Code::kInvalidArgument);
-  WriteRequest generated{root_, "ranker", "v3", GenerateSource{1000, 1, 10}, false};
+  WriteRequest generated = MakeWriteRequest(root_, "ranker", "v3", GenerateSource{1000, 1, 10});
   generated.delta_on = "v1";
   EXPECT_EQ(code(generated), Code::kInvalidArgument);
-  WriteRequest compact_alone{root_, "ranker", "v3", NoChanges{}, false};
+  WriteRequest compact_alone = MakeWriteRequest(root_, "ranker", "v3", NoChanges{});
   compact_alone.compact = true;
   EXPECT_EQ(code(compact_alone), Code::kInvalidArgument);
   auto with_base = Delta("v3", "v1", {{"a", "1"}});

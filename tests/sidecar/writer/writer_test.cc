@@ -14,14 +14,17 @@
 #include "sidecar/writer/synthetic_data.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/msf_files.h"
+#include "tests/testing/write_request.h"
 
 namespace modelswap {
 namespace {
 
+using modelswap::testing::MakeWriteRequest;
+
 class WriterTest : public ::testing::Test {
  protected:
   WriteRequest Request(const std::string& version, WriteSource source) {
-    return WriteRequest{dir_.path(), "ranker", version, std::move(source), false};
+    return MakeWriteRequest(dir_.path(), "ranker", version, std::move(source));
   }
   std::vector<std::string> VersionDirNames() {
     std::vector<std::string> names;
@@ -261,7 +264,7 @@ TEST_F(WriterTest, BadNamesNeverTouchThePath) {
   for (std::string model :
        std::vector<std::string>{"", "UPPER", "-x", "a/b", "..", std::string(64, 'a')}) {
     auto r = WriteVersion(&env_,
-                          WriteRequest{dir_.path(), model, "v1", GenerateSource{10, 0, 10}, false});
+                          MakeWriteRequest(dir_.path(), model, "v1", GenerateSource{10, 0, 10}));
     ASSERT_FALSE(r.has_value()) << model;
     EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
   }

@@ -342,6 +342,7 @@ ModelVersionStatus ParseStatus(const Json& st) {
   }
   s.pods_loaded = Field<int>(st, {"pods", "loaded"});
   s.pods_total = Field<int>(st, {"pods", "total"});
+  s.pods_per_pod_staging = Field<int>(st, {"pods", "perPodStaging"});
   if (auto p = st.find("progress"); p != st.end() && p->is_object()) {
     s.progress = WriteProgress{
         Field<int64_t>(*p, {"bytesWritten"}), Field<int64_t>(*p, {"bytesTotal"}),
@@ -385,6 +386,8 @@ Json StatusToJson(const ModelVersionStatus& s) {
     if (s.chain_compacted) j["chain"]["compacted"] = true;
   }
   j["pods"] = {{"loaded", s.pods_loaded}, {"total", s.pods_total}};
+  // Only when some pod falls back, so statuses written before the field stay byte for byte.
+  if (s.pods_per_pod_staging > 0) j["pods"]["perPodStaging"] = s.pods_per_pod_staging;
   if (s.progress) {
     j["progress"] = {{"bytesWritten", s.progress->bytes_written},
                      {"bytesTotal", s.progress->bytes_total},

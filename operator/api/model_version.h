@@ -78,6 +78,10 @@ struct ModelVersionStatus {
   bool chain_compacted = false;
   int pods_loaded = 0;
   int pods_total = 0;
+  // Of pods_total, the pods that serve from per-pod staging instead of the node cache: their
+  // modelswap.io/node-cache annotation says "disabled: ..." (operator/webhook/node_cache_plan.h;
+  // each also gets a NodeCacheDisabled Event). status.pods.perPodStaging.
+  int pods_per_pod_staging = 0;
   // Set while the write task runs and its pod reports progress; cleared once it finishes.
   std::optional<WriteProgress> progress;
   std::vector<Condition> conditions;

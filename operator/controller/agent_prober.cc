@@ -77,6 +77,10 @@ AgentReach AgentProber::ReachFor(const std::string& model_key) const {
   return impl_->ReachFor(model_key);
 }
 
+int AgentProber::PerPodStagingFor(const std::string& model_key) const {
+  return impl_->PerPodStagingFor(model_key);
+}
+
 void AgentProber::ExpectVersion(const std::string& model_key, const std::string& version) {
   impl_->ExpectVersion(model_key, version);
 }

@@ -100,6 +100,9 @@ class AgentProber {
   // Before the first aggregate: incomplete. A model no injected pod serves: complete, 0 pods.
   ModelLoad LoadFor(const std::string& model_key) const;
   AgentReach ReachFor(const std::string& model_key) const;
+  // The model's pods whose node-cache annotation says "disabled:" (they stage per pod instead
+  // of using the node cache; operator/webhook/node_cache_plan.h). A change calls on_change.
+  int PerPodStagingFor(const std::string& model_key) const;
   // `version` of model_key ("ns/model") was just published: its pods not serving it are asked
   // within rollout_interval, and then every rollout_interval until they serve it.
   void ExpectVersion(const std::string& model_key, const std::string& version);

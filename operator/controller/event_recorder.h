@@ -1,4 +1,5 @@
-// EventRecorder: core/v1 Events for ModelVersions, aggregated like client-go's event recorder.
+// EventRecorder: core/v1 Events for ModelVersions (and injected Pods: NodeCacheDisabled,
+// kube_backend.h), aggregated like client-go's event recorder.
 //
 // An Event identical to one recorded before (same object uid, type, reason and message: client-go's
 // EventCorrelator key, tools/record/events_cache.go) is not created again: the existing Event's

@@ -6,6 +6,7 @@
 #include "operator/api/well_known.h"
 #include "operator/controller/job.h"
 #include "operator/kube/resource.h"
+#include "operator/webhook/node_cache_plan.h"
 
 namespace modelswap::op {
 namespace {
@@ -75,7 +76,9 @@ void KubeBackend::Start(Controller* controller) {
   writer_pod_reflector_ = MakeReflector(&writer_pods_, kPods, managed, by(ModelKeyOfLabel));
   injected_pod_reflector_ =
       MakeReflector(&injected_pods_, kPods, std::string(kLabelInjected) + "=true",
-                    [](const ObjectPtr&, const ObjectPtr&) {});
+                    [this](const ObjectPtr& old_obj, const ObjectPtr& new_obj) {
+                      NoteNodeCache(old_obj, new_obj);
+                    });
   AgentProbeOptions probe;
   probe.interval = opts_.probe_interval;
   probe.rollout_interval = opts_.probe_rollout_interval;
@@ -277,7 +280,11 @@ static Json MergePatchTo(const Json& from, const Json& to) {
 
 Status KubeBackend::WriteStatus(const Action& a) {
   Json latest = Latest(a.mv);
-  Json status = StatusToJson(a.status);
+  ModelVersionStatus next = a.status;
+  // The reconciler knows pods only as ModelLoad, which does not carry the per-pod staging count:
+  // filled in here from the prober, as fresh as pods.total written with it.
+  if (prober_) next.pods_per_pod_staging = prober_->PerPodStagingFor(KeyOf(a.mv.ns, a.mv.model));
+  Json status = StatusToJson(next);
   Json patch = {{"status", MergePatchTo(Field<Json>(latest, {"status"}, Json::object()), status)}};
   auto prior = ParseModelVersion(latest);
   const bool request_bookkeeping =
@@ -290,6 +297,33 @@ Status KubeBackend::WriteStatus(const Action& a) {
   spdlog::info("status mv={}/{} phase={}", a.mv.ns, a.mv.name, PhaseName(a.status.phase));
   mvs_.UpsertIfNewer(std::move(updated));
   return Ok();
+}
+
+// The webhook cannot put an Event on a pod it admits (no uid yet), so the operator does, once per
+// pod uid, when its informer first shows the pod with a "disabled:" node-cache annotation.
+// Runs on the injected-pod reflector's thread: at most one API call per newly seen pod. A failed
+// create is retried on the pod's next change. After a leader change the new leader records the
+// Event again (the recorder names Events by time; missing_agent.h names them by pod instead).
+void KubeBackend::NoteNodeCache(const ObjectPtr& old_obj, const ObjectPtr& new_obj) {
+  if (!new_obj) {
+    std::lock_guard lock(node_cache_mu_);
+    if (old_obj) node_cache_reported_.erase(UidOf(*old_obj));
+    return;
+  }
+  const Json& pod = *new_obj;
+  std::string why = NodeCacheFallbackReason(pod);
+  if (why.empty() || IsBeingDeleted(pod)) return;
+  const std::string uid = UidOf(pod);
+  {
+    std::lock_guard lock(node_cache_mu_);
+    if (!node_cache_reported_.insert(uid).second) return;
+  }
+  int count = events_.Record({kPods, NamespaceOf(pod), NameOf(pod), uid, ResourceVersionOf(pod)},
+                             "Normal", kReasonNodeCacheDisabled, why, env_->NowUnixNanos());
+  if (count == 0) {
+    std::lock_guard lock(node_cache_mu_);
+    node_cache_reported_.erase(uid);  // not recorded: try again on the pod's next change
+  }
 }
 
 void KubeBackend::RecordEvent(const Action& a) {

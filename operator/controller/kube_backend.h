@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "common/env.h"
@@ -104,6 +105,11 @@ class KubeBackend final : public Backend {
   // happen between two reconciles, which only see the latest object; the event stream sees both.
   // Lost with a relist or restart: the activate-requested-at annotation is the gap-free way.
   void NoteActivation(const ObjectPtr& old_obj, const ObjectPtr& new_obj);
+  // A NodeCacheDisabled Event on each injected pod whose modelswap.io/node-cache annotation says
+  // "disabled:" (per-pod staging instead of the node cache), once per pod uid.
+  void NoteNodeCache(const ObjectPtr& old_obj, const ObjectPtr& new_obj);
+  std::mutex node_cache_mu_;
+  std::set<std::string> node_cache_reported_;  // pod uids; guarded by node_cache_mu_
   // Jobs this operator created that the Job informer has not delivered yet, by model key: observed
   // as running so that a pass in between does not create them again (an AlreadyExists per create
   // in operator_bench). Dropped once the informer has them, when deleted, or after 30 s (a Job

@@ -1,6 +1,7 @@
 // The agent prober's per-model aggregate: load (what the reconciler reads for pods_loaded,
-// pods_total and retention), reach (unreachable agents), rollouts seen in the answers; and the
-// readers' side. See agent_prober.h and probe_scheduler.h.
+// pods_total and retention), reach (unreachable agents), pods on per-pod staging instead of the
+// node cache (status.pods.perPodStaging), rollouts seen in the answers; and the readers' side. See
+// agent_prober.h and probe_scheduler.h.
 #include <spdlog/spdlog.h>
 
 #include "operator/controller/probe_scheduler.h"
@@ -43,12 +44,14 @@ void AgentProber::Impl::Aggregate(int64_t now) {
   std::map<std::string, ModelLoad> loads;
   std::map<std::string, AgentReach> reach;
   std::map<std::string, Newest> newest;
+  std::map<std::string, int> staging;  // every model of `loads` has an entry
   for (const auto& [key, p] : by_key_) {
     for (size_t i = 0; i < p.models.size(); ++i) {
       std::string mk = p.ns + "/" + p.models[i];
       ModelLoad& l = loads.try_emplace(mk, ModelLoad{true, 0, {}}).first->second;
       AgentReach& r = reach[mk];
       ++l.total;
+      staging[mk] += p.per_pod_staging ? 1 : 0;  // known from the annotation, probed or not
       if (p.endpoint.host.empty()) {
         l.complete = false;
         if (r.not_running++ == 0 && r.unreachable == 0) r.example = key + ": not running";
@@ -92,8 +95,10 @@ void AgentProber::Impl::Aggregate(int64_t now) {
     for (const auto& [mk, l] : loads) {
       auto old = loads_.find(mk);
       auto old_reach = reach_.find(mk);
+      auto old_staging = staging_.find(mk);
       if (old == loads_.end() || !(old->second == l) || old_reach == reach_.end() ||
-          !(old_reach->second == reach[mk])) {
+          !(old_reach->second == reach[mk]) || old_staging == staging_.end() ||
+          old_staging->second != staging[mk]) {
         changed.push_back(mk);
       }
     }
@@ -102,6 +107,7 @@ void AgentProber::Impl::Aggregate(int64_t now) {
     }
     loads_.swap(loads);
     reach_ = reach;
+    staging_.swap(staging);
     published_ = true;
   }
   Log(reach);
@@ -139,6 +145,12 @@ AgentReach AgentProber::Impl::ReachFor(const std::string& model_key) const {
   std::lock_guard lock(mu_);
   auto it = reach_.find(model_key);
   return it == reach_.end() ? AgentReach{} : it->second;
+}
+
+int AgentProber::Impl::PerPodStagingFor(const std::string& model_key) const {
+  std::lock_guard lock(mu_);
+  auto it = staging_.find(model_key);
+  return it == staging_.end() ? 0 : it->second;
 }
 
 AgentProbeStats AgentProber::Impl::Stats() const {

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include "operator/api/well_known.h"
+#include "operator/webhook/node_cache_plan.h"
 
 namespace modelswap::op {
 namespace {
@@ -114,6 +115,10 @@ void AgentProber::Impl::Sync(int64_t now) {
       Pod& p = next.emplace(key, std::move(old->second)).first->second;
       if (p.obj == obj) continue;  // unchanged since the last sync
       p.obj = obj;
+      if (bool staging = !NodeCacheFallbackReason(*obj).empty(); staging != p.per_pod_staging) {
+        p.per_pod_staging = staging;  // an annotation edited after admission
+        dirty_ = true;
+      }
       ProbeTarget ep = AgentEndpoint(*obj);
       if (ep.host == p.endpoint.host && ep.port == p.endpoint.port && models == p.models) continue;
     }
@@ -127,6 +132,7 @@ void AgentProber::Impl::Sync(int64_t now) {
     p.ns = NamespaceOf(*obj);
     p.models = std::move(models);
     p.served.assign(p.models.size(), AgentServed{});
+    p.per_pod_staging = !NodeCacheFallbackReason(*obj).empty();
     dirty_ = true;
     if (!p.endpoint.host.empty()) Schedule(key, p, now + Jitter(NsOf(o_.rollout_interval)));
   }

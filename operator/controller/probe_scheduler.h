@@ -39,6 +39,7 @@ struct AgentProber::Impl {
   void Stop();
   ModelLoad LoadFor(const std::string& model_key) const;
   AgentReach ReachFor(const std::string& model_key) const;
+  int PerPodStagingFor(const std::string& model_key) const;
   void ExpectVersion(const std::string& model_key, const std::string& version);
   AgentProbeStats Stats() const;
 
@@ -56,6 +57,9 @@ struct AgentProber::Impl {
     bool answered = false;  // the latest probe answered
     bool probed = false;    // a probe finished since the endpoint or models last changed
     bool in_flight = false;
+    // Its modelswap.io/node-cache annotation says "disabled:" (NodeCacheFallbackReason): the
+    // agent stages per pod instead of using the node cache.
+    bool per_pod_staging = false;
     std::string error;  // the latest failure
   };
   // A model whose pods should move to a version: the one named by ExpectVersion, else the
@@ -107,6 +111,7 @@ struct AgentProber::Impl {
   mutable std::mutex mu_;
   std::map<std::string, ModelLoad> loads_;   // guarded by mu_
   std::map<std::string, AgentReach> reach_;  // guarded by mu_
+  std::map<std::string, int> staging_;       // guarded by mu_: per-pod staging pods per model
   bool published_ = false;                   // guarded by mu_: no aggregate yet = incomplete
 
   // Relaxed: statistics read by tests and the benchmark, no ordering with other data.

@@ -1,6 +1,8 @@
 // The node-cache / per-pod staging decision for an injected pod; see node_cache_plan.h.
 #include "operator/webhook/node_cache_plan.h"
 
+#include <string_view>
+
 #include "operator/webhook/pod_json.h"
 
 namespace modelswap::op {
@@ -41,6 +43,17 @@ NodeCachePlan PlanFromInjectedPod(const nlohmann::json& spec) {
   if (pod_json::FindByName(volumes, kNodeCacheVolumeName)) return {NodeCachePlan::kNode, ""};
   if (pod_json::FindByName(volumes, kStageVolumeName)) return {NodeCachePlan::kPerPod, ""};
   return {NodeCachePlan::kNone, ""};
+}
+
+std::string NodeCacheFallbackReason(const nlohmann::json& pod) {
+  constexpr std::string_view kDisabled = "disabled:";
+  auto annotations = pod_json::StringMap(pod, "annotations");
+  auto it = annotations.find(kAnnotationNodeCache);
+  if (it == annotations.end() || !it->second.starts_with(kDisabled)) return "";
+  std::string_view why = std::string_view(it->second).substr(kDisabled.size());
+  while (!why.empty() && why.front() == ' ')
+    why.remove_prefix(1);
+  return why.empty() ? "node cache disabled" : std::string(why);
 }
 
 }  // namespace modelswap::op

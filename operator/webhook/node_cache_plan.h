@@ -2,8 +2,9 @@
 // disk emptyDir as the agent's stage dir), or none; and the pod annotation modelswap.io/node-cache
 // (kAnnotationNodeCache, injection_config.h) saying which and why. The operator reads that
 // annotation back to report the fallback in Events and ModelVersion status
-// (operator/controller/node_cache_report.h), so its "disabled: <why>; <fallback>" shape is part
-// of the contract. Design and Pod Security: docs/aks.md section 4.1.
+// (KubeBackend in operator/controller/kube_backend.h, AgentProber for the count), so its
+// "disabled: <why>; <fallback>" shape is part of the contract: NodeCacheFallbackReason reads it.
+// Design and Pod Security: docs/aks.md section 4.1.
 //
 // Thread safety: pure functions apart from the namespace lookup the caller supplies, which must
 // be thread-safe.
@@ -45,5 +46,13 @@ NodeCachePlan PlanNodeCache(const InjectionConfig& cfg, const std::string& ns,
 // reinvocation wires new containers the way the first pass did, whatever a new namespace lookup
 // would say. No annotation (the first pass wrote it).
 NodeCachePlan PlanFromInjectedPod(const nlohmann::json& spec);
+
+// The reason of the Normal Event the operator records once per pod that falls back (the webhook
+// cannot: a pod being admitted has no uid to attach an Event to).
+inline constexpr const char* kReasonNodeCacheDisabled = "NodeCacheDisabled";
+
+// For a pod whose modelswap.io/node-cache annotation starts with "disabled:", what follows it
+// ("<why>; <fallback>", trimmed; "node cache disabled" if that is empty); "" for any other pod.
+std::string NodeCacheFallbackReason(const nlohmann::json& pod);
 
 }  // namespace modelswap::op

@@ -5,15 +5,19 @@
 // decides each pod's cache, and the patched Pods are created through the API server. Runs against
 // the fake API server too (it serves Namespaces as the recorded server does, 404 included); the
 // AdmissionReview is handed to ReviewAdmission directly since the fake calls no webhooks
-// (webhook_test.cc covers the API server calling the webhook).
+// (webhook_test.cc covers the API server calling the webhook). Then the operator's side: a pod
+// whose annotation says the node cache is disabled gets one NodeCacheDisabled Event, and its
+// model's ModelVersion counts it in status.pods.perPodStaging.
 #include <gtest/gtest.h>
 
 #include <set>
+#include <thread>
 
 #include "operator/api/well_known.h"
 #include "operator/kube/base64.h"
 #include "operator/webhook/admission.h"
 #include "operator/webhook/namespace_policy.h"
+#include "operator/webhook/node_cache_plan.h"
 #include "tests/e2e/e2e_fixture.h"
 
 namespace modelswap::op::e2e {
@@ -137,6 +141,73 @@ TEST_F(E2eNodeCache, MissingNamespaceIsA404AndMeansTheFallback) {
   EXPECT_TRUE(plan.annotation.starts_with("disabled: Pod Security level of namespace " + ns_ +
                                           "-absent unknown ("))
       << plan.annotation;
+}
+
+// An injected pod as the webhook leaves it, with its node-cache annotation (no agent container:
+// the operator reads labels and annotations only, and no kubelet runs it here).
+Json InjectedPod(const std::string& name, const std::string& model, const std::string& cache) {
+  Json pod = AppPod(name);
+  pod["metadata"]["labels"][kLabelInjected] = "true";
+  pod["metadata"]["annotations"][kAnnotationNodeCache] = cache;
+  pod["metadata"]["annotations"][kAnnotationModels] = model;
+  return pod;
+}
+
+TEST_F(E2eNodeCache, OperatorRecordsTheFallbackOnThePodAndCountsItInStatus) {
+  ASSERT_NO_FATAL_FAILURE(ApplyCrd());
+  InProcessOperator op(client_.get(), ns_);
+  ASSERT_TRUE(op.Start());
+  const std::string model = "nc-" + RandomSuffix(), name = model + "-v1";
+  const std::string why = "namespace " + ns_ +
+                          " enforces Pod Security \"baseline\" (no hostPath); per-pod cache in "
+                          "/var/run/modelswap/stage";
+  for (const auto& [pod, cache] :
+       {std::pair<std::string, std::string>{"staged", "disabled: " + why},
+        {"cached", "enabled: hostPath /var/lib/modelswap/cache at /var/run/modelswap/cache"}}) {
+    auto created = client_->Create(kPods, ns_, InjectedPod(pod, model, cache));
+    ASSERT_TRUE(created.has_value()) << created.error().ToString();
+  }
+  auto mv = client_->Create(kModelVersions, ns_, Mv(name, model, "v1"));
+  ASSERT_TRUE(mv.has_value()) << mv.error().ToString();
+
+  ASSERT_TRUE(Eventually("a NodeCacheDisabled Event on pod staged", std::chrono::seconds(30),
+                         [&](std::string& seen) {
+                           seen.clear();
+                           for (const auto& e : Events("staged")) {
+                             seen += e.dump() + "\n";
+                             if (Field<std::string>(e, {"reason"}) == kReasonNodeCacheDisabled)
+                               return true;
+                           }
+                           return false;
+                         }));
+  ASSERT_TRUE(Eventually("status.pods 2 total, 1 on per-pod staging", std::chrono::seconds(30),
+                         [&](std::string& seen) {
+                           auto o = client_->Get(kModelVersions, ns_, name);
+                           if (!o) return false;
+                           Json pods = Field<Json>(*o, {"status", "pods"}, Json::object());
+                           seen = pods.dump();
+                           return Field<int>(pods, {"total"}) == 2 &&
+                                  Field<int>(pods, {"perPodStaging"}) == 1;
+                         }));
+  // Once per pod: a later change of the pod records nothing new.
+  ASSERT_TRUE(client_
+                  ->Patch(kPods, ns_, "staged", PatchType::kMerge,
+                          {{"metadata", {{"labels", {{"touched", "true"}}}}}})
+                  .has_value());
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  std::vector<Json> events;
+  for (const auto& e : Events("staged"))
+    if (Field<std::string>(e, {"reason"}) == kReasonNodeCacheDisabled) events.push_back(e);
+  ASSERT_EQ(events.size(), 1u);
+  const Json& e = events[0];
+  EXPECT_EQ(Field<std::string>(e, {"type"}), "Normal");
+  EXPECT_EQ(Field<std::string>(e, {"message"}), why);
+  EXPECT_EQ(Field<int>(e, {"count"}), 1);
+  EXPECT_EQ(Field<std::string>(e, {"involvedObject", "kind"}), "Pod");
+  EXPECT_EQ(Field<std::string>(e, {"involvedObject", "uid"}),
+            UidOf(*client_->Get(kPods, ns_, "staged")));
+  for (const auto& other : Events("cached"))
+    EXPECT_NE(Field<std::string>(other, {"reason"}), kReasonNodeCacheDisabled) << other.dump();
 }
 
 }  // namespace

@@ -133,6 +133,12 @@ class Env {
   virtual int64_t NowMonotonicNanos() = 0;
   virtual int64_t NowUnixNanos() = 0;
   virtual void SleepForNanos(int64_t nanos) = 0;
+
+  // This boot's id (/proc/sys/kernel/random/boot_id, random per boot, without its newline):
+  // what tells data that may not have survived a node crash (written, never fsynced, during
+  // another boot) from data this boot wrote. Not pure virtual so test Envs need not define it;
+  // the default reads the file through this Env (defined below).
+  virtual Result<std::string> BootId();
 };
 
 // The real OS. Stateless; one shared instance.
@@ -195,6 +201,7 @@ class EnvWrapper : public Env {
   int64_t NowMonotonicNanos() override { return target_->NowMonotonicNanos(); }
   int64_t NowUnixNanos() override { return target_->NowUnixNanos(); }
   void SleepForNanos(int64_t n) override { target_->SleepForNanos(n); }
+  Result<std::string> BootId() override { return target_->BootId(); }
 
  private:
   Env* target_;
@@ -213,6 +220,15 @@ Result<std::unique_ptr<MappedFile>> MapReadOnlyBeneath(Env* env, const std::stri
                                                        const std::string& rel);
 // Writes `data` to `path` atomically: temp file in the same directory, fsync, rename, fsync dir.
 Status WriteFileAtomic(Env* env, const std::string& path, std::string_view data);
+
+inline Result<std::string> Env::BootId() {
+  auto id = ReadFileToString(this, "/proc/sys/kernel/random/boot_id", 64);
+  if (!id) return id;
+  while (!id->empty() && (id->back() == '\n' || id->back() == ' '))
+    id->pop_back();
+  if (id->empty()) return Fail(Code::kInternal, "/proc/sys/kernel/random/boot_id is empty");
+  return id;
+}
 
 // Joins path parts with '/'.
 std::string JoinPath(std::string_view a, std::string_view b);

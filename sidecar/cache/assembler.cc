@@ -8,6 +8,7 @@
 #include "sidecar/cache/access_history.h"
 #include "sidecar/cache/assembly_plan.h"
 #include "sidecar/cache/cache_layout.h"
+#include "sidecar/cache/durability.h"
 #include "sidecar/cache/eviction.h"
 #include "sidecar/cache/file_ops.h"
 #include "sidecar/cache/ofd_lock.h"
@@ -43,11 +44,29 @@ Status CheckHeader(Env* env, const Hold& hold, const chunk::Recipe& r) {
   return Ok();
 }
 
-enum class Existing { kMissing, kDamaged };
+enum class Existing { kMissing, kDamaged, kOtherBoot };
 
-// Holds the final file if it is there and sound.
+// A file marked by another boot (durability.h), holding the build lock: verified in full again,
+// then synced and unmarked; false (and a warning) if it fails the check.
+Result<bool> Reverify(Env* env, const Hold& hold, const chunk::Recipe& r) {
+  spdlog::info("cache: {} was assembled during another boot; verifying it again", hold.path());
+  if (Status st = VerifyAssembled(env, hold.path(), r); !st) {
+    spdlog::warn("cache: {}; assembling it again", st.error().message());
+    return false;
+  }
+  // Sound either way; an unremoved mark only means the next user verifies it again.
+  if (Status st = MarkDurable(env, hold.fd(), hold.path()); !st) {
+    spdlog::warn("cache: verified {} but could not mark it synced: {}", hold.path(),
+                 st.error().ToString());
+  }
+  return true;
+}
+
+// Holds the final file if it is there and sound. A file marked by another boot is used only
+// under the build lock (`build_locked`), after Reverify; without the lock: kOtherBoot.
 Result<std::optional<Hold>> UseExisting(Env* env, const CacheOptions& o, const chunk::Recipe& r,
-                                        const Names& n, Existing* why_not) {
+                                        const Names& n, bool build_locked, Existing* why_not,
+                                        bool* reverified) {
   MS_ASSIGN_OR_RETURN(OfdLock lock, LockHold(o.dir, r.model, n.file));
   auto hold = HoldLocked(std::move(lock), n.path);
   if (!hold) {
@@ -59,6 +78,14 @@ Result<std::optional<Hold>> UseExisting(Env* env, const CacheOptions& o, const c
     spdlog::warn("cache: {}; assembling it again", st.error().message());
     *why_not = Existing::kDamaged;
     return std::optional<Hold>();
+  }
+  MS_ASSIGN_OR_RETURN(bool other_boot, MarkedByAnotherBoot(env, hold->fd(), n.path));
+  if (other_boot) {
+    *why_not = build_locked ? Existing::kDamaged : Existing::kOtherBoot;
+    if (!build_locked) return std::optional<Hold>();
+    MS_ASSIGN_OR_RETURN(bool sound, Reverify(env, *hold, r));
+    if (!sound) return std::optional<Hold>();
+    *reverified = true;
   }
   (void)RecordAccess(n.path, env->NowUnixNanos(), o.correlated_period_ns);
   return std::optional<Hold>(std::move(*hold));
@@ -109,10 +136,13 @@ Result<std::string> BuildWithRetries(Env* env, const CacheOptions& o, const chun
   bool use_base = true;
   int evictions = 0;
   for (int attempt = 0; attempt < 3; ++attempt) {
+    int64_t t = env->NowMonotonicNanos();
     std::optional<BaseVersion> base;
     if (use_base) base = ChooseBase(env, o.dir, r, n.file);
+    double choose_seconds = static_cast<double>(env->NowMonotonicNanos() - t) / 1e9;
     std::string temp = TempNameFor(n.path, UniqueSuffix(env));
     Status st = BuildVersionFile(env, o, r, fetch, progress, base ? &*base : nullptr, temp, stats);
+    stats->plan_seconds += choose_seconds;
     stats->evictions_for_space = evictions;
     if (st) return temp;
     (void)env->Remove(temp);
@@ -155,7 +185,9 @@ Result<Assembled> Assemble(Env* env, const CacheOptions& o, const chunk::Recipe&
   out.stats.chunks_total = r.chunks.size();
   out.stats.bytes_total = r.file_bytes;
   Existing why_not = Existing::kMissing;
-  MS_ASSIGN_OR_RETURN(std::optional<Hold> existing, UseExisting(env, o, r, n, &why_not));
+  bool reverified = false;
+  MS_ASSIGN_OR_RETURN(std::optional<Hold> existing,
+                      UseExisting(env, o, r, n, false, &why_not, &reverified));
   if (existing) {
     out.hold = std::move(*existing);
     out.stats.already_assembled = true;
@@ -165,11 +197,13 @@ Result<Assembled> Assemble(Env* env, const CacheOptions& o, const chunk::Recipe&
   MS_ASSIGN_OR_RETURN(OfdLock build, OfdLock::Acquire(LockFilePath(o.dir, LockKind::kVersionBuild),
                                                       VersionLockOffset(r.model, n.file),
                                                       OfdLock::Mode::kExclusive));
-  MS_ASSIGN_OR_RETURN(existing, UseExisting(env, o, r, n, &why_not));
+  MS_ASSIGN_OR_RETURN(existing, UseExisting(env, o, r, n, true, &why_not, &reverified));
   if (existing) {
     out.hold = std::move(*existing);
     out.stats.already_assembled = true;
-    out.stats.waited_for_builder = true;
+    out.stats.reverified = reverified;
+    // Not waiting if we took the lock only to verify another boot's file.
+    out.stats.waited_for_builder = !reverified;
     return out;
   }
   if (why_not == Existing::kDamaged) {
@@ -179,7 +213,9 @@ Result<Assembled> Assemble(Env* env, const CacheOptions& o, const chunk::Recipe&
   RemoveDeadBuilderTemps(env, n);
   MS_ASSIGN_OR_RETURN(std::string temp,
                       BuildWithRetries(env, o, r, fetch, progress, n, &out.stats));
+  int64_t t = env->NowMonotonicNanos();
   auto hold = Publish(env, o, r, n, temp);
+  out.stats.publish_seconds = static_cast<double>(env->NowMonotonicNanos() - t) / 1e9;
   if (!hold) {
     (void)env->Remove(temp);
     return Fail(hold.error().Context("publishing " + n.path));

@@ -57,6 +57,18 @@ struct AssembleStats {
   bool waited_for_builder = false;
   std::string previous_version;  // the base copied from; empty if none
   int evictions_for_space = 0;
+  bool fsync_deferred = false;  // published unsynced, marked with this boot's id (durability.h)
+  bool reverified = false;      // found marked by another boot: verified in full again, synced
+  // Where the build's wall time went (seconds; all 0 when already_assembled). Fetching chunks
+  // and copying from the previous version run at the same time (version_builder.h), so
+  // fill_seconds, not their sum, is what they cost.
+  double plan_seconds = 0;     // choosing the previous version, the plan
+  double copy_seconds = 0;     // ranges from the previous version (reflink / copy_file_range)
+  double fetch_seconds = 0;    // chunks through the chunk cache (fetch, decompress, hash, write)
+  double fill_seconds = 0;     // both of the above, overlapped
+  double fsync_seconds = 0;    // data fsync (0 when deferred: see "Durability" in README.md)
+  double verify_seconds = 0;   // the full .msf check of the temp
+  double publish_seconds = 0;  // recipe beside it, rename, directory fsync
 };
 
 struct AssembleProgress {

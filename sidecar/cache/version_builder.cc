@@ -1,6 +1,7 @@
 // Building and verifying one assembled version file (version_builder.h).
 #include "sidecar/cache/version_builder.h"
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <optional>
@@ -9,11 +10,16 @@
 
 #include "sidecar/cache/access_history.h"
 #include "sidecar/cache/cache_layout.h"
+#include "sidecar/cache/durability.h"
 #include "sidecar/cache/file_ops.h"
 #include "sidecar/volume/version_file.h"
 
 namespace modelswap::cache {
 namespace {
+
+double Seconds(Env* env, int64_t since_ns) {
+  return static_cast<double>(env->NowMonotonicNanos() - since_ns) / 1e9;
+}
 
 // Progress from several threads, one callback at a time. Byte counts are atomics with relaxed
 // order: they are only summed for reporting, and the mutex orders the callback calls.
@@ -35,7 +41,9 @@ class ProgressReporter {
 };
 
 // The cache-chunk part: fetch_threads workers take chunk indices from a shared counter, read each
-// chunk through the chunk cache and pwrite it at its offset. The first error stops the others.
+// chunk through the chunk cache and pwrite it at its offset, while the calling thread copies the
+// ranges shared with the previous version (disjoint byte ranges of the same file: pwrite and
+// copy_file_range need no lock between them). The first error stops the others.
 class ChunkFiller {
  public:
   ChunkFiller(Env* env, const CacheOptions& o, const chunk::Recipe& r, const ChunkSourceFn& fetch,
@@ -49,15 +57,26 @@ class ChunkFiller {
         path_(path),
         progress_(progress) {}
 
-  Status Run(int threads, AssembleStats* stats) {
+  // Starts `threads` workers (at least one) and returns at once: the caller copies from the
+  // previous version meanwhile, so the throttled fetches overlap the local copy.
+  void Start(int threads) {
+    started_ns_ = env_->NowMonotonicNanos();
     threads = std::max(1, std::min<int>(threads, static_cast<int>(plan_.cache_chunks.size())));
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t)
-      pool.emplace_back([this] { Work(); });
-    Work();
-    for (auto& th : pool)
+    for (int t = 0; t < threads; ++t)
+      pool_.emplace_back([this] { Work(); });
+  }
+
+  // Makes the workers stop after their current chunk (the caller's copy failed).
+  void Cancel() { failed_.store(true, std::memory_order_release); }
+
+  // Waits for the workers; the first worker error, else the counts added to *stats.
+  Status Join(AssembleStats* stats) {
+    for (auto& th : pool_)
       th.join();
-    if (failed_.load(std::memory_order_acquire)) return Fail(*error_);
+    pool_.clear();
+    // After join(): error_ and finished_ns_ are ours alone.
+    if (error_) return Fail(*error_);
+    stats->fetch_seconds = static_cast<double>(finished_ns_ - started_ns_) / 1e9;
     stats->chunks_fetched += fetched_.load(std::memory_order_relaxed);
     stats->bytes_fetched += bytes_fetched_.load(std::memory_order_relaxed);
     stats->chunks_from_cache += cached_.load(std::memory_order_relaxed);
@@ -66,8 +85,20 @@ class ChunkFiller {
     return Ok();
   }
 
+  ~ChunkFiller() {
+    Cancel();
+    for (auto& th : pool_)
+      th.join();
+  }
+
  private:
   void Work() {
+    WorkLoop();
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ns_ = std::max(finished_ns_, env_->NowMonotonicNanos());
+  }
+
+  void WorkLoop() {
     std::vector<std::byte> buf(plan_.max_chunk_bytes);
     // relaxed: the counter only hands out distinct indices; failed_ is read with acquire so a
     // worker that sees it stops early (a stale read only costs one more chunk).
@@ -114,8 +145,11 @@ class ChunkFiller {
   ProgressReporter* progress_;
   std::atomic<size_t> next_{0};
   std::atomic<bool> failed_{false};
-  std::mutex mu_;
+  std::vector<std::thread> pool_;
+  int64_t started_ns_ = 0;
+  std::mutex mu_;  // guards error_ and finished_ns_ while workers run
   std::optional<Error> error_;
+  int64_t finished_ns_ = 0;
   // Counters: relaxed, read after join() (which orders them).
   std::atomic<uint64_t> fetched_{0}, bytes_fetched_{0}, cached_{0}, bytes_cached_{0}, refetches_{0};
 };
@@ -125,7 +159,9 @@ Status FillFile(Env* env, const CacheOptions& o, const chunk::Recipe& recipe,
                 const std::string& temp_path, AssembleStats* stats) {
   // Sparse from the start: holes are never written, so they stay unallocated.
   MS_RETURN_IF_ERROR(env->Truncate(fd, recipe.file_bytes));
+  int64_t plan_start = env->NowMonotonicNanos();
   AssemblyPlan plan = MakePlan(recipe, base);
+  stats->plan_seconds = Seconds(env, plan_start);
   stats->chunks_from_previous = plan.chunks_from_previous;
   stats->bytes_from_previous = plan.bytes_from_previous;
   stats->holes = plan.holes;
@@ -133,20 +169,33 @@ Status FillFile(Env* env, const CacheOptions& o, const chunk::Recipe& recipe,
   stats->previous_version = base != nullptr && plan.chunks_from_previous > 0 ? base->version : "";
   ProgressReporter reporter(progress, recipe.file_bytes - plan.hole_bytes);
 
+  // Workers fetch while this thread copies; a copy error cancels them, a fetch error stops
+  // them; either way the temp is never published (the caller removes it).
+  int64_t fill_start = env->NowMonotonicNanos();
+  std::optional<ChunkFiller> filler;
+  if (!plan.cache_chunks.empty()) {
+    filler.emplace(env, o, recipe, fetch, plan, fd, temp_path, &reporter);
+    filler->Start(o.fetch_threads);
+  }
   CopyState copy;
+  Status copied = Ok();
   for (const auto& c : plan.base_copies) {
-    MS_RETURN_IF_ERROR(
-        CopyRange(base->hold.fd(), c.src_offset, fd, c.dst_offset, c.length, temp_path, &copy));
+    copied = CopyRange(base->hold.fd(), c.src_offset, fd, c.dst_offset, c.length, temp_path, &copy);
+    if (!copied) break;
     reporter.Add("previous", c.length);
   }
+  stats->copy_seconds = Seconds(env, fill_start);
+  if (!copied && filler) filler->Cancel();
+  Status fetched = filler ? filler->Join(stats) : Ok();
+  MS_RETURN_IF_ERROR(copied);
+  MS_RETURN_IF_ERROR(fetched);
+  stats->fill_seconds = Seconds(env, fill_start);
   stats->bytes_reflinked = copy.bytes_cloned.load(std::memory_order_relaxed);
   stats->reflink_used = stats->bytes_reflinked > 0;
 
-  if (!plan.cache_chunks.empty()) {
-    ChunkFiller filler(env, o, recipe, fetch, plan, fd, temp_path, &reporter);
-    MS_RETURN_IF_ERROR(filler.Run(o.fetch_threads, stats));
-  }
-  MS_RETURN_IF_ERROR(env->Fsync(fd));
+  int64_t t = env->NowMonotonicNanos();
+  MS_RETURN_IF_ERROR(MakeDurableOrMark(env, fd, temp_path, &stats->fsync_deferred));
+  stats->fsync_seconds = Seconds(env, t);
   MS_RETURN_IF_ERROR(InitAccessHistory(fd, temp_path, env->NowUnixNanos()));
   return MakeReadOnly(fd, temp_path);
 }
@@ -183,7 +232,10 @@ Status BuildVersionFile(Env* env, const CacheOptions& options, const chunk::Reci
   env->Close(fd);
   MS_RETURN_IF_ERROR(st);
   if (progress) progress(AssembleProgress{"verify", 0, recipe.file_bytes});
-  return VerifyAssembled(env, temp_path, recipe);
+  int64_t t = env->NowMonotonicNanos();
+  st = VerifyAssembled(env, temp_path, recipe);
+  stats->verify_seconds = Seconds(env, t);
+  return st;
 }
 
 }  // namespace modelswap::cache

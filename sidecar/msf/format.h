@@ -9,8 +9,10 @@
 // version name and header checksum. A version is then a chain: one full base + 1..7 deltas,
 // looked up newest layer first, stopping at the first value or tombstone (msf/chain.h). Each
 // layer's index fingerprints act as its filter: a key a layer does not hold costs the probed
-// slots (about one cache line), so no Bloom filter is kept. Readers older than deltas refuse a
-// delta file ("unknown header flags"), so they never serve one alone as if it were a version.
+// slots (about one cache line). No Bloom filter is stored in the file: readers that want one build
+// it in memory from DATA when they open a delta (msf/layer_filter.h), so the format does not
+// change for it. Readers older than deltas refuse a delta file ("unknown header flags"), so they
+// never serve one alone as if it were a version.
 //
 // File (all integers little-endian; offsets from the start of the file):
 //

@@ -35,34 +35,14 @@
 #include "sidecar/msf/builder.h"
 #include "sidecar/writer/synthetic_data.h"
 #include "sidecar/writer/writer.h"
+#include "tests/testing/bench_support.h"
 
 namespace modelswap {
 namespace {
 
-std::string ScratchDir() {
-  const char* d = std::getenv("MODELSWAP_BENCH_DIR");
-  return std::string(d ? d : "/tmp") + "/modelswap-chunk-storage-bench-" +
-         std::to_string(::getpid());
-}
-
-double Seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-template <typename T>
-T Must(Result<T> r, const char* what) {
-  if (!r) {
-    std::fprintf(stderr, "%s: %s\n", what, r.error().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(*r);
-}
-void Must(Status s, const char* what) {
-  if (!s) {
-    std::fprintf(stderr, "%s: %s\n", what, s.error().ToString().c_str());
-    std::exit(1);
-  }
-}
+using bench::Must;
+using bench::ScratchDir;
+using bench::Seconds;
 
 // One entry of a source: key and the (version, seed) its value is generated from.
 struct Row {
@@ -131,7 +111,7 @@ void Report(const char* what, const WriteResult& w, uint64_t changed, double sec
 }
 
 int Main(uint64_t mib, uint32_t value_bytes) {
-  const std::string dir = ScratchDir();
+  const std::string dir = ScratchDir("chunk-storage-bench");
   Must(DefaultEnv()->CreateDirs(dir), "scratch dir");
   setvbuf(stdout, nullptr, _IOLBF, 0);
   spdlog::set_level(spdlog::level::warn);

@@ -38,27 +38,18 @@
 #include "sidecar/writer/publish.h"
 #include "sidecar/writer/synthetic_data.h"
 #include "sidecar/writer/writer.h"
+#include "tests/testing/bench_support.h"
 
 namespace modelswap {
 namespace {
+
+using bench::Must;
+using bench::Seconds;
 
 struct Args {
   uint64_t mib = 64, base_mib = 512;
   int reps = 5;
 };
-
-double Seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-template <typename T>
-T Must(Result<T> r, const char* what) {
-  if (!r) {
-    std::fprintf(stderr, "%s: %s\n", what, r.error().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(*r);
-}
 
 // Builds <root>/m/versions/<version>.msf from `keys` with new values (a delta on `base` if set).
 void BuildVersion(const std::string& root, const std::string& version,

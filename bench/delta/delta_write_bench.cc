@@ -42,39 +42,20 @@
 #include "sidecar/volume/version_file.h"
 #include "sidecar/writer/synthetic_data.h"
 #include "sidecar/writer/writer.h"
+#include "tests/testing/bench_support.h"
 
 namespace modelswap {
 namespace {
+
+using bench::Must;
+using bench::ScratchDir;
+using bench::Seconds;
 
 struct Args {
   uint64_t mib = 2048;
   uint32_t value_bytes = 1024;
   std::vector<double> percents{1, 5};
 };
-
-std::string ScratchDir() {
-  const char* d = std::getenv("MODELSWAP_BENCH_DIR");
-  return std::string(d ? d : "/tmp") + "/modelswap-delta-write-bench-" + std::to_string(::getpid());
-}
-
-double Seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-template <typename T>
-T Must(Result<T> r, const char* what) {
-  if (!r) {
-    std::fprintf(stderr, "%s: %s\n", what, r.error().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(*r);
-}
-void Must(Status s, const char* what) {
-  if (!s) {
-    std::fprintf(stderr, "%s: %s\n", what, s.error().ToString().c_str());
-    std::exit(1);
-  }
-}
 
 // Builds an .msf at path (a new file) with fill's entries, fsynced as the writer does.
 msf::BuildResult BuildFile(const std::string& path, msf::BuildOptions options,
@@ -251,7 +232,7 @@ void RunCompaction(const Args& a, const std::string& dir, const std::string& top
 }
 
 int Main(const Args& a) {
-  const std::string dir = ScratchDir();
+  const std::string dir = ScratchDir("delta-write-bench");
   Must(DefaultEnv()->CreateDirs(dir), "scratch dir");
   setvbuf(stdout, nullptr, _IOLBF, 0);
   spdlog::set_level(spdlog::level::warn);

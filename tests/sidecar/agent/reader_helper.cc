@@ -28,26 +28,14 @@
 #include "sidecar/client/model/control_block.h"
 #include "sidecar/writer/synthetic_data.h"
 #include "tests/sidecar/agent/chain_spec.h"
+#include "tests/sidecar/agent/reader_app_util.h"
 
 namespace {
 
+using modelswap::testing::Arg;
+using modelswap::testing::WriteProgress;
+
 using modelswap::client::ModelClient;
-
-std::string Arg(int argc, char** argv, const char* name, const char* def = "") {
-  for (int i = 2; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return def;
-}
-
-void WriteProgress(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text << "\n";
-  }
-  std::rename(tmp.c_str(), path.c_str());
-}
 
 std::unique_ptr<ModelClient> AttachOrDie(const std::string& shm, const std::string& model) {
   modelswap::client::Options o;
@@ -60,7 +48,12 @@ std::unique_ptr<ModelClient> AttachOrDie(const std::string& shm, const std::stri
   return std::move(*c);
 }
 
-int Follow(int argc, char** argv) {
+// Acquires and looks up in a loop until VERSION (--until) has been read for a while or the deadline
+// passes, writing "lookups torn versions reattaches last_version" to --progress every 256 lookups
+// and at the end. `check(handle, rng)` makes 8 lookups on one handle and returns how many were
+// torn. Exits 0 once it has read VERSION.
+template <typename Check>
+int FollowLoop(int argc, char** argv, Check check) {
   std::string shm = Arg(argc, argv, "--shm-dir"), model = Arg(argc, argv, "--model");
   std::string until = Arg(argc, argv, "--until"), progress = Arg(argc, argv, "--progress");
   long deadline_ms = std::stol(Arg(argc, argv, "--deadline-ms", "60000"));
@@ -82,13 +75,8 @@ int Follow(int argc, char** argv) {
       continue;
     }
     // Several lookups per handle: all must come from the handle's version.
-    for (int i = 0; i < 8; ++i) {
-      uint64_t k = rng() % h->entry_count();
-      auto v = h->Get(std::to_string(k));
-      std::string want = modelswap::SyntheticPrefix(model, h->version(), k);
-      if (!v || v->substr(0, want.size()) != want) ++torn;
-      ++lookups;
-    }
+    torn += check(*h, rng);
+    lookups += 8;
     last = h->version();
     versions.insert(last);
     if (last == until) after_last += 8;
@@ -99,55 +87,45 @@ int Follow(int argc, char** argv) {
   return last == until ? 0 : 1;
 }
 
+int Follow(int argc, char** argv) {
+  const std::string model = Arg(argc, argv, "--model");
+  return FollowLoop(argc, argv, [&](auto& h, std::mt19937_64& rng) {
+    uint64_t torn = 0;
+    for (int i = 0; i < 8; ++i) {
+      uint64_t k = rng() % h.entry_count();
+      auto v = h.Get(std::to_string(k));
+      std::string want = modelswap::SyntheticPrefix(model, h.version(), k);
+      if (!v || v->substr(0, want.size()) != want) ++torn;
+    }
+    return torn;
+  });
+}
+
 int FollowChain(int argc, char** argv) {
-  std::string shm = Arg(argc, argv, "--shm-dir"), model = Arg(argc, argv, "--model");
-  std::string until = Arg(argc, argv, "--until"), progress = Arg(argc, argv, "--progress");
-  long deadline_ms = std::stol(Arg(argc, argv, "--deadline-ms", "60000"));
+  const std::string model = Arg(argc, argv, "--model");
   uint64_t keys = std::stoull(Arg(argc, argv, "--keys", "1"));
   auto spec = modelswap::testing::ParseChainSpec(Arg(argc, argv, "--chain"));
-  auto client = AttachOrDie(shm, model);
-  std::mt19937_64 rng(::getpid());
-  uint64_t lookups = 0, torn = 0, after_last = 0;
-  std::set<std::string> versions;
-  std::string last;
-  auto start = std::chrono::steady_clock::now();
-  auto report = [&] {
-    WriteProgress(progress, std::to_string(lookups) + " " + std::to_string(torn) + " " +
-                                std::to_string(versions.size()) + " " +
-                                std::to_string(client->reattach_count()) + " " + last);
-  };
-  while (after_last < 2000) {
-    auto h = client->Acquire();
-    if (!h) {
-      if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(deadline_ms)) break;
-      continue;
-    }
+  return FollowLoop(argc, argv, [&](auto& h, std::mt19937_64& rng) {
     size_t index = spec.size();
     for (size_t i = 0; i < spec.size(); ++i) {
-      if (spec[i].version == h->version()) index = i;
+      if (spec[i].version == h.version()) index = i;
     }
     // A version outside the spec, or a chain of the wrong length, counts as torn throughout.
     bool known =
-        index < spec.size() && h->layer_count() == modelswap::testing::SpecLayers(spec, index);
+        index < spec.size() && h.layer_count() == modelswap::testing::SpecLayers(spec, index);
+    uint64_t torn = 0;
     for (int i = 0; i < 8; ++i) {
       uint64_t k = rng() % keys;
-      auto got = h->Lookup(std::to_string(k));
+      auto got = h.Lookup(std::to_string(k));
       bool ok = known && got.has_value();
       if (ok) {
         auto want = modelswap::testing::SpecExpected(spec, index, model, k);
         ok = want ? (*got && (*got)->starts_with(*want)) : !*got;
       }
       if (!ok) ++torn;
-      ++lookups;
     }
-    last = h->version();
-    versions.insert(last);
-    if (last == until) after_last += 8;
-    if (lookups % 256 == 0) report();
-    if (std::chrono::steady_clock::now() - start > std::chrono::milliseconds(deadline_ms)) break;
-  }
-  report();
-  return last == until ? 0 : 1;
+    return torn;
+  });
 }
 
 int Hold(int argc, char** argv) {

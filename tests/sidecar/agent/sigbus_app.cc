@@ -24,26 +24,14 @@
 
 #include "sidecar/client/model/client.h"
 #include "sidecar/client/model/modelswap.h"
+#include "tests/sidecar/agent/reader_app_util.h"
 
 namespace {
 
+using modelswap::testing::Arg;
+using modelswap::testing::WriteProgress;
+
 using Clock = std::chrono::steady_clock;
-
-std::string Arg(int argc, char** argv, const char* name, const char* def = "") {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
-  }
-  return def;
-}
-
-void WriteProgress(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text << "\n";
-  }
-  std::rename(tmp.c_str(), path.c_str());
-}
 
 // What a lookup gave: a copy of the value, absent, or an error.
 struct Found {

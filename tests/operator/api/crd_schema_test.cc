@@ -65,6 +65,7 @@ TEST(CrdSchemaTest, EveryStatusFieldTheOperatorWritesIsDeclared) {
   s.chain_compacted = true;
   s.pods_loaded = 1;
   s.pods_total = 2;
+  s.pods_per_pod_staging = 1;  // written only when > 0
   s.progress = WriteProgress{1, 2, "50%", "2026-11-22T07:00:00Z"};
   s.conditions.push_back({"Active", "True", "Published", "", 3, "2026-11-22T07:00:00Z"});
   const Json written = StatusToJson(s);

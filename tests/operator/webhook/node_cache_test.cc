@@ -260,5 +260,25 @@ TEST(NodeCache, ConfigIsValidated) {
     EXPECT_FALSE(ValidateByteSize(no)) << no;
 }
 
+// What the operator reads back from an injected pod (kube_backend.cc, probe_scheduler.cc): the
+// annotation PlanNodeCache wrote, "disabled: <why>; <fallback>" -> "<why>; <fallback>".
+TEST(NodeCache, FallbackReasonIsReadBackFromThePodsAnnotation) {
+  InjectionConfig cfg = CacheConfig();
+  NodeCachePlan staged = PlanNodeCache(cfg, "team-a", Level(PodSecurityLevel::kBaseline));
+  NodeCachePlan cached = PlanNodeCache(cfg, "team-b", Level(PodSecurityLevel::kPrivileged));
+  auto pod = [](const std::string& annotation) {
+    Json p = {{"metadata", {{"annotations", Json::object()}}}};
+    if (!annotation.empty()) p["metadata"]["annotations"][kAnnotationNodeCache] = annotation;
+    return p;
+  };
+  EXPECT_EQ(NodeCacheFallbackReason(pod(staged.annotation)),
+            "namespace team-a enforces Pod Security \"baseline\" (no hostPath); per-pod cache in " +
+                cfg.stage_dir);
+  EXPECT_EQ(NodeCacheFallbackReason(pod(cached.annotation)), "");
+  EXPECT_EQ(NodeCacheFallbackReason(pod("")), "");
+  EXPECT_EQ(NodeCacheFallbackReason(pod("disabled:")), "node cache disabled");
+  EXPECT_EQ(NodeCacheFallbackReason(Json::array()), "");  // not a pod at all
+}
+
 }  // namespace
 }  // namespace modelswap::op

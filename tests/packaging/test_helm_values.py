@@ -121,8 +121,8 @@ class ValuesEffects(unittest.TestCase):
         pm = one(docs, "PodMonitor")
         self.assertEqual(pm["spec"]["namespaceSelector"], {"any": True})
         self.assertEqual(pm["spec"]["selector"]["matchLabels"], {"modelswap.io/injected": "true"})
-        # The injected agent's container port is named "agent" (operator/webhook/admission.cc).
-        self.assertIn('{"name", "agent"}', repo.read("operator", "webhook", "admission.cc"))
+        # The injected agent's container port is named "agent" (operator/webhook/injection_patch.cc).
+        self.assertIn('{"name", "agent"}', repo.read("operator", "webhook", "injection_patch.cc"))
         self.assertEqual(pm["spec"]["podMetricsEndpoints"][0]["port"], "agent")
         docs = render("azure-monitor")
         self.assertEqual(one(docs, "ServiceMonitor")["apiVersion"], "azmonitoring.coreos.com/v1")

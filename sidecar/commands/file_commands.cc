@@ -20,6 +20,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -29,6 +30,7 @@
 #include "common/log.h"
 #include "sidecar/chunk/chunk_gc.h"
 #include "sidecar/commands/cli.h"
+#include "sidecar/commands/volume_command.h"
 #include "sidecar/msf/reader.h"
 #include "sidecar/volume/manifest.h"
 #include "sidecar/volume/version_chain.h"
@@ -42,44 +44,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kDefaultTerminationLog = "/dev/termination-log";
-
-struct VolumeArgs {
-  std::string root, model, version, termination_log;
-};
-
-void AddVolumeOptions(CLI::App* cmd, VolumeArgs& a) {
-  cmd->add_option("--root", a.root, "the model volume's mount point")->required();
-  cmd->add_option("--model", a.model, "model name (DNS-1123 label)")->required();
-  cmd->add_option("--version", a.version, "version name ([A-Za-z0-9._-]{1,63})")->required();
-}
-
-// Kubernetes reads at most 4 KiB of termination message; ours are far smaller.
-void WriteTerminationLog(const std::string& path, const json& j) {
-  std::string target = path;
-  if (target.empty()) {
-    if (::access(kDefaultTerminationLog, W_OK) != 0) return;
-    target = kDefaultTerminationLog;
-  }
-  if (FILE* f = std::fopen(target.c_str(), "w")) {
-    std::fputs((j.dump() + "\n").c_str(), f);
-    std::fclose(f);
-  }
-}
-
-int Report(const json& j, const std::string& termination_log) {
-  std::puts(j.dump().c_str());
-  std::fflush(stdout);
-  WriteTerminationLog(termination_log, j);
-  return kExitOk;
-}
-
-int ReportError(const Error& e, const std::string& termination_log) {
-  std::fprintf(stderr, "modelswap-sidecar: %s\n", e.ToString().c_str());
-  WriteTerminationLog(termination_log,
-                      json{{"error", e.message()}, {"code", std::string(CodeName(e.code()))}});
-  return e.code() == Code::kAlreadyExists ? kExitAlreadyExists : kExitError;
-}
+using commands::AddBoundedOption;
+using commands::AddVolumeOptions;
+using commands::Report;
+using commands::ReportError;
+using commands::VolumeArgs;
 
 json ManifestJson(const Manifest& m, std::string_view root) {
   return json{{"model", m.model},
@@ -280,12 +249,9 @@ void AddWrite(CLI::App& app, CommandContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--chunk-max-bytes", a->chunking.max_bytes, "FastCDC maximum chunk size")
       ->capture_default_str();
-  cmd->add_option("--zstd-level", a->zstd_level, "chunk compression level")
-      ->check(CLI::Range(1, 19))
-      ->capture_default_str();
-  cmd->add_option("--upload-threads", a->threads, "threads compressing and storing chunks")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
+  AddBoundedOption(cmd, "--zstd-level", a->zstd_level, "chunk compression level", 1, 19);
+  AddBoundedOption(cmd, "--upload-threads", a->threads, "threads compressing and storing chunks", 1,
+                   64);
   cmd->add_option("--delta-on", a->delta_on,
                   "write a DELTA on this version of the model (full or itself a delta): only the "
                   "--from-tsv changes, `key<TAB>\\N` deleting a key");
@@ -295,12 +261,10 @@ void AddWrite(CLI::App& app, CommandContext& ctx) {
   cmd->add_flag("--auto-compact", a->auto_compact,
                 "with --delta-on: compact instead when the chain would exceed --max-chain or the "
                 "deltas' bytes would pass --compact-ratio of the base's");
-  auto* max_chain =
-      cmd->add_option("--max-chain", a->max_chain,
-                      "most deltas a chain may hold (a delta deeper than this is refused, or "
-                      "compacted with --auto-compact)")
-          ->check(CLI::Range(1, 7))
-          ->capture_default_str();
+  auto* max_chain = AddBoundedOption(cmd, "--max-chain", a->max_chain,
+                                     "most deltas a chain may hold (a delta deeper than this is "
+                                     "refused, or compacted with --auto-compact)",
+                                     1, 7);
   auto* ratio =
       cmd->add_option("--compact-ratio", a->compact_ratio,
                       "--auto-compact when the deltas' bytes pass this fraction of the full base's")
@@ -324,33 +288,40 @@ void AddWrite(CLI::App& app, CommandContext& ctx) {
   });
 }
 
-void AddPublish(CLI::App& app, CommandContext& ctx) {
+// A subcommand on one version of the volume (--root, --model, --version, --termination-log) whose
+// result is one JSON object: `run`'s value, or its error (publish, remove).
+void AddVersionCommand(CLI::App& app, CommandContext& ctx, const std::string& name,
+                       const std::string& help,
+                       std::function<Result<json>(const VolumeArgs&)> run) {
   auto a = std::make_shared<VolumeArgs>();
-  CLI::App* cmd = app.add_subcommand("publish", "verify a version and make it the active one");
+  CLI::App* cmd = app.add_subcommand(name, help);
   AddVolumeOptions(cmd, *a);
   cmd->add_option("--termination-log", a->termination_log, "where to write the result JSON");
-  cmd->callback([a, &ctx] {
+  cmd->callback([a, run = std::move(run), &ctx] {
     SetupLogging(ctx.log_level);
-    auto m = PublishAnyVersion(DefaultEnv(), a->root, a->model, a->version);
-    ctx.exit_code = m ? Report(ManifestJson(*m, a->root), a->termination_log)
-                      : ReportError(m.error(), a->termination_log);
+    auto out = run(*a);
+    ctx.exit_code =
+        out ? Report(*out, a->termination_log) : ReportError(out.error(), a->termination_log);
   });
 }
 
+void AddPublish(CLI::App& app, CommandContext& ctx) {
+  AddVersionCommand(app, ctx, "publish", "verify a version and make it the active one",
+                    [](const VolumeArgs& a) -> Result<json> {
+                      MS_ASSIGN_OR_RETURN(
+                          Manifest m, PublishAnyVersion(DefaultEnv(), a.root, a.model, a.version));
+                      return ManifestJson(m, a.root);
+                    });
+}
+
 void AddRemove(CLI::App& app, CommandContext& ctx) {
-  auto a = std::make_shared<VolumeArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "remove", "delete a version that is not active (its .msf or recipe; chunks go at gc)");
-  AddVolumeOptions(cmd, *a);
-  cmd->add_option("--termination-log", a->termination_log, "where to write the result JSON");
-  cmd->callback([a, &ctx] {
-    SetupLogging(ctx.log_level);
-    auto removed = RemoveAnyVersion(DefaultEnv(), a->root, a->model, a->version);
-    ctx.exit_code =
-        removed ? Report(json{{"model", a->model}, {"version", a->version}, {"removed", *removed}},
-                         a->termination_log)
-                : ReportError(removed.error(), a->termination_log);
-  });
+  AddVersionCommand(app, ctx, "remove",
+                    "delete a version that is not active (its .msf or recipe; chunks go at gc)",
+                    [](const VolumeArgs& a) -> Result<json> {
+                      MS_ASSIGN_OR_RETURN(
+                          auto removed, RemoveAnyVersion(DefaultEnv(), a.root, a.model, a.version));
+                      return json{{"model", a.model}, {"version", a.version}, {"removed", removed}};
+                    });
 }
 
 void AddGc(CLI::App& app, CommandContext& ctx) {

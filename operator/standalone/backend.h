@@ -65,6 +65,9 @@ class StandaloneBackend final : public Backend {
   std::string StatusPath(const std::string& name) const;
   void WriteError(const std::string& file, const std::string& message);
   void SaveTaskLocked(const LocalTask& t);
+  // Forgets failed remove tasks whose owner's spec.writer.ttlSecondsAfterFinished has passed,
+  // as the TTL controller deletes a finished Job; appends their models (reconciled again).
+  void ExpireFailedRemovesLocked(std::vector<std::string>* models);
 
   Env* env_;
   StandaloneOptions opts_;
@@ -76,7 +79,11 @@ class StandaloneBackend final : public Backend {
   std::map<std::string, ModelLoad> loads_;
   bool probed_ = false;
   bool first_scan_ = true;  // Scan() thread only
-  bool stopping_ = false;   // KillTasks ran: no more retries
+  // The newest creation time of the objects known when the current scan started (unix ns; 0:
+  // none). An object first seen by this scan is created after it, whatever its file's mtime says
+  // (files.cc, AdoptLocked). Written by Scan() under mu_.
+  int64_t newest_known_created_ns_ = 0;
+  bool stopping_ = false;  // KillTasks ran: no more retries
   uint64_t rv_ = 0;
 };
 

@@ -3,6 +3,7 @@
 // object's state across restarts. The task side is in backend.cc.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "operator/api/well_known.h"
@@ -120,6 +121,15 @@ void StandaloneBackend::Scan() {
     std::lock_guard lock(mu_);
     for (const auto& [name, o] : objects_)
       changed.push_back(Field<std::string>(o.obj, {"spec", "model"}));
+  }
+  {
+    std::lock_guard lock(mu_);
+    newest_known_created_ns_ = 0;
+    for (const auto& [name, o] : objects_) {
+      newest_known_created_ns_ =
+          std::max(newest_known_created_ns_,
+                   ParseTime(Field<std::string>(o.obj, {"metadata", "creationTimestamp"})));
+    }
   }
   for (const auto& file : *names) {
     if (IsObjectFile(file)) ScanFile(file, &seen, &changed);
@@ -256,7 +266,15 @@ void StandaloneBackend::AdoptLocked(const std::string& name, Json doc, const std
   };
   auto it = objects_.find(name);
   if (it == objects_.end()) {
-    // First sight in this process: continue from the persisted state if there is one.
+    // First sight in this process: continue from the persisted state if there is one. A new
+    // object's creation time is its file's mtime, so files present together roll out in the
+    // order they appeared; but never before an object already known (as an API server stamps a
+    // new object after every existing one): a copy that kept an old mtime (cp -p, an rsync)
+    // would otherwise take over a (model, version) another object owns, and that object would
+    // become the DuplicateVersion (reconciler.cc, MarkDuplicates). 1 µs later: the stamp's unit.
+    if (newest_known_created_ns_ != 0 && mtime_ns <= newest_known_created_ns_) {
+      mtime_ns = newest_known_created_ns_ + 1'000;
+    }
     Json meta = {{"generation", 1},
                  {"creationTimestamp", FormatMicroTime(mtime_ns)},
                  {"finalizers", Json::array()},

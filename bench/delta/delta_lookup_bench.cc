@@ -11,11 +11,14 @@
 //   hit_base  keys no delta touches: a miss in every delta, then found in the full base
 //   miss      keys no layer holds: a miss in every layer
 // Each is timed through msf::ChainFind over the opened layers (chain of 1 = the full version
-// alone) and through the C++ client (sidecar/client/model/client.h: Handle::Lookup on a held
-// handle; the control block is published here with the chain's lower layers, as the agent
+// alone) without filters ("chainfind") and with a LayerFilter on every delta ("filtered",
+// msf/layer_filter.h; the base has none, as in the client), and through the C++ client
+// (sidecar/client/model/client.h: Handle::Lookup on a held handle, which builds and uses the
+// same filters; the control block is published here with the chain's lower layers, as the agent
 // does, see bench/agent/client_bench.cc). The table at the end gives chain / full per path
 // (targets: 1 delta <= 1.3x, 4 deltas <= 1.6x; hits against full hits, misses against full
-// misses).
+// misses; the msf rows against msf's full version, the client's against the client's), then
+// the filters' build time per key and size.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
@@ -33,6 +36,7 @@
 #include "sidecar/client/model/client.h"
 #include "sidecar/msf/builder.h"
 #include "sidecar/msf/chain.h"
+#include "sidecar/msf/layer_filter.h"
 #include "sidecar/volume/version_file.h"
 
 namespace modelswap {
@@ -60,6 +64,9 @@ struct Data {
   std::vector<std::string> hit, hit_top[5], hit_base, miss;
   std::unique_ptr<agent::ControlBlockWriter> ctl[5];
   std::unique_ptr<client::ModelClient> clients[5];
+  msf::LayerFilter filters[5];  // [i] delta d_i's (i >= 1); [0] unused: the base has none
+  double filter_build_ns = 0;   // all four deltas' filters
+  uint64_t filter_keys = 0, filter_bytes = 0;
 
   ~Data() { std::filesystem::remove_all(dir); }
 
@@ -102,6 +109,15 @@ struct Data {
     auto opened = OpenModelFile(DefaultEnv(), l.path, msf::VerifyLevel::kFull);
     if (!opened) std::abort();
     l.file = std::make_unique<OpenedModelFile>(std::move(*opened));
+    if (i > 0) {
+      const auto t0 = std::chrono::steady_clock::now();
+      filters[i] = msf::LayerFilter::Build(l.file->reader);
+      filter_build_ns +=
+          std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+      if (!filters[i].active()) std::abort();
+      filter_keys += l.file->reader.size();
+      filter_bytes += filters[i].bytes();
+    }
     layers.push_back(std::move(l));
   }
 
@@ -111,6 +127,13 @@ struct Data {
     for (int i = depth; i >= 0; --i)
       c.push_back(&layers[i].file->reader);
     return c;
+  }
+  // Parallel to Chain(depth): each delta's filter, nullptr for the base.
+  std::vector<const msf::LayerFilter*> Filters(int depth) const {
+    std::vector<const msf::LayerFilter*> f;
+    for (int i = depth; i >= 0; --i)
+      f.push_back(i > 0 ? &filters[i] : nullptr);
+    return f;
   }
 
   // A control block for model "m<depth>" naming the chain, and a client attached to it.
@@ -186,6 +209,19 @@ void ChainFindBench(benchmark::State& state, int depth, std::string path) {
   state.counters["found"] = static_cast<double>(found) / static_cast<double>(state.iterations());
 }
 
+void FilteredBench(benchmark::State& state, int depth, std::string path) {
+  auto chain = D().Chain(depth);
+  auto filters = D().Filters(depth);
+  const auto& q = Queries(depth, path);
+  size_t i = 0, found = 0;
+  for (auto _ : state) {
+    auto v = msf::ChainFind(chain, filters, std::string_view(q[i++ & (kQueries - 1)]));
+    found += v.has_value();
+    benchmark::DoNotOptimize(v);
+  }
+  state.counters["found"] = static_cast<double>(found) / static_cast<double>(state.iterations());
+}
+
 void ClientBench(benchmark::State& state, int depth, std::string path) {
   auto h = D().clients[depth]->Acquire();
   if (!h || h->layer_count() != static_cast<size_t>(depth) + 1) {
@@ -216,15 +252,17 @@ constexpr Case kCases[] = {{0, "hit"},  {0, "miss"},    {1, "hit_top"},  {1, "hi
 void RunInterleaved(int rounds) {
   const size_t n = size_t{1} << 18;
   for (int r = 0; r < rounds; ++r) {
-    for (const char* api : {"chainfind", "client"}) {
+    for (const char* api : {"chainfind", "filtered", "client"}) {
       for (const Case& c : kCases) {
         const std::string name =
             std::string(api) + "/deltas:" + std::to_string(c.depth) + "/" + c.path;
         const auto& q = Queries(c.depth, c.path);
         auto chain = D().Chain(c.depth);
+        auto filters = D().Filters(c.depth);
         auto h = D().clients[c.depth]->Acquire();
         if (!h || h->layer_count() != static_cast<size_t>(c.depth) + 1) continue;
         const bool client = std::string_view(api) == "client";
+        const bool filtered = std::string_view(api) == "filtered";
         size_t found = 0;
         auto t0 = std::chrono::steady_clock::now();
         for (size_t i = 0; i < n; ++i) {
@@ -232,6 +270,8 @@ void RunInterleaved(int rounds) {
           if (client) {
             auto v = h->Lookup(key);
             found += v && v->has_value();
+          } else if (filtered) {
+            found += msf::ChainFind(chain, filters, key).has_value();
           } else {
             found += msf::ChainFind(chain, key).has_value();
           }
@@ -246,10 +286,11 @@ void RunInterleaved(int rounds) {
 }
 
 void Register() {
-  for (const char* api : {"chainfind", "client"}) {
+  for (const char* api : {"chainfind", "filtered", "client"}) {
     for (const Case& c : kCases) {
       std::string name = std::string(api) + "/deltas:" + std::to_string(c.depth) + "/" + c.path;
-      auto fn = std::string(api) == "chainfind" ? ChainFindBench : ClientBench;
+      const std::string a = api;
+      auto fn = a == "chainfind" ? ChainFindBench : a == "filtered" ? FilteredBench : ClientBench;
       benchmark::RegisterBenchmark(name.c_str(), fn, c.depth, std::string(c.path))->MinTime(1);
     }
   }
@@ -268,9 +309,12 @@ class RatioReporter : public benchmark::ConsoleReporter {
 void PrintRatios() {
   std::printf("\nsummary: chain / full version, ns per lookup (%llu keys; same run)\n",
               static_cast<unsigned long long>(g_entries));
-  for (const char* api : {"chainfind", "client"}) {
+  for (const char* api : {"chainfind", "filtered", "client"}) {
     const std::string a = api;
-    double full_hit = g_ns[a + "/deltas:0/hit"], full_miss = g_ns[a + "/deltas:0/miss"];
+    // msf's full version is the baseline of both msf rows: with filters it is the same lookup
+    // (a chain of one has no delta to filter), so one measurement serves both.
+    const std::string full = a == "filtered" ? "chainfind" : a;
+    double full_hit = g_ns[full + "/deltas:0/hit"], full_miss = g_ns[full + "/deltas:0/miss"];
     if (full_hit == 0 || full_miss == 0) {
       std::printf("  %-9s (not measured)\n", api);
       continue;
@@ -286,6 +330,15 @@ void PrintRatios() {
           miss / full_miss, depth == 1 ? 1.3 : 1.6);
     }
   }
+  const Data& d = D();
+  std::printf(
+      "  filters: %llu delta entries (4 deltas), built in %.1f ms, %.1f ns per key; %llu bytes"
+      " (%.2f bits per key, %.0f KiB per delta)\n",
+      static_cast<unsigned long long>(d.filter_keys), d.filter_build_ns / 1e6,
+      d.filter_build_ns / static_cast<double>(d.filter_keys),
+      static_cast<unsigned long long>(d.filter_bytes),
+      8.0 * static_cast<double>(d.filter_bytes) / static_cast<double>(d.filter_keys),
+      static_cast<double>(d.filter_bytes) / 4 / 1024);
 }
 
 }  // namespace

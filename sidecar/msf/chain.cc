@@ -73,8 +73,10 @@ std::optional<std::span<const std::byte>> ChainFind(std::span<const Reader* cons
   // first: the misses overlap and the chain costs about one slot miss plus one entry miss,
   // like a single file. A layer whose filter rejects the hash is skipped before its slot is
   // even prefetched: its index costs no memory traffic at all (filters are small enough to sit
-  // in cache, layer_filter.h). Chains longer than ValidateChain allows just skip the prefetch
-  // and the filters. No allocation: the per-layer state lives on the stack.
+  // in cache, layer_filter.h). The slots of unfiltered layers (the base) are prefetched in the
+  // first pass, so their trip to memory overlaps the filter checks. Chains longer than
+  // ValidateChain allows just skip the prefetch and the filters. No allocation: the per-layer
+  // state lives on the stack.
   uint64_t hashes[kMaxChainLayers];
   bool skip[kMaxChainLayers] = {};
   const size_t n = layers.size();
@@ -83,11 +85,19 @@ std::optional<std::span<const std::byte>> ChainFind(std::span<const Reader* cons
     for (size_t i = 0; i < n; ++i) {
       const uint64_t seed = layers[i]->hash_seed();
       hashes[i] = i > 0 && seed == layers[i - 1]->hash_seed() ? hashes[i - 1] : HashKey(key, seed);
-      if (filtered && filters[i] != nullptr && !filters[i]->MayContain(hashes[i])) {
-        skip[i] = true;
-        continue;
+      if (filtered && filters[i] != nullptr) {
+        filters[i]->Prefetch(hashes[i]);
+      } else {
+        layers[i]->PrefetchSlot(hashes[i]);
       }
-      layers[i]->PrefetchSlot(hashes[i]);
+    }
+    for (size_t i = 0; filtered && i < n; ++i) {
+      if (filters[i] == nullptr) continue;
+      if (filters[i]->MayContain(hashes[i])) {
+        layers[i]->PrefetchSlot(hashes[i]);
+      } else {
+        skip[i] = true;
+      }
     }
   }
   for (size_t i = 0; i < n; ++i) {

@@ -19,6 +19,7 @@
 #include "operator/webhook/namespace_policy.h"
 #include "operator/webhook/node_cache_plan.h"
 #include "tests/e2e/e2e_fixture.h"
+#include "tests/e2e/raw_request.h"
 
 namespace modelswap::op::e2e {
 namespace {
@@ -129,6 +130,21 @@ TEST_F(E2eNodeCache, MissingNamespaceIsA404AndMeansTheFallback) {
   auto got = client->Get(kNamespaces, "", ns_ + "-absent");
   ASSERT_FALSE(got.has_value());
   EXPECT_EQ(got.error().code(), Code::kNotFound) << got.error().ToString();
+  // The Status body as kube-apiserver sends it (the shape of testdata/get-404.http; a core
+  // resource's details carry no group).
+  auto raw = RawGet(config_, "/api/v1/namespaces/" + ns_ + "-absent");
+  ASSERT_TRUE(raw.has_value()) << raw.error().ToString();
+  EXPECT_EQ(raw->code, 404);
+  Json status = Json::parse(raw->body, nullptr, false);
+  EXPECT_EQ(status, Json({{"kind", "Status"},
+                          {"apiVersion", "v1"},
+                          {"metadata", Json::object()},
+                          {"status", "Failure"},
+                          {"message", "namespaces \"" + ns_ + "-absent\" not found"},
+                          {"reason", "NotFound"},
+                          {"details", {{"name", ns_ + "-absent"}, {"kind", "namespaces"}}},
+                          {"code", 404}}))
+      << raw->body;
   NamespaceLevelCache levels(
       DefaultEnv(),
       [client](const std::string& name) { return client->Get(kNamespaces, "", name); },

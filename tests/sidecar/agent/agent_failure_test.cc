@@ -115,16 +115,28 @@ TEST_F(AgentFixture, FileTruncatedUnderTheMappingIsDroppedAndTheAgentKeepsServin
   EXPECT_EQ(h2->version(), "v2");
 }
 
-TEST_F(AgentFixture, SigkilledReaderDoesNotPinAnOldVersion) {
-  Publish("v1");
+// A reader holding v1 while v2 becomes active.
+class HeldVersionTest : public AgentFixture {
+ protected:
+  // v1 served by an agent with `flags`, held by a reader (*reader) from before v2 was published
+  // and became active. Wrap in ASSERT_NO_FATAL_FAILURE.
+  void HoldV1ThenActivateV2(std::vector<std::string> flags, pid_t* reader) {
+    Publish("v1");
+    StartAgent(std::move(flags));
+    ASSERT_TRUE(WaitActive(1));
+    std::string progress = dir_ / "hold.progress";
+    *reader = StartHolder(dir_, shm_, progress);
+    ASSERT_TRUE(PollUntil([&] { return ReadFile(progress).starts_with("holding 1"); }));
+    Publish("v2");
+    ASSERT_TRUE(WaitActive(2));
+  }
+};
+
+TEST_F(HeldVersionTest, SigkilledReaderDoesNotPinAnOldVersion) {
+  pid_t reader = -1;
   // Long grace period: only the reader's missing heartbeat can release v1.
-  StartAgent({"--grace-period", "600000", "--reader-timeout", "400"});
-  ASSERT_TRUE(WaitActive(1));
-  std::string progress = dir_ / "hold.progress";
-  pid_t reader = StartHolder(dir_, shm_, progress);
-  ASSERT_TRUE(PollUntil([&] { return ReadFile(progress).starts_with("holding 1"); }));
-  Publish("v2");
-  ASSERT_TRUE(WaitActive(2));
+  ASSERT_NO_FATAL_FAILURE(
+      HoldV1ThenActivateV2({"--grace-period", "600000", "--reader-timeout", "400"}, &reader));
   // Pinned while the reader lives: v1 stays mapped with one holder.
   ASSERT_TRUE(PollUntil([&] {
     auto r = ModelStatus()["retired"];
@@ -136,15 +148,9 @@ TEST_F(AgentFixture, SigkilledReaderDoesNotPinAnOldVersion) {
   EXPECT_EQ(ModelStatus()["reclaimed"], 1);
 }
 
-TEST_F(AgentFixture, GracePeriodReleasesAVersionAnAppHoldsForever) {
-  Publish("v1");
-  StartAgent({"--grace-period", "200"});
-  ASSERT_TRUE(WaitActive(1));
-  std::string progress = dir_ / "hold.progress";
-  pid_t reader = StartHolder(dir_, shm_, progress);
-  ASSERT_TRUE(PollUntil([&] { return ReadFile(progress).starts_with("holding 1"); }));
-  Publish("v2");
-  ASSERT_TRUE(WaitActive(2));
+TEST_F(HeldVersionTest, GracePeriodReleasesAVersionAnAppHoldsForever) {
+  pid_t reader = -1;
+  ASSERT_NO_FATAL_FAILURE(HoldV1ThenActivateV2({"--grace-period", "200"}, &reader));
   ASSERT_TRUE(PollUntil([&] { return ModelStatus()["reclaimed"] == 1; })) << ModelStatus().dump();
   EXPECT_TRUE(Alive(reader));  // still holding its handle, still alive: it maps v1 itself
   KillAndReap(reader, SIGKILL);

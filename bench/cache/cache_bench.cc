@@ -278,7 +278,7 @@ std::shared_ptr<agent::LoadedVersion> Load(ThrottledVolumeEnv* env, const std::s
   return *v;
 }
 
-void RunDelta(const std::string& dir, uint64_t mib, double mbps, bool fsync) {
+void RunDelta(const std::string& dir, uint64_t mib, double mbps, bool fsync, int copy_threads) {
   std::string msf1, msf2;
   uint64_t entries = mib * 1000;
   chunk::Recipe r1 = MakeVersion(dir, "delta", "v1", mib, 0, 0, &msf1);
@@ -291,6 +291,7 @@ void RunDelta(const std::string& dir, uint64_t mib, double mbps, bool fsync) {
   // The cache side: the node holds v1 (assembled earlier), then v2 is loaded from its recipe.
   agent::LoadOptions chunked;
   chunked.cache.dir = dir + "/cache-delta";
+  chunked.cache.copy_threads = copy_threads;
   double s1 = 0, served = 0, staged = 0;
   Load(&env, root, ManifestFor(r1, true), chunked, &s1);
   env.TakeBytes();
@@ -351,7 +352,8 @@ int main(int argc, char** argv) {
   double mbps = std::stod(get("--mbps", "200"));
   uint64_t race_mib = std::stoull(get("--race-mib", "64"));
   if (race_mib > 0) RunRace(dir, race_mib, std::stoi(get("--procs", "20")), mbps);
-  RunDelta(dir, std::stoull(get("--mib", "256")), mbps, get("--fsync", "0") == "1");
+  RunDelta(dir, std::stoull(get("--mib", "256")), mbps, get("--fsync", "0") == "1",
+           std::stoi(get("--copy-threads", "2")));
   if (own_dir) std::filesystem::remove_all(dir);
   return 0;
 }

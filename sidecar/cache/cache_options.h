@@ -21,6 +21,9 @@ struct CacheOptions {
   double low_watermark = 0.8;
   // Threads that read chunks (from the cache or the volume) in one Assemble.
   int fetch_threads = 4;
+  // Threads that copy ranges shared with the model's previous assembled version (at the same
+  // time as the fetches).
+  int copy_threads = 2;
   int64_t correlated_period_ns = kDefaultCorrelatedPeriodNs;
   // Run an eviction pass after each successful Assemble (when max_bytes > 0).
   bool evict_after_assemble = true;

@@ -154,6 +154,58 @@ class ChunkFiller {
   std::atomic<uint64_t> fetched_{0}, bytes_fetched_{0}, cached_{0}, bytes_cached_{0}, refetches_{0};
 };
 
+// Up to this many bytes per CopyRange call when copying on several threads: small enough to
+// spread a 2 GiB run over the threads, large enough that the call overhead is nothing. A multiple
+// of any block size, so splitting a run never costs a reflink its alignment.
+constexpr uint64_t kCopyPieceBytes = 16 << 20;
+
+// The ranges shared with the previous version, copied by `threads` threads (this one included;
+// copy_file_range copies through the page cache on one CPU per call, so one thread could not
+// keep up with the disk, bench/cache/cache_bench.cc). The pieces are disjoint ranges of the
+// temp: no lock between writers. The first error stops the others.
+Status CopyFromBase(const AssemblyPlan& plan, BaseVersion* base, int fd,
+                    const std::string& temp_path, int threads, CopyState* copy,
+                    ProgressReporter* reporter) {
+  std::vector<AssemblyPlan::BaseCopy> pieces;
+  for (const auto& c : plan.base_copies) {
+    for (uint64_t done = 0; done < c.length; done += kCopyPieceBytes) {
+      pieces.push_back(
+          {c.src_offset + done, c.dst_offset + done, std::min(kCopyPieceBytes, c.length - done)});
+    }
+  }
+  if (pieces.empty()) return Ok();
+  // relaxed: `next` only hands out distinct pieces; `failed` is a hint to stop early (the error
+  // itself is under `mu`, read after the joins).
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::optional<Error> error;
+  auto work = [&] {
+    for (size_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < pieces.size();) {
+      if (failed.load(std::memory_order_relaxed)) return;
+      const auto& c = pieces[k];
+      Status st =
+          CopyRange(base->hold.fd(), c.src_offset, fd, c.dst_offset, c.length, temp_path, copy);
+      if (!st) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!error) error.emplace(st.error());
+        failed.store(true, std::memory_order_relaxed);
+        return;
+      }
+      reporter->Add("previous", c.length);
+    }
+  };
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(pieces.size())));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t)
+    pool.emplace_back(work);
+  work();
+  for (auto& th : pool)
+    th.join();
+  if (error) return Fail(*error);
+  return Ok();
+}
+
 Status FillFile(Env* env, const CacheOptions& o, const chunk::Recipe& recipe,
                 const ChunkSourceFn& fetch, const ProgressFn& progress, BaseVersion* base, int fd,
                 const std::string& temp_path, AssembleStats* stats) {
@@ -178,12 +230,7 @@ Status FillFile(Env* env, const CacheOptions& o, const chunk::Recipe& recipe,
     filler->Start(o.fetch_threads);
   }
   CopyState copy;
-  Status copied = Ok();
-  for (const auto& c : plan.base_copies) {
-    copied = CopyRange(base->hold.fd(), c.src_offset, fd, c.dst_offset, c.length, temp_path, &copy);
-    if (!copied) break;
-    reporter.Add("previous", c.length);
-  }
+  Status copied = CopyFromBase(plan, base, fd, temp_path, o.copy_threads, &copy, &reporter);
   stats->copy_seconds = Seconds(env, fill_start);
   if (!copied && filler) filler->Cancel();
   Status fetched = filler ? filler->Join(stats) : Ok();

@@ -98,9 +98,43 @@ void StandaloneBackend::Reap() {
                    t.obs.reason);
       ++it;
     }
+    ExpireFailedRemovesLocked(&done);
   }
   for (const auto& m : done)
     enqueue_(m);
+}
+
+void StandaloneBackend::ExpireFailedRemovesLocked(std::vector<std::string>* models) {
+  // In a cluster a failed remove Job goes after its TTL, and retention then finds the version
+  // again and starts a new one (delta_chain.h, RetentionFailed); a deleted version's cleanup
+  // does not wait for it (deletion.cc: FileNotRemoved, then the finalizer goes). A record kept
+  // forever would never let retention retry: the file would stay until someone deleted the
+  // record by hand. So a failed remove's record expires like its Job, after the owner's
+  // ttlSecondsAfterFinished (the default, 600 s, when the owner is gone or unreadable). Only
+  // removes: a finished write or publish is remembered in its owner's status, and the other
+  // records are removed with their owner (Execute, kRemoveFinalizer; Scan).
+  const int64_t now = env_->NowUnixNanos();
+  for (auto it = tasks_.begin(); it != tasks_.end();) {
+    const LocalTask& t = it->second;
+    if (t.obs.kind != TaskKind::kRemove || t.obs.state != TaskObservation::State::kFailed ||
+        t.obs.finished_unix_ns <= 0) {
+      ++it;
+      continue;
+    }
+    int64_t ttl_s = WriterSpec{}.ttl_seconds_after_finished;
+    if (auto o = objects_.find(t.obs.owner); o != objects_.end()) {
+      if (auto mv = ParseModelVersion(o->second.obj)) ttl_s = mv->writer.ttl_seconds_after_finished;
+    }
+    if (now - t.obs.finished_unix_ns < ttl_s * 1'000'000'000) {
+      ++it;
+      continue;
+    }
+    spdlog::info("task record expired task={} (failed remove, ttlSecondsAfterFinished={})",
+                 it->first, ttl_s);
+    models->push_back(t.model);
+    RemoveTaskFiles(env_, opts_.dir, t);
+    it = tasks_.erase(it);
+  }
 }
 
 void StandaloneBackend::ProbeAgent() {

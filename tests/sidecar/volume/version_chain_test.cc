@@ -21,6 +21,13 @@ class VersionChainTest : public ::testing::Test {
   Result<std::vector<ChainLayer>> Resolve(const std::string& v) {
     return ResolveChain(DefaultEnv(), vol_.root(), "ranker", v);
   }
+  // A chunked full v1 and a whole-file delta v2 on it; v1's recipe, whose chunks a test damages
+  // (the header v2's resolution reads is in them).
+  Result<chunk::Recipe> ChunkedBaseUnderADelta() {
+    const uint64_t s1 = vol_.Full("v1", true);
+    vol_.Delta("v2", "v1", s1, 1, false);
+    return chunk::ReadRecipeBeneath(DefaultEnv(), vol_.root(), chunk::RecipeRel("ranker", "v1"));
+  }
   testing::ChainVolume vol_;
 };
 
@@ -179,10 +186,7 @@ TEST_F(VersionChainTest, SevenDeltasWithTrueDepthsResolve) {
 }
 
 TEST_F(VersionChainTest, AChunkedHeaderIsCheckedChunkByChunk) {
-  const uint64_t s1 = vol_.Full("v1", true);
-  vol_.Delta("v2", "v1", s1, 1, false);
-  auto recipe =
-      chunk::ReadRecipeBeneath(DefaultEnv(), vol_.root(), chunk::RecipeRel("ranker", "v1"));
+  auto recipe = ChunkedBaseUnderADelta();
   ASSERT_TRUE(recipe.has_value());
   // The chunk holding the header's first bytes replaced by another chunk's file (a valid zstd
   // frame of other bytes): the store's hash check must catch it.
@@ -204,10 +208,7 @@ TEST_F(VersionChainTest, AChunkedHeaderIsCheckedChunkByChunk) {
 }
 
 TEST_F(VersionChainTest, AMissingHeaderChunkIsDamageNotAMissingBase) {
-  const uint64_t s1 = vol_.Full("v1", true);
-  vol_.Delta("v2", "v1", s1, 1, false);
-  auto recipe =
-      chunk::ReadRecipeBeneath(DefaultEnv(), vol_.root(), chunk::RecipeRel("ranker", "v1"));
+  auto recipe = ChunkedBaseUnderADelta();
   ASSERT_TRUE(recipe.has_value());
   const chunk::RecipeChunk& first = recipe->chunks.front();
   ASSERT_TRUE(std::filesystem::remove(vol_.root() + "/" + chunk::ChunkRel(first.hash)));

@@ -14,6 +14,7 @@
 #include "sidecar/volume/version_file.h"
 #include "sidecar/writer/chunked_upload.h"
 #include "sidecar/writer/writer.h"
+#include "tests/sidecar/writer/writer_volume_fixture.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/msf_files.h"
 #include "tests/testing/write_request.h"
@@ -25,12 +26,8 @@ using modelswap::testing::MakeWriteRequest;
 
 namespace fs = std::filesystem;
 
-class ChunkedWriteTest : public ::testing::Test {
+class ChunkedWriteTest : public WriterVolumeFixture {
  protected:
-  void SetUp() override {
-    fs::create_directories(scratch_);
-    fs::create_directories(root_);
-  }
   WriteRequest Request(const std::string& version, WriteSource source) {
     WriteRequest req = MakeWriteRequest(root_, "ranker", version, std::move(source));
     req.layout = WriteRequest::Layout::kChunked;
@@ -58,14 +55,6 @@ class ChunkedWriteTest : public ::testing::Test {
     }
     return file;
   }
-  size_t ScratchFiles() {
-    return static_cast<size_t>(std::distance(fs::directory_iterator(scratch_), {}));
-  }
-
-  testing::TempDir dir_;
-  std::string root_ = dir_ / "volume";
-  std::string scratch_ = dir_ / "scratch";
-  testing::FaultEnv env_;
 };
 
 std::map<std::string, std::string> Rows(int n, int changed_from = -1, int changed_to = -1) {

@@ -18,6 +18,7 @@
 #include "sidecar/writer/compaction.h"
 #include "sidecar/writer/tsv.h"
 #include "sidecar/writer/writer.h"
+#include "tests/sidecar/writer/writer_volume_fixture.h"
 #include "tests/testing/fault_env.h"
 #include "tests/testing/msf_files.h"
 #include "tests/testing/write_request.h"
@@ -33,12 +34,8 @@ namespace fs = std::filesystem;
 using Model = std::map<std::string, std::string>;
 using Changes = std::map<std::string, std::optional<std::string>>;
 
-class DeltaWriteTest : public ::testing::Test {
+class DeltaWriteTest : public WriterVolumeFixture {
  protected:
-  void SetUp() override {
-    fs::create_directories(root_);
-    fs::create_directories(scratch_);
-  }
   WriteRequest Full(const std::string& version, const Model& rows) {
     std::string text;
     for (const auto& [k, v] : rows)
@@ -96,14 +93,6 @@ class DeltaWriteTest : public ::testing::Test {
       names.push_back(e.version);
     return names;
   }
-  size_t ScratchFiles() {
-    return static_cast<size_t>(std::distance(fs::directory_iterator(scratch_), {}));
-  }
-
-  testing::TempDir dir_;
-  std::string root_ = dir_ / "volume";
-  std::string scratch_ = dir_ / "scratch";
-  testing::FaultEnv env_;
   WriteRequest::Layout layout_ = WriteRequest::Layout::kWholeFile;
 };
 

@@ -3,7 +3,8 @@
 // the page cache).
 //
 //   1. The recipe is checked (assembly_plan.h) and the cache layout created if missing.
-//   2. Already assembled? Hold it and return (a header check first; a damaged file is rebuilt).
+//   2. Already assembled? Hold it and return (a header check first; a damaged file is rebuilt;
+//      one marked by another boot is verified in full again under the build lock, durability.h).
 //   3. Take the version's build lock (exclusive, waiting with F_OFD_SETLKW). A concurrent
 //      assembler of the same version builds while the others wait here; when it finishes they
 //      find the file (step 2 again); if it died, the kernel released its lock and the first
@@ -11,8 +12,9 @@
 //      proves no live process writes them).
 //   4. Build under a temp name (version_builder.h): ranges shared with the model's previous
 //      assembled version are copied (reflinked where possible), holes stay holes, the other
-//      chunks come through the chunk cache; fsync; full .msf verification, header checksum ==
-//      recipe.msf_checksum, model and version as the recipe says.
+//      chunks come through the chunk cache at the same time; the boot mark instead of an fsync
+//      (durability.h); full .msf verification, header checksum == recipe.msf_checksum, model and
+//      version as the recipe says.
 //   5. Publish: the recipe beside it, the file made 0444, the hold lock taken, then the temp
 //      renamed to the final name (never replacing), the directory fsynced. Only verified files
 //      ever carry a final name; SIGKILL at any point leaves at most a temp, removed by the next

@@ -1,7 +1,8 @@
 // Building one assembled version under its temp name: the file sized sparse with ftruncate,
-// ranges copied from the base, the other data chunks read through the chunk cache by
-// fetch_threads threads and written in place, fsync, then the full .msf verification against
-// the recipe. The caller (assembler.h) owns the locks, retries and publishing.
+// ranges copied from the base by copy_threads threads while fetch_threads threads read the other
+// data chunks through the chunk cache and write them in place, the boot mark (durability.h; an
+// fsync where it cannot be set), then the full .msf verification against the recipe. The caller
+// (assembler.h) owns the locks, retries and publishing.
 //
 // Thread safety: one BuildVersionFile call per temp file; it runs its own worker threads.
 #pragma once

@@ -26,7 +26,8 @@ using modelswap::testing::MakeWriteRequest;
 class ManifestTest : public ::testing::Test {
  protected:
   void Write(const std::string& version) {
-    WriteRequest req = MakeWriteRequest(dir_.path(), "ranker", version, GenerateSource{20'000, 1, 100});
+    WriteRequest req =
+        MakeWriteRequest(dir_.path(), "ranker", version, GenerateSource{20'000, 1, 100});
     auto r = WriteVersion(&env_, req);
     ASSERT_TRUE(r.has_value()) << r.error().ToString();
   }
@@ -341,7 +342,8 @@ TEST_F(ManifestTest, FifoManifestIsRefusedWithoutBlockingAndPublishedOver) {
 // refused, even when it points at a valid file.
 TEST_F(ManifestTest, SymlinkedVersionFileIsRefused) {
   testing::TempDir outside;
-  WriteRequest req = MakeWriteRequest(outside.path(), "ranker", "v2", GenerateSource{20'000, 1, 100});
+  WriteRequest req =
+      MakeWriteRequest(outside.path(), "ranker", "v2", GenerateSource{20'000, 1, 100});
   ASSERT_TRUE(WriteVersion(&env_, req).has_value());
   Write("v1");
   ASSERT_EQ(::symlink(VersionPath(outside.path(), "ranker", "v2").c_str(),

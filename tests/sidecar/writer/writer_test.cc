@@ -263,8 +263,8 @@ TEST_F(WriterTest, SourceSymlinkInsideTheRootIsRefused) {
 TEST_F(WriterTest, BadNamesNeverTouchThePath) {
   for (std::string model :
        std::vector<std::string>{"", "UPPER", "-x", "a/b", "..", std::string(64, 'a')}) {
-    auto r = WriteVersion(&env_,
-                          MakeWriteRequest(dir_.path(), model, "v1", GenerateSource{10, 0, 10}));
+    auto r =
+        WriteVersion(&env_, MakeWriteRequest(dir_.path(), model, "v1", GenerateSource{10, 0, 10}));
     ASSERT_FALSE(r.has_value()) << model;
     EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
   }

@@ -64,6 +64,14 @@ inline std::vector<const Action*> Of(const Decision& d, Action::Type t) {
   return out;
 }
 
+// The name of the one task `d` starts; "(N tasks)" when it starts none or several, so an
+// EXPECT_EQ against a name fails saying so.
+inline std::string OnlyTaskName(const Decision& d) {
+  auto tasks = Of(d, Action::Type::kStartTask);
+  if (tasks.size() != 1) return "(" + std::to_string(tasks.size()) + " tasks)";
+  return tasks[0]->task_name;
+}
+
 inline ModelInputs Inputs(std::vector<ModelVersion> v, std::vector<TaskObservation> t = {}) {
   ModelInputs in;
   in.ns = "default";

@@ -3,10 +3,10 @@
 //
 // Objects get what the API server would add: a generation bumped when the spec changes, a
 // creation time (the file's mtime when first seen, so versions roll in the order their files
-// appeared), finalizers and a deletionTimestamp when the file disappears. That state is kept in
-// DIR/.status/NAME.json next to the status, and each task's record in DIR/.status/tasks
-// (tasks.h), so a restarted operator continues: it finds its tasks again, adopts
-// those still running and never starts one twice.
+// appeared, but never before an object already known: standalone_mode.h), finalizers and a
+// deletionTimestamp when the file disappears. That state is kept in DIR/.status/NAME.json next to
+// the status, and each task's record in DIR/.status/tasks (tasks.h), so a restarted operator
+// continues: it finds its tasks again, adopts those still running and never starts one twice.
 //
 // Implemented in two files: files.cc (object and status files) and
 // backend.cc (tasks, agent probe, Observe/Execute).

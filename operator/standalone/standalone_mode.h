@@ -20,6 +20,16 @@
 // A removed file is a deletion once it has stayed away for two seconds (so a file briefly
 // missing or truncated while an editor or a copy rewrites it deletes nothing): the finalizer
 // logic removes the version's file from DATA like a cluster would, then the status file goes.
+//
+// Creation time: an object's is its file's mtime when the operator first sees it, so files
+// present together roll out in the order they appeared; an object that appears after others are
+// known is created after all of them, whatever its mtime (a file copied with its old mtime does
+// not jump the queue). It is kept in the status file, so it never changes afterwards. As in a
+// cluster, the oldest object naming a (model, version) owns it (ties by uid, here
+// "standalone-" + name); any other is Failed (DuplicateVersion) and touches nothing.
+//
+// Task records: a failed remove's record expires after its owner's
+// spec.writer.ttlSecondsAfterFinished, as its Job would, and retention then tries again.
 #pragma once
 
 #include <atomic>

@@ -18,6 +18,10 @@
 // by a reboot) and the record is forgotten, so the task simply runs again, which is safe:
 // writers reuse a complete file and publish by rename.
 //
+// A finished record stays until its owner goes, except a failed remove's: it expires after the
+// owner's spec.writer.ttlSecondsAfterFinished (StandaloneBackend::ExpireFailedRemovesLocked), as
+// its Job would in a cluster, so retention can try again.
+//
 // Thread safety: pure functions over the files; callers serialise access to one task.
 #pragma once
 

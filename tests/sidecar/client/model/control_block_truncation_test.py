@@ -3,7 +3,8 @@ real processes: the app must not die of SIGBUS; acquire() raises Unavailable nam
 truncation (never a record read as zeros), heartbeats (called, or the daemon thread's) survive,
 and the handle acquired before stays readable. Before model.py checked the file size, the app
 died at its next acquire (file cut to 0) or heartbeat (slot pages cut), or reported "no active
-version yet" from a zeroed record (cut inside the first page).
+version yet" from a zeroed record (cut inside the first page). Once the agent recreates the file,
+the app re-attaches and acquires again.
 
 usage: control_block_truncation_test.py SIDECAR_BINARY   (the binary writes the version file)
 """
@@ -66,6 +67,60 @@ def make_control_block(shm, version_path):
         f.write(b)
 
 
+# The app after the agent recreated the control block (a new file renamed over the cut one): the
+# heartbeat thread re-attaches, and acquire() works again.
+RECREATED = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from modelswap import model
+m = model.Model("m", shm_dir=sys.argv[2], heartbeat_thread=True)
+m.acquire()
+print("ready", flush=True)
+sys.stdin.readline()  # cut
+try:
+    m.acquire()
+    print("acquire returned after the cut", flush=True)
+except model.Unavailable:
+    pass
+print("cut seen", flush=True)
+sys.stdin.readline()  # recreated
+deadline = time.monotonic() + 10
+while True:
+    try:
+        h = m.acquire()
+        print("acquire ok" if h.get(b"7") is not None else "acquire empty", flush=True)
+        break
+    except model.Unavailable as e:
+        if time.monotonic() > deadline:
+            print("still unavailable: %s" % e, flush=True)
+            break
+        time.sleep(0.01)
+m.close()
+"""
+
+
+def run_recreated(shm, version):
+    p = subprocess.Popen([sys.executable, "-c", RECREATED,
+                          model.__file__.rsplit("/modelswap/", 1)[0], shm],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        os.truncate(os.path.join(shm, "m.ctl"), 0)
+        p.stdin.write("cut\n")
+        p.stdin.flush()
+        assert p.stdout.readline().strip() == "cut seen"
+        tmp = os.path.join(shm, "new")
+        os.mkdir(tmp)
+        make_control_block(tmp, version)
+        os.rename(os.path.join(tmp, "m.ctl"), os.path.join(shm, "m.ctl"))
+        out, _ = p.communicate("recreated\n", timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p.returncode, out.split("\n")[:-1]
+
+
 def run(shm, cut, thread):
     p = subprocess.Popen([sys.executable, "-c", CHILD, model.__file__.rsplit("/modelswap/", 1)[0],
                           shm, "thread" if thread else "call"],
@@ -110,6 +165,15 @@ def main():
                 failed += 1
                 died = " (SIGBUS)" if rc == -signal.SIGBUS else ""
                 print("FAIL cut=%d thread=%s: rc=%d%s %r" % (cut, thread, rc, died, lines))
+        shm = os.path.join(d, "shm-recreated")
+        os.mkdir(shm)
+        make_control_block(shm, version)
+        rc, lines = run_recreated(shm, version)
+        if rc == 0 and lines == ["acquire ok"]:
+            passed += 1
+        else:
+            failed += 1
+            print("FAIL recreated: rc=%d %r" % (rc, lines))
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
 

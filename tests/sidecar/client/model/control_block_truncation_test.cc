@@ -46,8 +46,8 @@ class ControlBlockTruncationTest : public ::testing::Test {
     ASSERT_TRUE(r.has_value()) << r.error().ToString();
     uint64_t checksum = 0;
     ASSERT_TRUE(ParseChecksum(r->checksum, &checksum));
-    writer_->Publish(
-        ctl::Record{0, 1, r->bytes, checksum, MS_CTL_STATE_ACTIVE, 0, "v1", r->path, {}});
+    published_ = ctl::Record{0, 1, r->bytes, checksum, MS_CTL_STATE_ACTIVE, 0, "v1", r->path, {}};
+    writer_->Publish(published_);
   }
 
   // Forks an app that attaches and acquires v1, waits for the parent to cut the control block to
@@ -102,7 +102,57 @@ class ControlBlockTruncationTest : public ::testing::Test {
   TempDir dir_;
   std::string shm_;
   std::unique_ptr<agent::ControlBlockWriter> writer_;
+  ctl::Record published_;
 };
+
+// The agent recreates the control block after the cut (a fresh file renamed over it, as
+// ControlBlockWriter::OpenOrCreate does for an invalid one): the app's next heartbeat re-attaches
+// and Acquire hands out the version again.
+TEST_F(ControlBlockTruncationTest, AppReattachesWhenTheAgentRecreatesTheFile) {
+  int ready[2], go[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(ready[0]);
+    ::close(go[1]);
+    Options o;
+    o.shm_dir = shm_;
+    o.heartbeat_thread = false;
+    auto c = ModelClient::Attach("m", o);
+    if (!c || !(*c)->Acquire()) ::_exit(kAttachFailed);
+    char b = 0;
+    if (::write(ready[1], "r", 1) != 1 || ::read(go[0], &b, 1) != 1) ::_exit(kPipeFailed);
+    if ((*c)->Acquire()) ::_exit(kAcquireReturnedZeros);  // cut: must fail
+    if (::write(ready[1], "r", 1) != 1 || ::read(go[0], &b, 1) != 1) ::_exit(kPipeFailed);
+    (*c)->Heartbeat();  // sees the new file and re-attaches
+    auto h = (*c)->Acquire();
+    if (!h) {
+      std::fprintf(stderr, "child: %s\n", h.error().ToString().c_str());
+      ::_exit(kFirstAcquireFailed);
+    }
+    auto v = h->Lookup("0");
+    ::_exit(v && v->has_value() && (*c)->reattach_count() == 1 ? kChildOk : kHeldHandleUnreadable);
+  }
+  ::close(ready[1]);
+  ::close(go[0]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  std::filesystem::resize_file(shm_ + "/m.ctl", 0);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  writer_.reset();  // the old agent goes (its flock with it), a new one recreates the file
+  auto w = agent::ControlBlockWriter::OpenOrCreate(DefaultEnv(), {shm_, "m"});
+  ASSERT_TRUE(w.has_value()) << w.error().ToString();
+  writer_ = std::move(*w);
+  writer_->Publish(published_);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_FALSE(WIFSIGNALED(status)) << "app killed by signal " << WTERMSIG(status);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), kChildOk);
+}
 
 TEST_F(ControlBlockTruncationTest, CutToZeroIsReportedAndTheAppKeepsItsHandle) {
   int status = RunApp(0, /*must_fail=*/true);

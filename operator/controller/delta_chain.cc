@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "operator/controller/reconcile_actions.h"
+
 namespace modelswap::op {
 namespace {
 
@@ -97,16 +99,6 @@ bool HoldsBases(const VersionView& v) {
   return !v.write_failed && !v.mv->deleting;
 }
 
-Action Event(const ModelVersion& mv, std::string type, std::string reason, std::string msg) {
-  Action a;
-  a.type = Action::Type::kEvent;
-  a.mv = mv;
-  a.event_type = std::move(type);
-  a.reason = std::move(reason);
-  a.message = std::move(msg);
-  return a;
-}
-
 }  // namespace
 
 void KeepBase(const VersionView& v, std::vector<Action>* out, std::string* waiting,
@@ -114,7 +106,7 @@ void KeepBase(const VersionView& v, std::vector<Action>* out, std::string* waiti
   const bool live = std::any_of(v.needed_by.begin(), v.needed_by.end(),
                                 [](const VersionView::Dependent& d) { return !d.deleting; });
   if (live) {
-    out->push_back(Event(
+    out->push_back(MakeEvent(
         *v.mv, "Warning", "FileKept",
         "its file is the base of delta " + DescribeDependents(v) + " and is kept: " + v.next.file));
     return;
@@ -130,16 +122,16 @@ void RetentionFailed(const VersionView& v, std::vector<Action>* out) {
     return;
   auto r = ParseTaskResult(t->result);
   const bool refused = r && r->code == "FailedPrecondition";
-  out->push_back(Event(*v.mv, "Warning", refused ? "RetentionRefused" : "FileNotRemoved",
-                       v.next.message + "; the file is kept, retried later"));
+  out->push_back(MakeEvent(*v.mv, "Warning", refused ? "RetentionRefused" : "FileNotRemoved",
+                           v.next.message + "; the file is kept, retried later"));
 }
 
 void BaseWaitEvent(const VersionView& v, std::vector<Action>* out) {
   if (v.base_wait_reason.empty() || v.next.phase != Phase::kPending) return;
   const Condition* old = v.mv->status.FindCondition("Written");
   if (old != nullptr && old->reason == v.base_wait_reason) return;
-  out->push_back(
-      Event(*v.mv, v.base_stalled ? "Warning" : "Normal", v.base_wait_reason, v.base_wait_message));
+  out->push_back(MakeEvent(*v.mv, v.base_stalled ? "Warning" : "Normal", v.base_wait_reason,
+                           v.base_wait_message));
 }
 
 void CheckDeltaBases(std::vector<VersionView>& views) {

@@ -168,6 +168,7 @@ Result<ModelInputs> KubeBackend::Observe(const std::string& model_key) {
     in.load.unreachable = reach.unreachable;
     // The example may name a pod not running yet; only an agent that failed is one here.
     if (reach.unreachable > 0) in.load.unreachable_example = reach.example;
+    in.load.per_pod_staging = prober_->PerPodStagingFor(model_key);
   }
   in.now_unix_ns = env_->NowUnixNanos();
   in.progress_interval_ns =
@@ -280,11 +281,7 @@ static Json MergePatchTo(const Json& from, const Json& to) {
 
 Status KubeBackend::WriteStatus(const Action& a) {
   Json latest = Latest(a.mv);
-  ModelVersionStatus next = a.status;
-  // The reconciler knows pods only as ModelLoad, which does not carry the per-pod staging count:
-  // filled in here from the prober, as fresh as pods.total written with it.
-  if (prober_) next.pods_per_pod_staging = prober_->PerPodStagingFor(KeyOf(a.mv.ns, a.mv.model));
-  Json status = StatusToJson(next);
+  Json status = StatusToJson(a.status);
   Json patch = {{"status", MergePatchTo(Field<Json>(latest, {"status"}, Json::object()), status)}};
   auto prior = ParseModelVersion(latest);
   const bool request_bookkeeping =

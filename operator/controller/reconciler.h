@@ -66,6 +66,9 @@ struct ModelLoad {
   // default initializers so `ModelLoad{true, 0, {}}` stays warning-free under -Wextra.
   int unreachable = 0;
   std::string unreachable_example = {};
+  // Of total, pods whose modelswap.io/node-cache annotation says "disabled:" (per-pod staging
+  // instead of the node cache; AgentProber::PerPodStagingFor): status.pods.perPodStaging.
+  int per_pod_staging = 0;
   bool operator==(const ModelLoad&) const = default;
 };
 

@@ -81,6 +81,7 @@ void SetPhaseAndConditions(VersionView& v, bool is_active, bool scheduled_write,
     auto it = load.loaded.find(mv.version);
     s.pods_loaded = it == load.loaded.end() ? 0 : it->second;
     s.pods_total = load.total;
+    s.pods_per_pod_staging = load.per_pod_staging;
   }
   bool loaded = s.pods_total > 0 && s.pods_loaded == s.pods_total;
   SetCondition(s, mv, "Loaded", loaded,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <span>
 
@@ -91,6 +92,13 @@ Result<ctl::Record> ControlBlockWriter::Current() {
 }
 
 void ControlBlockWriter::Tick() {
+  // The mapping is SIGBUS-guarded (control_block_access.h): a control block truncated under the
+  // agent no longer kills it, and its stores would land in private pages no app sees. Exit, as
+  // the fault used to: the restarted agent recreates the file (OpenOrCreate), apps re-attach.
+  if (Status st = file_->Intact(); !st) {
+    spdlog::critical("control block unusable, restarting: {}", st.error().message());
+    std::_Exit(70);
+  }
   // Relaxed: a lone timestamp for diagnostics; nothing is published through it.
   ctl::Word(file_->header().agent_heartbeat_ns)
       .store(ctl::MonotonicNanos(), std::memory_order_relaxed);

@@ -64,13 +64,13 @@ struct WriteRequest {
   // Chunked: where the whole .msf is built before it is cut ("" = $TMPDIR, else /tmp). Needs
   // room for one version; the file is removed when the write ends.
   // With a base, the new content is built here first as well.
-  std::string scratch_dir;
-  chunk::ChunkerParams chunking;
+  std::string scratch_dir = {};
+  chunk::ChunkerParams chunking = {};
   int zstd_level = 3;
   int threads = 2;
   // Lay the version out like this earlier version of the model (sidecar/writer/base_layout.h),
   // so that unchanged rows make unchanged chunks. "" = no base.
-  std::string base_version;
+  std::string base_version = {};
   // Chunked: how long to wait while a chunk garbage collection holds the store.
   int64_t gc_wait_ns = int64_t{15} * 60 * 1'000'000'000;
 
@@ -81,7 +81,7 @@ struct WriteRequest {
   // the TSV's changes, if any: source TsvSource or NoChanges) in the full base's layout.
   // auto_compact: compact instead of writing a delta when the chain would exceed max_chain or the
   // deltas' bytes, the new one included, would pass compact_ratio of the full base's bytes.
-  std::string delta_on;
+  std::string delta_on = {};
   bool compact = false;
   bool auto_compact = false;
   uint32_t max_chain = 4;  // 1..msf::kMaxChainDeltas

@@ -60,7 +60,7 @@ struct Record {
   std::string path;  // a chain's newest layer (the version itself)
   // A chain: the layers below `path`, newest first, the full base last. Empty: `path` is one
   // full version (layer_count 0 or 1 in the shared record).
-  std::vector<LowerLayer> lower;
+  std::vector<LowerLayer> lower = {};
 
   uint32_t layer_count() const { return static_cast<uint32_t>(lower.size()) + 1; }
 };

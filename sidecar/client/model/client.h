@@ -20,7 +20,9 @@
 // A delta version (docs/design.md) is a chain: the client maps every layer the control block
 // names (each checked against the checksum the agent verified, each covered by the SIGBUS
 // guard), and a lookup reads the newest layer first, stopping at a value or a tombstone
-// (msf::ChainFind). A layer's index fingerprints make a miss in it cost about one cache line.
+// (msf::ChainFind). A layer's index fingerprints make a miss in it cost about one cache line;
+// each delta layer also gets an in-memory Bloom filter (msf/layer_filter.h), built when it is
+// mapped, so a key it does not hold usually skips its index altogether.
 //
 // Layout and protocol: control_block.h. C ABI: modelswap.h. Python: python/modelswap/model.py.
 //

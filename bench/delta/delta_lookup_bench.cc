@@ -32,6 +32,11 @@
 // 1.36x. The default (Google Benchmark) run, under heavier load, gave filtered 4 deltas 1.92x /
 // 1.60x, unfiltered 1.75x / 1.54x, client 1.43x / 1.52x. Filters: 4 deltas of 110,000 entries,
 // 134 KiB each (10.0 bits per key), built in 4.8-17 ms for all four: 11-40 ns per key (load).
+// On the same VM quiet (load average < 1, nothing else running), --interleaved=30, chain / full:
+//   1 delta  hit_top/hit_base/miss: msf unfiltered 0.30/1.29/1.24x, filtered 0.40/1.26/1.28x,
+//            client 0.33/1.06/1.05x;
+//   4 deltas: msf unfiltered 0.39/1.48/1.62x, filtered 0.70/1.52/1.52x, client 0.58/1.23/1.33x
+// (--interleaved=15 just before: filtered 4 deltas 1.58/1.47x, client 1.39/1.47x).
 // The filter wins on misses and keeps the client's 4-delta chain under 1.6x; hit_base gains
 // little over the hash-once + prefetch path, whose delta slot misses already overlap the base's;
 // hit_top pays the top delta's filter check before its slot probe (still under 1x).

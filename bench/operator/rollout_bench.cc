@@ -11,8 +11,8 @@
 // own: a Store filled with N injected pods (as the injected-pod informer fills it), the operator's
 // AgentProber with the operator's defaults (interval 10 s, rollout interval 1 s, 64 in flight,
 // 2 s timeout) and the status computation (pods_loaded/pods_total of the version, as
-// version_status.cc's SetPhaseAndConditions takes them from AgentProber::LoadFor), recomputed on every
-// on_change. Steps:
+// version_status.cc's SetPhaseAndConditions takes them from AgentProber::LoadFor), recomputed on
+// every on_change. Steps:
 //  1. every agent serves v1 (generation 1); wait until status shows N/N on v1;
 //  2. steady state for --steady-seconds: the operator's CPU over that window;
 //  3. a publish of v2: the child is told (what the controller does when v2 turns Active:

@@ -1,6 +1,7 @@
 // What the reconciler knows of one ModelVersion while it decides: the object, its tasks, and
 // the status being computed (`next`), with the tasks' results folded in. Internal to the
-// reconciler (reconciler.cc, schedule.cc, activate_request.cc, deletion.cc, version_status.cc). Thread safety: plain values.
+// reconciler (reconciler.cc, schedule.cc, activate_request.cc, deletion.cc, version_status.cc).
+// Thread safety: plain values.
 #pragma once
 
 #include <string>

@@ -8,7 +8,7 @@
 //
 // Errors: every method returns a Status/Result whose message names the path and the syscall
 // ("open /models/ranker/manifest.json: No such file or directory"). errno becomes a Code in one
-// place (env_posix.cc, PosixError).
+// place (posix_error.cc, PosixError).
 //
 // Thread safety: PosixEnv is stateless and safe to share. Test Envs document their own rules.
 #pragma once

@@ -9,6 +9,8 @@
 
 #include <memory>
 
+#include "sidecar/chunk/zstd_context.h"
+
 namespace modelswap::chunk {
 namespace {
 
@@ -18,16 +20,6 @@ struct CCtxFree {
 struct DCtxFree {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
-
-// One context per thread, reused: creating one per chunk costs more than compressing 64 KiB.
-ZSTD_CCtx* ThreadCCtx() {
-  thread_local std::unique_ptr<ZSTD_CCtx, CCtxFree> ctx(ZSTD_createCCtx());
-  return ctx.get();
-}
-ZSTD_DCtx* ThreadDCtx() {
-  thread_local std::unique_ptr<ZSTD_DCtx, DCtxFree> ctx(ZSTD_createDCtx());
-  return ctx.get();
-}
 
 std::string FanOutRel(const ChunkHash& hash) {
   return std::string(kChunksDir) + "/" + ToHex(hash).substr(0, 2);
@@ -41,18 +33,17 @@ std::unexpected<Error> Corrupt(const ChunkHash& hash, const std::string& what) {
   return Fail(Code::kCorruption, "chunk " + ToHex(hash) + ": " + what);
 }
 
-// Reads the whole file open as fd, failing if it is not exactly `size` bytes now.
-Status ReadExactly(Env* env, int fd, std::span<std::byte> out, const ChunkHash& hash) {
-  uint64_t off = 0;
-  while (off < out.size()) {
-    MS_ASSIGN_OR_RETURN(size_t n, env->PRead(fd, out.subspan(off), off));
-    if (n == 0) return Corrupt(hash, "stored file shrank while being read");
-    off += n;
-  }
-  return Ok();
-}
-
 }  // namespace
+
+// One context per thread, reused: creating one per chunk costs more than compressing 64 KiB.
+ZSTD_CCtx* ThreadCCtx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxFree> ctx(ZSTD_createCCtx());
+  return ctx.get();
+}
+ZSTD_DCtx* ThreadDCtx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DCtxFree> ctx(ZSTD_createDCtx());
+  return ctx.get();
+}
 
 std::string ChunkRel(const ChunkHash& hash) {
   return FanOutRel(hash) + "/" + ToHex(hash);
@@ -81,15 +72,8 @@ Result<PutResult> ChunkStore::Put(const ChunkHash& hash, std::span<const std::by
     return Fail(Code::kInvalidArgument, "zstd level " + std::to_string(zstd_level) + " not 1..19");
   }
   const std::string rel = ChunkRel(hash);
-  if (auto fd = env_->OpenBeneath(root_, rel, OpenMode::kRead); fd) {
-    // Written once, never edited: an existing file is the same content (Get verifies it).
-    auto info = env_->StatFd(*fd);
-    env_->Close(*fd);
-    if (!info) return Fail(info.error());
-    return PutResult{false, static_cast<uint32_t>(info->size)};
-  } else if (fd.error().code() != Code::kNotFound) {
-    return Fail(fd.error());
-  }
+  MS_ASSIGN_OR_RETURN(std::optional<PutResult> existing, Existing(rel));
+  if (existing) return *existing;
   if (Sha256(content) != hash) {
     return Fail(Code::kInvalidArgument, "chunk " + ToHex(hash) + ": content has another SHA-256");
   }
@@ -105,9 +89,25 @@ Result<PutResult> ChunkStore::Put(const ChunkHash& hash, std::span<const std::by
   if (ZSTD_isError(n)) {
     return Fail(Code::kInternal, "zstd compress: " + std::string(ZSTD_getErrorName(n)));
   }
-  const std::string dir = FanOutRel(hash);
-  const std::string tmp_rel = dir + "/.tmp-" + ToHex(hash) + "-" + std::to_string(::getpid()) +
-                              "-" + std::to_string(env_->NowUnixNanos());
+  return StoreFrame(rel, std::span(frame).first(n));
+}
+
+Result<std::optional<PutResult>> ChunkStore::Existing(const std::string& rel) {
+  auto fd = env_->OpenBeneath(root_, rel, OpenMode::kRead);
+  if (!fd && fd.error().code() == Code::kNotFound) return std::nullopt;
+  if (!fd) return Fail(fd.error());
+  auto info = env_->StatFd(*fd);
+  env_->Close(*fd);
+  if (!info) return Fail(info.error());
+  return PutResult{false, static_cast<uint32_t>(info->size)};
+}
+
+Result<PutResult> ChunkStore::StoreFrame(const std::string& rel, std::span<const std::byte> frame) {
+  const size_t slash = rel.rfind('/');
+  const std::string dir = rel.substr(0, slash);
+  const std::string tmp_rel = dir + "/.tmp-" + rel.substr(slash + 1) + "-" +
+                              std::to_string(::getpid()) + "-" +
+                              std::to_string(env_->NowUnixNanos());
   auto fd = env_->OpenBeneath(root_, tmp_rel, OpenMode::kCreateNew);
   if (!fd && fd.error().code() == Code::kNotFound) {
     // The fan-out directory is missing (a symlink in the way is kPermissionDenied instead).
@@ -115,15 +115,16 @@ Result<PutResult> ChunkStore::Put(const ChunkHash& hash, std::span<const std::by
     fd = env_->OpenBeneath(root_, tmp_rel, OpenMode::kCreateNew);
   }
   if (!fd) return Fail(fd.error());
-  Status st = env_->PWrite(*fd, std::span(frame).first(n), 0);
+  Status st = env_->PWrite(*fd, frame, 0);
   if (st && !options_.defer_sync) st = env_->Fsync(*fd);
   env_->Close(*fd);
   const std::string tmp = JoinPath(root_, tmp_rel);
   if (st) st = env_->RenameNoReplace(tmp, JoinPath(root_, rel));
+  const auto n = static_cast<uint32_t>(frame.size());
   if (!st) {
     (void)env_->Remove(tmp);
     if (st.error().code() != Code::kAlreadyExists) return Fail(st.error());
-    return PutResult{false, static_cast<uint32_t>(n)};  // another writer won the race
+    return PutResult{false, n};  // another writer won the race
   }
   if (options_.defer_sync) {
     std::lock_guard lock(unsynced_->mu);
@@ -132,7 +133,7 @@ Result<PutResult> ChunkStore::Put(const ChunkHash& hash, std::span<const std::by
   } else {
     MS_RETURN_IF_ERROR(env_->FsyncDir(JoinPath(root_, dir)));
   }
-  return PutResult{true, static_cast<uint32_t>(n)};
+  return PutResult{true, n};
 }
 
 Status ChunkStore::Sync() {
@@ -173,7 +174,24 @@ Status ChunkStore::Get(const ChunkHash& hash, std::span<std::byte> out) {
     return Fail(Code::kInvalidArgument, "chunk " + ToHex(hash) + ": length " +
                                             std::to_string(out.size()) + " not 1..16 MiB");
   }
-  MS_ASSIGN_OR_RETURN(int fd, env_->OpenBeneath(root_, ChunkRel(hash), OpenMode::kRead));
+  MS_ASSIGN_OR_RETURN(std::span<const std::byte> frame,
+                      LoadFrame(ChunkRel(hash), out.size(), "chunk " + ToHex(hash)));
+  ZSTD_DCtx* dctx = ThreadDCtx();
+  // Clears whatever a failed GetDelta may have left referenced (a prefix, windowLogMax).
+  ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+  size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), frame.data(), frame.size());
+  if (ZSTD_isError(n)) return Corrupt(hash, "zstd: " + std::string(ZSTD_getErrorName(n)));
+  if (n != out.size()) return Corrupt(hash, "decompressed to " + std::to_string(n) + " bytes");
+  if (Sha256(out) != hash) return Corrupt(hash, "content does not match its SHA-256");
+  return Ok();
+}
+
+Result<std::span<const std::byte>> ChunkStore::LoadFrame(const std::string& rel, size_t length,
+                                                         const std::string& who) {
+  auto corrupt = [&](const std::string& what) {
+    return Fail(Code::kCorruption, who + ": " + what);
+  };
+  MS_ASSIGN_OR_RETURN(int fd, env_->OpenBeneath(root_, rel, OpenMode::kRead));
   auto info = env_->StatFd(fd);
   if (!info) {
     env_->Close(fd);
@@ -181,36 +199,40 @@ Status ChunkStore::Get(const ChunkHash& hash, std::span<std::byte> out) {
   }
   // The cap comes from the length the caller expects, never from the file: a huge or hostile
   // file costs no more memory than an honest one.
-  const uint64_t cap = MaxStoredBytes(out.size());
+  const uint64_t cap = MaxStoredBytes(length);
   if (info->size == 0 || info->size > cap) {
     env_->Close(fd);
-    return Corrupt(hash, "stored file is " + std::to_string(info->size) +
-                             " bytes, impossible for a chunk of " + std::to_string(out.size()) +
-                             " (partly copied or not a chunk)");
+    return corrupt("stored file is " + std::to_string(info->size) +
+                   " bytes, impossible for a chunk of " + std::to_string(length) +
+                   " (partly copied or not a chunk)");
   }
   thread_local std::vector<std::byte> buffer;  // reused, as in Put
   if (buffer.size() < info->size) buffer.resize(info->size);
   std::span<std::byte> frame = std::span(buffer).first(info->size);
-  Status st = ReadExactly(env_, fd, frame, hash);
+  uint64_t off = 0;
+  while (off < frame.size()) {
+    auto n = env_->PRead(fd, frame.subspan(off), off);
+    if (!n || *n == 0) {
+      env_->Close(fd);
+      if (!n) return Fail(n.error());
+      return corrupt("stored file shrank while being read");
+    }
+    off += *n;
+  }
   env_->Close(fd);
-  MS_RETURN_IF_ERROR(st);
   unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN) {
-    return Corrupt(hash, "not a zstd frame with a content size (truncated or damaged)");
+    return corrupt("not a zstd frame with a content size (truncated or damaged)");
   }
-  if (declared != out.size()) {
-    return Corrupt(hash, "frame holds " + std::to_string(declared) + " bytes, the chunk is " +
-                             std::to_string(out.size()));
+  if (declared != length) {
+    return corrupt("frame holds " + std::to_string(declared) + " bytes, the chunk is " +
+                   std::to_string(length));
   }
   size_t frame_bytes = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
   if (ZSTD_isError(frame_bytes) || frame_bytes != frame.size()) {
-    return Corrupt(hash, "stored file is not exactly one zstd frame (truncated or padded)");
+    return corrupt("stored file is not exactly one zstd frame (truncated or padded)");
   }
-  size_t n = ZSTD_decompressDCtx(ThreadDCtx(), out.data(), out.size(), frame.data(), frame.size());
-  if (ZSTD_isError(n)) return Corrupt(hash, "zstd: " + std::string(ZSTD_getErrorName(n)));
-  if (n != out.size()) return Corrupt(hash, "decompressed to " + std::to_string(n) + " bytes");
-  if (Sha256(out) != hash) return Corrupt(hash, "content does not match its SHA-256");
-  return Ok();
+  return std::span<const std::byte>(frame);
 }
 
 Result<std::vector<ChunkInfo>> ChunkStore::List() {
@@ -223,12 +245,25 @@ Result<std::vector<ChunkInfo>> ChunkStore::List() {
     if (d.size() != 2 || !IsHex(d)) continue;  // .writers, .gc, anything not ours
     MS_ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(JoinPath(base, d)));
     for (const std::string& name : names) {
-      if (name.size() != 64 || !IsHex(name) || name.compare(0, 2, d) != 0) continue;
-      auto hash = ParseChunkHash(name);
+      // <64 hex> (whole) or <64 hex>.<64 hex> (delta, DeltaChunkRel), in its own fan-out dir.
+      const bool delta = name.size() == 129 && name[64] == '.';
+      if ((name.size() != 64 && !delta) || name.compare(0, 2, d) != 0) continue;
+      ChunkInfo c;
+      auto hash = ParseChunkHash(std::string_view(name).substr(0, 64));
+      if (!hash || !IsHex(name.substr(0, 64))) continue;
+      c.hash = *hash;
+      if (delta) {
+        auto base_hash = ParseChunkHash(std::string_view(name).substr(65));
+        if (!base_hash || !IsHex(name.substr(65))) continue;
+        c.delta = true;
+        c.base = *base_hash;
+      }
       auto info = env_->Stat(JoinPath(JoinPath(base, d), name));
       if (!info && info.error().code() == Code::kNotFound) continue;  // removed meanwhile
       if (!info) return Fail(info.error());
-      out.push_back({*hash, info->size, info->mtime_ns});
+      c.stored_bytes = info->size;
+      c.mtime_ns = info->mtime_ns;
+      out.push_back(c);
     }
   }
   return out;
@@ -264,6 +299,10 @@ Status RemoveBeneath(Env* env, const std::string& root, const std::string& rel) 
 
 Status ChunkStore::Remove(const ChunkHash& hash) {
   return RemoveBeneath(env_, root_, ChunkRel(hash));
+}
+
+Status ChunkStore::RemoveDelta(const ChunkHash& hash, const ChunkHash& base) {
+  return RemoveBeneath(env_, root_, DeltaChunkRel(hash, base));
 }
 
 Status ChunkStore::RemoveTemp(const std::string& rel) {

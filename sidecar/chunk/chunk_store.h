@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -42,6 +43,7 @@
 #include "common/env.h"
 #include "common/status.h"
 #include "sidecar/chunk/chunk_hash.h"
+#include "sidecar/chunk/recipe.h"
 
 namespace modelswap::chunk {
 
@@ -52,6 +54,12 @@ inline constexpr char kChunksDir[] = ".chunks";
 // The most bytes a stored chunk of `length` bytes can take (ZSTD_compressBound): Get's read cap
 // and DecodeRecipe's bound on stored_length.
 [[nodiscard]] uint64_t MaxStoredBytes(uint64_t length);
+// ".chunks/<2 hex of hash>/<64 hex hash>.<64 hex base>" beneath root: `hash`'s bytes stored as one
+// zstd frame compressed with the base chunk's bytes as its prefix (ZSTD_CCtx_refPrefix, what
+// `zstd --patch-from` does). The base is always a chunk stored whole, so a delta chunk needs one
+// other chunk to be read, never a chain. Both names may exist for one hash (two writers chose
+// differently); each is a valid way to get the same bytes.
+[[nodiscard]] std::string DeltaChunkRel(const ChunkHash& hash, const ChunkHash& base);
 
 struct PutResult {
   bool stored = false;         // false: the chunk was there already
@@ -60,6 +68,8 @@ struct PutResult {
 
 struct ChunkInfo {
   ChunkHash hash;
+  bool delta = false;  // a delta chunk file: stored against base
+  ChunkHash base;      // all zero unless delta
   uint64_t stored_bytes = 0;
   int64_t mtime_ns = 0;
 };
@@ -85,8 +95,32 @@ class ChunkStore {
   // Fills out, whose size is the chunk's length, with its verified bytes. kNotFound if absent;
   // kCorruption naming the chunk for a short, oversized, undecodable or wrong file.
   [[nodiscard]] Status Get(const ChunkHash& hash, std::span<std::byte> out);
-  // Every chunk file (names that are not <64 hex> in the right fan-out directory, temps
-  // included, are skipped): for GC.
+
+  // Delta chunks (DeltaChunkRel). `base_content` is the base chunk's verified bytes.
+  [[nodiscard]] Result<bool> HasDelta(const ChunkHash& hash, const ChunkHash& base);
+  // Compresses content against base_content and stores it at DeltaChunkRel(hash, base_hash)
+  // when the frame is at most max_stored bytes; nullopt (nothing written) when it would be
+  // larger, so the caller stores the chunk whole instead. Same durability and no-replace rules
+  // as Put; hash must be content's SHA-256 and base_hash base_content's (checked).
+  [[nodiscard]] Result<std::optional<PutResult>> PutDelta(const ChunkHash& hash,
+                                                          std::span<const std::byte> content,
+                                                          const ChunkHash& base_hash,
+                                                          std::span<const std::byte> base_content,
+                                                          int zstd_level, uint64_t max_stored);
+  // Like Get, for the delta file of (hash, base): kNotFound if absent, kCorruption naming the
+  // chunk and its base for anything that does not decompress, against base_content, to exactly
+  // out.size() bytes with the right SHA-256.
+  [[nodiscard]] Status GetDelta(const ChunkHash& hash, const ChunkHash& base,
+                                std::span<const std::byte> base_content, std::span<std::byte> out);
+  // One recipe entry's bytes, however it is stored: Get for a whole chunk; for a delta chunk,
+  // Get of its base (base_length bytes, into a buffer of its own) then GetDelta. For readers
+  // that have no better place to find the base (the writer's --base, version chains). REQUIRES:
+  // !c.hole and out.size() == c.length.
+  [[nodiscard]] Status GetEntry(const RecipeChunk& c, std::span<std::byte> out);
+  // Removes the delta file of (hash, base), with Remove's checks.
+  [[nodiscard]] Status RemoveDelta(const ChunkHash& hash, const ChunkHash& base);
+  // Every chunk file, whole (<64 hex>) and delta (<64 hex>.<64 hex>), in the right fan-out
+  // directory (other names, temps included, are skipped): for GC.
   [[nodiscard]] Result<std::vector<ChunkInfo>> List();
   // Every temp file (.tmp-*) under .chunks/<2 hex>/ with its mtime, relative to root: a crashed
   // Put's leftovers, for GC.
@@ -100,6 +134,19 @@ class ChunkStore {
   [[nodiscard]] Status RemoveTemp(const std::string& rel);
 
  private:
+  // Put and PutDelta: the size of the file at rel if one is there (written once, never edited:
+  // it has the same content; Get verifies it), nullopt if absent.
+  Result<std::optional<PutResult>> Existing(const std::string& rel);
+  // Put and PutDelta: writes frame at rel (beneath root) through a temp in rel's directory,
+  // fsync (or the deferred list) and a no-replace rename; stored is false when another writer
+  // won the race.
+  Result<PutResult> StoreFrame(const std::string& rel, std::span<const std::byte> frame);
+  // Get and GetDelta: the file at rel, read whole into a thread-local buffer (valid until this
+  // thread's next LoadFrame) after checking its size against MaxStoredBytes(length), checked to
+  // be exactly one zstd frame declaring `length` bytes. Errors are kCorruption "<who>: ...".
+  Result<std::span<const std::byte>> LoadFrame(const std::string& rel, size_t length,
+                                               const std::string& who);
+
   Env* env_;
   std::string root_;
   Options options_;

@@ -13,6 +13,7 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "big-endian hosts need byte swaps");
 
 constexpr uint32_t kFlagHole = 1;
+constexpr uint32_t kFlagDelta = 2;    // format version 2 only
 constexpr size_t kMaxNameBytes = 63;  // ValidateModelName / ValidateVersionName
 
 std::unexpected<Error> Corrupt(std::string what) {
@@ -51,9 +52,9 @@ class Reader {
 };
 
 Status CheckEntry(const RecipeChunk& c, uint64_t index, uint64_t expected_offset,
-                  const ChunkerParams& params, uint32_t flags) {
+                  const ChunkerParams& params, uint32_t flags, uint32_t known_flags) {
   std::string at = "chunk " + std::to_string(index) + ": ";
-  if (flags & ~kFlagHole) return Corrupt(at + "unknown flags " + std::to_string(flags));
+  if (flags & ~known_flags) return Corrupt(at + "unknown flags " + std::to_string(flags));
   if (c.offset != expected_offset) {
     return Corrupt(at + "offset " + std::to_string(c.offset) + " is not where chunk " +
                    std::to_string(index) + " must start (" + std::to_string(expected_offset) +
@@ -64,12 +65,25 @@ Status CheckEntry(const RecipeChunk& c, uint64_t index, uint64_t expected_offset
     return Corrupt(at + "length " + std::to_string(c.length) + " is over params.max_bytes " +
                    std::to_string(params.max_bytes));
   }
+  if (c.hole && c.delta) return Corrupt(at + "both a hole and a delta chunk");
   if (c.hole) {
     if (c.stored_length != 0) return Corrupt(at + "a hole with a stored_length");
     if (c.hash != ChunkHash{}) return Corrupt(at + "a hole with a hash");
   } else if (c.stored_length == 0 || c.stored_length > MaxStoredBytes(c.length)) {
     return Corrupt(at + "stored_length " + std::to_string(c.stored_length) +
                    " impossible for length " + std::to_string(c.length));
+  }
+  return Ok();
+}
+
+// The base record of a delta entry (recipe.h: 32 bytes base SHA-256, 4 bytes base_length).
+Status CheckBase(const RecipeChunk& c, uint64_t index, const ChunkerParams& params) {
+  std::string at = "chunk " + std::to_string(index) + ": delta base ";
+  if (c.base_hash == ChunkHash{}) return Corrupt(at + "hash is all zero");
+  if (c.base_hash == c.hash) return Corrupt(at + "is the chunk itself");
+  if (c.base_length == 0 || c.base_length > params.max_bytes) {
+    return Corrupt(at + "length " + std::to_string(c.base_length) + " not 1..params.max_bytes " +
+                   std::to_string(params.max_bytes));
   }
   return Ok();
 }
@@ -85,18 +99,23 @@ std::string RecipeRel(std::string_view model, std::string_view version) {
 }
 
 std::string EncodeRecipe(const Recipe& r) {
+  uint32_t deltas = 0;
+  for (const RecipeChunk& c : r.chunks)
+    deltas += c.delta ? 1 : 0;
   std::string out;
   out.reserve(kRecipeFixedHeaderBytes + r.model.size() + r.version.size() +
-              r.chunks.size() * kRecipeEntryBytes + kRecipeTrailerBytes);
+              r.chunks.size() * kRecipeEntryBytes + deltas * kRecipeBaseEntryBytes +
+              kRecipeTrailerBytes);
   out.append(kRecipeMagic, sizeof kRecipeMagic);
-  Put<uint32_t>(out, kRecipeFormatVersion);
+  // Version 1 whenever it can be: older readers keep reading every recipe without deltas.
+  Put<uint32_t>(out, deltas == 0 ? kRecipeFormatVersion : kRecipeDeltaFormatVersion);
   Put<uint32_t>(out, 0);  // flags
   Put<uint64_t>(out, r.file_bytes);
   Put<uint64_t>(out, r.msf_checksum);
   Put<uint32_t>(out, r.params.min_bytes);
   Put<uint32_t>(out, r.params.avg_bytes);
   Put<uint32_t>(out, r.params.max_bytes);
-  Put<uint32_t>(out, 0);  // reserved
+  Put<uint32_t>(out, deltas);  // reserved (0) in version 1, delta_count in version 2
   Put<uint64_t>(out, r.chunks.size());
   Put<uint16_t>(out, static_cast<uint16_t>(r.model.size()));
   Put<uint16_t>(out, static_cast<uint16_t>(r.version.size()));
@@ -106,8 +125,13 @@ std::string EncodeRecipe(const Recipe& r) {
     Put<uint64_t>(out, c.offset);
     Put<uint32_t>(out, c.length);
     Put<uint32_t>(out, c.stored_length);
-    Put<uint32_t>(out, c.hole ? kFlagHole : 0);
+    Put<uint32_t>(out, (c.hole ? kFlagHole : 0) | (c.delta ? kFlagDelta : 0));
     out.append(reinterpret_cast<const char*>(c.hash.bytes.data()), c.hash.bytes.size());
+  }
+  for (const RecipeChunk& c : r.chunks) {
+    if (!c.delta) continue;
+    out.append(reinterpret_cast<const char*>(c.base_hash.bytes.data()), c.base_hash.bytes.size());
+    Put<uint32_t>(out, c.base_length);
   }
   Put<uint64_t>(out, Xxh3(out));
   return out;
@@ -122,10 +146,13 @@ Result<Recipe> DecodeRecipe(std::span<const std::byte> bytes) {
   }
   Reader in(bytes.subspan(sizeof kRecipeMagic));
   Recipe r;
-  if (uint32_t v = in.Get<uint32_t>(); v != kRecipeFormatVersion) {
-    return Corrupt("format version " + std::to_string(v) + " unknown (this reader knows " +
-                   std::to_string(kRecipeFormatVersion) + ")");
+  const uint32_t format = in.Get<uint32_t>();
+  if (format != kRecipeFormatVersion && format != kRecipeDeltaFormatVersion) {
+    return Corrupt("format version " + std::to_string(format) + " unknown (this reader knows " +
+                   std::to_string(kRecipeFormatVersion) + " and " +
+                   std::to_string(kRecipeDeltaFormatVersion) + ")");
   }
+  const bool v2 = format == kRecipeDeltaFormatVersion;
   if (uint32_t flags = in.Get<uint32_t>(); flags != 0) {
     return Corrupt("unknown header flags " + std::to_string(flags));
   }
@@ -134,7 +161,10 @@ Result<Recipe> DecodeRecipe(std::span<const std::byte> bytes) {
   r.params.min_bytes = in.Get<uint32_t>();
   r.params.avg_bytes = in.Get<uint32_t>();
   r.params.max_bytes = in.Get<uint32_t>();
-  if (in.Get<uint32_t>() != 0) return Corrupt("reserved header field is not 0");
+  const uint64_t deltas = in.Get<uint32_t>();  // reserved (0) in version 1
+  if (!v2 && deltas != 0) return Corrupt("reserved header field is not 0");
+  // One encoding per recipe: a recipe without deltas is version 1 (EncodeRecipe).
+  if (v2 && deltas == 0) return Corrupt("format version 2 with delta_count 0");
   const uint64_t count = in.Get<uint64_t>();
   const size_t model_len = in.Get<uint16_t>(), version_len = in.Get<uint16_t>();
   if (model_len == 0 || model_len > kMaxNameBytes || version_len == 0 ||
@@ -142,14 +172,25 @@ Result<Recipe> DecodeRecipe(std::span<const std::byte> bytes) {
     return Corrupt("name lengths " + std::to_string(model_len) + "/" + std::to_string(version_len) +
                    " out of 1..63");
   }
-  // Everything after the names is sized by count: check it against the bytes there before
-  // allocating or reading anything (a hostile count must not make us reserve memory).
+  // Everything after the names is sized by count and deltas: check them against the bytes there
+  // before allocating or reading anything (a hostile count must not make us reserve memory).
   const size_t header = kRecipeFixedHeaderBytes + model_len + version_len;
   if (bytes.size() < header + kRecipeTrailerBytes) return Corrupt("truncated in the names");
   const uint64_t body = bytes.size() - header - kRecipeTrailerBytes;
-  if (count > body / kRecipeEntryBytes || body != count * kRecipeEntryBytes) {
-    return Corrupt("chunk_count " + std::to_string(count) + " does not match the " +
-                   std::to_string(body) + " bytes of entries (truncated or padded)");
+  if (count > body / kRecipeEntryBytes) {
+    return Corrupt("chunk_count " + std::to_string(count) + " does not fit the " +
+                   std::to_string(body) + " bytes of entries (truncated or hostile)");
+  }
+  if (deltas > count) {
+    return Corrupt("delta_count " + std::to_string(deltas) + " is over chunk_count " +
+                   std::to_string(count));
+  }
+  // No overflow: count * 52 <= body, and deltas * 36 < count * 52.
+  const uint64_t bases_at = header + count * kRecipeEntryBytes;
+  if (body != count * kRecipeEntryBytes + deltas * kRecipeBaseEntryBytes) {
+    return Corrupt("chunk_count " + std::to_string(count) + " and delta_count " +
+                   std::to_string(deltas) + " do not match the " + std::to_string(body) +
+                   " bytes of entries (truncated or padded)");
   }
   uint64_t stored_sum;
   std::memcpy(&stored_sum, bytes.data() + bytes.size() - kRecipeTrailerBytes, 8);
@@ -162,7 +203,8 @@ Result<Recipe> DecodeRecipe(std::span<const std::byte> bytes) {
   if (auto st = ValidateVersionName(r.version); !st) return Corrupt(st.error().message());
   if (auto st = ValidateParams(r.params); !st) return Corrupt(st.error().message());
   r.chunks.reserve(count);
-  uint64_t next = 0;
+  const uint32_t known_flags = v2 ? kFlagHole | kFlagDelta : kFlagHole;
+  uint64_t next = 0, delta_seen = 0;
   for (uint64_t i = 0; i < count; ++i) {
     RecipeChunk c;
     c.offset = in.Get<uint64_t>();
@@ -170,15 +212,31 @@ Result<Recipe> DecodeRecipe(std::span<const std::byte> bytes) {
     c.stored_length = in.Get<uint32_t>();
     uint32_t flags = in.Get<uint32_t>();
     c.hole = (flags & kFlagHole) != 0;
+    c.delta = (flags & kFlagDelta) != 0;
     std::memcpy(c.hash.bytes.data(), bytes.data() + header + i * kRecipeEntryBytes + 20, 32);
     (void)in.GetString(32);
-    MS_RETURN_IF_ERROR(CheckEntry(c, i, next, r.params, flags));
+    MS_RETURN_IF_ERROR(CheckEntry(c, i, next, r.params, flags, known_flags));
+    if (c.delta) {
+      // The k-th base record belongs to the k-th delta entry.
+      if (delta_seen == deltas) {
+        return Corrupt("more delta entries than delta_count " + std::to_string(deltas));
+      }
+      const std::byte* rec = bytes.data() + bases_at + delta_seen * kRecipeBaseEntryBytes;
+      std::memcpy(c.base_hash.bytes.data(), rec, 32);
+      std::memcpy(&c.base_length, rec + 32, 4);
+      ++delta_seen;
+      MS_RETURN_IF_ERROR(CheckBase(c, i, r.params));
+    }
     if (c.length > r.file_bytes - next) {
       return Corrupt("chunk " + std::to_string(i) + " ends past file_bytes " +
                      std::to_string(r.file_bytes));
     }
     next += c.length;
     r.chunks.push_back(c);
+  }
+  if (delta_seen != deltas) {
+    return Corrupt("delta_count " + std::to_string(deltas) + " but " + std::to_string(delta_seen) +
+                   " entries are delta chunks");
   }
   if (next != r.file_bytes) {
     return Corrupt("chunks cover " + std::to_string(next) + " bytes, file_bytes is " +

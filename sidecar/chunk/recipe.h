@@ -4,14 +4,14 @@
 //
 //   offset  size  field
 //   0       8     magic "MSRECIPE"
-//   8       4     format version (kRecipeFormatVersion = 1)
+//   8       4     format version (1: no delta chunks; 2: some, see below)
 //   12      4     flags (0; readers reject others)
 //   16      8     file_bytes: the .msf file's size
 //   24      8     msf_checksum: the .msf header_checksum (XXH3-64; "xxh3:<hex>" in the manifest)
 //   32      4     params.min_bytes   the chunker settings the writer used
 //   36      4     params.avg_bytes
 //   40      4     params.max_bytes
-//   44      4     reserved (0)
+//   44      4     version 1: reserved (0); version 2: delta_count d (1..chunk_count)
 //   48      8     chunk_count
 //   56      2     model name length m (1..63)
 //   58      2     version name length v (1..63)
@@ -20,14 +20,24 @@
 //   H=60+m+v      chunk_count entries of kRecipeEntryBytes (52) each:
 //                   0  8  offset         (contiguous: entry i starts where entry i-1 ends, from 0)
 //                   8  4  length         (1..params.max_bytes)
-//                   12 4  stored_length  (bytes of the zstd frame in the store; 0 for a hole)
-//                   16 4  flags          (bit 0: hole; other bits 0)
+//                   12 4  stored_length  (bytes of the chunk file: 0 for a hole, else
+//                                         1..MaxStoredBytes(length), the delta file for a delta)
+//                   16 4  flags          (bit 0: hole; bit 1: delta, version 2 only, never with
+//                                         bit 0; other bits 0)
 //                   20 32 SHA-256 of the chunk's bytes (all zero for a hole)
-//   H+52*chunk_count  8  XXH3-64 of every byte before it
-// The file is exactly that long. DecodeRecipe checks, in order, each with its own kCorruption:
-// size for the fixed header, magic, format version, flags, names, chunk_count against the bytes
-// left (before allocating anything), the trailing checksum, params (ValidateParams), then every
-// entry (contiguity, length, hole rules), and that the last chunk ends at file_bytes.
+//   B=H+52*chunk_count  version 2 only: d base records of kRecipeBaseEntryBytes (36) each, the
+//                   k-th for the k-th delta entry in entry order:
+//                   0  32 SHA-256 of the base chunk (stored whole; not all zero, not the entry's)
+//                   32 4  base_length    (1..params.max_bytes)
+//   B+36*d  8     XXH3-64 of every byte before it
+// The file is exactly that long. A recipe without delta chunks is always version 1 (so one
+// recipe has one encoding, and readers that know only version 1 read it). DecodeRecipe checks,
+// in order, each with its own kCorruption: size for the fixed header, magic, format version,
+// flags, reserved/delta_count (0 in version 1, not 0 in version 2), names, chunk_count and
+// delta_count against the bytes left (before allocating anything), the trailing checksum, params
+// (ValidateParams), then every entry (flags, contiguity, length, hole rules, its base record if
+// a delta), that the delta entries are exactly delta_count, and that the last chunk ends at
+// file_bytes.
 //
 // Thread safety: plain values and pure functions; RecipeBuilder is used by one thread at a time.
 #pragma once
@@ -48,7 +58,12 @@
 namespace modelswap::chunk {
 
 inline constexpr char kRecipeMagic[8] = {'M', 'S', 'R', 'E', 'C', 'I', 'P', 'E'};
+// Version 1: no delta chunks. Version 2: delta chunks (entry flag bit 1) and the bases table.
+// EncodeRecipe writes version 1 whenever no chunk is a delta, so readers that know only version 1
+// keep reading every recipe without deltas; they refuse version 2 by its number.
 inline constexpr uint32_t kRecipeFormatVersion = 1;
+inline constexpr uint32_t kRecipeDeltaFormatVersion = 2;
+inline constexpr size_t kRecipeBaseEntryBytes = 36;
 inline constexpr size_t kRecipeFixedHeaderBytes = 60;
 inline constexpr size_t kRecipeEntryBytes = 52;
 inline constexpr size_t kRecipeTrailerBytes = 8;
@@ -61,6 +76,11 @@ struct RecipeChunk {
   uint32_t stored_length = 0;
   ChunkHash hash;
   bool hole = false;
+  // A delta chunk: stored as a zstd frame compressed against the bytes of another chunk (its
+  // base, stored whole), at DeltaChunkRel(hash, base_hash). Format version 2 only.
+  bool delta = false;
+  ChunkHash base_hash;       // all zero unless delta
+  uint32_t base_length = 0;  // 0 unless delta; 1..max_bytes
 
   bool operator==(const RecipeChunk&) const = default;
 };

@@ -200,7 +200,21 @@ def _create(shm_dir: str, name: str, path: str, slots: int, msg_bytes: int) -> N
             os.unlink(temp)
 
 
-class ChannelWriter:
+class _Closing:
+    """close() (unmaps the file and closes it; a writer's flock goes with it) and the with
+    statement, for both ends."""
+
+    def close(self):
+        self._m.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class ChannelWriter(_Closing):
     """The single writer. Creates the channel or attaches (same slot_count and message_bytes)."""
 
     def __init__(self, shm_dir: Optional[str], name: str, slot_count: int, message_bytes: int):
@@ -286,17 +300,8 @@ class ChannelWriter:
         self._next = seq + 1
         return seq
 
-    def close(self):
-        self._m.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class ChannelReader:
+class ChannelReader(_Closing):
     """A read-only reader with its own cursor; start is "next" (new messages) or "oldest"."""
 
     def __init__(self, shm_dir: Optional[str], name: str, expected_message_bytes: int = 0,
@@ -417,12 +422,3 @@ class ChannelReader:
         if moved:
             self.busy_returns += 1
         return None
-
-    def close(self):
-        self._m.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -3,10 +3,10 @@ end (channel.py): the constants of sidecar/client/channel/channel_layout.h, tran
 compares them with the C++ build), the sizes they imply, channel names and paths, and the checks
 of a file's header before it is used (as ValidateChannelHeader, channel_open.cc).
 
-The protocol over this layout (the seqlock, the writer's flock, the truncation check) is channel.py's;
-everything here reads only the header's fields that never change once the file is created, so it
-needs no care about concurrent access.
-Errors: ChannelError, whose ``code`` is a modelswap Code name.
+The protocol over this layout (the seqlock, the writer's flock, the truncation check) is
+channel.py's; everything here reads only header fields that never change once the file exists,
+so it needs no care about concurrent access. Errors: ChannelError, whose ``code`` is a modelswap
+Code name.
 """
 
 from __future__ import annotations

@@ -13,11 +13,24 @@ namespace modelswap::chunk {
 namespace {
 
 using HashSet = std::unordered_set<ChunkHash, ChunkHashHasher>;
+using DeltaKey = std::pair<ChunkHash, ChunkHash>;  // (hash, base): a delta file's name
+struct DeltaKeyHasher {
+  size_t operator()(const DeltaKey& k) const {
+    // SHA-256 bytes are uniform: mixing the two halves' hashes is enough.
+    return ChunkHashHasher{}(k.first) * 31 ^ ChunkHashHasher {}(k.second);
+  }
+};
+// What the recipes name: whole files <H>, and delta files <H>.<B> (whose base <B> is in whole).
+struct Referenced {
+  HashSet whole;
+  std::unordered_set<DeltaKey, DeltaKeyHasher> deltas;
+};
 
 constexpr std::string_view kRecipeSuffix = ".recipe";
 
 // Every chunk named by a recipe at <root>/*/versions/*.recipe.
-Status CollectReferenced(Env* env, const std::string& root, HashSet* referenced, GcResult* result) {
+Status CollectReferenced(Env* env, const std::string& root, Referenced* referenced,
+                         GcResult* result) {
   MS_ASSIGN_OR_RETURN(std::vector<std::string> models, env->ListDir(root));
   for (const std::string& model : models) {
     if (model.starts_with(".")) continue;  // .chunks and other dot folders hold no recipes
@@ -42,7 +55,15 @@ Status CollectReferenced(Env* env, const std::string& root, HashSet* referenced,
       }
       ++result->recipes;
       for (const RecipeChunk& c : recipe->chunks) {
-        if (!c.hole) referenced->insert(c.hash);
+        if (c.hole) continue;
+        if (c.delta) {
+          // A delta entry needs its delta file and its base, stored whole (not the whole <H>:
+          // if one exists it is garbage unless another recipe names it whole).
+          referenced->deltas.emplace(c.hash, c.base_hash);
+          referenced->whole.insert(c.base_hash);
+        } else {
+          referenced->whole.insert(c.hash);
+        }
       }
     }
   }
@@ -78,12 +99,14 @@ class MarkerKeeper {
   int64_t last_;
 };
 
-Status RemoveUnreferenced(ChunkStore& store, const HashSet& referenced, int64_t cutoff,
+Status RemoveUnreferenced(ChunkStore& store, const Referenced& referenced, int64_t cutoff,
                           bool dry_run, MarkerKeeper& marker, GcResult* result) {
   MS_ASSIGN_OR_RETURN(std::vector<ChunkInfo> chunks, store.List());
   for (const ChunkInfo& c : chunks) {
     ++result->chunks_seen;
-    if (referenced.contains(c.hash)) {
+    result->deltas_seen += c.delta ? 1 : 0;
+    if (c.delta ? referenced.deltas.contains({c.hash, c.base})
+                : referenced.whole.contains(c.hash)) {
       ++result->chunks_referenced;
       continue;
     }
@@ -93,11 +116,15 @@ Status RemoveUnreferenced(ChunkStore& store, const HashSet& referenced, int64_t 
     }
     if (!dry_run) {
       MS_RETURN_IF_ERROR(marker.Touch(false));
-      Status st = store.Remove(c.hash);
+      Status st = c.delta ? store.RemoveDelta(c.hash, c.base) : store.Remove(c.hash);
       if (!st && st.error().code() == Code::kNotFound) continue;  // another GC was faster
-      if (!st) return Fail(st.error().Context("gc: removing chunk " + ToHex(c.hash)));
+      if (!st) {
+        return Fail(st.error().Context("gc: removing chunk " + ToHex(c.hash) +
+                                       (c.delta ? " (delta against " + ToHex(c.base) + ")" : "")));
+      }
     }
     ++result->chunks_removed;
+    result->deltas_removed += c.delta ? 1 : 0;
     result->bytes_removed += c.stored_bytes;
   }
   MS_ASSIGN_OR_RETURN(auto temps, store.ListTemps());
@@ -118,7 +145,7 @@ Result<GcResult> Collect(Env* env, const std::string& root, const GcOptions& opt
   const int64_t cutoff = env->NowUnixNanos() - options.grace_ns;
   MS_ASSIGN_OR_RETURN(result.stopped_by_writer, FreshWriter(env, root, cutoff));
   if (!result.stopped_by_writer.empty()) return result;
-  HashSet referenced;
+  Referenced referenced;
   MS_RETURN_IF_ERROR(CollectReferenced(env, root, &referenced, &result));
   // Once more, right before removing: a writer that started while the recipes were read has
   // created its marker by now, or will see ours, which is made fresh first (writer_marker.h).
@@ -146,11 +173,11 @@ Result<GcResult> CollectGarbage(Env* env, const std::string& root, const GcOptio
                  result->stopped_by_writer);
   } else if (result) {
     spdlog::info(
-        "chunk gc root={} recipes={} chunks={} referenced={} young={} removed={} bytes={} "
-        "temps={}{}",
-        root, result->recipes, result->chunks_seen, result->chunks_referenced, result->chunks_young,
-        result->chunks_removed, result->bytes_removed, result->temps_removed,
-        options.dry_run ? " (dry run)" : "");
+        "chunk gc root={} recipes={} chunks={} (deltas={}) referenced={} young={} removed={} "
+        "(deltas={}) bytes={} temps={}{}",
+        root, result->recipes, result->chunks_seen, result->deltas_seen, result->chunks_referenced,
+        result->chunks_young, result->chunks_removed, result->deltas_removed, result->bytes_removed,
+        result->temps_removed, options.dry_run ? " (dry run)" : "");
   }
   return result;
 }

@@ -8,8 +8,12 @@
 //      A recipe that cannot be read or decoded STOPS the GC with an error naming it: its chunks
 //      are unknown, and removing "unreferenced" chunks blind could remove live ones. A recipe
 //      that vanished between the listing and the read (a removed version) is skipped.
-//   3. A chunk named by no recipe is removed only if its mtime is older than the grace period
-//      (a chunk just put by a writer whose marker aged out, or one being copied, is left).
+//   3. A chunk file named by no recipe is removed only if its mtime is older than the grace
+//      period (a chunk just put by a writer whose marker aged out, or one being copied, is
+//      left). A recipe's whole entry names <H>; its delta entry names the delta file <H>.<B>
+//      and the base <B> (stored whole), and not <H>: a whole <H> beside it is garbage unless
+//      some recipe's whole entry names it. Delta files are counted with the chunks (and apart
+//      in deltas_*).
 //   4. Put's temp files (.chunks/<2 hex>/.tmp-*) older than the grace period are removed (a
 //      crashed writer's leftovers).
 // dry_run reports what would be removed and removes nothing (nor creates a marker).
@@ -35,10 +39,12 @@ struct GcOptions {
 
 struct GcResult {
   uint64_t recipes = 0;            // recipes read
-  uint64_t chunks_seen = 0;        // chunk files listed
+  uint64_t chunks_seen = 0;        // chunk files listed, whole and delta
+  uint64_t deltas_seen = 0;        // of those, delta files
   uint64_t chunks_referenced = 0;  // of those, named by some recipe
   uint64_t chunks_young = 0;       // unreferenced but younger than the grace period: kept
   uint64_t chunks_removed = 0;     // (would be, with dry_run) removed
+  uint64_t deltas_removed = 0;     // of those, delta files
   uint64_t bytes_removed = 0;      // their stored bytes
   uint64_t temps_removed = 0;
   std::string stopped_by_writer;  // non-empty: the fresh writer marker that stopped the GC

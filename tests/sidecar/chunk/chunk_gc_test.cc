@@ -61,6 +61,31 @@ class ChunkGcTest : public ::testing::Test {
     return r.value_or(GcResult{});
   }
   bool Has(const ChunkHash& h) { return store_.Has(h).value(); }
+  bool HasDelta(const ChunkHash& h, const ChunkHash& b) { return store_.HasDelta(h, b).value(); }
+  // Stores `content` as a delta against `base` (base stored whole too) and returns its entry.
+  RecipeChunk DeltaEntry(const std::vector<std::byte>& content, const std::vector<std::byte>& base,
+                         uint64_t offset) {
+    EXPECT_TRUE(store_.Put(Sha256(base), base, 1).has_value());
+    auto put = store_.PutDelta(Sha256(content), content, Sha256(base), base, 1, 1 << 20);
+    EXPECT_TRUE(put.has_value() && put->has_value());
+    return RecipeChunk{
+        .offset = offset,
+        .length = static_cast<uint32_t>(content.size()),
+        .stored_length = put.has_value() && put->has_value() ? (*put)->stored_length : 1,
+        .hash = Sha256(content),
+        .delta = true,
+        .base_hash = Sha256(base),
+        .base_length = static_cast<uint32_t>(base.size())};
+  }
+  void WriteRecipe(const std::string& model, const std::string& version,
+                   std::vector<RecipeChunk> chunks) {
+    Recipe r{.model = model, .version = version, .msf_checksum = 1, .chunks = std::move(chunks)};
+    for (const RecipeChunk& c : r.chunks)
+      r.file_bytes += c.length;
+    EXPECT_TRUE(env_.CreateDirs(dir_ / (model + "/versions")).has_value());
+    EXPECT_TRUE(
+        WriteFileAtomic(&env_, dir_ / RecipeRel(model, version), EncodeRecipe(r)).has_value());
+  }
 
   modelswap::testing::TempDir dir_;
   modelswap::testing::FaultEnv env_;
@@ -84,6 +109,78 @@ TEST_F(ChunkGcTest, KeepsReferencedRemovesOldUnreferenced) {
   // Nothing left to do; the GC's own marker is gone.
   EXPECT_EQ(Gc().chunks_removed, 0u);
   EXPECT_TRUE(ListMarkers(&env_, dir_.path(), kGcDir)->empty());
+}
+
+// A delta entry keeps its delta file <H>.<B> and its base <B>; nothing else of H.
+TEST_F(ChunkGcTest, DeltaEntriesKeepDeltaAndBase) {
+  auto base = RandomBytes(64 << 10, 7), content = base, unused = base, whole = RandomBytes(5000, 8);
+  content[100] ^= std::byte{1};
+  unused[200] ^= std::byte{1};
+  const ChunkHash b = Sha256(base), h = Sha256(content), u = Sha256(unused), w = Sha256(whole);
+  RecipeChunk d = DeltaEntry(content, base, 0);
+  auto put = store_.Put(w, whole, 1);
+  ASSERT_TRUE(put.has_value());
+  WriteRecipe("ranker", "v2",
+              {d, RecipeChunk{.offset = d.length,
+                              .length = static_cast<uint32_t>(whole.size()),
+                              .stored_length = put->stored_length,
+                              .hash = w}});
+  ASSERT_TRUE(DeltaEntry(unused, base, 0).delta);      // a delta no recipe names
+  ASSERT_TRUE(store_.Put(h, content, 1).has_value());  // H whole: no recipe names it whole
+  Age(2 * kHour);
+  auto young = RandomBytes(64 << 10, 9);
+  young[5] ^= std::byte{1};
+  ASSERT_TRUE(DeltaEntry(young, base, 0).delta);  // unreferenced but young: kept
+
+  GcResult dry = Gc(/*dry_run=*/true);
+  EXPECT_EQ(dry.chunks_seen, 6u);
+  EXPECT_EQ(dry.deltas_seen, 3u);
+  EXPECT_EQ(dry.chunks_referenced, 3u);  // <H>.<B>, <B>, <W>
+  EXPECT_EQ(dry.chunks_young, 1u);
+  EXPECT_EQ(dry.chunks_removed, 2u);  // <U>.<B> and <H>
+  EXPECT_EQ(dry.deltas_removed, 1u);
+  EXPECT_TRUE(HasDelta(u, b));
+  EXPECT_TRUE(Has(h));
+
+  GcResult r = Gc();
+  EXPECT_EQ(r.chunks_removed, 2u);
+  EXPECT_EQ(r.deltas_removed, 1u);
+  EXPECT_TRUE(HasDelta(h, b));
+  EXPECT_TRUE(Has(b));
+  EXPECT_TRUE(Has(w));
+  EXPECT_FALSE(HasDelta(u, b));
+  EXPECT_FALSE(Has(h));
+  EXPECT_TRUE(HasDelta(Sha256(young), b));
+  // The recipe still reads back whole through the store.
+  std::vector<std::byte> out(content.size());
+  ASSERT_TRUE(store_.GetEntry(d, out).has_value());
+  EXPECT_EQ(out, content);
+
+  // Once no recipe names them, the delta file and its base go too.
+  RemoveRecipe("ranker", "v2");
+  Age(2 * kHour);
+  r = Gc();
+  EXPECT_EQ(r.chunks_removed, 4u);  // <H>.<B>, <B>, <W>, the once young delta
+  EXPECT_EQ(r.deltas_removed, 2u);
+  EXPECT_FALSE(HasDelta(h, b));
+  EXPECT_FALSE(Has(b));
+  EXPECT_TRUE(store_.List()->empty());
+}
+
+// A base stays while any recipe's delta entry names it, even when no recipe names it whole.
+TEST_F(ChunkGcTest, BaseKeptByAnyDeltaEntry) {
+  auto base = RandomBytes(64 << 10, 10), c1 = base, c2 = base;
+  c1[1] ^= std::byte{1};
+  c2[2] ^= std::byte{1};
+  WriteRecipe("ranker", "v2", {DeltaEntry(c1, base, 0)});
+  WriteRecipe("ranker", "v3", {DeltaEntry(c2, base, 0)});
+  Age(2 * kHour);
+  RemoveRecipe("ranker", "v2");
+  GcResult r = Gc();
+  EXPECT_EQ(r.chunks_removed, 1u);
+  EXPECT_FALSE(HasDelta(Sha256(c1), Sha256(base)));
+  EXPECT_TRUE(HasDelta(Sha256(c2), Sha256(base)));
+  EXPECT_TRUE(Has(Sha256(base)));
 }
 
 TEST_F(ChunkGcTest, DryRunRemovesNothing) {

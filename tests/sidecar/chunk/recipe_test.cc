@@ -51,6 +51,15 @@ size_t EntryAt(const Recipe& r, size_t i) {
   return kRecipeFixedHeaderBytes + r.model.size() + r.version.size() + i * kRecipeEntryBytes;
 }
 
+uint32_t U32At(const std::string& text, size_t at) {
+  uint32_t v;
+  std::memcpy(&v, text.data() + at, 4);
+  return v;
+}
+void SetU32(std::string& text, size_t at, uint32_t v) {
+  std::memcpy(text.data() + at, &v, 4);
+}
+
 TEST(Recipe, RoundTrip) {
   Recipe r = Sample();
   ASSERT_GT(r.chunks.size(), 4u);
@@ -64,6 +73,16 @@ TEST(Recipe, RoundTrip) {
   ASSERT_TRUE(back.has_value()) << back.error().ToString();
   EXPECT_EQ(*back, r);
   EXPECT_EQ(EncodeRecipe(*back), text);
+}
+
+// Recipes without deltas are format 1, byte for byte what the encoder wrote before format 2
+// existed: Sample()'s encoding measured with the encoder of the commit before it (ff26ae4).
+TEST(Recipe, WithoutDeltasEncodesAsBeforeFormat2) {
+  std::string text = EncodeRecipe(Sample());
+  EXPECT_EQ(text.size(), 1584u);
+  EXPECT_EQ(Xxh3(text), 0x84c4378024a058e1ull);
+  EXPECT_EQ(U32At(text, 8), kRecipeFormatVersion);
+  EXPECT_EQ(U32At(text, 44), 0u);
 }
 
 TEST(Recipe, EmptyFileHasNoChunks) {
@@ -104,8 +123,8 @@ TEST(Recipe, HeaderChecks) {
   bad[0] = 'X';
   ExpectCorrupt(bad, "bad magic");
   bad = text;
-  bad[8] = 2;
-  ExpectCorrupt(bad, "format version 2");
+  bad[8] = 3;
+  ExpectCorrupt(bad, "format version 3 unknown");
   bad = text;
   bad[text.size() - 1] ^= 1;
   ExpectCorrupt(bad, "checksum mismatch");

@@ -6,6 +6,9 @@
 // Input: byte 0 selects the mode, the rest is the recipe. The trailing XXH3 checksum is checked
 // before the entries, so raw mutations rarely get past it: with bit 0 of byte 0 set, the target
 // re-seals the checksum first, and the mutations reach the header, name and entry checks.
+// Seeds cover both formats: version 1 and version 2 (corpus/recipe_fuzz/v2-delta*: a delta
+// entry, a hole and a whole entry), so mutations reach delta_count, the delta flag and the base
+// records too; round trip keeps holding because a version 2 recipe always has a delta entry.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

@@ -2,6 +2,9 @@
 //
 //   <root>/.chunks/<first 2 hex>/<64 hex>   one zstd frame of the chunk's bytes, its content size
 //                                           in the frame header (ZSTD_c_contentSizeFlag)
+//   <root>/.chunks/<first 2 hex>/<64 hex>.<64 hex base>
+//                                           a delta chunk (DeltaChunkRel): the same, compressed
+//                                           with a whole chunk's bytes as prefix
 //
 // A chunk file is written once and never edited: Put writes <root>/.chunks/<2 hex>/.tmp-<64 hex>-
 // <pid>-<ns>, fsyncs it and renames it into place without replacing (an existing chunk is kept,
@@ -24,7 +27,7 @@
 // and directory written since (by then the kernel has written most of them back, so each fsync
 // is cheap). A writer calls Sync() before it publishes the recipe that names the chunks.
 //
-// Thread safety: concurrent Put/Get/Has/Remove/Sync from any number of threads are safe (the
+// Thread safety: concurrent calls (whole or delta) from any number of threads are safe (the
 // deferred list is behind a mutex), and from any number of processes (a racing Put of the same
 // chunk is harmless).
 #pragma once

@@ -4,19 +4,21 @@ truncation raises ChannelDamaged (a ChannelError "Aborted" and a modelswap.error
 the truncation. Before channel.py checked the file size, the child died at its first load.
 
 Run by CTest as `python3 -m unittest test_channel_truncation_py` from this directory with
-PYTHONPATH pointing at sidecar/client/python. Each child is bounded by TIMEOUT.
+PYTHONPATH pointing at sidecar/client/python. Each child is bounded (run_child,
+tests/testing/child_process.py).
 """
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import unittest
 
 from modelswap import channel as ch
 
-TIMEOUT = 60
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                                "testing"))
+from child_process import run_child  # noqa: E402
 
 # The child: opens the channel, says "ready", waits for a line, then calls `calls` (each must
 # raise ChannelDamaged) and prints one line per call.
@@ -57,17 +59,8 @@ class ChannelTruncationPyTest(unittest.TestCase):
     def run_child(self, role, size):
         """Starts the child, truncates the file to `size` once it is ready, returns its
         (returncode, output lines after "ready")."""
-        p = subprocess.Popen([sys.executable, "-c", CHILD, self.dir, "t", role],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            self.assertEqual(p.stdout.readline().strip(), "ready")
-            os.truncate(self.path, size)
-            out, _ = p.communicate("go\n", timeout=TIMEOUT)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        return p.returncode, out.split("\n")[:-1]
+        return run_child(CHILD, [self.dir, "t", role],
+                         lambda child: os.truncate(self.path, size))
 
     def publish_some(self):
         with ch.ChannelWriter(self.dir, "t", 8, 64) as w:

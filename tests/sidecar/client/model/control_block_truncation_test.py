@@ -17,9 +17,12 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "sidecar",
                                 "client", "python"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "testing"))
+from child_process import run_child  # noqa: E402
 from modelswap import model  # noqa: E402
 
-TIMEOUT = 60
+# The child's first argument: where it imports modelswap from (this test's copy).
+PACKAGE_DIR = model.__file__.rsplit("/modelswap/", 1)[0]
 
 # The app: attaches, acquires, says "ready", waits for a line, then reports each call.
 CHILD = r"""
@@ -100,40 +103,20 @@ m.close()
 
 
 def run_recreated(shm, version):
-    p = subprocess.Popen([sys.executable, "-c", RECREATED,
-                          model.__file__.rsplit("/modelswap/", 1)[0], shm],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert p.stdout.readline().strip() == "ready"
+    def cut_then_recreate(child):
         os.truncate(os.path.join(shm, "m.ctl"), 0)
-        p.stdin.write("cut\n")
-        p.stdin.flush()
-        assert p.stdout.readline().strip() == "cut seen"
+        child.send("cut")
+        child.expect("cut seen")
         tmp = os.path.join(shm, "new")
         os.mkdir(tmp)
         make_control_block(tmp, version)
         os.rename(os.path.join(tmp, "m.ctl"), os.path.join(shm, "m.ctl"))
-        out, _ = p.communicate("recreated\n", timeout=TIMEOUT)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    return p.returncode, out.split("\n")[:-1]
+    return run_child(RECREATED, [PACKAGE_DIR, shm], cut_then_recreate, last="recreated")
 
 
 def run(shm, cut, thread):
-    p = subprocess.Popen([sys.executable, "-c", CHILD, model.__file__.rsplit("/modelswap/", 1)[0],
-                          shm, "thread" if thread else "call"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert p.stdout.readline().strip() == "ready"
-        os.truncate(os.path.join(shm, "m.ctl"), cut)
-        out, _ = p.communicate("go\n", timeout=TIMEOUT)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    return p.returncode, out.split("\n")[:-1]
+    return run_child(CHILD, [PACKAGE_DIR, shm, "thread" if thread else "call"],
+                     lambda child: os.truncate(os.path.join(shm, "m.ctl"), cut))
 
 
 def main():

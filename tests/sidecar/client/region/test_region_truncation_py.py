@@ -11,12 +11,14 @@ PYTHONPATH pointing at sidecar/client/python and MODELSWAP_REGION_LIB at libmode
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import unittest
 
-TIMEOUT = 60
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                                "testing"))
+from child_process import run_child  # noqa: E402
+
 SIZE = 1 << 20
 
 # The app: opens the region, commits a state, says "ready", waits for a line, then touches data
@@ -65,17 +67,8 @@ class RegionTruncationPyTest(unittest.TestCase):
         self.fail("no .region file under " + self.dir)
 
     def run_child(self, cut):
-        p = subprocess.Popen([sys.executable, "-c", CHILD, self.dir, str(SIZE)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            self.assertEqual(p.stdout.readline().strip(), "ready")
-            os.truncate(self.region_file(), cut)
-            out, _ = p.communicate("go\n", timeout=TIMEOUT)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        return p.returncode, out.split("\n")[:-1]
+        return run_child(CHILD, [self.dir, str(SIZE)],
+                         lambda child: os.truncate(self.region_file(), cut))
 
     def check(self, cut):
         rc, lines = self.run_child(cut)

@@ -53,6 +53,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -172,13 +173,15 @@ size_t DistinctDataChunks(const chunk::Recipe& r) {
 // One Assemble with a throttled ChunkStore source; counts fetches into *fetches.
 double AssembleOnce(const std::string& cache_dir, const std::string& volume, const chunk::Recipe& r,
                     double mbps, std::atomic<uint64_t>* fetches, cache::AssembleStats* stats_out) {
-  chunk::ChunkStore store(DefaultEnv(), volume);
+  cache::ChunkSourceFn store =
+      cache::ChunkStoreSource(std::make_shared<chunk::ChunkStore>(DefaultEnv(), volume));
   Throttle throttle(mbps * 1e6);
-  auto fetch = [&](const chunk::ChunkHash& h, std::span<std::byte> out) -> modelswap::Status {
+  auto fetch = [&](const chunk::RecipeChunk& c, std::span<const std::byte> base,
+                   std::span<std::byte> out) -> modelswap::Status {
     // relaxed: a counter read after the processes end.
     fetches->fetch_add(1, std::memory_order_relaxed);
     throttle.Take(out.size());
-    return store.Get(h, out);
+    return store(c, base, out);
   };
   cache::CacheOptions o;
   o.dir = cache_dir;

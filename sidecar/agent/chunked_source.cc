@@ -45,12 +45,11 @@ Result<cache::Assembled> AssembleChunked(Env* env, const std::string& root, cons
   if (!recipe) return Fail(recipe.error().Context(what));
   if (auto st = CheckRecipeMatchesManifest(*recipe, m); !st) return Fail(st.error().Context(what));
 
-  // ChunkStore::Get verifies each chunk's length and SHA-256 (kCorruption naming its hex); the
-  // chunk cache fetches a corrupt chunk once more before failing.
-  auto store = std::make_shared<chunk::ChunkStore>(env, root);
-  cache::ChunkSourceFn fetch = [store](const chunk::ChunkHash& h, std::span<std::byte> out) {
-    return store->Get(h, out);
-  };
+  // ChunkStore::Get and GetDelta verify each chunk's length and SHA-256 (kCorruption naming its
+  // hex, and its base's for a delta); the chunk cache fetches a corrupt chunk once more before
+  // failing.
+  cache::ChunkSourceFn fetch =
+      cache::ChunkStoreSource(std::make_shared<chunk::ChunkStore>(env, root));
   // Progress comes once per chunk; only a phase change is worth a step update (it takes the
   // worker's mutex, which /v1/status also takes).
   std::string phase;

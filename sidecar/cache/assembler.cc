@@ -129,6 +129,23 @@ Result<Hold> Publish(Env* env, const CacheOptions& o, const chunk::Recipe& r, co
   return HoldLocked(std::move(lock), n.path);
 }
 
+// One attempt: the temp filled (version_builder.h), then verified in full. *check_failed: the
+// fill succeeded and the .msf check did not, the one failure a rebuild without a previous version
+// can cure (every chunk and delta base is checked against its SHA-256 as it is read, the ranges
+// copied from the previous version only by this check).
+Status BuildOnce(Env* env, const CacheOptions& o, const chunk::Recipe& r,
+                 const ChunkSourceFn& fetch, const ProgressFn& progress, BaseVersion* base,
+                 const std::string& temp, AssembleStats* stats, bool* check_failed) {
+  *check_failed = false;
+  MS_RETURN_IF_ERROR(BuildVersionFile(env, o, r, fetch, progress, base, temp, stats));
+  if (progress) progress(AssembleProgress{"verify", 0, r.file_bytes});
+  int64_t t = env->NowMonotonicNanos();
+  Status st = VerifyAssembled(env, temp, r);
+  stats->verify_seconds = static_cast<double>(env->NowMonotonicNanos() - t) / 1e9;
+  *check_failed = !st;
+  return st;
+}
+
 // Builds under a temp name with the retries assembler.h describes; returns the verified temp.
 Result<std::string> BuildWithRetries(Env* env, const CacheOptions& o, const chunk::Recipe& r,
                                      const ChunkSourceFn& fetch, const ProgressFn& progress,
@@ -141,7 +158,9 @@ Result<std::string> BuildWithRetries(Env* env, const CacheOptions& o, const chun
     if (use_base) base = ChooseBase(env, o.dir, r, n.file);
     double choose_seconds = static_cast<double>(env->NowMonotonicNanos() - t) / 1e9;
     std::string temp = TempNameFor(n.path, UniqueSuffix(env));
-    Status st = BuildVersionFile(env, o, r, fetch, progress, base ? &*base : nullptr, temp, stats);
+    bool check_failed = false;
+    Status st =
+        BuildOnce(env, o, r, fetch, progress, base ? &*base : nullptr, temp, stats, &check_failed);
     stats->plan_seconds += choose_seconds;
     stats->evictions_for_space = evictions;
     if (st) return temp;
@@ -158,7 +177,7 @@ Result<std::string> BuildWithRetries(Env* env, const CacheOptions& o, const chun
     if (IsNoSpace(e)) {
       return Fail(e.Context("cache " + o.dir + " is full even after evicting"));
     }
-    if (e.code() == Code::kCorruption && stats->chunks_from_previous > 0 && use_base) {
+    if (check_failed && stats->chunks_from_previous > 0 && use_base) {
       spdlog::warn(
           "cache: {} failed its check after copying from {}; building it without a "
           "previous version: {}",

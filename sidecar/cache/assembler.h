@@ -12,9 +12,10 @@
 //      proves no live process writes them).
 //   4. Build under a temp name (version_builder.h): ranges shared with the model's previous
 //      assembled version are copied (reflinked where possible), holes stay holes, the other
-//      chunks come through the chunk cache at the same time; the boot mark instead of an fsync
-//      (durability.h); full .msf verification, header checksum == recipe.msf_checksum, model and
-//      version as the recipe says.
+//      chunks come through the chunk cache at the same time (a delta entry's base from the
+//      chunk cache, the previous version or the volume, delta_base.h); the boot mark instead of
+//      an fsync (durability.h); full .msf verification, header checksum == recipe.msf_checksum,
+//      model and version as the recipe says.
 //   5. Publish: the recipe beside it, the file made 0444, the hold lock taken, then the temp
 //      renamed to the final name (never replacing), the directory fsynced. Only verified files
 //      ever carry a final name; SIGKILL at any point leaves at most a temp, removed by the next
@@ -52,7 +53,15 @@ struct AssembleStats {
   uint64_t bytes_from_cache = 0;
   uint64_t bytes_from_previous = 0;
   uint64_t hole_bytes = 0;
-  uint64_t refetches = 0;        // extra fetches of chunks whose first fetch was corrupt
+  uint64_t refetches = 0;  // extra fetches of chunks (or bases) whose first fetch was corrupt
+  // Delta entries (chunk_store.h): of chunks_fetched, those fetched as a delta file; and where
+  // their bases came from (delta_base.h), one per delta entry fetched. Bases are not recipe
+  // entries: they are not in the chunks_* and bytes_* counts above.
+  uint64_t delta_chunks_fetched = 0;
+  uint64_t bases_from_cache = 0;
+  uint64_t bases_from_previous = 0;
+  uint64_t bases_fetched = 0;  // fetched whole from the volume (and then cached)
+  uint64_t base_bytes_fetched = 0;
   uint64_t bytes_reflinked = 0;  // of bytes_from_previous, shared by FICLONERANGE
   bool reflink_used = false;
   bool already_assembled = false;  // someone else built it (no chunk was read)

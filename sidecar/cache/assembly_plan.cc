@@ -36,6 +36,11 @@ Status CheckRecipe(const chunk::Recipe& r) {
     if (c.length > r.file_bytes - c.offset) {
       return Fail(Code::kCorruption, what + at + "ends past file_bytes");
     }
+    if (c.delta && c.hole) return Fail(Code::kCorruption, what + at + "is a hole and a delta");
+    if (c.delta && (c.base_length == 0 || c.base_length > chunk::kMaxChunkBytes)) {
+      return Fail(Code::kCorruption,
+                  what + at + "is a delta with a base of length " + std::to_string(c.base_length));
+    }
     next = c.offset + c.length;
   }
   if (next != r.file_bytes) {
@@ -61,7 +66,9 @@ uint64_t SharedBytes(const chunk::Recipe& target, const chunk::Recipe& base) {
   }
   uint64_t shared = 0;
   for (const auto& c : target.chunks) {
-    if (!c.hole && have.contains(c.hash)) shared += c.length;
+    if (!c.hole && (have.contains(c.hash) || (c.delta && have.contains(c.base_hash)))) {
+      shared += c.length;
+    }
   }
   return shared;
 }
@@ -158,6 +165,7 @@ AssemblyPlan MakePlan(const chunk::Recipe& recipe, const BaseVersion* base) {
     }
     plan.cache_chunks.push_back(i);
     plan.max_chunk_bytes = std::max(plan.max_chunk_bytes, c.length);
+    if (c.delta) plan.max_base_bytes = std::max(plan.max_base_bytes, c.base_length);
   }
   return plan;
 }

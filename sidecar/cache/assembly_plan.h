@@ -4,10 +4,12 @@
 //
 // The base ("previous version") is the assembled version of the same model, among the four most
 // recently referenced, that shares the most bytes with the new recipe, judged by the recipe kept
-// beside each assembled file. It is held (hold.h) for the whole assembly, so eviction cannot
-// remove it mid-copy. Runs of shared chunks that lie back to back in both files become one copy,
-// so whole unchanged stretches can be cloned (FICLONERANGE wants block-aligned ranges, and long
-// runs contain aligned blocks even though chunk boundaries are content-defined).
+// beside each assembled file; a delta entry whose base it holds counts as shared (its bytes need
+// only the small delta file from the volume, delta_base.h). It is held (hold.h) for the whole
+// assembly, so eviction cannot remove it mid-copy. Runs of shared chunks that lie back to back in
+// both files become one copy, so whole unchanged stretches can be cloned (FICLONERANGE wants
+// block-aligned ranges, and long runs contain aligned blocks even though chunk boundaries are
+// content-defined).
 //
 // Bytes copied from the base are not hashed chunk by chunk: the base passed the full .msf check
 // when it was built, and the new file passes it again before it is published (its header
@@ -32,7 +34,8 @@ namespace modelswap::cache {
 
 // kCorruption naming the problem for a recipe the cache cannot build: bad names, no chunks,
 // chunks not contiguous from 0 to file_bytes, an empty chunk or one longer than
-// chunk::kMaxChunkBytes, a file smaller than an .msf header. DecodeRecipe checks the same when a
+// chunk::kMaxChunkBytes, a delta entry that is a hole or whose base is empty or longer than
+// that, a file smaller than an .msf header. DecodeRecipe checks the same when a
 // recipe is read from the volume; a caller may also build a Recipe in memory.
 [[nodiscard]] Status CheckRecipe(const chunk::Recipe& recipe);
 
@@ -58,6 +61,7 @@ struct AssemblyPlan {
   uint64_t chunks_from_previous = 0, bytes_from_previous = 0;
   uint64_t holes = 0, hole_bytes = 0;
   uint32_t max_chunk_bytes = 0;  // the largest chunk read through the cache
+  uint32_t max_base_bytes = 0;   // the largest base of a delta entry among them (0: no delta)
 };
 
 AssemblyPlan MakePlan(const chunk::Recipe& recipe, const BaseVersion* base);

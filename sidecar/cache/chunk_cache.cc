@@ -14,6 +14,31 @@
 
 namespace modelswap::cache {
 
+ChunkSourceFn ChunkStoreSource(std::shared_ptr<chunk::ChunkStore> store) {
+  return [store = std::move(store)](const chunk::RecipeChunk& c, std::span<const std::byte> base,
+                                    std::span<std::byte> out) -> Status {
+    if (c.delta) return store->GetDelta(c.hash, c.base_hash, base, out);
+    return store->Get(c.hash, out);
+  };
+}
+
+std::string DescribeEntry(const chunk::RecipeChunk& c) {
+  std::string s = "chunk " + chunk::ToHex(c.hash);
+  if (c.delta) s += " (a delta against " + chunk::ToHex(c.base_hash) + ")";
+  return s;
+}
+
+chunk::RecipeChunk WholeEntry(const chunk::ChunkHash& hash, uint32_t length) {
+  chunk::RecipeChunk c;
+  c.hash = hash;
+  c.length = length;
+  return c;
+}
+
+bool ChunkCache::Lookup(const chunk::ChunkHash& hash, std::span<std::byte> out) {
+  return ReadCached(hash, out, /*remove_bad=*/false);
+}
+
 bool ChunkCache::ReadCached(const chunk::ChunkHash& hash, std::span<std::byte> out,
                             bool remove_bad) {
   std::string path = ChunkPath(dir_, hash);
@@ -42,21 +67,19 @@ bool ChunkCache::ReadCached(const chunk::ChunkHash& hash, std::span<std::byte> o
   return true;
 }
 
-Result<int> ChunkCache::FetchVerified(const chunk::ChunkHash& hash, std::span<std::byte> out,
-                                      const ChunkSourceFn& source) {
-  std::string hex = chunk::ToHex(hash);
+Result<int> ChunkCache::FetchVerified(const chunk::RecipeChunk& c, std::span<const std::byte> base,
+                                      std::span<std::byte> out, const ChunkSourceFn& source) {
+  std::string what = DescribeEntry(c);
   std::string last_problem;
   for (int attempt = 1; attempt <= 2; ++attempt) {
-    Status st = source(hash, out);
-    if (!st && st.error().code() != Code::kCorruption) {
-      return Fail(st.error().Context("chunk " + hex));
-    }
-    if (st && chunk::Sha256(out) == hash) return attempt;
+    Status st = source(c, base, out);
+    if (!st && st.error().code() != Code::kCorruption) return Fail(st.error().Context(what));
+    if (st && chunk::Sha256(out) == c.hash) return attempt;
     last_problem = st ? "content does not match its SHA-256" : st.error().message();
-    spdlog::warn("cache: chunk {} fetch {} of 2 corrupt: {}", hex, attempt, last_problem);
+    spdlog::warn("cache: {} fetch {} of 2 corrupt: {}", what, attempt, last_problem);
   }
   return Fail(Code::kCorruption,
-              "chunk " + hex + ": corrupt on both fetches from the volume (" + last_problem + ")");
+              what + ": corrupt on both fetches from the volume (" + last_problem + ")");
 }
 
 Status ChunkCache::Publish(const chunk::ChunkHash& hash, std::span<const std::byte> bytes) {
@@ -90,17 +113,21 @@ void ChunkCache::RemoveDeadTemps(const chunk::ChunkHash& hash) {
   }
 }
 
-Result<ChunkGet> ChunkCache::Get(const chunk::ChunkHash& hash, std::span<std::byte> out,
-                                 const ChunkSourceFn& source) {
-  if (ReadCached(hash, out, /*remove_bad=*/false)) return ChunkGet{ChunkOrigin::kCache, 0};
+Result<ChunkGet> ChunkCache::Get(const chunk::RecipeChunk& c, std::span<const std::byte> base,
+                                 std::span<std::byte> out, const ChunkSourceFn& source) {
+  if (base.size() != (c.delta ? c.base_length : 0)) {
+    return Fail(Code::kInvalidArgument,
+                DescribeEntry(c) + ": given " + std::to_string(base.size()) + " bytes of base");
+  }
+  if (ReadCached(c.hash, out, /*remove_bad=*/false)) return ChunkGet{ChunkOrigin::kCache, 0};
   MS_ASSIGN_OR_RETURN(OfdLock lock,
                       OfdLock::Acquire(LockFilePath(dir_, LockKind::kChunkFill),
-                                       ChunkLockOffset(hash), OfdLock::Mode::kExclusive));
-  if (ReadCached(hash, out, /*remove_bad=*/true)) return ChunkGet{ChunkOrigin::kCache, 0};
-  RemoveDeadTemps(hash);
-  MS_ASSIGN_OR_RETURN(int fetches, FetchVerified(hash, out, source));
-  Status st = Publish(hash, out);
-  if (!st) return Fail(st.error().Context("caching chunk " + chunk::ToHex(hash)));
+                                       ChunkLockOffset(c.hash), OfdLock::Mode::kExclusive));
+  if (ReadCached(c.hash, out, /*remove_bad=*/true)) return ChunkGet{ChunkOrigin::kCache, 0};
+  RemoveDeadTemps(c.hash);
+  MS_ASSIGN_OR_RETURN(int fetches, FetchVerified(c, base, out, source));
+  Status st = Publish(c.hash, out);
+  if (!st) return Fail(st.error().Context("caching chunk " + chunk::ToHex(c.hash)));
   return ChunkGet{ChunkOrigin::kFetched, fetches};
 }
 

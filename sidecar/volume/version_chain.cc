@@ -47,7 +47,8 @@ Result<msf::Header> ReadWholeHeader(Env* env, const std::string& root, const std
 }
 
 // The header of a chunked version: the chunks covering [0, kHeaderSize), each read through the
-// store (which checks its SHA-256), then the recipe's own claims about the file.
+// store (which checks its SHA-256; GetEntry reads a delta chunk's base too), then the recipe's
+// own claims about the file.
 Result<msf::Header> ReadChunkedHeader(Env* env, const std::string& root,
                                       const chunk::Recipe& recipe, const std::string& what) {
   std::vector<std::byte> page(msf::kHeaderSize);
@@ -58,12 +59,15 @@ Result<msf::Header> ReadChunkedHeader(Env* env, const std::string& root,
     const uint64_t n = std::min<uint64_t>(c.length, page.size() - c.offset);
     if (c.hole) continue;  // zeros, as the page already is
     buffer.resize(c.length);
-    if (Status st = store.Get(c.hash, buffer); !st) {
+    if (Status st = store.GetEntry(c, buffer); !st) {
       // A chunk the recipe names but the store lacks: the version is damaged, not absent (a
       // caller reading kNotFound as "no such version" would call its base missing, or let it go).
       if (st.error().code() == Code::kNotFound) {
-        return Fail(Code::kCorruption, what + ": chunk " + chunk::ToHex(c.hash) +
-                                           " of its header is missing from the store");
+        const std::string base =
+            c.delta ? " (a delta against " + chunk::ToHex(c.base_hash) + ")" : "";
+        return Fail(Code::kCorruption,
+                    what + ": chunk " + chunk::ToHex(c.hash) + base +
+                        " of its header is missing from the store: " + st.error().message());
       }
       return Fail(st.error().Context(what));
     }

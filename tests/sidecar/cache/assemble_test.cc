@@ -71,9 +71,10 @@ TEST_F(CacheTest, AChunkCorruptOnceIsFetchedAgain) {
   Version v = Make({});
   chunk::ChunkHash bad = DataChunk(v.recipe, 1).hash;
   int bad_fetches = 0;
-  auto fetch = [&](const chunk::ChunkHash& h, std::span<std::byte> out) -> Status {
-    MS_RETURN_IF_ERROR(FetchFromDir(volume(), h, out));
-    if (h == bad && bad_fetches++ == 0) out[0] ^= std::byte{1};
+  auto fetch = [&](const chunk::RecipeChunk& c, std::span<const std::byte>,
+                   std::span<std::byte> out) -> Status {
+    MS_RETURN_IF_ERROR(FetchFromDir(volume(), c.hash, out));
+    if (c.hash == bad && bad_fetches++ == 0) out[0] ^= std::byte{1};
     return Ok();
   };
   auto got = Assemble(DefaultEnv(), Options(), v.recipe, fetch);
@@ -86,9 +87,10 @@ TEST_F(CacheTest, AChunkCorruptOnceIsFetchedAgain) {
 TEST_F(CacheTest, AChunkCorruptTwiceFailsNamingIt) {
   Version v = Make({});
   chunk::ChunkHash bad = DataChunk(v.recipe, 2).hash;
-  auto fetch = [&](const chunk::ChunkHash& h, std::span<std::byte> out) -> Status {
-    MS_RETURN_IF_ERROR(FetchFromDir(volume(), h, out));
-    if (h == bad) out[out.size() / 2] ^= std::byte{0x40};
+  auto fetch = [&](const chunk::RecipeChunk& c, std::span<const std::byte>,
+                   std::span<std::byte> out) -> Status {
+    MS_RETURN_IF_ERROR(FetchFromDir(volume(), c.hash, out));
+    if (c.hash == bad) out[out.size() / 2] ^= std::byte{0x40};
     return Ok();
   };
   auto got = Assemble(DefaultEnv(), Options(), v.recipe, fetch);

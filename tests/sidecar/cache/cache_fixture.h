@@ -32,10 +32,11 @@ class CacheTest : public ::testing::Test {
 
   // A fetch over the volume dir that counts calls.
   ChunkSourceFn CountingFetch() {
-    return [this](const chunk::ChunkHash& h, std::span<std::byte> out) {
-      fetches_.fetch_add(1);
-      return FetchFromDir(volume(), h, out);
-    };
+    return
+        [this](const chunk::RecipeChunk& c, std::span<const std::byte>, std::span<std::byte> out) {
+          fetches_.fetch_add(1);
+          return FetchFromDir(volume(), c.hash, out);
+        };
   }
 
   // Names in the model's cache directory.

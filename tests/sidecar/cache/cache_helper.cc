@@ -1,19 +1,22 @@
 // A process that assembles one version into a node cache, for the multi-process tests and the
-// benchmark: it reads a recipe file, fetches chunks from a directory of <hex> files, appends the
-// hex of every fetch to a log (O_APPEND: one line per write), and writes one result line.
+// benchmark: it reads a recipe file, fetches chunks from a directory of <hex> files (or, with
+// --store, from a ChunkStore, delta chunks included), appends the hex of every fetch to a log
+// ("<hex>.<base hex>" for a delta; O_APPEND: one line per write), and writes one result line.
 //
-//   cache_helper --cache DIR --recipe FILE --volume DIR --log FILE --result FILE
+//   cache_helper --cache DIR --recipe FILE (--volume DIR | --store ROOT) --log FILE --result FILE
 //                [--threads N] [--max-bytes N] [--start-after FILE]
 //                [--block-on HEX --blocked-marker FILE]   fetching HEX: mark, then sleep forever
 //                [--hold-until FILE --held-marker FILE]   after assembling: hold until FILE exists
 //                [--ns-per-byte N]                        throttle fetches (simulated bandwidth)
-// Result line: "ok <path> fetched=N cache=N previous=N already=0|1 waited=0|1" or "error <text>".
+// Result line: "ok <path> fetched=N cache=N previous=N already=0|1 waited=0|1 deltas=N
+// bases_fetched=N" or "error <text>".
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -72,19 +75,26 @@ int main(int argc, char** argv) {
   std::string block_on = arg("--block-on");
   int64_t ns_per_byte = arg("--ns-per-byte").empty() ? 0 : std::stoll(arg("--ns-per-byte"));
   std::string volume = arg("--volume"), log = arg("--log");
+  cache::ChunkSourceFn store;
+  if (!arg("--store").empty()) {
+    store = cache::ChunkStoreSource(
+        std::make_shared<chunk::ChunkStore>(modelswap::DefaultEnv(), arg("--store")));
+  }
 
-  auto fetch = [&](const chunk::ChunkHash& h, std::span<std::byte> out) -> modelswap::Status {
-    std::string hex = chunk::ToHex(h);
+  auto fetch = [&](const chunk::RecipeChunk& c, std::span<const std::byte> base,
+                   std::span<std::byte> out) -> modelswap::Status {
+    std::string hex = chunk::ToHex(c.hash);
     if (hex == block_on) {
       Touch(arg("--blocked-marker"));
       for (;;)
         std::this_thread::sleep_for(std::chrono::seconds(1));  // until SIGKILLed
     }
-    AppendLine(log, hex);
+    AppendLine(log, c.delta ? hex + "." + chunk::ToHex(c.base_hash) : hex);
     if (ns_per_byte > 0) {
       std::this_thread::sleep_for(std::chrono::nanoseconds(ns_per_byte * int64_t(out.size())));
     }
-    return cache::testing::FetchFromDir(volume, h, out);
+    if (store) return store(c, base, out);
+    return cache::testing::FetchFromDir(volume, c.hash, out);
   };
   if (!arg("--start-after").empty()) WaitFor(arg("--start-after"));
   auto got = cache::Assemble(modelswap::DefaultEnv(), o, *recipe, fetch);
@@ -97,7 +107,9 @@ int main(int argc, char** argv) {
                          " cache=" + std::to_string(s.chunks_from_cache) +
                          " previous=" + std::to_string(s.chunks_from_previous) +
                          " already=" + std::to_string(s.already_assembled) +
-                         " waited=" + std::to_string(s.waited_for_builder));
+                         " waited=" + std::to_string(s.waited_for_builder) +
+                         " deltas=" + std::to_string(s.delta_chunks_fetched) +
+                         " bases_fetched=" + std::to_string(s.bases_fetched));
   if (!arg("--hold-until").empty()) {
     Touch(arg("--held-marker"));
     WaitFor(arg("--hold-until"));

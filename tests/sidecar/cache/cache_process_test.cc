@@ -1,6 +1,7 @@
-// The node cache across real processes (cache_helper): N agents racing for one version, a filler
-// SIGKILLed mid-fetch at the version and at the chunk level, and eviction sparing a version that
-// a live process holds. Every wait is a bounded loop; nothing is timed.
+// The node cache across real processes (cache_helper): N agents racing for one version, agents
+// assembling delta versions that share delta chunks and bases, a filler SIGKILLed mid-fetch at
+// the version and at the chunk level, and eviction sparing a version that a live process holds.
+// Every wait is a bounded loop; nothing is timed.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,12 +9,14 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "sidecar/cache/eviction.h"
 #include "sidecar/cache/ofd_lock.h"
 #include "tests/sidecar/cache/cache_fixture.h"
+#include "tests/sidecar/cache/delta_test_util.h"
 
 namespace modelswap::cache::testing {
 namespace {
@@ -107,6 +110,59 @@ TEST_F(CacheProcessTest, EightProcessesFetchEachChunkOnceAndShareOneFile) {
     EXPECT_EQ(n, 1) << hex << " fetched " << n << " times";
   EXPECT_EQ(ReadWhole(FinalPath(v)), v.bytes);
   EXPECT_FALSE(HasTemp("ranker"));
+}
+
+// Four models whose versions share their data chunks, delta chunks included (only the header
+// chunks differ), assembled by four processes at once from a ChunkStore with no previous
+// version: across all of them, each delta chunk and each base is fetched from the volume once.
+TEST_F(CacheProcessTest, ProcessesAssemblingDeltaVersionsFetchEachDeltaAndBaseOnce) {
+  std::string store_root = work() + "/store";
+  chunk::ChunkStore store(DefaultEnv(), store_root);
+  std::vector<Version> v2s;
+  for (int m = 0; m < 4; ++m) {
+    std::string model = "m" + std::to_string(m);
+    Version v1 = MakeVersion(work(), work() + "/raw", {.model = model, .entries = 400});
+    Version v2 =
+        MakeVersion(work(), work() + "/raw",
+                    {.model = model, .version = "v2", .entries = 400, .changed_every = 50});
+    v1.recipe = PutVersion(&store, v1, nullptr);
+    v2.recipe = PutVersion(&store, v2, &v1);
+    ASSERT_GE(DeltaEntries(v2.recipe), 4u);
+    v2s.push_back(std::move(v2));
+  }
+  std::string go = work() + "/go";
+  std::vector<pid_t> pids;
+  for (int m = 0; m < 4; ++m) {
+    auto args = Args(WriteRecipe(v2s[m]), std::to_string(m));
+    args.insert(args.end(), {"--store", store_root, "--start-after", go, "--threads", "2"});
+    pids.push_back(Start(args));
+  }
+  WriteWhole(go, {});
+  for (pid_t p : pids)
+    EXPECT_EQ(Wait(p), 0);
+
+  std::map<std::string, int> fetched;
+  for (int m = 0; m < 4; ++m) {
+    for (const auto& line : Lines(work() + "/fetch-" + std::to_string(m) + ".log"))
+      ++fetched[line];
+    EXPECT_TRUE(Result(std::to_string(m)).starts_with("ok ")) << Result(std::to_string(m));
+    EXPECT_EQ(ReadWhole(FinalPath(v2s[m])), v2s[m].bytes);
+  }
+  std::set<std::string> deltas, bases;
+  for (const auto& v : v2s) {
+    for (const auto& c : v.recipe.chunks) {
+      if (!c.delta) continue;
+      deltas.insert(chunk::ToHex(c.hash) + "." + chunk::ToHex(c.base_hash));
+      bases.insert(chunk::ToHex(c.base_hash));
+    }
+  }
+  for (const auto& d : deltas)
+    EXPECT_EQ(fetched[d], 1) << "delta " << d;
+  for (const auto& b : bases)
+    EXPECT_EQ(fetched[b], 1) << "base " << b;
+  for (const auto& [line, n] : fetched)
+    EXPECT_EQ(n, 1) << line << " fetched " << n << " times";
+  EXPECT_LT(deltas.size(), 4 * DeltaEntries(v2s[0].recipe)) << "the models share delta chunks";
 }
 
 // The builder dies while fetching: a process waiting for the same version takes over.

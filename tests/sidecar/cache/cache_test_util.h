@@ -31,8 +31,9 @@ struct Version {
 };
 
 // entries "k<i>" -> value: `value_bytes` of a pattern seeded by (seed, i); keys in
-// [changed_from, changed_to) get seed + 1000 instead (a partial change); `zero_value_bytes` > 0
-// adds one entry of that many zero bytes (a hole in the recipe).
+// [changed_from, changed_to), and every `changed_every`-th key if that is > 0, get seed + 1000
+// instead (a partial change); `zero_value_bytes` > 0 adds one entry of that many zero bytes (a
+// hole in the recipe).
 struct VersionSpec {
   std::string model = "ranker";
   std::string version = "v1";
@@ -40,11 +41,14 @@ struct VersionSpec {
   size_t value_bytes = 1000;
   uint32_t seed = 1;
   int changed_from = 0, changed_to = 0;
+  int changed_every = 0;
   size_t zero_value_bytes = 0;
 };
 
 inline std::string ValueFor(const VersionSpec& s, int i) {
-  uint32_t seed = (i >= s.changed_from && i < s.changed_to) ? s.seed + 1000 : s.seed;
+  bool changed = (i >= s.changed_from && i < s.changed_to) ||
+                 (s.changed_every > 0 && i % s.changed_every == 0);
+  uint32_t seed = changed ? s.seed + 1000 : s.seed;
   std::string v(s.value_bytes, '\0');
   uint64_t x = seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(i) * 0xBF58476D1CE4E5B9ull;
   for (auto& c : v) {

@@ -1,7 +1,9 @@
 // Assembling versions whose new chunks are delta chunks (chunk_store.h) from a real ChunkStore:
 // byte-identical results with each delta's base taken from the previous assembled version, the
-// chunk cache or the volume (delta_base.h), the counters saying which, and the failure paths
-// (a corrupt delta file, a missing delta file, a missing base).
+// chunk cache or the volume (delta_base.h), in that file's order, the counters saying which, and
+// the failure paths (a damaged base in the previous version, a corrupt delta file, a missing
+// delta file, a missing base).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,6 +123,46 @@ TEST_F(DeltaAssembleTest, BasesComeFromTheChunkCache) {
   EXPECT_EQ(s.bases_fetched, 0u);
   EXPECT_EQ(static_cast<uint64_t>(delta_calls_), s.delta_chunks_fetched);
   EXPECT_EQ(static_cast<uint64_t>(whole_calls_), s.chunks_fetched - s.delta_chunks_fetched);
+}
+
+TEST_F(DeltaAssembleTest, TheChunkCacheIsPreferredToThePreviousVersion) {
+  ASSERT_TRUE(AssembleV(v1_).has_value());  // the bases are in both
+  auto got = AssembleV(v2_);
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(ReadWhole(got->path), v2_.bytes);
+  EXPECT_EQ(got->stats.previous_version, "v1");
+  EXPECT_EQ(got->stats.bases_from_cache, got->stats.delta_chunks_fetched);
+  EXPECT_EQ(got->stats.bases_from_previous, 0u);
+  EXPECT_EQ(got->stats.bases_fetched, 0u);
+}
+
+TEST_F(DeltaAssembleTest, ABaseDamagedInThePreviousVersionIsFetchedInstead) {
+  auto v1 = AssembleV(v1_);
+  ASSERT_TRUE(v1.has_value());
+  std::string v1_path = v1->path;
+  v1->hold.Release();
+  RemoveCachedChunks();
+  // One byte of the first delta's base, where v1 has it (the ranges v2 copies are elsewhere).
+  const auto& base =
+      *std::find_if(v1_.recipe.chunks.begin(), v1_.recipe.chunks.end(),
+                    [&](const chunk::RecipeChunk& c) { return c.hash == first_delta_.base_hash; });
+  ASSERT_EQ(::chmod(v1_path.c_str(), 0644), 0);
+  std::vector<std::byte> damaged(v1_.bytes.begin() + static_cast<ptrdiff_t>(base.offset),
+                                 v1_.bytes.begin() + static_cast<ptrdiff_t>(base.offset + 1));
+  damaged[0] ^= std::byte{0x01};
+  int fd = ::open(v1_path.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, damaged.data(), 1, static_cast<off_t>(base.offset)), 1);
+  ::close(fd);
+
+  auto got = AssembleV(v2_);
+  ASSERT_TRUE(got.has_value()) << got.error().ToString();
+  EXPECT_EQ(ReadWhole(got->path), v2_.bytes);
+  EXPECT_EQ(got->stats.previous_version, "v1");
+  EXPECT_GE(got->stats.bases_fetched, 1u);
+  EXPECT_EQ(got->stats.bases_fetched + got->stats.bases_from_previous + got->stats.bases_from_cache,
+            got->stats.delta_chunks_fetched);
+  EXPECT_TRUE(Exists(ChunkPath(cache_dir(), first_delta_.base_hash)));
 }
 
 TEST_F(DeltaAssembleTest, BasesComeFromTheVolumeAndAreCached) {

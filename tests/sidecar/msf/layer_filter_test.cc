@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <deque>
 #include <random>
 #include <string>
 #include <unordered_set>
@@ -17,13 +16,13 @@
 
 #include "sidecar/msf/chain.h"
 #include "tests/sidecar/msf/msf_delta_files.h"
+#include "tests/sidecar/msf/msf_layers.h"
 
 namespace modelswap::msf {
 namespace {
 
-using msf_testing::DeltaOptions;
-using msf_testing::HeaderChecksumOf;
 using msf_testing::LayerOptions;
+using msf_testing::Layers;
 using msf_testing::MustBuild;
 using msf_testing::Ops;
 
@@ -93,20 +92,13 @@ TEST(LayerFilter, EmptyFilterRejectsAndDefaultPassesAll) {
 
 class LayerFilterChainTest : public ::testing::Test {
  protected:
-  const Reader* Add(std::vector<std::byte> bytes) {
-    files_.push_back(std::move(bytes));
-    auto r = Reader::Open(files_.back(), VerifyLevel::kFull);
-    EXPECT_TRUE(r.has_value()) << r.error().ToString();
-    readers_.push_back(std::move(*r));
-    return &readers_.back();
-  }
   // A base of keys k0..k199 and one delta on it of `ops`.
   void BuildChain(const Ops& ops) {
     Ops base_ops;
     for (int i = 0; i < 200; ++i)
       base_ops.push_back({"k" + std::to_string(i), "base" + std::to_string(i)});
-    base_ = Add(MustBuild(base_ops, LayerOptions("v1")));
-    delta_ = Add(MustBuild(ops, DeltaOptions("v2", "v1", HeaderChecksumOf(files_.front()), 1)));
+    base_ = layers_.Add(MustBuild(base_ops, LayerOptions("v1")));
+    delta_ = layers_.AddDelta(ops, "v2", base_, 1);
     filter_ = LayerFilter::Build(*delta_);
     ASSERT_TRUE(filter_.active());
   }
@@ -126,8 +118,7 @@ class LayerFilterChainTest : public ::testing::Test {
     return passed;
   }
 
-  std::deque<std::vector<std::byte>> files_;
-  std::deque<Reader> readers_;
+  Layers layers_;
   const Reader* base_ = nullptr;
   const Reader* delta_ = nullptr;
   LayerFilter filter_;

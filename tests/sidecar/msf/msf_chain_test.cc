@@ -1,17 +1,15 @@
-// Chains of .msf layers (msf/chain.h): ValidateChain's checks one by one, ChainFind and
-// ForEachLive on a small chain, and a property test against a std::map model: random upserts and
-// deletes build chains of up to kMaxChainDeltas deltas over a random full base, with random
-// compactions (ForEachLive folded into a new full file); every key ever seen must read as the
-// model says and ForEachLive must yield exactly the model.
+// Chains of .msf layers (msf/chain.h): ValidateChain's checks one by one, and ChainFind and
+// ForEachLive on a small chain (the property test against a std::map model is
+// msf_chain_property_test.cc).
 #include <gtest/gtest.h>
 
-#include <deque>
-#include <map>
-#include <random>
-#include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "sidecar/msf/chain.h"
 #include "tests/sidecar/msf/msf_delta_files.h"
+#include "tests/sidecar/msf/msf_layers.h"
 
 // Defined in count_allocations.cc (which replaces the global operator new in msf_test).
 uint64_t AllocationCount();
@@ -22,39 +20,17 @@ namespace {
 using msf_testing::DeltaOptions;
 using msf_testing::HeaderChecksumOf;
 using msf_testing::LayerOptions;
+using msf_testing::Layers;
 using msf_testing::MustBuild;
-using msf_testing::Ops;
-
-std::string Str(std::span<const std::byte> b) {
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
-// Keeps files and their Readers alive at stable addresses.
-class Layers {
- public:
-  const Reader* Add(std::vector<std::byte> bytes) {
-    files_.push_back(std::move(bytes));
-    auto r = Reader::Open(files_.back(), VerifyLevel::kFull);
-    EXPECT_TRUE(r.has_value()) << r.error().ToString();
-    readers_.push_back(std::move(*r));
-    return &readers_.back();
-  }
-
- private:
-  std::deque<std::vector<std::byte>> files_;
-  std::deque<Reader> readers_;
-};
+using msf_testing::Str;
 
 class MsfChainTest : public ::testing::Test {
  protected:
   void SetUp() override {
     base_bytes_ = MustBuild({{"a", "a1"}, {"b", "b1"}, {"c", "c1"}}, LayerOptions("v1"));
     base_ = layers_.Add(base_bytes_);
-    d2_bytes_ = MustBuild({{"b", "b2"}, {"c", std::nullopt}, {"d", "d2"}},
-                          DeltaOptions("v2", "v1", HeaderChecksumOf(base_bytes_), 1));
-    d2_ = layers_.Add(d2_bytes_);
-    d3_ = layers_.Add(MustBuild({{"a", std::nullopt}, {"c", "c3"}},
-                                DeltaOptions("v3", "v2", HeaderChecksumOf(d2_bytes_), 2)));
+    d2_ = layers_.AddDelta({{"b", "b2"}, {"c", std::nullopt}, {"d", "d2"}}, "v2", base_, 1);
+    d3_ = layers_.AddDelta({{"a", std::nullopt}, {"c", "c3"}}, "v3", d2_, 2);
   }
   void ExpectMismatch(std::vector<const Reader*> chain, const std::string& what) {
     Status s = ValidateChain(chain);
@@ -66,7 +42,7 @@ class MsfChainTest : public ::testing::Test {
   }
 
   Layers layers_;
-  std::vector<std::byte> base_bytes_, d2_bytes_;
+  std::vector<std::byte> base_bytes_;
   const Reader* base_ = nullptr;
   const Reader* d2_ = nullptr;
   const Reader* d3_ = nullptr;

@@ -44,16 +44,28 @@ class StandaloneDuplicateTest : public StandaloneTest {
   static void LetItSettle() { std::this_thread::sleep_for(std::chrono::seconds(4)); }
 };
 
+// The newcomer, with no help from its file's mtime: Failed (DuplicateVersion), it runs nothing, and
+// removing it leaves the owner's file and manifest alone.
+TEST_F(StandaloneDuplicateTest, SecondObjectForAVersionIsADuplicateAndTouchesNothing) {
+  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
+  objects_.Write("v1.yaml", MvYaml("v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+  objects_.Write("again.yaml", Named("ranker-v1-again", "v1"));
+  ASSERT_TRUE(WaitPhase("ranker-v1-again", "Failed"));
+  EXPECT_EQ(Reason("ranker-v1-again"), "DuplicateVersion");
+  EXPECT_FALSE(HasTask("ranker-v1-again"));
+  std::filesystem::remove(objects_.path + "/again.yaml");
+  ASSERT_TRUE(WaitFor(
+      [&] { return !std::filesystem::exists(objects_.path + "/.status/ranker-v1-again.json"); }));
+  EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
+  EXPECT_EQ(Phase("ranker-v1"), "Active");
+}
+
 // The duplicate's file claims to be older than the owner (a copy that kept its mtime, cp -p): it
 // is still the newcomer. Neither does it roll the model back to v1, nor does deleting it remove
 // the file v1's owner still retains.
 TEST_F(StandaloneDuplicateTest, OlderLookingDuplicateOfV1WhileV2IsActiveTouchesNothing) {
-  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  objects_.Write("v2.yaml", MvYaml("v2"));
-  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  ASSERT_NO_FATAL_FAILURE(RollOutV1ThenV2(tools_.Write("fake-sidecar", kFakeSidecar, true)));
   const std::string manifest = Manifest(), gen = ManifestGen();
   ASSERT_EQ(manifest, "v2\n");
 

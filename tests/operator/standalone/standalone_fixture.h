@@ -1,6 +1,6 @@
 // The standalone end-to-end fixture: a real modelswap-operator process over a directory of YAML
 // files, with a fake writer that honours the modelswap-sidecar CLI contract. Shared by the
-// standalone tests (standalone_test.cc, standalone_duplicate_test.cc).
+// standalone tests (standalone_test.cc, standalone_duplicate_test.cc, standalone_tasks_test.cc).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -87,6 +87,16 @@ class StandaloneTest : public ::testing::Test {
   }
   bool WaitPhase(const std::string& name, const std::string& phase) {
     return WaitFor([&] { return Phase(name) == phase; });
+  }
+  // Starts the operator with `sidecar` and rolls ranker out to v1, then to v2 (v1 Superseded).
+  // Fatal failures stay in here: call it through ASSERT_NO_FATAL_FAILURE.
+  void RollOutV1ThenV2(const std::string& sidecar) {
+    Start(sidecar);
+    objects_.Write("v1.yaml", MvYaml("v1"));
+    ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
+    objects_.Write("v2.yaml", MvYaml("v2"));
+    ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
+    ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
   }
 
   // Starts the operator with GatedSidecar, applies v1 and returns once its writer runs (and is

@@ -32,31 +32,6 @@ TEST_F(StandaloneTest, FilesRollOutAndRemovalCleansUp) {
             std::string::npos);
 }
 
-// Two files naming one (model, version): the older object owns it; the other is Failed
-// (DuplicateVersion), runs nothing, and removing it leaves the owner's file and manifest alone.
-TEST_F(StandaloneTest, SecondObjectForAVersionIsADuplicateAndTouchesNothing) {
-  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  std::string dup = MvYaml("v1");
-  dup.replace(dup.find("name: ranker-v1"), 15, "name: ranker-v1-again");
-  objects_.Write("again.yaml", dup);
-  ASSERT_TRUE(WaitPhase("ranker-v1-again", "Failed"));
-  Json st = Json::parse(testing::ReadFile(objects_.path + "/.status/ranker-v1-again.json"));
-  std::string reason;
-  for (const auto& c : Field<Json>(st, {"status", "conditions"}, Json::array())) {
-    if (c.value("type", "") == "Written") reason = c.value("reason", "");
-  }
-  EXPECT_EQ(reason, "DuplicateVersion");
-  EXPECT_FALSE(
-      std::filesystem::exists(objects_.path + "/.status/tasks/ranker-v1-again-write.json"));
-  std::filesystem::remove(objects_.path + "/again.yaml");
-  ASSERT_TRUE(WaitFor(
-      [&] { return !std::filesystem::exists(objects_.path + "/.status/ranker-v1-again.json"); }));
-  EXPECT_TRUE(std::filesystem::exists(data_.path + "/ranker/versions/v1.msf"));
-  EXPECT_EQ(Phase("ranker-v1"), "Active");
-}
-
 TEST_F(StandaloneTest, BadFileGetsAnErrorNamingTheProblem) {
   Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
   std::string bad = MvYaml("v1");
@@ -258,12 +233,7 @@ TEST_F(StandaloneTest, CorruptTaskRecordIsSkipped) {
 // The rollback annotation works on files as on a cluster: a change to it is a change (but not a
 // new generation), and a malformed one is reported without touching the version.
 TEST_F(StandaloneTest, ActivateRequestAnnotationRollsBack) {
-  Start(tools_.Write("fake-sidecar", kFakeSidecar, true));
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  objects_.Write("v2.yaml", MvYaml("v2"));
-  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  ASSERT_NO_FATAL_FAILURE(RollOutV1ThenV2(tools_.Write("fake-sidecar", kFakeSidecar, true)));
   auto annotated = [](const std::string& value) {
     std::string y = MvYaml("v1");
     return y.replace(y.find("spec:"), 0,
@@ -307,12 +277,7 @@ TEST_F(StandaloneTest, RenamedFileThenBrokenKeepsTheVersion) {
 
 TEST_F(StandaloneTest, FilesDeletedOrReplacedWhileStoppedAreActedOnAtRestart) {
   const std::string sidecar = tools_.Write("fake-sidecar", kFakeSidecar, true);
-  Start(sidecar);
-  objects_.Write("v1.yaml", MvYaml("v1"));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Active"));
-  objects_.Write("v2.yaml", MvYaml("v2"));
-  ASSERT_TRUE(WaitPhase("ranker-v2", "Active"));
-  ASSERT_TRUE(WaitPhase("ranker-v1", "Superseded"));
+  ASSERT_NO_FATAL_FAILURE(RollOutV1ThenV2(sidecar));
   StopOperator(SIGTERM);
   // While stopped: v1's file deleted; v2's file now names another version under the same name.
   std::filesystem::remove(objects_.path + "/v1.yaml");

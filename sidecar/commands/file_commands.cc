@@ -2,10 +2,12 @@
 //
 // `write` stores a chunked version by default (chunks + recipe, sidecar/writer/chunked_upload.h);
 // `--whole-file` writes one .msf as before. Its result JSON says "layout" and, for a chunked
-// version, "chunks": {total, new, holes, bytes_new, bytes_reused, bytes_holes, stored_bytes_new}.
-// `write --delta-on V` writes a delta on V (sidecar/writer/delta_write.h); the JSON then has
-// "delta": {base, chainDepth, tombstones}, or after a compaction "compacted": true, and always
-// "chain": [{version, bytes}] newest first (the operator copies it into the version's status).
+// version, "chunks": {total, new, holes, bytes_new, bytes_reused, bytes_holes, stored_bytes_new,
+// chunks_delta, bytes_delta, stored_bytes_delta} (of the new chunks, those stored as delta chunks
+// against the --base version's: sidecar/writer/chunked_upload.h). `write --delta-on V` writes a
+// delta on V (sidecar/writer/delta_write.h); the JSON then has "delta": {base, chainDepth,
+// tombstones}, or after a compaction "compacted": true, and always "chain": [{version, bytes}]
+// newest first (the operator copies it into the version's status).
 //
 // Each prints one JSON line on stdout on success. write and publish, run as Kubernetes Jobs, also
 // write that JSON (or {"error", "code"}) to the termination log, where the operator reads it.
@@ -154,7 +156,10 @@ int RunWrite(const WriteArgs& a) {
                          {"bytes_new", c.bytes_new},
                          {"bytes_reused", c.bytes_reused},
                          {"bytes_holes", c.bytes_holes},
-                         {"stored_bytes_new", c.stored_bytes_new}};
+                         {"stored_bytes_new", c.stored_bytes_new},
+                         {"chunks_delta", c.chunks_delta},
+                         {"bytes_delta", c.bytes_delta},
+                         {"stored_bytes_delta", c.stored_bytes_delta}};
   }
   if (!written->delta_base.empty()) {
     out["delta"] = json{{"base", written->delta_base},

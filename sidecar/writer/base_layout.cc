@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "common/names.h"
@@ -15,7 +16,7 @@ namespace modelswap {
 namespace {
 
 // Puts a chunked version together in scratch: each chunk read from the store (which checks its
-// hash), zero runs left as holes.
+// hash; a delta chunk is read against its base, ChunkStore::GetEntry), zero runs left as holes.
 Status AssembleInto(Env* env, const std::string& root, const chunk::Recipe& recipe, int fd) {
   chunk::ChunkStore store(env, root);
   MS_RETURN_IF_ERROR(env->Truncate(fd, recipe.file_bytes));
@@ -23,13 +24,84 @@ Status AssembleInto(Env* env, const std::string& root, const chunk::Recipe& reci
   for (const chunk::RecipeChunk& c : recipe.chunks) {
     if (c.hole) continue;
     buffer.resize(c.length);
-    MS_RETURN_IF_ERROR(store.Get(c.hash, buffer));
+    MS_RETURN_IF_ERROR(store.GetEntry(c, buffer));
     MS_RETURN_IF_ERROR(env->PWrite(fd, buffer, c.offset));
   }
   return Ok();
 }
 
+// The INDEX section's offset in a header's section table (ParseHeader guarantees one).
+uint64_t IndexOffset(const msf::Header& header) {
+  for (const msf::SectionInfo& s : header.sections) {
+    if (s.kind == msf::kSectionIndex) return s.offset;
+  }
+  return 0;
+}
+
+// The base file's first page (its header), from the chunks that hold it.
+Result<std::vector<std::byte>> BaseHeaderPage(chunk::ChunkStore* store, const chunk::Recipe& base) {
+  std::vector<std::byte> page(msf::kHeaderSize);
+  std::vector<std::byte> buffer;
+  for (const chunk::RecipeChunk& c : base.chunks) {
+    if (c.offset >= page.size()) break;
+    if (c.hole) continue;
+    buffer.resize(c.length);
+    MS_RETURN_IF_ERROR(store->GetEntry(c, buffer));
+    const size_t n = std::min<uint64_t>(c.length, page.size() - c.offset);
+    std::copy_n(buffer.begin(), n, page.begin() + static_cast<ptrdiff_t>(c.offset));
+  }
+  return page;
+}
+
 }  // namespace
+
+Result<DeltaBasePicker> DeltaBasePicker::Create(chunk::ChunkStore* store, chunk::Recipe base,
+                                                std::span<const std::byte> file) {
+  auto fresh = msf::ParseHeader(file);
+  Result<msf::Header> old = std::unexpected(Error(Code::kInternal, "not read"));
+  if (fresh) {
+    auto page = BaseHeaderPage(store, base);
+    if (!page) return Fail(page.error().Context("base version " + base.version + "'s header"));
+    old = msf::ParseHeaderPage(*page, base.file_bytes);
+  }
+  const std::string version = base.version;
+  DeltaBasePicker picker(std::move(base.chunks));
+  if (!fresh || !old) {
+    spdlog::warn("write: delta chunks matched at plain offsets against {}: {}", version,
+                 (!fresh ? fresh.error() : old.error()).ToString());
+    return picker;
+  }
+  picker.index_from_ = IndexOffset(*fresh);
+  picker.base_index_ = IndexOffset(*old);
+  return picker;
+}
+
+std::optional<DeltaBase> DeltaBasePicker::Pick(uint64_t offset, uint32_t length) const {
+  // A chunk mostly in INDEX (its middle byte there) is compared with the base's INDEX.
+  if (offset + length / 2 >= index_from_) {
+    const int64_t moved = static_cast<int64_t>(offset) - static_cast<int64_t>(index_from_) +
+                          static_cast<int64_t>(base_index_);
+    offset = static_cast<uint64_t>(std::max<int64_t>(moved, 0));
+  }
+  auto it =
+      std::upper_bound(chunks_.begin(), chunks_.end(), offset,
+                       [](uint64_t off, const chunk::RecipeChunk& c) { return off < c.offset; });
+  if (it != chunks_.begin()) --it;
+  const uint64_t end = offset + length;
+  const chunk::RecipeChunk* best = nullptr;
+  uint64_t best_overlap = 0;
+  for (; it != chunks_.end() && it->offset < end; ++it) {
+    const uint64_t lo = std::max(offset, it->offset);
+    const uint64_t hi = std::min(end, it->offset + it->length);
+    if (hi > lo && hi - lo > best_overlap) {
+      best = &*it;
+      best_overlap = hi - lo;
+    }
+  }
+  if (best == nullptr || best->hole) return std::nullopt;
+  if (best->delta) return DeltaBase{best->base_hash, best->base_length};
+  return DeltaBase{best->hash, best->length};
+}
 
 Result<std::unique_ptr<BaseVersion>> BaseVersion::Open(Env* env, const std::string& root,
                                                        const std::string& model,

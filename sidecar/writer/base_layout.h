@@ -20,11 +20,17 @@
 // then re-laid; both files are node-local. Thread safety: plain functions.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "common/env.h"
 #include "common/status.h"
+#include "sidecar/chunk/chunk_store.h"
+#include "sidecar/chunk/recipe.h"
 #include "sidecar/msf/builder.h"
 #include "sidecar/msf/reader.h"
 
@@ -32,8 +38,9 @@ namespace modelswap {
 
 // A base version opened for reading: a whole .msf on the volume (mapped beneath root), or a
 // chunked one put together from its recipe and chunks into a scratch file (every chunk's hash
-// checked). The file is verified at `level`: kFull unless the caller checks the contents itself
-// as it reads them (compaction.h). Removes its scratch file when destroyed.
+// checked; a delta chunk read against its base). The file is verified at `level`: kFull unless the
+// caller checks the contents itself as it reads them (compaction.h). Removes its scratch file when
+// destroyed.
 class BaseVersion {
  public:
   static Result<std::unique_ptr<BaseVersion>> Open(
@@ -54,6 +61,40 @@ class BaseVersion {
   std::unique_ptr<MappedFile> mapping_;
   msf::Reader reader_;
   std::string scratch_;  // "" for a file on the volume
+};
+
+// A chunk of the base version that a new chunk may be stored against as a delta chunk (always a
+// chunk stored whole).
+struct DeltaBase {
+  chunk::ChunkHash hash;
+  uint32_t length = 0;
+};
+
+// Where each chunk of a version laid out on a chunked base finds the base chunk it most likely
+// differs from in a few bytes (chunked_upload.h, "Delta chunks"): the base's recipe entry
+// covering most of the same bytes of the base file. "The same bytes" follows the layout above:
+// the header and DATA keep their offsets (unchanged entries stay in place, new ones are appended
+// at DATA's end), but INDEX starts wherever DATA ends, so a version with rows appended or
+// inserted has its whole INDEX shifted against the base's, slot for slot when the capacity is
+// kept: a new INDEX chunk is matched at the same distance from the base's INDEX start. Matched
+// at plain file offsets instead, every INDEX chunk of a version with 0.1 % of keys inserted would
+// be compared with an unrelated stretch of slots, and stored whole. A hole has no base; a delta
+// entry's base is its own base, so a base is always stored whole.
+class DeltaBasePicker {
+ public:
+  // `base` is the base version's recipe, `file` the new version's complete .msf. Reads the base's
+  // header page from the store (through ChunkStore::GetEntry) to find its INDEX; when either
+  // header does not parse, every chunk is matched at its own offset (logged).
+  static Result<DeltaBasePicker> Create(chunk::ChunkStore* store, chunk::Recipe base,
+                                        std::span<const std::byte> file);
+  // The base for the new chunk at [offset, offset + length), or none.
+  [[nodiscard]] std::optional<DeltaBase> Pick(uint64_t offset, uint32_t length) const;
+
+ private:
+  explicit DeltaBasePicker(std::vector<chunk::RecipeChunk> chunks) : chunks_(std::move(chunks)) {}
+  std::vector<chunk::RecipeChunk> chunks_;  // the base's entries, in offset order
+  uint64_t index_from_ = UINT64_MAX;        // the new file's INDEX offset (none: UINT64_MAX)
+  uint64_t base_index_ = 0;                 // the base file's INDEX offset
 };
 
 // Writes `fresh`'s entries into fd (an empty file) in base's layout (see above). options gives

@@ -85,6 +85,22 @@ Status ParseChain(const Json& c, ChainSpec* out) {
   return Ok();
 }
 
+// spec.source.base: the version whose layout a full write keeps (`write --base`). A delta has
+// its own base (spec.source.delta.base) and the writer refuses --base with --delta-on, so the two
+// never meet. That it is not spec.version is checked by the caller, which knows the version.
+Status ParseLayoutBase(const Json& src, SourceSpec* out) {
+  auto base = src.find("base");
+  if (base == src.end() || base->is_null()) return Ok();
+  if (!base->is_string()) return Fail(Code::kInvalidArgument, "spec.source.base must be a string");
+  if (out->kind == SourceSpec::Kind::kDelta) {
+    return Fail(Code::kInvalidArgument,
+                "spec.source.base does not combine with spec.source.delta (a delta is written on "
+                "spec.source.delta.base; base only lays out a generate, tsv or file source)");
+  }
+  out->layout_base = base->get<std::string>();
+  return VersionField(out->layout_base, "spec.source.base");
+}
+
 Status ParseSource(const Json& src, SourceSpec* out) {
   if (!src.is_object()) return Fail(Code::kInvalidArgument, "spec.source is required");
   int count = 0;
@@ -118,7 +134,7 @@ Status ParseSource(const Json& src, SourceSpec* out) {
     return Fail(Code::kInvalidArgument,
                 "spec.source must set exactly one of generate, tsv, file, delta");
   }
-  return Ok();
+  return ParseLayoutBase(src, out);
 }
 
 // spec.writer's pod settings, with the rules of pod_fields.h (the CRD schema has the same).
@@ -301,6 +317,10 @@ Result<ModelVersion> ParseModelVersion(const Json& obj) {
     return Fail(Invalid(mv.name, "spec.source.delta.base is spec.version (\"" + mv.version +
                                      "\"): a delta applies to another version of the model"));
   }
+  if (!mv.source.layout_base.empty() && mv.source.layout_base == mv.version) {
+    return Fail(Invalid(mv.name, "spec.source.base is spec.version (\"" + mv.version +
+                                     "\"): the layout base is an earlier version of the model"));
+  }
   MS_RETURN_IF_ERROR(check(ParseChain(spec.contains("chain") ? spec["chain"] : Json(), &mv.chain)));
   mv.activate = Field<bool>(spec, {"activate"}, true);
   auto retain = PositiveInt(spec, "retain", "spec.retain", 3, 1);
@@ -333,6 +353,8 @@ ModelVersionStatus ParseStatus(const Json& st) {
   s.chunks_new = Field<int64_t>(st, {"chunks", "new"});
   s.bytes_new = Field<int64_t>(st, {"chunks", "bytesNew"});
   s.bytes_reused = Field<int64_t>(st, {"chunks", "bytesReused"});
+  s.chunks_delta = Field<int64_t>(st, {"chunks", "delta"});
+  s.stored_bytes_new = Field<int64_t>(st, {"chunks", "storedBytesNew"});
   if (auto c = st.find("chain"); c != st.end() && c->is_object()) {
     s.chain_length = Field<int>(*c, {"length"});
     s.chain_compacted = Field<bool>(*c, {"compacted"});
@@ -377,6 +399,9 @@ Json StatusToJson(const ModelVersionStatus& s) {
                    {"new", s.chunks_new},
                    {"bytesNew", s.bytes_new},
                    {"bytesReused", s.bytes_reused}};
+    // Only when reported, so statuses from writers that predate them stay byte for byte.
+    if (s.chunks_delta != 0) j["chunks"]["delta"] = s.chunks_delta;
+    if (s.stored_bytes_new != 0) j["chunks"]["storedBytesNew"] = s.stored_bytes_new;
   }
   if (s.chain_length != 0 || !s.chain_layers.empty() || s.chain_compacted) {
     Json layers = Json::array();

@@ -68,6 +68,10 @@ struct ModelVersionStatus {
   // the volume's chunk store (sidecar/writer/chunked_upload.h).
   std::string layout;
   int64_t chunks_total = 0, chunks_new = 0, bytes_new = 0, bytes_reused = 0;
+  // Of chunks_new, those stored as delta chunks against the layout base's chunks (spec.source.
+  // base), and the compressed bytes the new chunks take in the store, whole and delta: what the
+  // version cost the volume (0 from a writer that did not report them).
+  int64_t chunks_delta = 0, stored_bytes_new = 0;
   // The version's chain as its writer reported it (status.chain): layers newest first, the
   // version itself first and its full base last (a full version is a chain of itself; empty
   // from an older writer). chain_length is the layer count (a delta whose writer reported no
@@ -101,6 +105,10 @@ struct SourceSpec {
   int64_t value_bytes = 0;
   std::string path;        // tsv/file/delta.tsv: relative to the storage root
   std::string delta_base;  // kDelta: the base version's name (never spec.version)
+  // spec.source.base, generate/tsv/file only: an earlier version of the model whose layout the
+  // new one keeps (`write --base`), so unchanged rows keep their chunks and changed chunks may be
+  // stored as delta chunks against its. "" = none; never spec.version.
+  std::string layout_base;
 };
 
 // spec.chain: how long a delta's chain may grow before its writer compacts it into a full

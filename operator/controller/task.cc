@@ -99,6 +99,11 @@ std::vector<std::string> TaskArgs(const ModelVersion& mv, TaskKind kind, const s
                                "--compact-ratio", FormatRatio(mv.chain.compact_ratio)});
       break;
   }
+  // The parser keeps a layout base off a delta source (the writer refuses --base with
+  // --delta-on); the writer fails, naming it, if the base version is not on the volume.
+  if (!src.layout_base.empty() && src.kind != SourceSpec::Kind::kDelta) {
+    args.insert(args.end(), {"--base", src.layout_base});
+  }
   // A retried writer (pod killed after its rename, Job lost to its TTL) then reports the file it
   // wrote instead of failing with AlreadyExists; a corrupt existing file still fails.
   args.push_back("--reuse-existing");
@@ -129,6 +134,8 @@ Result<TaskResult> ParseTaskResult(const std::string& text) {
     r.chunks_new = Field<int64_t>(doc, {"chunks", "new"});
     r.bytes_new = Field<int64_t>(doc, {"chunks", "bytes_new"});
     r.bytes_reused = Field<int64_t>(doc, {"chunks", "bytes_reused"});
+    r.chunks_delta = Field<int64_t>(doc, {"chunks", "chunks_delta"});
+    r.stored_bytes_new = Field<int64_t>(doc, {"chunks", "stored_bytes_new"});
     r.delta_base = Field<std::string>(doc, {"delta", "base"});
     r.chain_depth = Field<int>(doc, {"delta", "chainDepth"});
     r.compacted = Field<bool>(doc, {"compacted"});

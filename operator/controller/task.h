@@ -6,8 +6,9 @@
 // shortened with a
 // hash when over 63 characters, the label-value limit job-name must fit): creating a task twice
 // is an AlreadyExists, never a second Job. Arguments follow the modelswap-sidecar CLI contract
-// (docs/design.md): `write --root R --model M --version V <source> [--publish]` (a delta source:
-// `--delta-on B --from-tsv R/path --auto-compact --max-chain N --compact-ratio X`), `publish ...`,
+// (docs/design.md): `write --root R --model M --version V <source> [--base B] [--publish]` (a
+// delta source: `--delta-on B --from-tsv R/path --auto-compact --max-chain N --compact-ratio X`;
+// `--base B` for spec.source.base, the layout base of a full version), `publish ...`,
 // `remove ...`. The result is the one JSON line the sidecar prints and writes to the
 // termination log. Thread safety: pure functions.
 #pragma once
@@ -76,6 +77,10 @@ struct TaskResult {
   bool removed = false;
   std::string layout;  // write: "chunked" | "whole-file" ("" from an older writer)
   int64_t chunks_total = 0, chunks_new = 0, bytes_new = 0, bytes_reused = 0;
+  // write, chunks.chunks_delta and chunks.stored_bytes_new: new chunks stored as delta chunks
+  // against the --base version's, and the compressed bytes all new chunks took (0 from an older
+  // writer).
+  int64_t chunks_delta = 0, stored_bytes_new = 0;
   // write: "delta": {"base", "chainDepth"} of a delta ("" / 0 for a full version), "compacted"
   // when --auto-compact wrote a full version instead, "chain": the layers newest first (the
   // version itself first; one layer for a full version; empty from an older writer).

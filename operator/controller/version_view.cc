@@ -49,6 +49,8 @@ void FoldTasks(VersionView& v) {
             s.chunks_new = result->chunks_new;
             s.bytes_new = result->bytes_new;
             s.bytes_reused = result->bytes_reused;
+            s.chunks_delta = result->chunks_delta;
+            s.stored_bytes_new = result->stored_bytes_new;
             s.chain_layers = result->chain;
             s.chain_compacted = result->compacted;
             // An older writer reports no layers; a delta then still says its depth.

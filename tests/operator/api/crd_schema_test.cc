@@ -60,6 +60,8 @@ TEST(CrdSchemaTest, EveryStatusFieldTheOperatorWritesIsDeclared) {
   s.chunks_new = 1;
   s.bytes_new = 1;
   s.bytes_reused = 3;
+  s.chunks_delta = 1;  // delta and storedBytesNew: written only when not 0
+  s.stored_bytes_new = 1;
   s.chain_layers = {{"v2", 10}, {"v1", 100}};
   s.chain_length = 2;
   s.chain_compacted = true;

@@ -1,7 +1,8 @@
 // Delta versions in the controller: the writer's arguments (task and Job), waiting for the base
 // (Pending, with WaitingForBase, or Stalled when the base is missing, failed or a loop), the
 // writer's chain copied into status, and retention and deletion keeping a base that a kept
-// delta reads through (and a `remove` the sidecar refused, said once).
+// delta reads through (and a `remove` the sidecar refused, said once). Also a full version's
+// layout base (spec.source.base, `write --base`) and the delta chunks its writer reports.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -326,6 +327,54 @@ TEST(DeltaTest, RemovalRefusedByTheSidecarIsSaidOnce) {
   EXPECT_EQ(StatusOf(d, "ranker-v1")->phase, Phase::kSuperseded);
   Apply(d, vs);
   EXPECT_EQ(EventWith(Decide(Inputs(vs, ts)), "RetentionRefused"), nullptr);
+}
+
+// Version `version` of ranker from a TSV, laid out like `base` (spec.source.base).
+ModelVersion LayoutBaseMv(const std::string& version, const std::string& base, int64_t created_s) {
+  ModelVersion mv = Mv(version, created_s);
+  Json obj = *mv.raw;
+  obj["spec"]["source"] = {{"tsv", {{"path", "rows/" + version + ".tsv"}}}, {"base", base}};
+  auto parsed = ParseModelVersion(obj);
+  EXPECT_TRUE(parsed.has_value()) << parsed.error().ToString();
+  return *parsed;
+}
+
+TEST(DeltaTest, WriterArgsForALayoutBase) {
+  EXPECT_EQ(TaskArgs(LayoutBaseMv("v8", "v7", 10), TaskKind::kWrite, "/models"),
+            (std::vector<std::string>{"write", "--root", "/models", "--model", "ranker",
+                                      "--version", "v8", "--from-tsv", "/models/rows/v8.tsv",
+                                      "--base", "v7", "--reuse-existing", "--publish"}));
+  // No base, no flag; publish and remove take no source arguments.
+  auto plain = TaskArgs(Mv("v8", 10), TaskKind::kWrite, "/models");
+  EXPECT_EQ(std::find(plain.begin(), plain.end(), "--base"), plain.end());
+  EXPECT_EQ(TaskArgs(LayoutBaseMv("v8", "v7", 10), TaskKind::kPublish, "/models").size(), 7u);
+}
+
+// A chunked write on a layout base (sidecar/commands/file_commands.cc, the write Report): its
+// delta chunks and stored bytes reach status.chunks.
+TEST(DeltaTest, WriterDeltaChunksAreCopiedIntoStatus) {
+  const std::string result =
+      R"({"path":"/models/ranker/versions/v8.recipe","bytes":4096,"checksum":"xxh3:08",)"
+      R"("layout":"chunked","chunks":{"total":40,"new":3,"holes":1,"bytes_new":300,)"
+      R"("bytes_reused":3700,"bytes_holes":96,"stored_bytes_new":45,"chunks_delta":2,)"
+      R"("bytes_delta":200,"stored_bytes_delta":9},"chain":[{"version":"v8","bytes":4096}]})";
+  auto r = ParseTaskResult(result);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->chunks_delta, 2);
+  EXPECT_EQ(r->stored_bytes_new, 45);
+  std::vector<ModelVersion> vs = {Mv("v7", 10), LayoutBaseMv("v8", "v7", 20)};
+  std::vector<TaskObservation> ts = {
+      Task(vs[0], TaskKind::kWrite, State::kSucceeded, WriteResult("v7", 1)),
+      Task(vs[1], TaskKind::kWrite, State::kSucceeded, result)};
+  const Decision d = Decide(Inputs(vs, ts));  // StatusOf points into it
+  const ModelVersionStatus* s = StatusOf(d, "ranker-v8");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->chunks_new, 3);
+  EXPECT_EQ(s->chunks_delta, 2);
+  EXPECT_EQ(s->stored_bytes_new, 45);
+  const Json j = StatusToJson(*s);
+  EXPECT_EQ(j["chunks"]["delta"], 2);
+  EXPECT_EQ(j["chunks"]["storedBytesNew"], 45);
 }
 
 // Standalone mode runs the sidecar without a termination log: its error is the stderr line.

@@ -146,9 +146,11 @@ void ModelAgent::Activate(std::shared_ptr<LoadedVersion> v, bool fallback) {
     const cache::AssembleStats& a = v->assemble;
     spdlog::info(
         "assembled model={} version={} chunks={} fetched={} from_cache={} from_previous={} "
-        "holes={} bytes_fetched={} reflink={} already_assembled={} previous={}",
+        "holes={} bytes_fetched={} deltas_fetched={} bases_fetched={} bases_from_cache={} "
+        "bases_from_previous={} reflink={} already_assembled={} previous={}",
         model_, v->manifest.version, a.chunks_total, a.chunks_fetched, a.chunks_from_cache,
-        a.chunks_from_previous, a.holes, a.bytes_fetched, a.reflink_used, a.already_assembled,
+        a.chunks_from_previous, a.holes, a.bytes_fetched, a.delta_chunks_fetched, a.bases_fetched,
+        a.bases_from_cache, a.bases_from_previous, a.reflink_used, a.already_assembled,
         a.previous_version);
     if (config_.on_chunked_activated) config_.on_chunked_activated();
   }

@@ -66,7 +66,7 @@ struct WriteArgs : VolumeArgs {
   uint32_t value_bytes = 1024;
   std::string tsv, msf, progress_addr, base, scratch_dir, delta_on;
   bool publish = false, progress = false, reuse_existing = false, whole_file = false;
-  bool compact = false, auto_compact = false;
+  bool compact = false, auto_compact = false, no_chunk_deltas = false;
   uint32_t max_chain = 4;
   double compact_ratio = 0.5;
   chunk::ChunkerParams chunking;
@@ -120,6 +120,7 @@ int RunWrite(const WriteArgs& a) {
   req.reuse_existing = a.reuse_existing;
   req.layout = a.whole_file ? WriteRequest::Layout::kWholeFile : WriteRequest::Layout::kChunked;
   req.base_version = a.base;
+  req.chunk_deltas = !a.no_chunk_deltas;
   req.scratch_dir = a.scratch_dir;
   req.chunking = a.chunking;
   req.zstd_level = a.zstd_level;
@@ -244,6 +245,9 @@ void AddWrite(CLI::App& app, CommandContext& ctx) {
   cmd->add_option("--base", a->base,
                   "lay the version out like this earlier version, so unchanged rows keep their "
                   "chunks");
+  cmd->add_flag("--no-chunk-deltas", a->no_chunk_deltas,
+                "on a chunked --base: store every new chunk whole, never as a delta chunk against "
+                "the base's chunk at its place");
   cmd->add_option("--scratch-dir", a->scratch_dir,
                   "node-local directory where the whole file is built first (default $TMPDIR "
                   "or /tmp)");
@@ -351,9 +355,11 @@ void AddGc(CLI::App& app, CommandContext& ctx) {
     auto r = chunk::CollectGarbage(DefaultEnv(), *root, options);
     ctx.exit_code = r ? Report(json{{"recipes", r->recipes},
                                     {"chunks_seen", r->chunks_seen},
+                                    {"deltas_seen", r->deltas_seen},
                                     {"chunks_referenced", r->chunks_referenced},
                                     {"chunks_young", r->chunks_young},
                                     {"chunks_removed", r->chunks_removed},
+                                    {"deltas_removed", r->deltas_removed},
                                     {"bytes_removed", r->bytes_removed},
                                     {"temps_removed", r->temps_removed},
                                     {"stopped_by_writer", r->stopped_by_writer},

@@ -321,6 +321,8 @@ Result<WriteResult> WriteChunked(Env* env, const WriteRequest& req, const DeltaP
     options.zstd_level = req.zstd_level;
     options.threads = req.threads;
     options.gc_wait_ns = req.gc_wait_ns;
+    options.base_version = req.base_version;
+    options.chunk_deltas = req.chunk_deltas;
     Progress progress(env, "upload " + req.model + "/" + req.version, built->file_size,
                       req.progress);
     options.on_progress = [&progress](uint64_t cut) { progress.Update(cut); };

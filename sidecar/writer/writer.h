@@ -71,6 +71,10 @@ struct WriteRequest {
   // Lay the version out like this earlier version of the model (sidecar/writer/base_layout.h),
   // so that unchanged rows make unchanged chunks. "" = no base.
   std::string base_version = {};
+  // Chunked, on a chunked base: store a chunk the volume lacks as a delta chunk against the
+  // base's chunk at its place when that saves at least half its bytes (chunked_upload.h).
+  // false = `write --no-chunk-deltas`.
+  bool chunk_deltas = true;
   // Chunked: how long to wait while a chunk garbage collection holds the store.
   int64_t gc_wait_ns = int64_t{15} * 60 * 1'000'000'000;
 

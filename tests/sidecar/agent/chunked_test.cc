@@ -25,11 +25,14 @@ class ChunkedAgentTest : public AgentFixture {
     std::filesystem::create_directories(scratch_);
   }
 
-  // Writes <version> as chunks + recipe (no .msf on the volume); seed varies the content.
-  WriteResult WriteChunked(const std::string& version, uint64_t seed = 7) {
+  // Writes <version> as chunks + recipe (no .msf on the volume); seed varies the content. With a
+  // base, the layout of that version is kept and new chunks may be stored as delta chunks.
+  WriteResult WriteChunked(const std::string& version, uint64_t seed = 7,
+                           const std::string& base = "") {
     WriteRequest req =
         MakeWriteRequest(root_, kModel, version, GenerateSource{256 << 10, seed, 48});
     req.layout = WriteRequest::Layout::kChunked;
+    req.base_version = base;
     req.scratch_dir = scratch_;
     req.chunking = chunk::ChunkerParams{4 << 10, 8 << 10, 32 << 10};
     auto r = WriteVersion(DefaultEnv(), req);
@@ -142,6 +145,36 @@ TEST_F(ChunkedAgentTest, WithoutACacheDirAPerPodFallbackIsUsedAndSaidSo) {
   EXPECT_EQ(c["kind"], "per-pod") << c.dump();
   EXPECT_EQ(c["dir"], shm_ + "/chunk-cache");
   ExpectServes(shm_, "v1");
+}
+
+// A version written on a base (`write --base v1`) whose changed chunks are stored as delta
+// chunks: the agent assembles it with the bases from the version it holds, serves its values,
+// and says in status how many deltas it fetched and where their bases came from.
+TEST_F(ChunkedAgentTest, DeltaChunksOnABaseAssembleFromTheHeldVersionAndServe) {
+  PublishChunked("v1");
+  StartAgent(CacheFlags());
+  ASSERT_TRUE(WaitLoaded(1));
+  ExpectServes(shm_, "v1");
+  // Same rows, new version name: each value names its version, so every chunk changes by a few
+  // bytes a row, which is what a delta chunk is for.
+  WriteResult w = WriteChunked("v2", 7, "v1");
+  ASSERT_GT(w.chunks.chunks_delta, 0u);
+  chunk::Recipe r2 = RecipeOf("v2");
+  size_t deltas = 0;
+  for (const auto& c : r2.chunks)
+    deltas += c.delta ? 1 : 0;
+  ASSERT_EQ(deltas, w.chunks.chunks_delta);
+  PublishWritten("v2", w);
+  ASSERT_TRUE(WaitLoaded(2));
+  auto m = ModelStatus();
+  auto a = m["active"]["assemble"];
+  EXPECT_EQ(m["active"]["version"], "v2") << m.dump();
+  EXPECT_GT(a["delta_chunks_fetched"].get<uint64_t>(), 0u) << a.dump();
+  EXPECT_EQ(a["bases_fetched"], 0u) << a.dump();  // every base was on the node already
+  EXPECT_GT(a["bases_from_cache"].get<uint64_t>() + a["bases_from_previous"].get<uint64_t>(), 0u)
+      << a.dump();
+  EXPECT_EQ(m["rejections"], 0);
+  ExpectServes(shm_, "v2");
 }
 
 TEST_F(ChunkedAgentTest, WholeThenChunkedThenWholeSwap) {

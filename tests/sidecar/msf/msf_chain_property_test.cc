@@ -6,26 +6,23 @@
 // gives the same answers. Seeded and bounded (a few seconds).
 #include <gtest/gtest.h>
 
-#include <deque>
 #include <map>
 #include <random>
 #include <set>
 
 #include "sidecar/msf/chain.h"
 #include "tests/sidecar/msf/msf_delta_files.h"
+#include "tests/sidecar/msf/msf_layers.h"
 
 namespace modelswap::msf {
 namespace {
 
 using msf_testing::DeltaOptions;
-using msf_testing::HeaderChecksumOf;
 using msf_testing::LayerOptions;
+using msf_testing::Layers;
 using msf_testing::MustBuild;
 using msf_testing::Ops;
-
-std::string Str(std::span<const std::byte> b) {
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
+using msf_testing::Str;
 
 class ChainModel {
  public:
@@ -70,11 +67,9 @@ class ChainModel {
   std::string NextVersion() { return "v" + std::to_string(++version_); }
 
   void Push(std::vector<std::byte> bytes) {
-    files_.push_back(std::move(bytes));
-    auto r = Reader::Open(files_.back(), VerifyLevel::kFull);
-    ASSERT_TRUE(r.has_value()) << r.error().ToString();
-    readers_.push_back(std::move(*r));
-    chain_.insert(chain_.begin(), &readers_.back());
+    const Reader* r = layers_.Add(std::move(bytes));
+    ASSERT_NE(r, nullptr);
+    chain_.insert(chain_.begin(), r);
   }
 
   void NewFullBase() {
@@ -164,8 +159,7 @@ class ChainModel {
   std::mt19937_64 rng_;
   std::map<std::string, std::string> model_;
   std::set<std::string> seen_;
-  std::deque<std::vector<std::byte>> files_;  // never shrinks: a test's worth of small files
-  std::deque<Reader> readers_;
+  Layers layers_;                     // never shrinks: a test's worth of small files
   std::vector<const Reader*> chain_;  // newest first
   int version_ = 0;
 };

@@ -6,9 +6,8 @@
 //
 // Each version's .msf is written whole-file on its base into a reference volume (with a fake clock
 // every write of the same content is the same bytes), then stored as chunks by UploadChunked,
-// exactly as WriteVersion's chunked path does with the file it built in scratch. WriteVersion
-// itself does not pass --base on to UploadChunked yet (WriteRequest has no chunk_deltas field;
-// see the writer patch in the delta chunks work), so the tests call UploadChunked directly.
+// exactly as WriteVersion's chunked path does with the file it built in scratch; the last case
+// goes through WriteVersion itself (WriteRequest::chunk_deltas, `write --no-chunk-deltas`).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -329,6 +328,30 @@ TEST_F(ChunkDeltaWriteTest, ManyAppendedKeysStillFindTheirIndexBases) {
       << index_deltas << " of " << index_chunks << " INDEX chunks stored as deltas";
   EXPECT_LT(deltas->stored_bytes_new, whole->stored_bytes_new);
   ExpectSameAsReference(root_, "v2");
+}
+
+TEST_F(ChunkDeltaWriteTest, WriteOnAChunkedBaseStoresDeltasUnlessTurnedOff) {
+  ASSERT_NO_FATAL_FAILURE(WriteFirst(Rows(kRows)));
+  WriteReference("v2", "v1", Rows(kRows, kRows / 1000));
+  uint64_t stored[2] = {0, 0};
+  for (bool deltas : {true, false}) {
+    const std::string& root = deltas ? root_ : nodelta_;
+    WriteRequest req =
+        MakeWriteRequest(root, kModel, "v2", TsvSource{std::string(dir_ / "v2.tsv")});
+    req.layout = WriteRequest::Layout::kChunked;
+    req.scratch_dir = scratch_;
+    req.chunking = kParams;
+    req.base_version = "v1";
+    req.chunk_deltas = deltas;  // `write --no-chunk-deltas` when false
+    auto w = WriteVersion(&env_, req);
+    ASSERT_TRUE(w.has_value()) << w.error().ToString();
+    EXPECT_EQ(w->chunks.chunks_delta > 0, deltas);
+    EXPECT_EQ(RecipeFormat(root, "v2"),
+              deltas ? chunk::kRecipeDeltaFormatVersion : chunk::kRecipeFormatVersion);
+    stored[deltas ? 0 : 1] = w->chunks.stored_bytes_new;
+    ExpectSameAsReference(root, "v2");
+  }
+  EXPECT_LT(stored[0] * 4, stored[1]);
 }
 
 }  // namespace

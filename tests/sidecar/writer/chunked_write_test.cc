@@ -50,7 +50,7 @@ class ChunkedWriteTest : public WriterVolumeFixture {
     std::vector<std::byte> file(recipe.file_bytes);
     for (const chunk::RecipeChunk& c : recipe.chunks) {
       if (c.hole) continue;
-      auto st = store.Get(c.hash, std::span(file).subspan(c.offset, c.length));
+      auto st = store.GetEntry(c, std::span(file).subspan(c.offset, c.length));
       EXPECT_TRUE(st.has_value()) << st.error().ToString();
     }
     return file;

@@ -139,6 +139,17 @@ class Env {
   // another boot) from data this boot wrote. Not pure virtual so test Envs need not define it;
   // the default reads the file through this Env (defined below).
   virtual Result<std::string> BootId();
+
+  // Makes every write to the local file system holding `path` durable with one syncfs(2): data,
+  // inodes and directory entries (renames), one journal commit instead of one per file, which is
+  // what a store of thousands of small files needs. kNotSupported where one call is not known to
+  // be enough: FUSE (blobfuse: a file is uploaded when it is flushed, and syncfs is not passed to
+  // the daemon), network file systems, anything but ext4, XFS, btrfs and tmpfs; the caller then
+  // fsyncs file by file. Not pure virtual: the default says kNotSupported, so test Envs and
+  // wrappers fall back to per-file fsyncs unless they opt in.
+  virtual Status SyncFilesystem(const std::string& path) {
+    return Fail(Code::kNotSupported, "syncfs " + path + ": not supported by this Env");
+  }
 };
 
 // The real OS. Stateless; one shared instance.
@@ -202,6 +213,7 @@ class EnvWrapper : public Env {
   int64_t NowUnixNanos() override { return target_->NowUnixNanos(); }
   void SleepForNanos(int64_t n) override { target_->SleepForNanos(n); }
   Result<std::string> BootId() override { return target_->BootId(); }
+  Status SyncFilesystem(const std::string& p) override { return target_->SyncFilesystem(p); }
 
  private:
   Env* target_;

@@ -13,7 +13,13 @@
 //                       (temp file and no-replace rename per chunk, as on the volume), with
 //                       an fsync of file and directory per chunk (D=0) or deferred to one
 //                       Sync() at the end (D=1, ChunkStore::Options::defer_sync)
-// Each reports bytes/s of the input; the ratio to PlainWrite is what bench/README.md records.
+//   Writer/0, Writer/L
+//                       the writer end to end (WriteVersion from the same generated entries,
+//                       256 MiB): 0 is `write --whole-file` (the plain writer: build + fsync), L
+//                       the default chunked write at zstd level L (build the .msf in scratch, cut,
+//                       hash, compress on WriteRequest::threads workers, store, one Sync, recipe)
+// Each reports bytes/s of the input; the ratios (to PlainWrite, and Writer/L to Writer/0) are
+// what bench/README.md records.
 #include <benchmark/benchmark.h>
 #include <zstd.h>
 
@@ -149,6 +155,34 @@ void ChunkStorePut(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes.size()));
 }
 
+// The writer end to end, whole file (arg 0) or chunked at zstd level arg (1 or 3): each
+// iteration writes a new version name into a fresh volume, so nothing is reused.
+void Writer(benchmark::State& state) {
+  const int level = static_cast<int>(state.range(0));
+  const std::string dir = ScratchDir() + "/writer";
+  uint64_t bytes = 0;
+  int n = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir + "/scratch");
+    state.ResumeTiming();
+    WriteRequest req;
+    req.root = dir;
+    req.model = "bench";
+    req.version = "v" + std::to_string(++n);
+    req.source = GenerateSource{256ull << 20, 1, 1024};
+    req.layout = level == 0 ? WriteRequest::Layout::kWholeFile : WriteRequest::Layout::kChunked;
+    req.scratch_dir = dir + "/scratch";
+    req.zstd_level = level == 0 ? 3 : level;
+    auto w = WriteVersion(DefaultEnv(), req);
+    if (!w) std::abort();
+    bytes = w->bytes;
+  }
+  std::filesystem::remove_all(dir);
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+}
+
 BENCHMARK(PlainWrite)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 BENCHMARK(ChunkOnly)->Unit(benchmark::kMillisecond)->Iterations(3);
 BENCHMARK(ChunkSha)->Unit(benchmark::kMillisecond)->Iterations(3);
@@ -159,6 +193,13 @@ BENCHMARK(ChunkStorePut)
     ->Args({3, 1})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(2)
+    ->UseRealTime();
+BENCHMARK(Writer)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(3)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
     ->UseRealTime();
 
 }  // namespace

@@ -229,10 +229,18 @@ TEST_F(ChunkStoreTest, ShortReadsStillGetTheChunk) {
   EXPECT_EQ(st.error().code(), Code::kIOError);
 }
 
-// An Env that counts fsyncs, to see when deferred puts become durable.
+// An Env that counts fsyncs, to see when deferred puts become durable. Its SyncFilesystem does
+// what `syncfs` says (by default: not supported, as on blobfuse), counting calls.
 class CountingEnv : public EnvWrapper {
  public:
+  enum class SyncFs { kUnsupported, kOk, kFail };
   CountingEnv() : EnvWrapper(DefaultEnv()) {}
+  Status SyncFilesystem(const std::string& path) override {
+    ++syncfs_calls;
+    if (syncfs == SyncFs::kOk) return EnvWrapper::SyncFilesystem(path);
+    if (syncfs == SyncFs::kFail) return Fail(Code::kIOError, "syncfs " + path + ": EIO");
+    return Fail(Code::kNotSupported, "syncfs " + path + ": not here");
+  }
   Status Fsync(int fd) override {
     ++fsyncs;
     return EnvWrapper::Fsync(fd);
@@ -241,7 +249,8 @@ class CountingEnv : public EnvWrapper {
     ++dir_fsyncs;
     return EnvWrapper::FsyncDir(d);
   }
-  int fsyncs = 0, dir_fsyncs = 0;
+  int fsyncs = 0, dir_fsyncs = 0, syncfs_calls = 0;
+  SyncFs syncfs = SyncFs::kUnsupported;
 };
 
 TEST_F(ChunkStoreTest, DeferredSyncFsyncsEverythingOnSync) {
@@ -275,6 +284,54 @@ TEST_F(ChunkStoreTest, DeferredSyncFsyncsEverythingOnSync) {
     ASSERT_TRUE(store.Get(Sha256(c), out).has_value());
     EXPECT_EQ(out, c);
   }
+}
+
+// Where one syncfs commits the whole file system, Sync makes one call instead of a fsync per
+// chunk and per directory; when it fails, nothing is forgotten: the next Sync covers them all.
+TEST_F(ChunkStoreTest, DeferredSyncUsesOneSyncfsWhereTheFileSystemAllowsIt) {
+  if (!DefaultEnv()->SyncFilesystem(dir_.path())) {
+    GTEST_SKIP() << "the test directory's file system is synced file by file";
+  }
+  CountingEnv env;
+  env.syncfs = CountingEnv::SyncFs::kFail;
+  ChunkStore store(&env, dir_.path(), ChunkStore::Options{.defer_sync = true});
+  for (int i = 0; i < 10; ++i) {
+    auto c = Content(3000 + i, 40 + i);
+    ASSERT_TRUE(store.Put(Sha256(c), c, 1).has_value());
+  }
+  auto failed = store.Sync();
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code(), Code::kIOError);
+  EXPECT_NE(failed.error().message().find("chunk store sync"), std::string::npos);
+  EXPECT_EQ(env.fsyncs, 0);
+
+  env.syncfs = CountingEnv::SyncFs::kOk;
+  ASSERT_TRUE(store.Sync().has_value());
+  EXPECT_EQ(env.syncfs_calls, 2);
+  EXPECT_EQ(env.fsyncs, 0);
+  EXPECT_EQ(env.dir_fsyncs, 0);
+  ASSERT_TRUE(store.Sync().has_value());  // nothing left: no call at all
+  EXPECT_EQ(env.syncfs_calls, 2);
+
+  // Unsupported (FUSE): back to one fsync per chunk file.
+  env.syncfs = CountingEnv::SyncFs::kUnsupported;
+  auto c = Content(5000, 99);
+  ASSERT_TRUE(store.Put(Sha256(c), c, 1).has_value());
+  ASSERT_TRUE(store.Sync().has_value());
+  EXPECT_EQ(env.syncfs_calls, 3);
+  EXPECT_EQ(env.fsyncs, 1);
+  EXPECT_EQ(env.dir_fsyncs, 1);
+}
+
+// The real Env: syncfs on a local file system, kNotSupported naming the type elsewhere (procfs).
+TEST(SyncFilesystemTest, LocalFileSystemsSyncOthersSayNotSupported) {
+  auto proc = DefaultEnv()->SyncFilesystem("/proc/self");
+  ASSERT_FALSE(proc.has_value());
+  EXPECT_EQ(proc.error().code(), Code::kNotSupported);
+  EXPECT_NE(proc.error().message().find("0x9fa0"), std::string::npos) << proc.error().ToString();
+  auto missing = DefaultEnv()->SyncFilesystem("/nonexistent/modelswap");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code(), Code::kNotFound);
 }
 
 }  // namespace

@@ -25,7 +25,9 @@
 // journal commit each: ~2 per chunk, which dominates a chunked write on a local disk). With
 // Options::defer_sync Put does neither and remembers the chunk; Sync() then fsyncs every chunk
 // and directory written since (by then the kernel has written most of them back, so each fsync
-// is cheap). A writer calls Sync() before it publishes the recipe that names the chunks.
+// is cheap), or, where one syncfs(2) commits the whole file system (Env::SyncFilesystem: ext4,
+// XFS, btrfs, tmpfs; not blobfuse), makes that one call. A writer calls Sync() before it
+// publishes the recipe that names the chunks.
 //
 // Thread safety: concurrent calls (whole or delta) from any number of threads are safe (the
 // deferred list is behind a mutex), and from any number of processes (a racing Put of the same
@@ -128,7 +130,9 @@ class ChunkStore {
   // Every temp file (.tmp-*) under .chunks/<2 hex>/ with its mtime, relative to root: a crashed
   // Put's leftovers, for GC.
   [[nodiscard]] Result<std::vector<std::pair<std::string, int64_t>>> ListTemps();
-  // Fsyncs every chunk file and fan-out directory Put wrote since the last Sync (defer_sync).
+  // Makes every chunk file and fan-out directory Put wrote since the last Sync durable
+  // (defer_sync): one Env::SyncFilesystem where supported, else an fsync each. On failure they
+  // stay listed for the next Sync.
   [[nodiscard]] Status Sync();
   // Removes the chunk file, after checking (Env::OpenBeneath) that it is a regular file reached
   // through no symlink. kNotFound if absent.

@@ -54,7 +54,7 @@ TEST(ReconcilerTest, ChunkedWriteResultIsCopiedIntoStatus) {
   std::string result =
       R"({"path":"/models/ranker/versions/v1.recipe","bytes":4096,"checksum":"xxh3:00",)"
       R"("layout":"chunked","chunks":{"total":40,"new":3,"holes":1,"bytes_new":300,)"
-      R"("bytes_reused":3700,"bytes_holes":96,"stored_bytes_new":120}})";
+      R"("bytes_reused":3700,"bytes_holes":96,"stored_bytes_new":120,"chunks_delta":2}})";
   auto d = Decide(
       Inputs({v1}, {Task(v1, TaskKind::kWrite, TaskObservation::State::kSucceeded, result)}));
   auto st = Of(d, Action::Type::kWriteStatus);
@@ -65,9 +65,12 @@ TEST(ReconcilerTest, ChunkedWriteResultIsCopiedIntoStatus) {
   EXPECT_EQ(s.chunks_new, 3);
   EXPECT_EQ(s.bytes_new, 300);
   EXPECT_EQ(s.bytes_reused, 3700);
+  EXPECT_EQ(s.chunks_delta, 2);
+  EXPECT_EQ(s.stored_bytes_new, 120);
   Json j = StatusToJson(s);
   EXPECT_EQ(j["layout"], "chunked");
-  EXPECT_EQ(j["chunks"], Json::parse(R"({"total":40,"new":3,"bytesNew":300,"bytesReused":3700})"));
+  EXPECT_EQ(j["chunks"], Json::parse(R"({"total":40,"new":3,"bytesNew":300,"bytesReused":3700,)"
+                                     R"("delta":2,"storedBytesNew":120})"));
   EXPECT_EQ(ParseStatus(j), s);
 }
 

@@ -134,11 +134,37 @@ void BaseWaitEvent(const VersionView& v, std::vector<Action>* out) {
                            v.base_wait_message));
 }
 
+// Why views[i] (an unwritten full version with spec.source.base) should not be written yet:
+// its layout base has a ModelVersion here that is still to write it. The writer reads that
+// version (`write --base`), so a Job started first would fail until its retries ran out when
+// both are applied at once. A base with no ModelVersion here, failed or being deleted is not
+// waited for: the writer then finds it on the volume or fails naming it.
+std::optional<BaseWait> LayoutBaseState(const std::vector<VersionView>& views, int i) {
+  const std::string& on = views[i].mv->source.layout_base;
+  if (on.empty()) return std::nullopt;
+  const int b = FindOwner(views, on);
+  if (b < 0 || b == i) return std::nullopt;
+  const VersionView& base = views[b];
+  if (base.next.written() || base.write_failed || base.mv->deleting) return std::nullopt;
+  return BaseWait{"WaitingForBase",
+                  "waits for its layout base " + on + " (ModelVersion " + base.mv->name +
+                      ") to be written first",
+                  false};
+}
+
 void CheckDeltaBases(std::vector<VersionView>& views) {
   for (int i = 0; i < static_cast<int>(views.size()); ++i) {
     VersionView& v = views[i];
-    if (!IsDelta(v) || !v.duplicate_of.empty() || v.mv->deleting || v.next.written() ||
-        v.write_failed || v.write_running) {
+    if (!v.duplicate_of.empty() || v.mv->deleting || v.next.written() || v.write_failed ||
+        v.write_running) {
+      continue;
+    }
+    if (!IsDelta(v)) {
+      if (auto wait = LayoutBaseState(views, i)) {
+        v.base_wait_reason = wait->reason;
+        v.base_wait_message = wait->message;
+        v.base_stalled = wait->stalled;
+      }
       continue;
     }
     std::vector<std::string> path;

@@ -30,7 +30,9 @@
 
 namespace modelswap::op {
 
-// Sets base_wait_* on every unwritten, live delta view (after FoldTasks and MarkDuplicates).
+// Sets base_wait_* on every unwritten, live delta view, and on a full one whose layout base
+// (spec.source.base) has a ModelVersion here still to be written (after FoldTasks and
+// MarkDuplicates).
 void CheckDeltaBases(std::vector<VersionView>& views);
 
 // Fills needed_by of every view (after FoldTasks and MarkDuplicates).

@@ -108,6 +108,32 @@ TEST(DeltaTest, JobCarriesTheDeltaArgs) {
   EXPECT_NE(std::find(args.begin(), args.end(), "--auto-compact"), args.end()) << args.dump();
 }
 
+// A full version laid out on another (spec.source.base) applied together with it: its writer
+// waits until the layout base is written, then runs with --base.
+TEST(DeltaTest, LayoutBaseAppliedTogetherIsWrittenFirst) {
+  ModelVersion v8 = Mv("v8", 10);
+  v8.source.layout_base = "v7";
+  std::vector<ModelVersion> vs = {v8, Mv("v7", 20)};
+  auto d = Decide(Inputs(vs));
+  EXPECT_EQ(Started(d), std::vector<std::string>{"ranker-v7-write"});
+  const ModelVersionStatus* s = StatusOf(d, "ranker-v8");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->phase, Phase::kPending);
+  EXPECT_EQ(Cond(*s, "Written"), "False/WaitingForBase");
+  EXPECT_NE(Cond(*s, "Written", true).find("layout base v7 (ModelVersion ranker-v7)"),
+            std::string::npos);
+  Apply(d, vs);
+  std::vector<TaskObservation> ts = {
+      Task(vs[1], TaskKind::kWrite, State::kSucceeded, WriteResult("v7", 1))};
+  d = Decide(Inputs(vs, ts));
+  EXPECT_EQ(Started(d), std::vector<std::string>{"ranker-v8-write"});
+  // A layout base with no ModelVersion here is not waited for: the writer looks on the volume.
+  ModelVersion v9 = Mv("v9", 30);
+  v9.source.layout_base = "v1";
+  d = Decide(Inputs({v9}));
+  EXPECT_EQ(Started(d), std::vector<std::string>{"ranker-v9-write"});
+}
+
 // Applied before its base (GitOps tools apply a folder in any order): the delta waits, the base
 // is written first, then the delta.
 TEST(DeltaTest, DeltaCreatedBeforeItsBaseWaitsForIt) {

@@ -79,7 +79,11 @@ class ChunkGcTest : public ::testing::Test {
   }
   void WriteRecipe(const std::string& model, const std::string& version,
                    std::vector<RecipeChunk> chunks) {
-    Recipe r{.model = model, .version = version, .msf_checksum = 1, .chunks = std::move(chunks)};
+    Recipe r;
+    r.model = model;
+    r.version = version;
+    r.msf_checksum = 1;
+    r.chunks = std::move(chunks);
     for (const RecipeChunk& c : r.chunks)
       r.file_bytes += c.length;
     EXPECT_TRUE(env_.CreateDirs(dir_ / (model + "/versions")).has_value());
@@ -124,7 +128,11 @@ TEST_F(ChunkGcTest, DeltaEntriesKeepDeltaAndBase) {
               {d, RecipeChunk{.offset = d.length,
                               .length = static_cast<uint32_t>(whole.size()),
                               .stored_length = put->stored_length,
-                              .hash = w}});
+                              .hash = w,
+                              .hole = false,
+                              .delta = false,
+                              .base_hash = {},
+                              .base_length = 0}});
   ASSERT_TRUE(DeltaEntry(unused, base, 0).delta);      // a delta no recipe names
   ASSERT_TRUE(store_.Put(h, content, 1).has_value());  // H whole: no recipe names it whole
   Age(2 * kHour);

@@ -221,7 +221,11 @@ TEST_F(DeltaChunkTest, GetEntryWholeAndDelta) {
   RecipeChunk whole{.offset = 0,
                     .length = static_cast<uint32_t>(base_.size()),
                     .stored_length = 1,
-                    .hash = base_hash_};
+                    .hash = base_hash_,
+                    .hole = false,
+                    .delta = false,
+                    .base_hash = {},
+                    .base_length = 0};
   RecipeChunk delta{.offset = 0,
                     .length = static_cast<uint32_t>(content_.size()),
                     .stored_length = put.stored_length,
@@ -238,7 +242,9 @@ TEST_F(DeltaChunkTest, GetEntryWholeAndDelta) {
   // The wrong size, or a hole: refused.
   std::vector<std::byte> small(10);
   EXPECT_EQ(store_.GetEntry(delta, small).error().code(), Code::kInvalidArgument);
-  RecipeChunk hole{.offset = 0, .length = 10, .hole = true};
+  RecipeChunk hole;
+  hole.length = 10;
+  hole.hole = true;
   EXPECT_EQ(store_.GetEntry(hole, small).error().code(), Code::kInvalidArgument);
   // The base missing: kNotFound naming the base.
   ASSERT_TRUE(store_.Remove(base_hash_).has_value());

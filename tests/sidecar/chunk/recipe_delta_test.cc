@@ -10,12 +10,19 @@
 #include "sidecar/chunk/chunk_store.h"
 #include "sidecar/chunk/recipe.h"
 #include "tests/sidecar/chunk/chunk_test_util.h"
+#include "tests/sidecar/chunk/recipe_test_util.h"
 
 namespace modelswap::chunk {
 namespace {
 
+using testing::Bytes;
+using testing::EntryAt;
+using testing::ExpectCorrupt;
 using testing::MemorySink;
 using testing::RandomBytes;
+using testing::Reseal;
+using testing::SetU32;
+using testing::U32At;
 
 // A version 1 recipe (as recipe_test's Sample) and the same with every third stored chunk a
 // delta against some base.
@@ -41,24 +48,6 @@ size_t DeltaCount(const Recipe& r) {
   return std::count_if(r.chunks.begin(), r.chunks.end(), [](auto& c) { return c.delta; });
 }
 
-std::span<const std::byte> Bytes(const std::string& s) {
-  return std::as_bytes(std::span(s));
-}
-std::string Reseal(std::string text) {
-  text.resize(text.size() - kRecipeTrailerBytes);
-  uint64_t sum = Xxh3(text);
-  text.append(reinterpret_cast<const char*>(&sum), sizeof sum);
-  return text;
-}
-void ExpectCorrupt(const std::string& text, const std::string& words) {
-  auto r = DecodeRecipe(Bytes(text));
-  ASSERT_FALSE(r.has_value()) << "accepted; expected: " << words;
-  EXPECT_EQ(r.error().code(), Code::kCorruption) << r.error().ToString();
-  EXPECT_NE(r.error().message().find(words), std::string::npos) << r.error().message();
-}
-size_t EntryAt(const Recipe& r, size_t i) {
-  return kRecipeFixedHeaderBytes + r.model.size() + r.version.size() + i * kRecipeEntryBytes;
-}
 size_t BaseAt(const Recipe& r, size_t k) {
   return EntryAt(r, r.chunks.size()) + k * kRecipeBaseEntryBytes;
 }
@@ -67,14 +56,6 @@ size_t FirstDelta(const Recipe& r, bool delta = true) {
   while (r.chunks[i].delta != delta || r.chunks[i].hole)
     ++i;
   return i;
-}
-uint32_t U32At(const std::string& text, size_t at) {
-  uint32_t v;
-  std::memcpy(&v, text.data() + at, 4);
-  return v;
-}
-void SetU32(std::string& text, size_t at, uint32_t v) {
-  std::memcpy(text.data() + at, &v, 4);
 }
 
 TEST(RecipeDelta, RoundTrip) {

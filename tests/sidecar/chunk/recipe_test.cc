@@ -12,52 +12,26 @@
 #include "common/checksum.h"
 #include "sidecar/chunk/chunk_store.h"
 #include "tests/sidecar/chunk/chunk_test_util.h"
+#include "tests/sidecar/chunk/recipe_test_util.h"
 #include "tests/testing/temp_dir.h"
 
 namespace modelswap::chunk {
 namespace {
 
+using testing::Bytes;
+using testing::EntryAt;
+using testing::ExpectCorrupt;
 using testing::MemorySink;
 using testing::RandomBytes;
+using testing::Reseal;
+using testing::SetU32;
+using testing::U32At;
 
 Recipe Sample() {
   auto data = RandomBytes(2 << 20, 11);
   std::fill(data.begin() + (1 << 20), data.begin() + (1 << 20) + 70'000, std::byte{0});
   MemorySink sink;
   return ChunkBytes(data, "ranker", "v7", 0x1234'5678'9abc'def0ull, {}, sink.sink()).value();
-}
-
-std::span<const std::byte> Bytes(const std::string& s) {
-  return std::as_bytes(std::span(s));
-}
-
-// Re-seals a hand-edited recipe with a correct trailing checksum, so a test reaches the checks
-// after it.
-std::string Reseal(std::string text) {
-  text.resize(text.size() - kRecipeTrailerBytes);
-  uint64_t sum = Xxh3(text);
-  text.append(reinterpret_cast<const char*>(&sum), sizeof sum);
-  return text;
-}
-
-void ExpectCorrupt(const std::string& text, const std::string& words) {
-  auto r = DecodeRecipe(Bytes(text));
-  ASSERT_FALSE(r.has_value()) << "accepted; expected: " << words;
-  EXPECT_EQ(r.error().code(), Code::kCorruption) << r.error().ToString();
-  EXPECT_NE(r.error().message().find(words), std::string::npos) << r.error().message();
-}
-
-size_t EntryAt(const Recipe& r, size_t i) {
-  return kRecipeFixedHeaderBytes + r.model.size() + r.version.size() + i * kRecipeEntryBytes;
-}
-
-uint32_t U32At(const std::string& text, size_t at) {
-  uint32_t v;
-  std::memcpy(&v, text.data() + at, 4);
-  return v;
-}
-void SetU32(std::string& text, size_t at, uint32_t v) {
-  std::memcpy(text.data() + at, &v, 4);
 }
 
 TEST(Recipe, RoundTrip) {

@@ -142,18 +142,6 @@ class ChunkDeltaWriteTest : public WriterVolumeFixture {
     return format;
   }
 
-  // The file the recipe describes, every entry read through ChunkStore::GetEntry.
-  std::vector<std::byte> Assemble(const std::string& root, const chunk::Recipe& recipe) {
-    chunk::ChunkStore store(&env_, root);
-    std::vector<std::byte> file(recipe.file_bytes);
-    for (const chunk::RecipeChunk& c : recipe.chunks) {
-      if (c.hole) continue;
-      auto st = store.GetEntry(c, std::span(file).subspan(c.offset, c.length));
-      EXPECT_TRUE(st.has_value()) << st.error().ToString();
-    }
-    return file;
-  }
-
   // Asserts that root's recipe of version puts together exactly ref_'s .msf of it.
   void ExpectSameAsReference(const std::string& root, const std::string& version) {
     std::vector<std::byte> want = testing::ReadAll(VersionPath(ref_, kModel, version));

@@ -44,17 +44,6 @@ class ChunkedWriteTest : public WriterVolumeFixture {
     testing::WriteAll(path, std::as_bytes(std::span(text)));
     return path;
   }
-  // The file the recipe describes, put together from the store.
-  std::vector<std::byte> Reassemble(const chunk::Recipe& recipe) {
-    chunk::ChunkStore store(&env_, root_);
-    std::vector<std::byte> file(recipe.file_bytes);
-    for (const chunk::RecipeChunk& c : recipe.chunks) {
-      if (c.hole) continue;
-      auto st = store.GetEntry(c, std::span(file).subspan(c.offset, c.length));
-      EXPECT_TRUE(st.has_value()) << st.error().ToString();
-    }
-    return file;
-  }
 };
 
 std::map<std::string, std::string> Rows(int n, int changed_from = -1, int changed_to = -1) {
@@ -88,7 +77,7 @@ TEST_F(ChunkedWriteTest, RecipeAndChunksReassembleTheBuiltFile) {
   EXPECT_EQ(r->chunks.chunks_total, recipe->chunks.size());
   EXPECT_EQ(r->chunks.bytes_new + r->chunks.bytes_reused + r->chunks.bytes_holes, r->bytes);
   EXPECT_GT(r->chunks.stored_bytes_new, 0u);
-  std::vector<std::byte> file = Reassemble(*recipe);
+  std::vector<std::byte> file = Assemble(root_, *recipe);
   auto reader = msf::Reader::Open(file, msf::VerifyLevel::kFull);
   ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
   EXPECT_EQ(reader->checksum(), r->checksum);
@@ -110,7 +99,7 @@ TEST_F(ChunkedWriteTest, ASecondVersionUploadsOnlyWhatChanged) {
   EXPECT_LT(v2->chunks.chunks_new, v2->chunks.chunks_total / 2);
   auto recipe = chunk::ReadRecipeBeneath(&env_, root_, chunk::RecipeRel("ranker", "v2"));
   ASSERT_TRUE(recipe.has_value());
-  std::vector<std::byte> file = Reassemble(*recipe);
+  std::vector<std::byte> file = Assemble(root_, *recipe);
   auto reader = msf::Reader::Open(file, msf::VerifyLevel::kFull);
   ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
   EXPECT_TRUE(reader->Find(std::string_view("key105001"))->ends_with("-changed"));
@@ -235,7 +224,7 @@ TEST_F(ChunkedWriteTest, OnABaseUnchangedRowsKeepTheirChunks) {
 
   auto recipe = chunk::ReadRecipeBeneath(&env_, root_, chunk::RecipeRel("ranker", "v2"));
   ASSERT_TRUE(recipe.has_value());
-  std::vector<std::byte> file = Reassemble(*recipe);
+  std::vector<std::byte> file = Assemble(root_, *recipe);
   auto reader = msf::Reader::Open(file, msf::VerifyLevel::kFull);
   ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
   EXPECT_EQ(reader->size(), v2.size());
